@@ -98,6 +98,7 @@ expect_errno OK "sticky: the owner of the file can unlink" as_user 1000 probe un
 as_user 1000 probe open sticky/again wronly,creat 0666 >/dev/null
 chown 1002 sticky
 expect_errno OK "sticky: the owner of the directory can unlink" as_user 1002 probe unlink sticky/again
+chmod 0666 sticky/of1001
 expect_errno OK "sticky: opening another user's 0666 file for writing is allowed" as_user 1000 probe open sticky/of1001 wronly
 
 # -- setgid directory
