@@ -324,27 +324,38 @@ abort_fuse() {
 		echo 1 >/sys/fs/fuse/connections/"$conn"/abort
 }
 
-# watchdog SECONDS: after SECONDS, abort the FUSE connection and stop the test,
-# so a hung daemon fails the test instead of hanging ctest (restart to extend)
+# watchdog SECONDS: (re)arm the deadline. When it passes, abort the FUSE
+# connection and stop the test, so a hung daemon fails the test instead of
+# hanging ctest. The watcher polls a file, so re-arming never signals it.
 watchdog() {
-	[ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
-	local secs=$1 me=$$
+	printf '%(%s)T' -1 >"$WORK/deadline.new"
+	echo $(($(cat "$WORK/deadline.new") + $1)) >"$WORK/deadline.new"
+	mv "$WORK/deadline.new" "$WORK/deadline"
+}
+
+start_watchdog() {
+	local me=$$
 	(
-		trap 'kill $sp 2>/dev/null; exit 0' TERM
-		sleep "$secs" &
-		sp=$!
-		wait $sp
-		echo "not ok - $TEST_NAME: watchdog fired after ${secs}s, aborting"
+		while sleep 1; do
+			[ -f "$WORK/deadline" ] || exit 0
+			local now deadline
+			printf -v now '%(%s)T' -1
+			deadline=$(<"$WORK/deadline")
+			[ "$now" -ge "$deadline" ] && break
+		done
+		echo "not ok - $TEST_NAME: watchdog deadline passed, aborting"
 		abort_fuse
 		kill -TERM $me
 	) &
 	WATCHDOG_PID=$!
+	disown $WATCHDOG_PID
 }
 
 cleanup() {
 	local rc=$?
 	trap - EXIT
-	[ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
+	# SIGKILL: the watcher has no trap that could run in it
+	[ -n "$WATCHDOG_PID" ] && kill -KILL "$WATCHDOG_PID" 2>/dev/null
 	cd /
 	if is_mounted; then
 		if on_kmemfs; then
@@ -372,6 +383,9 @@ cleanup() {
 	fi
 	exit $rc
 }
+# the watcher starts before any trap exists, so it inherits none
+watchdog "${KMEMFS_TEST_WATCHDOG:-170}"
+start_watchdog
 trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
@@ -385,5 +399,4 @@ if on_kmemfs; then
 	done
 fi
 
-watchdog "${KMEMFS_TEST_WATCHDOG:-170}"
 note "$TEST_NAME on $TARGET, work dir $WORK"

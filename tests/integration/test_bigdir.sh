@@ -1,0 +1,34 @@
+#!/bin/bash
+# test_bigdir.sh -- one directory with 100k entries: create, lookup (in another
+# order), readdir count, unlink all; each phase timed and bounded.
+. "$(dirname "$0")/lib.sh" "$@"
+watchdog 280
+fs_setup 512M
+N=${KMEMFS_BIGDIR_ENTRIES:-100000}
+mkdir "$MNT/big"
+
+start=$SECONDS
+out=$(probe bigdir "$MNT/big" "$N" 2>&1)
+rc=$?
+elapsed=$((SECONDS - start))
+note "bigdir: $out"
+if [ $rc -eq 0 ]; then
+	pass "create, lookup, readdir ($N entries counted) and unlink of $N entries"
+else
+	fail "create, lookup, readdir and unlink of $N entries" "$out"
+fi
+check "[ $elapsed -le 180 ]" "the $N-entry cycle finished in ${elapsed}s (limit 180s)"
+check_eq "$(ls -A "$MNT/big" | wc -l)" 0 "the directory is empty afterwards"
+check_eq "$(stat_field "$MNT/big" nlink)" 2 "nlink of the emptied directory"
+expect_errno OK "rmdir of the emptied directory" probe rmdir "$MNT/big"
+
+# the same through everyday tools, on a smaller scale: xargs touch, ls, find, rm
+mkdir "$MNT/tools"
+start=$SECONDS
+(cd "$MNT/tools" && seq -f 'f%06g' 1 20000 | xargs touch)
+check_eq "$(ls -f "$MNT/tools" | grep -c '^f')" 20000 "ls -f sees 20000 files made by touch"
+check_eq "$(find "$MNT/tools" -type f -name 'f*5' | wc -l)" 2000 "find filters by name over 20000 entries"
+rm -rf "$MNT/tools"
+check "[ ! -e '$MNT/tools' ]" "rm -rf of a 20000-entry directory"
+note "20000 entries with touch/ls/find/rm: $((SECONDS - start))s"
+finish
