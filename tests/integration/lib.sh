@@ -80,10 +80,12 @@ check() {
 	fi
 }
 
-# check_eq ACTUAL EXPECTED MESSAGE
+# check_eq ACTUAL EXPECTED MESSAGE (multi-line values are shown as a diff)
 check_eq() {
 	if [ "$1" = "$2" ]; then
 		pass "$3"
+	elif [[ "$1$2" == *$'\n'* ]]; then
+		fail "$3" "diff expected actual:" "$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$1") | head -n 14)"
 	else
 		fail "$3" "expected: $2" "actual:   $1"
 	fi
@@ -218,6 +220,29 @@ used_bytes() {
 	stat -f -c '%b %f %S' "$MNT" | awk '{ printf "%d\n", ($1 - $2) * $3 }'
 }
 
+# manifest DIR [noino]: every name with type, mode, owner, size, links, blocks,
+# mtime/ctime in ns, symlink target, content hash, xattrs and ACLs; one line per
+# entry, sorted. Equal manifests mean equal trees (atime left out: reads move it).
+# noino leaves out inode numbers and ctime, for comparing copies.
+manifest() {
+	local dir=$1 mode=${2:-}
+	(
+		cd "$dir" || exit 1
+		if [ "$mode" = noino ]; then
+			# directory sizes are the filesystem's own business
+			find . -mindepth 1 ! -type d -printf '%P|%y|%m|%U|%G|%s|%n|%T@|%l\n'
+			find . -mindepth 1 -type d -printf '%P|%y|%m|%U|%G|%n|%T@\n'
+		else
+			find . -mindepth 1 -printf '%P|%y|%m|%U|%G|%s|%n|%b|%i|%T@|%C@|%l\n'
+		fi | sort
+		find . -mindepth 1 -type f -print0 | sort -z | xargs -0r sha256sum
+		# both tools print one blank-line separated block per file, in readdir
+		# order: make each block one line and sort them
+		getfattr -R -P -d -m - -e hex . 2>/dev/null | awk -v RS= '{ gsub(/\n/, " ; "); print }' | sort
+		getfacl -R -P -n . 2>/dev/null | awk -v RS= '{ gsub(/\n/, " ; "); print }' | sort
+	)
+}
+
 # ---- the filesystem under test --------------------------------------------------
 
 # daemon_pids: kmemfs processes serving our pool (matched by its unique path)
@@ -300,7 +325,7 @@ fs_umount() {
 
 # fs_remount [OPTS]: unmount and mount again (persistence checks)
 fs_remount() {
-	fs_umount && fs_mount "${1:-$MOUNT_OPTS}"
+	fs_umount && fs_mount "${1-$MOUNT_OPTS}"
 }
 
 # fs_setup SIZE [OPTS] [DIR]: fresh filesystem mounted on $MNT, or abort the test
