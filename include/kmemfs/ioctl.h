@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * kmemfs/ioctl.h -- ioctls a program sends to files on a kmemfs mount.
+ * Fixed-width fields only; KMEMFS_IOCTL_VERSION changes with any struct.
+ */
+#ifndef KMEMFS_IOCTL_H
+#define KMEMFS_IOCTL_H
+
+#include <linux/ioctl.h>
+#include <linux/types.h>
+
+#define KMEMFS_IOCTL_VERSION 1
+#define KMEMFS_IOC_MAGIC 'K'
+
+/* Filesystem figures, in 4 KiB pages unless named otherwise. */
+struct kmemfs_stat {
+	__u32 version;          /* KMEMFS_IOCTL_VERSION */
+	__u32 page_size;
+	__u64 total_pages;
+	__u64 used_pages;       /* referenced by files (shared counted once) */
+	__u64 shared_pages;     /* referenced by more than one file */
+	__u64 free_pages;       /* present and free */
+	__u64 lent_pages;       /* given to the host or kernel */
+	__u64 units_lent;       /* lend events since mount */
+	__u64 units_reclaimed;  /* reclaim events since mount */
+	__u64 reclaim_failures;
+	__u64 meta_bytes_total; /* pool bytes outside the data arenas */
+	__u64 meta_bytes_used;
+	__u64 reserved[8];
+};
+
+#define KMEMFS_IOC_STAT _IOR(KMEMFS_IOC_MAGIC, 0x10, struct kmemfs_stat)
+
+#endif

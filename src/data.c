@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * data.c -- file contents in device pages.
+ *
+ * Every change follows the same three steps:
+ *   1. plan: find the device page behind each file page of the range;
+ *      allocate new pages for holes and for pages shared with a clone;
+ *   2. copy: write the data (and zero or copy the untouched parts of new
+ *      pages) straight into the device pages, and persist it;
+ *   3. commit: one transaction maps the new pages, drops the references
+ *      of the pages they replace and updates size and times.
+ * A crash before 3 leaves the old file; new pages are unreferenced and
+ * free again at the next mount.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data.h"
+#include "emap.h"
+#include "fs.h"
+#include "txn.h"
+
+#define PG ((uint64_t)KMFS_PAGE_SIZE)
+#define MAX_FPAGE (1ull << 50) /* 4 EiB of file offsets */
+
+/* zeroes for the holes of a read: never written */
+static char zero_buf[1u << 20];
+
+struct seg {
+	uint64_t fpage;
+	uint64_t count;
+	uint64_t dpage; /* where the data goes */
+	uint64_t old;   /* device page it replaces, EMAP_HOLE for none */
+	bool fresh;     /* newly allocated: gets mapped at commit */
+};
+
+struct plan {
+	struct seg *v;
+	size_t n, cap;
+	uint64_t hint;
+};
+
+static int plan_add(struct plan *pl, struct seg s)
+{
+	if (pl->n == pl->cap) {
+		size_t cap = pl->cap ? pl->cap * 2 : 16;
+		struct seg *v = realloc(pl->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pl->v = v;
+		pl->cap = cap;
+	}
+	pl->v[pl->n++] = s;
+	return 0;
+}
+
+/* Allocate new pages for file pages [fpage, fpage+count). */
+static int plan_new(struct txn *t, struct plan *pl, uint64_t fpage,
+		    uint64_t count, uint64_t old)
+{
+	while (count) {
+		uint64_t start;
+		int64_t got = pages_alloc(t, count, pl->hint, &start);
+		int rc;
+
+		if (got < 0)
+			return (int)got;
+		rc = plan_add(pl, (struct seg){ fpage, (uint64_t)got, start, old, true });
+		if (rc < 0)
+			return rc;
+		pl->hint = start + (uint64_t)got;
+		fpage += (uint64_t)got;
+		count -= (uint64_t)got;
+		if (old != EMAP_HOLE)
+			old += (uint64_t)got;
+	}
+	return 0;
+}
+
+/*
+ * Plan file pages [first, end). Mapped pages owned by this file alone are
+ * written in place; holes get new pages when FILL_HOLES; shared pages get
+ * new ones when COW.
+ */
+static int plan_range(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
+		      uint64_t first, uint64_t end, bool fill_holes, bool cow,
+		      struct plan *pl)
+{
+	const struct kmfs_pool *p = &fs->pool;
+	struct kmfs_extent e;
+	uint64_t pos = first;
+	int rc;
+
+	if (first > 0 && emap_lookup(p, ino, first - 1, &e) == 0)
+		pl->hint = e.dpage + (first - 1 - e.fpage) + 1;
+	while (pos < end) {
+		int r = emap_lookup(p, ino, pos, &e);
+
+		if (r == 0) {
+			uint64_t run = (e.fpage + e.count < end ? e.fpage + e.count : end) - pos;
+			uint64_t dp = e.dpage + (pos - e.fpage), k = 0;
+			bool shared = pages_refcount(&fs->pages, dp) > 1;
+
+			while (k < run && (pages_refcount(&fs->pages, dp + k) > 1) == shared)
+				k++;
+			if (shared && cow)
+				rc = plan_new(t, pl, pos, k, dp);
+			else
+				rc = plan_add(pl, (struct seg){ pos, k, dp, dp, false });
+			if (rc < 0)
+				return rc;
+			pl->hint = dp + k;
+			pos += k;
+			continue;
+		}
+		uint64_t hole_end = (r == 1 && e.fpage < end) ? e.fpage : end;
+		if (fill_holes) {
+			rc = plan_new(t, pl, pos, hole_end - pos, EMAP_HOLE);
+			if (rc < 0)
+				return rc;
+		}
+		pos = hole_end;
+	}
+	return 0;
+}
+
+/* Give a new page its content outside [from, to): the old page's, or 0. */
+static void fill_page(struct kmfs_fs *fs, uint64_t dpage, uint64_t old,
+		      size_t from, size_t to)
+{
+	char *dst = pool_page(&fs->pool, dpage);
+
+	if (old == EMAP_HOLE) {
+		memset(dst, 0, from);
+		memset(dst + to, 0, PG - to);
+	} else {
+		const char *src = pool_page(&fs->pool, old);
+		memcpy(dst, src, from);
+		memcpy(dst + to, src + to, PG - to);
+	}
+}
+
+static int unref_cb(void *arg, uint64_t dpage, uint64_t count)
+{
+	return pages_unref(arg, dpage, count);
+}
+
+/* Map the plan's new pages; caller is inside the transaction. */
+static int plan_commit(struct txn *t, struct kmfs_inode *ino,
+		       const struct plan *pl)
+{
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct seg *s = &pl->v[i];
+		int rc;
+
+		if (!s->fresh)
+			continue;
+		rc = pages_ref_new(t, s->dpage, s->count);
+		if (rc == 0)
+			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage,
+					  unref_cb, t);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int touch(struct kmfs_inode *ino, bool mtime)
+{
+	struct kmfs_time now = pool_now();
+	int rc = TXADD(ino, ctime);
+
+	if (rc == 0 && mtime)
+		rc = TXADD(ino, mtime);
+	if (rc < 0)
+		return rc;
+	ino->ctime = now;
+	if (mtime)
+		ino->mtime = now;
+	return 0;
+}
+
+int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+	      size_t size, data_reply_fn reply, void *arg)
+{
+	uint64_t end, pos;
+	struct iovec *iov;
+	int n = 0, cap, rc;
+
+	if (off >= ino->size || size == 0)
+		return reply(arg, NULL, 0);
+	end = ino->size - off < size ? ino->size : off + size;
+	cap = (int)((end - off) / PG) * 2 + 8;
+	iov = malloc((size_t)cap * sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	for (pos = off; pos < end;) {
+		struct kmfs_extent e;
+		int r = emap_lookup(&fs->pool, ino, pos / PG, &e);
+		uint64_t stop;
+
+		if (n + 2 >= cap) {
+			struct iovec *v = realloc(iov, (size_t)cap * 2 * sizeof(*iov));
+			if (!v) {
+				free(iov);
+				return -ENOMEM;
+			}
+			iov = v;
+			cap *= 2;
+		}
+		if (r == 0) {
+			stop = (e.fpage + e.count) * PG;
+			if (stop > end)
+				stop = end;
+			iov[n].iov_base = (char *)pool_page(&fs->pool, e.dpage) +
+					  (pos - e.fpage * PG);
+		} else {
+			stop = (r == 1 && e.fpage * PG < end) ? e.fpage * PG : end;
+			if (stop - pos > sizeof(zero_buf))
+				stop = pos + sizeof(zero_buf);
+			iov[n].iov_base = zero_buf;
+		}
+		iov[n].iov_len = stop - pos;
+		n++;
+		pos = stop;
+	}
+	rc = reply(arg, iov, n);
+	free(iov);
+	return rc;
+}
+
+ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		   size_t size, const struct data_src *src)
+{
+	uint64_t end = off + size, first = off / PG, last = (end + PG - 1) / PG;
+	struct plan pl = {0};
+	struct txn t;
+	int rc;
+
+	if (size == 0)
+		return 0;
+	if (end < off || last > MAX_FPAGE)
+		return -EFBIG;
+	txn_init(&t, &fs->pages);
+	rc = plan_range(fs, &t, ino, first, last, true, true, &pl);
+	if (rc < 0)
+		goto out_release;
+	/* 2. copy, segment by segment in file order (the source is a stream) */
+	for (size_t i = 0; i < pl.n; i++) {
+		struct seg *s = &pl.v[i];
+		uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
+		char *base = pool_page(&fs->pool, s->dpage);
+
+		if (s->fresh) {
+			/* new pages that the write covers only in part */
+			if (off > a)
+				fill_page(fs, s->dpage, s->old, off - a, PG);
+			if (end < b) {
+				uint64_t lp = s->count - 1;
+				size_t from = a + lp * PG > off ? 0 : off - (a + lp * PG);
+				fill_page(fs, s->dpage + lp,
+					  s->old == EMAP_HOLE ? EMAP_HOLE : s->old + lp,
+					  from, end - (a + lp * PG));
+			}
+		}
+		if (a < off)
+			a = off;
+		if (b > end)
+			b = end;
+		rc = src->copy(src->arg, base + (a - s->fpage * PG), b - a);
+		if (rc < 0)
+			goto out_release;
+		pool_persist(&fs->pool, base, s->count * PG);
+	}
+	/* 3. commit */
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out_release;
+	rc = plan_commit(&t, ino, &pl);
+	if (rc == 0 && end > ino->size) {
+		rc = TXADD(ino, size);
+		if (rc == 0)
+			ino->size = end;
+	}
+	if (rc == 0)
+		rc = touch(ino, true);
+	rc = txn_end(&t, rc);
+	free(pl.v);
+	return rc < 0 ? rc : (ssize_t)size;
+out_release:
+	txn_release(&t);
+	free(pl.v);
+	return rc;
+}
+
+/*
+ * Zero bytes [from, to) of file page FPAGE if it is mapped: in place when
+ * only this file has it, else on a copy that joins the plan.
+ */
+static int zero_in_page(struct kmfs_fs *fs, struct txn *t,
+			struct kmfs_inode *ino, uint64_t fpage, size_t from,
+			size_t to, struct plan *pl)
+{
+	size_t before = pl->n;
+	int rc = plan_range(fs, t, ino, fpage, fpage + 1, false, true, pl);
+
+	if (rc < 0 || pl->n == before)
+		return rc;
+	struct seg *s = &pl->v[pl->n - 1];
+	char *page = pool_page(&fs->pool, s->dpage);
+	if (s->fresh)
+		fill_page(fs, s->dpage, s->old, from, to);
+	memset(page + from, 0, to - from);
+	pool_persist(&fs->pool, page, PG);
+	return 0;
+}
+
+int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
+{
+	struct plan pl = {0};
+	struct txn t;
+	int rc = 0;
+
+	if (size / PG > MAX_FPAGE)
+		return -EFBIG;
+	txn_init(&t, &fs->pages);
+	/* the tail of the new last page must read as zeroes if regrown */
+	if (size < ino->size && size % PG)
+		rc = zero_in_page(fs, &t, ino, size / PG, size % PG, PG, &pl);
+	if (rc < 0) {
+		txn_release(&t);
+		free(pl.v);
+		return rc;
+	}
+	rc = txn_begin(&t);
+	if (rc < 0) {
+		txn_release(&t);
+		free(pl.v);
+		return rc;
+	}
+	rc = plan_commit(&t, ino, &pl);
+	if (rc == 0 && size < ino->size) {
+		uint64_t keep = (size + PG - 1) / PG;
+		rc = emap_replace(&t, ino, keep, MAX_FPAGE - keep, EMAP_HOLE,
+				  unref_cb, &t);
+	}
+	if (rc == 0)
+		rc = TXADD(ino, size);
+	if (rc == 0) {
+		ino->size = size;
+		rc = touch(ino, true);
+	}
+	free(pl.v);
+	return txn_end(&t, rc);
+}
+
+int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+	       uint64_t len)
+{
+	uint64_t end = off + len, full_a, full_b;
+	struct plan pl = {0};
+	struct txn t;
+	int rc = 0;
+
+	if (end < off || end / PG > MAX_FPAGE)
+		end = MAX_FPAGE * PG;
+	full_a = (off + PG - 1) / PG;
+	full_b = end / PG;
+	txn_init(&t, &fs->pages);
+	if (off % PG) {
+		uint64_t pe = (off / PG + 1) * PG;
+		rc = zero_in_page(fs, &t, ino, off / PG, off % PG,
+				  end < pe ? end % PG ? end % PG : PG : PG, &pl);
+	}
+	if (rc == 0 && end % PG && end / PG != off / PG)
+		rc = zero_in_page(fs, &t, ino, end / PG, 0, end % PG, &pl);
+	if (rc == 0)
+		rc = txn_begin(&t);
+	if (rc < 0) {
+		txn_release(&t);
+		free(pl.v);
+		return rc;
+	}
+	rc = plan_commit(&t, ino, &pl);
+	if (rc == 0 && full_b > full_a)
+		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE,
+				  unref_cb, &t);
+	if (rc == 0)
+		rc = touch(ino, true);
+	free(pl.v);
+	return txn_end(&t, rc);
+}
+
+int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		  uint64_t len, int keep_size)
+{
+	uint64_t end = off + len;
+	struct plan pl = {0};
+	struct txn t;
+	int rc;
+
+	if (end < off || (end + PG - 1) / PG > MAX_FPAGE)
+		return -EFBIG;
+	txn_init(&t, &fs->pages);
+	rc = plan_range(fs, &t, ino, off / PG, (end + PG - 1) / PG, true, false,
+			&pl);
+	if (rc < 0) {
+		txn_release(&t);
+		free(pl.v);
+		return rc;
+	}
+	for (size_t i = 0; i < pl.n; i++) {
+		if (!pl.v[i].fresh)
+			continue;
+		char *page = pool_page(&fs->pool, pl.v[i].dpage);
+		pool_memset_persist(&fs->pool, page, 0, pl.v[i].count * PG);
+	}
+	rc = txn_begin(&t);
+	if (rc < 0) {
+		txn_release(&t);
+		free(pl.v);
+		return rc;
+	}
+	rc = plan_commit(&t, ino, &pl);
+	if (rc == 0 && !keep_size && end > ino->size) {
+		rc = TXADD(ino, size);
+		if (rc == 0)
+			ino->size = end;
+	}
+	if (rc == 0)
+		rc = touch(ino, !keep_size);
+	free(pl.v);
+	return txn_end(&t, rc);
+}
+
+int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
+		  int whence)
+{
+	struct kmfs_extent e;
+	uint64_t pos;
+	int r;
+
+	if (off < 0 || (uint64_t)off >= ino->size)
+		return -ENXIO;
+	pos = (uint64_t)off / PG;
+	if (whence == SEEK_DATA) {
+		r = emap_lookup(&fs->pool, ino, pos, &e);
+		if (r == 0)
+			return off;
+		if (r == 1 && e.fpage * PG < ino->size)
+			return (int64_t)(e.fpage * PG);
+		return -ENXIO;
+	}
+	for (;;) {
+		r = emap_lookup(&fs->pool, ino, pos, &e);
+		if (r != 0)
+			break;
+		pos = e.fpage + e.count;
+	}
+	if (pos * PG >= ino->size)
+		return (int64_t)ino->size;
+	return pos * PG > (uint64_t)off ? (int64_t)(pos * PG) : off;
+}
+
+int data_release_all(struct txn *t, struct kmfs_inode *ino)
+{
+	return emap_destroy(t, ino, unref_cb, t);
+}

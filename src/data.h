@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * data.h -- file contents: read, write, truncate, punch, allocate, seek.
+ *
+ * Data goes straight into device pages and is persisted before the
+ * transaction that makes it reachable commits. New pages are never
+ * readable before every byte of them is written or zeroed. Shared pages
+ * (clones) are copied on write. Callers hold the inode's lock.
+ */
+#ifndef KMEMFS_DATA_H
+#define KMEMFS_DATA_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "format.h"
+
+struct kmfs_fs;
+
+/* a source of bytes for a write: fills DST with the next LEN bytes */
+struct data_src {
+	int (*copy)(void *arg, void *dst, size_t len);
+	void *arg;
+};
+
+/* receives the pieces of a read; called with the inode still locked */
+typedef int (*data_reply_fn)(void *arg, const struct iovec *iov, int n);
+
+int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+	      size_t size, data_reply_fn reply, void *arg);
+/* data_write -- returns bytes written or -errno; all or nothing */
+ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		   size_t size, const struct data_src *src);
+int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size);
+int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+	       uint64_t len);
+int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		  uint64_t len, int keep_size);
+/* data_seek -- SEEK_DATA / SEEK_HOLE */
+int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
+		  int whence);
+/* data_release_all -- drop every page of an inode; caller in txn */
+struct txn;
+int data_release_all(struct txn *t, struct kmfs_inode *ino);
+
+#endif

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * dir.h -- directories: name -> inode, constant time for any size.
+ *
+ * Entries form one list sorted by a 63-bit seeded hash of their name (the
+ * "cookie", which is also the readdir offset, stable across inserts,
+ * removes and table growth); a bucket table indexes the list by the
+ * cookie's top bits.
+ */
+#ifndef KMEMFS_DIR_H
+#define KMEMFS_DIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+struct kmfs_pool;
+struct txn;
+
+struct dir_entry {
+	const char *name;
+	uint16_t namelen;
+	uint8_t type;       /* DT_* */
+	uint64_t ino_off;
+	uint64_t cookie;
+};
+
+/* called per entry by dir_iter; non-zero stops */
+typedef int (*dir_iter_fn)(void *arg, const struct dir_entry *e);
+
+/* dir_init -- give a new directory inode an empty table; caller in txn */
+int dir_init(struct txn *t, struct kmfs_inode *dir);
+/* dir_destroy -- free the (empty) table; caller in txn */
+int dir_destroy(struct txn *t, struct kmfs_inode *dir);
+int dir_lookup(const struct kmfs_pool *p, const struct kmfs_inode *dir,
+	       const char *name, size_t len, struct dir_entry *out);
+/* dir_add -- -EEXIST when the name is taken; caller in txn */
+int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
+	    size_t len, uint64_t ino_off, uint8_t type);
+/* dir_remove -- -ENOENT when missing; caller in txn */
+int dir_remove(struct txn *t, struct kmfs_inode *dir, const char *name,
+	       size_t len);
+/* dir_retarget -- point an existing entry at another inode; caller in txn */
+int dir_retarget(struct txn *t, struct kmfs_inode *dir, const char *name,
+		 size_t len, uint64_t ino_off, uint8_t type);
+bool dir_is_empty(const struct kmfs_pool *p, const struct kmfs_inode *dir);
+/* dir_iter -- entries with cookie > AFTER in cookie order */
+int dir_iter(const struct kmfs_pool *p, const struct kmfs_inode *dir,
+	     uint64_t after, dir_iter_fn fn, void *arg);
+uint64_t dir_count(const struct kmfs_pool *p, const struct kmfs_inode *dir);
+
+/* dir_hash -- exposed for fsck and tests */
+uint64_t dir_hash(uint64_t seed, const char *name, size_t len);
+
+#endif

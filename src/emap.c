@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * emap.c -- extent maps as a two-level tree of sorted extent arrays.
+ *
+ * Updates rewrite one leaf at a time from a volatile copy: a leaf is at
+ * most ~3 KiB, so the undo log stays small whatever the file size.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "emap.h"
+#include "pages.h"
+#include "pool.h"
+#include "txn.h"
+
+struct emap_ctx {
+	struct txn *t;
+	struct kmfs_pool *p;
+	struct kmfs_inode *ino;
+	struct kmfs_emap_index *idx;
+};
+
+static struct kmfs_emap_leaf *leaf_at(const struct kmfs_pool *p,
+				      const struct kmfs_emap_index *idx,
+				      uint32_t i)
+{
+	return pool_ptr(p, idx->ent[i].leaf_off);
+}
+
+/* Largest leaf index whose key <= fpage. */
+static uint32_t leaf_for(const struct kmfs_emap_index *idx, uint64_t fpage)
+{
+	uint32_t lo = 0, hi = idx->nleaves;
+
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (idx->ent[mid].key <= fpage)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index of the last extent with fpage <= pos in the leaf, or -1. */
+static int ext_for(const struct kmfs_emap_leaf *l, uint64_t pos)
+{
+	int lo = -1, hi = (int)l->n;
+
+	while (hi - lo > 1) {
+		int mid = (lo + hi) / 2;
+		if (l->ext[mid].fpage <= pos)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int emap_lookup(const struct kmfs_pool *p, const struct kmfs_inode *ino,
+		uint64_t fpage, struct kmfs_extent *out)
+{
+	const struct kmfs_emap_index *idx = pool_ptr(p, ino->data_off);
+
+	if (!idx)
+		return -ENOENT;
+	for (uint32_t li = leaf_for(idx, fpage); li < idx->nleaves; li++) {
+		const struct kmfs_emap_leaf *l = leaf_at(p, idx, li);
+		int i = ext_for(l, fpage);
+
+		if (i >= 0 && l->ext[i].fpage + l->ext[i].count > fpage) {
+			*out = l->ext[i];
+			return 0;
+		}
+		if ((uint32_t)(i + 1) < l->n) {
+			*out = l->ext[i + 1];
+			return 1;
+		}
+	}
+	return -ENOENT;
+}
+
+int emap_walk(const struct kmfs_pool *p, const struct kmfs_inode *ino,
+	      emap_walk_fn fn, void *arg)
+{
+	const struct kmfs_emap_index *idx = pool_ptr(p, ino->data_off);
+
+	if (!idx)
+		return 0;
+	for (uint32_t li = 0; li < idx->nleaves; li++) {
+		const struct kmfs_emap_leaf *l = leaf_at(p, idx, li);
+		for (uint32_t i = 0; i < l->n; i++) {
+			int rc = fn(arg, &l->ext[i]);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static size_t leaf_size(uint32_t cap)
+{
+	return sizeof(struct kmfs_emap_leaf) + cap * sizeof(struct kmfs_extent);
+}
+
+static size_t index_size(uint32_t cap)
+{
+	return sizeof(struct kmfs_emap_index) + cap * sizeof(struct kmfs_emap_ent);
+}
+
+/* Make room for one more index entry at position AT. */
+static int index_insert(struct emap_ctx *c, uint32_t at, uint64_t key,
+			uint64_t leaf_off)
+{
+	struct kmfs_emap_index *idx = c->idx;
+	int rc;
+
+	if (idx->nleaves == idx->cap) {
+		uint32_t cap = idx->cap * 2;
+		uint64_t off = tx_realloc(c->ino->data_off, index_size(cap),
+					  KMFS_T_EMAP_INDEX);
+		if (!off)
+			return -ENOSPC;
+		rc = TXADD(c->ino, data_off);
+		if (rc < 0)
+			return rc;
+		c->ino->data_off = off;
+		c->idx = idx = pool_ptr(c->p, off);
+		idx->cap = cap;
+	} else {
+		rc = tx_add(idx, index_size(idx->nleaves + 1));
+		if (rc < 0)
+			return rc;
+	}
+	memmove(&idx->ent[at + 1], &idx->ent[at],
+		(idx->nleaves - at) * sizeof(idx->ent[0]));
+	idx->ent[at].key = key;
+	idx->ent[at].leaf_off = leaf_off;
+	idx->nleaves++;
+	return 0;
+}
+
+static int index_remove(struct emap_ctx *c, uint32_t at)
+{
+	struct kmfs_emap_index *idx = c->idx;
+	int rc = tx_add(idx, index_size(idx->nleaves));
+
+	if (rc < 0)
+		return rc;
+	memmove(&idx->ent[at], &idx->ent[at + 1],
+		(idx->nleaves - at - 1) * sizeof(idx->ent[0]));
+	idx->nleaves--;
+	if (at == 0)
+		idx->ent[0].key = 0; /* leaf 0 always covers from page 0 */
+	return 0;
+}
+
+/* Write N extents into a leaf object at index position LI, growing it. */
+static int leaf_write(struct emap_ctx *c, uint32_t li,
+		      const struct kmfs_extent *v, uint32_t n)
+{
+	struct kmfs_emap_leaf *l = leaf_at(c->p, c->idx, li);
+	int rc;
+
+	if (n > l->cap) {
+		uint32_t cap = l->cap;
+		uint64_t off;
+		while (cap < n)
+			cap *= 2;
+		if (cap > KMFS_LEAF_MAX)
+			cap = KMFS_LEAF_MAX;
+		off = tx_alloc(leaf_size(cap), KMFS_T_EMAP_LEAF, false);
+		if (!off)
+			return -ENOSPC;
+		rc = tx_free(c->idx->ent[li].leaf_off);
+		if (rc == 0)
+			rc = tx_add(&c->idx->ent[li], sizeof(c->idx->ent[li]));
+		if (rc < 0)
+			return rc;
+		c->idx->ent[li].leaf_off = off;
+		l = pool_ptr(c->p, off);
+		l->cap = cap;
+		l->pad = 0;
+	} else {
+		uint32_t span = n > l->n ? n : l->n;
+		rc = tx_add(l, leaf_size(span));
+		if (rc < 0)
+			return rc;
+	}
+	memcpy(l->ext, v, n * sizeof(*v));
+	l->n = n;
+	return 0;
+}
+
+/*
+ * Store the new content of leaf LI: remove it when empty, split it when
+ * over KMFS_LEAF_MAX. Returns how many leaves now hold the content (0-2)
+ * or -errno.
+ */
+static int leaf_store(struct emap_ctx *c, uint32_t li,
+		      const struct kmfs_extent *v, uint32_t n)
+{
+	int rc;
+
+	if (n == 0 && c->idx->nleaves > 1) {
+		rc = tx_free(c->idx->ent[li].leaf_off);
+		if (rc == 0)
+			rc = index_remove(c, li);
+		return rc < 0 ? rc : 0;
+	}
+	if (n <= KMFS_LEAF_MAX) {
+		rc = leaf_write(c, li, v, n);
+		return rc < 0 ? rc : 1;
+	}
+	/* split: the upper half moves to a new leaf keyed by its first page */
+	uint32_t half = n / 2;
+	uint64_t off = tx_alloc(leaf_size(KMFS_LEAF_MAX), KMFS_T_EMAP_LEAF, false);
+	struct kmfs_emap_leaf *nl;
+
+	if (!off)
+		return -ENOSPC;
+	nl = pool_ptr(c->p, off);
+	nl->cap = KMFS_LEAF_MAX;
+	nl->pad = 0;
+	nl->n = n - half;
+	memcpy(nl->ext, v + half, (n - half) * sizeof(*v));
+	rc = leaf_write(c, li, v, half);
+	if (rc == 0)
+		rc = index_insert(c, li + 1, v[half].fpage, off);
+	return rc < 0 ? rc : 2;
+}
+
+static int map_create(struct emap_ctx *c)
+{
+	uint64_t ioff = tx_alloc(index_size(4), KMFS_T_EMAP_INDEX, true);
+	uint64_t loff = tx_alloc(leaf_size(4), KMFS_T_EMAP_LEAF, true);
+	int rc;
+
+	if (!ioff || !loff)
+		return -ENOSPC;
+	rc = TXADD(c->ino, data_off);
+	if (rc < 0)
+		return rc;
+	c->idx = pool_ptr(c->p, ioff);
+	c->idx->cap = 4;
+	c->idx->nleaves = 1;
+	c->idx->ent[0].key = 0;
+	c->idx->ent[0].leaf_off = loff;
+	((struct kmfs_emap_leaf *)pool_ptr(c->p, loff))->cap = 4;
+	c->ino->data_off = ioff;
+	return 0;
+}
+
+/* Remove [fpage, end) from every leaf that may hold part of it. */
+static int unmap_range(struct emap_ctx *c, uint64_t fpage, uint64_t end,
+		       emap_removed_fn removed, void *arg, uint64_t *nremoved)
+{
+	struct kmfs_extent v[KMFS_LEAF_MAX + 2];
+	uint32_t li = leaf_for(c->idx, fpage);
+
+	while (li < c->idx->nleaves && c->idx->ent[li].key < end) {
+		const struct kmfs_emap_leaf *l = leaf_at(c->p, c->idx, li);
+		uint32_t n = 0;
+		bool changed = false;
+		int rc;
+
+		for (uint32_t i = 0; i < l->n; i++) {
+			struct kmfs_extent e = l->ext[i];
+			uint64_t eend = e.fpage + e.count;
+			uint64_t a, b;
+
+			if (eend <= fpage || e.fpage >= end) {
+				v[n++] = e;
+				continue;
+			}
+			changed = true;
+			a = e.fpage > fpage ? e.fpage : fpage;
+			b = eend < end ? eend : end;
+			if (removed) {
+				rc = removed(arg, e.dpage + (a - e.fpage), b - a);
+				if (rc < 0)
+					return rc;
+			}
+			*nremoved += b - a;
+			if (e.fpage < fpage) {
+				struct kmfs_extent left = e;
+				left.count = (uint32_t)(fpage - e.fpage);
+				v[n++] = left;
+			}
+			if (eend > end) {
+				struct kmfs_extent right = e;
+				right.fpage = end;
+				right.dpage = e.dpage + (end - e.fpage);
+				right.count = (uint32_t)(eend - end);
+				v[n++] = right;
+			}
+		}
+		if (!changed) {
+			li++;
+			continue;
+		}
+		rc = leaf_store(c, li, v, n);
+		if (rc < 0)
+			return rc;
+		li += (uint32_t)rc;
+	}
+	return 0;
+}
+
+/* Insert one extent that lies within leaf LI's key range (already a hole). */
+static int insert_in_leaf(struct emap_ctx *c, uint32_t li, struct kmfs_extent e)
+{
+	struct kmfs_extent v[KMFS_LEAF_MAX + 2];
+	const struct kmfs_emap_leaf *l = leaf_at(c->p, c->idx, li);
+	const struct pages *pg = c->t->pages;
+	int at = ext_for(l, e.fpage) + 1;
+	uint32_t n = 0;
+	int rc;
+
+	memcpy(v, l->ext, (size_t)at * sizeof(*v));
+	n = (uint32_t)at;
+	/* merge with the previous extent when contiguous on both sides */
+	if (n > 0) {
+		struct kmfs_extent *pv = &v[n - 1];
+		if (pv->fpage + pv->count == e.fpage &&
+		    pv->dpage + pv->count == e.dpage &&
+		    (uint64_t)pv->count + e.count <= UINT32_MAX &&
+		    pages_same_arena(pg, pv->dpage, e.dpage)) {
+			pv->count += e.count;
+			goto tail;
+		}
+	}
+	v[n++] = e;
+tail:
+	for (uint32_t i = (uint32_t)at; i < l->n; i++) {
+		struct kmfs_extent *pv = &v[n - 1];
+		const struct kmfs_extent *x = &l->ext[i];
+		if (i == (uint32_t)at && pv->fpage + pv->count == x->fpage &&
+		    pv->dpage + pv->count == x->dpage &&
+		    (uint64_t)pv->count + x->count <= UINT32_MAX &&
+		    pages_same_arena(pg, pv->dpage, x->dpage)) {
+			pv->count += x->count;
+			continue;
+		}
+		v[n++] = *x;
+	}
+	rc = leaf_store(c, li, v, n);
+	return rc < 0 ? rc : 0;
+}
+
+int emap_replace(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		 uint64_t count, uint64_t dpage, emap_removed_fn removed,
+		 void *arg)
+{
+	struct emap_ctx c = { .t = t, .p = t->pages->pool, .ino = ino };
+	uint64_t end = fpage + count, nremoved = 0, pos;
+	int rc;
+
+	if (count == 0)
+		return 0;
+	c.idx = pool_ptr(c.p, ino->data_off);
+	if (!c.idx) {
+		if (dpage == EMAP_HOLE)
+			return 0;
+		rc = map_create(&c);
+		if (rc < 0)
+			return rc;
+	}
+	rc = unmap_range(&c, fpage, end, removed, arg, &nremoved);
+	if (rc < 0)
+		return rc;
+	for (pos = fpage; dpage != EMAP_HOLE && pos < end;) {
+		uint32_t li = leaf_for(c.idx, pos);
+		uint64_t limit = li + 1 < c.idx->nleaves ? c.idx->ent[li + 1].key
+							 : UINT64_MAX;
+		uint64_t piece = (end < limit ? end : limit) - pos;
+		struct kmfs_extent e = {
+			.fpage = pos, .dpage = dpage + (pos - fpage),
+		};
+
+		if (piece > UINT32_MAX)
+			piece = UINT32_MAX;
+		e.count = (uint32_t)piece;
+		rc = insert_in_leaf(&c, li, e);
+		if (rc < 0)
+			return rc;
+		pos += piece;
+	}
+	if (nremoved || dpage != EMAP_HOLE) {
+		rc = TXADD(ino, blocks);
+		if (rc < 0)
+			return rc;
+		ino->blocks -= nremoved;
+		if (dpage != EMAP_HOLE)
+			ino->blocks += count;
+	}
+	return 0;
+}
+
+int emap_destroy(struct txn *t, struct kmfs_inode *ino,
+		 emap_removed_fn removed, void *arg)
+{
+	struct kmfs_pool *p = t->pages->pool;
+	struct kmfs_emap_index *idx = pool_ptr(p, ino->data_off);
+	int rc;
+
+	if (!idx)
+		return 0;
+	for (uint32_t li = 0; li < idx->nleaves; li++) {
+		struct kmfs_emap_leaf *l = leaf_at(p, idx, li);
+		for (uint32_t i = 0; i < l->n && removed; i++) {
+			rc = removed(arg, l->ext[i].dpage, l->ext[i].count);
+			if (rc < 0)
+				return rc;
+		}
+		rc = tx_free(idx->ent[li].leaf_off);
+		if (rc < 0)
+			return rc;
+	}
+	rc = tx_free(ino->data_off);
+	if (rc == 0)
+		rc = TXADD(ino, data_off);
+	if (rc == 0)
+		rc = TXADD(ino, blocks);
+	if (rc < 0)
+		return rc;
+	ino->data_off = 0;
+	ino->blocks = 0;
+	return 0;
+}

@@ -1,0 +1,1116 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * fs.c -- filesystem operations: locking, inode life cycle, namespace,
+ * attributes. The lock order is in fs.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libpmemobj.h>
+
+#include "acl.h"
+#include "dir.h"
+#include "fs.h"
+#include "log.h"
+#include "txn.h"
+#include "xattr.h"
+
+#define VTAB_SIZE (1u << 16)
+#define LINK_MAX_COUNT 65000u
+
+/* ---- inode numbers and pointers ------------------------------------- */
+
+uint64_t fs_ino(const struct kmfs_fs *fs, uint64_t off)
+{
+	return off == fs->pool.sb->root_off ? FS_ROOT_INO : off;
+}
+
+uint64_t fs_ino_off(const struct kmfs_fs *fs, uint64_t ino)
+{
+	return ino == FS_ROOT_INO ? fs->pool.sb->root_off : ino;
+}
+
+struct kmfs_inode *fs_inode(const struct kmfs_fs *fs, uint64_t off)
+{
+	return pool_ptr(&fs->pool, off);
+}
+
+static struct kmfs_inode *ino_ptr(const struct kmfs_fs *fs, uint64_t ino)
+{
+	return fs_inode(fs, fs_ino_off(fs, ino));
+}
+
+static uint8_t dtype(mode_t mode)
+{
+	return (uint8_t)IFTODT(mode);
+}
+
+/* ---- vnodes: volatile per-inode state -------------------------------- */
+
+static struct vnode **vslot(struct kmfs_fs *fs, uint64_t off)
+{
+	uint64_t h = (off >> 4) * 0x9e3779b97f4a7c15ull;
+	return &fs->vtab[h >> 48 & (VTAB_SIZE - 1)];
+}
+
+/* vget -- find or make the vnode of OFF and pin it; vlock not held */
+static struct vnode *vget(struct kmfs_fs *fs, uint64_t off)
+{
+	struct vnode **slot, *v;
+
+	pthread_mutex_lock(&fs->vlock);
+	slot = vslot(fs, off);
+	for (v = *slot; v; v = v->next)
+		if (v->off == off)
+			break;
+	if (!v) {
+		v = calloc(1, sizeof(*v));
+		if (!v) {
+			pthread_mutex_unlock(&fs->vlock);
+			return NULL;
+		}
+		v->off = off;
+		pthread_rwlock_init(&v->lock, NULL);
+		v->next = *slot;
+		*slot = v;
+	}
+	v->busy++;
+	pthread_mutex_unlock(&fs->vlock);
+	return v;
+}
+
+/* Free an unlinked inode and everything it owns. */
+static int inode_destroy(struct kmfs_fs *fs, uint64_t off)
+{
+	struct kmfs_inode *ino = fs_inode(fs, off);
+	struct txn t;
+	int rc;
+
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		return rc;
+	if (S_ISREG(ino->mode))
+		rc = data_release_all(&t, ino);
+	else if (S_ISDIR(ino->mode) && ino->data_off)
+		rc = dir_destroy(&t, ino);
+	else if (S_ISLNK(ino->mode))
+		rc = tx_free(ino->data_off);
+	if (rc == 0)
+		rc = xattr_destroy(&t, ino);
+	if (rc == 0)
+		rc = tx_free(off);
+	rc = txn_end(&t, rc);
+	if (rc < 0)
+		log_err("cannot free inode %llu: %s", (unsigned long long)off,
+			strerror(-rc));
+	return rc;
+}
+
+/*
+ * Drop counts on V; when nothing refers to it any more the vnode goes,
+ * and so does the inode if no directory entry names it.
+ */
+static void vput_counts(struct kmfs_fs *fs, struct vnode *v, uint64_t nlookup,
+			uint32_t nopen, uint32_t busy)
+{
+	struct vnode **pp;
+	bool gone;
+	uint64_t off = v->off;
+
+	pthread_mutex_lock(&fs->vlock);
+	v->nlookup -= nlookup < v->nlookup ? nlookup : v->nlookup;
+	v->nopen -= nopen;
+	v->busy -= busy;
+	gone = !v->nlookup && !v->nopen && !v->busy;
+	if (gone) {
+		for (pp = vslot(fs, off); *pp != v; pp = &(*pp)->next)
+			;
+		*pp = v->next;
+	}
+	pthread_mutex_unlock(&fs->vlock);
+	if (!gone)
+		return;
+	pthread_rwlock_destroy(&v->lock);
+	free(v);
+	if (fs_inode(fs, off)->nlink == 0 && !fs->readonly)
+		inode_destroy(fs, off);
+}
+
+static void vput(struct kmfs_fs *fs, struct vnode *v)
+{
+	vput_counts(fs, v, 0, 0, 1);
+}
+
+/* Count one kernel lookup of OFF (an entry reply). */
+static int vlookup(struct kmfs_fs *fs, uint64_t off)
+{
+	struct vnode *v = vget(fs, off);
+
+	if (!v)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->vlock);
+	v->nlookup++;
+	v->busy--;
+	pthread_mutex_unlock(&fs->vlock);
+	return 0;
+}
+
+/* Has the kernel or an open file a reference to OFF? (vlock taken) */
+static bool vreferenced(struct kmfs_fs *fs, uint64_t off)
+{
+	struct vnode *v;
+	bool ref = false;
+
+	pthread_mutex_lock(&fs->vlock);
+	for (v = *vslot(fs, off); v; v = v->next)
+		if (v->off == off)
+			ref = true;
+	pthread_mutex_unlock(&fs->vlock);
+	return ref;
+}
+
+/* ---- mount ----------------------------------------------------------- */
+
+/* Free inodes that were unlinked while open when the daemon stopped. */
+static void free_orphans(struct kmfs_fs *fs)
+{
+	PMEMoid oid = pmemobj_first(fs->pool.pop);
+	uint64_t n = 0;
+
+	while (!OID_IS_NULL(oid)) {
+		PMEMoid next = pmemobj_next(oid);
+		if (pmemobj_type_num(oid) == KMFS_T_INODE &&
+		    ((struct kmfs_inode *)pmemobj_direct(oid))->nlink == 0 &&
+		    oid.off != fs->pool.sb->root_off) {
+			if (inode_destroy(fs, oid.off) == 0)
+				n++;
+		}
+		oid = next;
+	}
+	if (n)
+		log_info("freed %llu inodes unlinked before the last unmount",
+			 (unsigned long long)n);
+}
+
+static void set_mounted(struct kmfs_fs *fs, bool on)
+{
+	struct kmfs_super *sb = fs->pool.sb;
+	struct txn t;
+	int rc;
+
+	txn_init(&t, &fs->pages);
+	if (txn_begin(&t) < 0)
+		return;
+	rc = tx_add(sb, offsetof(struct kmfs_super, reserved));
+	if (rc == 0) {
+		sb->mounted_pid = on ? (uint64_t)getpid() : 0;
+		if (on) {
+			sb->flags |= KMFS_SF_DIRTY;
+			sb->mount_count++;
+		} else {
+			sb->flags &= ~KMFS_SF_DIRTY;
+		}
+	}
+	txn_end(&t, rc);
+}
+
+int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
+{
+	int rc;
+
+	memset(fs, 0, sizeof(*fs));
+	rc = pool_open(path, &fs->pool);
+	if (rc < 0)
+		return rc;
+	int enabled = 1;
+	pmemobj_ctl_set(fs->pool.pop, "stats.enabled", &enabled);
+	rc = pages_init(&fs->pages, &fs->pool, o->lend && !o->readonly,
+			o->reserve);
+	if (rc < 0)
+		goto out_close;
+	fs->vtab = calloc(VTAB_SIZE, sizeof(*fs->vtab));
+	if (!fs->vtab) {
+		rc = -ENOMEM;
+		goto out_pages;
+	}
+	fs->vtab_size = VTAB_SIZE;
+	pthread_rwlock_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->vlock, NULL);
+	fs->readonly = o->readonly;
+	if (!fs->readonly) {
+		free_orphans(fs);
+		set_mounted(fs, true);
+	}
+	return 0;
+out_pages:
+	pages_fini(&fs->pages);
+out_close:
+	pool_close(&fs->pool);
+	return rc;
+}
+
+void fs_unmount(struct kmfs_fs *fs)
+{
+	/* inodes the kernel still held: free the unlinked ones now */
+	for (uint64_t i = 0; i < fs->vtab_size; i++) {
+		while (fs->vtab[i]) {
+			struct vnode *v = fs->vtab[i];
+			v->busy++;
+			vput_counts(fs, v, v->nlookup, v->nopen, 1);
+		}
+	}
+	if (!fs->readonly)
+		set_mounted(fs, false);
+	free(fs->vtab);
+	pages_fini(&fs->pages);
+	pool_close(&fs->pool);
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->vlock);
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+void fs_stat(const struct kmfs_fs *fs, uint64_t off, struct stat *st)
+{
+	const struct kmfs_inode *ino = fs_inode(fs, off);
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = fs_ino(fs, off);
+	st->st_mode = ino->mode;
+	st->st_nlink = ino->nlink;
+	st->st_uid = ino->uid;
+	st->st_gid = ino->gid;
+	st->st_rdev = ino->rdev;
+	st->st_size = (off_t)ino->size;
+	st->st_blocks = (blkcnt_t)(ino->blocks * (KMFS_PAGE_SIZE / 512));
+	st->st_blksize = KMFS_PAGE_SIZE;
+	st->st_atim.tv_sec = ino->atime.sec;
+	st->st_atim.tv_nsec = ino->atime.nsec;
+	st->st_mtim.tv_sec = ino->mtime.sec;
+	st->st_mtim.tv_nsec = ino->mtime.nsec;
+	st->st_ctim.tv_sec = ino->ctime.sec;
+	st->st_ctim.tv_nsec = ino->ctime.nsec;
+}
+
+int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st)
+{
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	fs_stat(fs, fs_ino_off(fs, ino), st);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return 0;
+}
+
+static struct kmfs_time ts_to_kt(struct timespec ts)
+{
+	struct kmfs_time t = { .sec = ts.tv_sec, .nsec = (uint32_t)ts.tv_nsec };
+	return t;
+}
+
+int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
+	       int to_set, struct stat *out)
+{
+	uint64_t off = fs_ino_off(fs, ino_nr);
+	struct kmfs_inode *ino = fs_inode(fs, off);
+	struct kmfs_time now = pool_now();
+	struct txn t;
+	int rc = 0;
+
+	if (fs->readonly)
+		return -EROFS;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	if (to_set & FS_SET_SIZE) {
+		if (S_ISDIR(ino->mode))
+			rc = -EISDIR;
+		else if (!S_ISREG(ino->mode))
+			rc = -EINVAL;
+		else if (attr->st_size < 0)
+			rc = -EINVAL;
+		else if ((uint64_t)attr->st_size != ino->size)
+			rc = data_truncate(fs, ino, (uint64_t)attr->st_size);
+		if (rc < 0)
+			goto out;
+	}
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	rc = tx_add(ino, sizeof(*ino));
+	if (rc == 0 && (to_set & FS_SET_MODE)) {
+		ino->mode = (ino->mode & S_IFMT) | (attr->st_mode & 07777);
+		rc = acl_chmod(&t, ino);
+	}
+	if (rc == 0) {
+		if (to_set & FS_SET_UID)
+			ino->uid = attr->st_uid;
+		if (to_set & FS_SET_GID)
+			ino->gid = attr->st_gid;
+		if (to_set & FS_SET_ATIME_NOW)
+			ino->atime = now;
+		else if (to_set & FS_SET_ATIME)
+			ino->atime = ts_to_kt(attr->st_atim);
+		if (to_set & FS_SET_MTIME_NOW)
+			ino->mtime = now;
+		else if (to_set & FS_SET_MTIME)
+			ino->mtime = ts_to_kt(attr->st_mtim);
+		if (to_set & FS_SET_CTIME)
+			ino->ctime = ts_to_kt(attr->st_ctim);
+		else
+			ino->ctime = now;
+	}
+	rc = txn_end(&t, rc);
+out:
+	if (rc == 0)
+		fs_stat(fs, off, out);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+/* ---- namespace ----------------------------------------------------------- */
+
+static int check_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return -ENOENT;
+	if (len > KMFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* A directory inode for DIR_INO, or an errno. ns_lock held. */
+static int get_dir(struct kmfs_fs *fs, uint64_t dir_ino, struct kmfs_inode **out)
+{
+	struct kmfs_inode *d = ino_ptr(fs, dir_ino);
+
+	if (!S_ISDIR(d->mode))
+		return -ENOTDIR;
+	if (d->nlink == 0)
+		return -ENOENT; /* removed while we were looking */
+	*out = d;
+	return 0;
+}
+
+int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	      uint64_t *out_off)
+{
+	struct kmfs_inode *dir;
+	struct dir_entry de;
+	int rc;
+
+	rc = check_name(name);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, &dir);
+	if (rc == 0) {
+		if (!strcmp(name, "."))
+			de.ino_off = fs_ino_off(fs, dir_ino);
+		else if (!strcmp(name, ".."))
+			de.ino_off = dir->parent_off;
+		else
+			rc = dir_lookup(&fs->pool, dir, name, strlen(name), &de);
+	}
+	if (rc == 0)
+		rc = vlookup(fs, de.ino_off);
+	if (rc == 0)
+		*out_off = de.ino_off;
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+void fs_forget(struct kmfs_fs *fs, uint64_t ino, uint64_t n)
+{
+	struct vnode *v = vget(fs, fs_ino_off(fs, ino));
+
+	if (v)
+		vput_counts(fs, v, n, 0, 1);
+}
+
+/* Bump a directory's times (caller in txn). */
+static int dir_touch(struct kmfs_inode *dir, struct kmfs_time now)
+{
+	int rc = TXADD(dir, mtime);
+
+	if (rc == 0)
+		rc = TXADD(dir, ctime);
+	if (rc == 0)
+		dir->mtime = dir->ctime = now;
+	return rc;
+}
+
+/*
+ * Create an inode named NAME in DIR_INO: regular, device, FIFO, socket,
+ * directory or symlink (TARGET). One transaction.
+ */
+static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+		       mode_t mode, dev_t rdev, const char *target,
+		       const struct fs_cred *cr, uint64_t *out_off)
+{
+	struct kmfs_inode *dir, *ino;
+	struct kmfs_super *sb = fs->pool.sb;
+	struct kmfs_time now = pool_now();
+	struct txn t;
+	uint64_t off;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	rc = check_name(name);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, &dir);
+	if (rc < 0)
+		goto out;
+	if (S_ISDIR(mode) && dir->nlink >= LINK_MAX_COUNT) {
+		rc = -EMLINK;
+		goto out;
+	}
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	off = tx_alloc(sizeof(*ino), KMFS_T_INODE, true);
+	if (!off) {
+		rc = -ENOSPC;
+		goto out_end;
+	}
+	ino = fs_inode(fs, off);
+	ino->mode = mode;
+	ino->uid = cr->uid;
+	ino->gid = cr->gid;
+	if (dir->mode & S_ISGID) {
+		ino->gid = dir->gid;
+		if (S_ISDIR(mode))
+			ino->mode |= S_ISGID;
+	}
+	ino->rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+	ino->nlink = S_ISDIR(mode) ? 2 : 1;
+	ino->atime = ino->mtime = ino->ctime = ino->btime = now;
+	rc = TXADD(sb, next_generation);
+	if (rc < 0)
+		goto out_end;
+	ino->generation = sb->next_generation++;
+	rc = acl_inherit(&t, dir, ino, cr->umask);
+	if (rc < 0)
+		goto out_end;
+	if (S_ISDIR(mode)) {
+		ino->parent_off = fs_ino_off(fs, dir_ino);
+		rc = dir_init(&t, ino);
+		if (rc == 0)
+			rc = TXADD(dir, nlink);
+		if (rc == 0)
+			dir->nlink++;
+	} else if (S_ISLNK(mode)) {
+		size_t len = strlen(target);
+		ino->size = len;
+		ino->data_off = tx_alloc(len ? len : 1, KMFS_T_SYMLINK, false);
+		if (!ino->data_off)
+			rc = -ENOSPC;
+		else
+			memcpy(pool_ptr(&fs->pool, ino->data_off), target, len);
+	}
+	if (rc == 0)
+		rc = dir_add(&t, dir, name, strlen(name), off, dtype(mode));
+	if (rc == 0)
+		rc = dir_touch(dir, now);
+out_end:
+	rc = txn_end(&t, rc);
+	if (rc == 0)
+		rc = vlookup(fs, off);
+	if (rc == 0)
+		*out_off = off;
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_mknod(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	     mode_t mode, dev_t rdev, const struct fs_cred *cr,
+	     uint64_t *out_off)
+{
+	if (!S_ISREG(mode) && !S_ISCHR(mode) && !S_ISBLK(mode) &&
+	    !S_ISFIFO(mode) && !S_ISSOCK(mode))
+		return -EINVAL;
+	return create_node(fs, dir_ino, name, mode, rdev, NULL, cr, out_off);
+}
+
+int fs_mkdir(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	     mode_t mode, const struct fs_cred *cr, uint64_t *out_off)
+{
+	return create_node(fs, dir_ino, name, S_IFDIR | (mode & 07777), 0,
+			   NULL, cr, out_off);
+}
+
+int fs_symlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	       const char *target, const struct fs_cred *cr, uint64_t *out_off)
+{
+	if (strlen(target) > KMFS_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	struct fs_cred c = *cr;
+	c.umask = 0; /* symlinks are always 0777 */
+	return create_node(fs, dir_ino, name, S_IFLNK | 0777, 0, target, &c,
+			   out_off);
+}
+
+int fs_link(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t dir_ino,
+	    const char *name, uint64_t *out_off)
+{
+	uint64_t off = fs_ino_off(fs, ino_nr);
+	struct kmfs_inode *dir, *ino = fs_inode(fs, off);
+	struct kmfs_time now = pool_now();
+	struct txn t;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	rc = check_name(name);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, &dir);
+	if (rc < 0)
+		goto out;
+	if (S_ISDIR(ino->mode)) {
+		rc = -EPERM;
+		goto out;
+	}
+	if (ino->nlink >= LINK_MAX_COUNT) {
+		rc = -EMLINK;
+		goto out;
+	}
+	if (ino->nlink == 0) {
+		rc = -ENOENT;
+		goto out;
+	}
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	rc = dir_add(&t, dir, name, strlen(name), off, dtype(ino->mode));
+	if (rc == 0)
+		rc = TXADD(ino, nlink);
+	if (rc == 0)
+		rc = TXADD(ino, ctime);
+	if (rc == 0) {
+		ino->nlink++;
+		ino->ctime = now;
+		rc = dir_touch(dir, now);
+	}
+	rc = txn_end(&t, rc);
+	if (rc == 0)
+		rc = vlookup(fs, off);
+	if (rc == 0)
+		*out_off = off;
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+/*
+ * One link of VICTIM goes away (caller in txn). A directory loses "." too
+ * and its parent loses "..". Returns whether the inode is now unlinked.
+ */
+static int drop_link(struct kmfs_fs *fs, struct kmfs_inode *parent,
+		     struct kmfs_inode *victim, struct kmfs_time now,
+		     bool *unlinked)
+{
+	int rc = tx_add(victim, sizeof(*victim));
+
+	if (rc < 0)
+		return rc;
+	victim->ctime = now;
+	if (S_ISDIR(victim->mode)) {
+		victim->nlink = 0;
+		rc = TXADD(parent, nlink);
+		if (rc < 0)
+			return rc;
+		parent->nlink--;
+	} else {
+		victim->nlink--;
+	}
+	*unlinked = victim->nlink == 0;
+	return 0;
+}
+
+/* An inode that lost its last link: free now unless someone holds it. */
+static void reap(struct kmfs_fs *fs, uint64_t off)
+{
+	if (!vreferenced(fs, off))
+		inode_destroy(fs, off);
+}
+
+static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+			bool want_dir)
+{
+	struct kmfs_inode *dir, *victim;
+	struct kmfs_time now = pool_now();
+	struct dir_entry de;
+	struct txn t;
+	bool unlinked = false;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	rc = check_name(name);
+	if (rc < 0)
+		return rc;
+	if (want_dir && (!strcmp(name, ".") || !strcmp(name, "..")))
+		return !strcmp(name, ".") ? -EINVAL : -ENOTEMPTY;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, &dir);
+	if (rc == 0)
+		rc = dir_lookup(&fs->pool, dir, name, strlen(name), &de);
+	if (rc < 0)
+		goto out;
+	victim = fs_inode(fs, de.ino_off);
+	if (want_dir && !S_ISDIR(victim->mode))
+		rc = -ENOTDIR;
+	else if (!want_dir && S_ISDIR(victim->mode))
+		rc = -EISDIR;
+	else if (want_dir && !dir_is_empty(&fs->pool, victim))
+		rc = -ENOTEMPTY;
+	if (rc < 0)
+		goto out;
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	rc = dir_remove(&t, dir, name, strlen(name));
+	if (rc == 0)
+		rc = drop_link(fs, dir, victim, now, &unlinked);
+	if (rc == 0)
+		rc = dir_touch(dir, now);
+	rc = txn_end(&t, rc);
+	if (rc == 0 && unlinked)
+		reap(fs, de.ino_off);
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_unlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name)
+{
+	return remove_entry(fs, dir_ino, name, false);
+}
+
+int fs_rmdir(struct kmfs_fs *fs, uint64_t dir_ino, const char *name)
+{
+	return remove_entry(fs, dir_ino, name, true);
+}
+
+/* Is directory ANCESTOR on the path from DIR up to the root? */
+static bool is_ancestor(struct kmfs_fs *fs, uint64_t ancestor, uint64_t dir)
+{
+	uint64_t root = fs->pool.sb->root_off;
+
+	for (unsigned depth = 0; depth < 1u << 20; depth++) {
+		if (dir == ancestor)
+			return true;
+		if (dir == root)
+			return false;
+		dir = fs_inode(fs, dir)->parent_off;
+	}
+	return true; /* a loop: refuse */
+}
+
+/* Re-parent a moved directory (caller in txn). */
+static int move_dir(struct kmfs_inode *d, struct kmfs_inode *from,
+		    struct kmfs_inode *to, uint64_t to_off)
+{
+	int rc;
+
+	if (from == to)
+		return 0;
+	rc = TXADD(d, parent_off);
+	if (rc == 0)
+		rc = TXADD(from, nlink);
+	if (rc == 0)
+		rc = TXADD(to, nlink);
+	if (rc < 0)
+		return rc;
+	d->parent_off = to_off;
+	from->nlink--;
+	to->nlink++;
+	return 0;
+}
+
+int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	      uint64_t newdir_ino, const char *newname, unsigned flags)
+{
+	struct kmfs_inode *dir, *ndir, *src, *dst = NULL;
+	uint64_t dir_off = fs_ino_off(fs, dir_ino), ndir_off = fs_ino_off(fs, newdir_ino);
+	struct kmfs_time now = pool_now();
+	struct dir_entry se, de;
+	bool unlinked = false;
+	struct txn t;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (flags & ~(FS_RENAME_NOREPLACE | FS_RENAME_EXCHANGE))
+		return -EINVAL;
+	if ((flags & FS_RENAME_NOREPLACE) && (flags & FS_RENAME_EXCHANGE))
+		return -EINVAL;
+	rc = check_name(name);
+	if (rc == 0)
+		rc = check_name(newname);
+	if (rc < 0)
+		return rc;
+	if (!strcmp(name, ".") || !strcmp(name, "..") ||
+	    !strcmp(newname, ".") || !strcmp(newname, ".."))
+		return -EINVAL;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, &dir);
+	if (rc == 0)
+		rc = get_dir(fs, newdir_ino, &ndir);
+	if (rc == 0)
+		rc = dir_lookup(&fs->pool, dir, name, strlen(name), &se);
+	if (rc < 0)
+		goto out;
+	src = fs_inode(fs, se.ino_off);
+	rc = dir_lookup(&fs->pool, ndir, newname, strlen(newname), &de);
+	if (rc == 0)
+		dst = fs_inode(fs, de.ino_off);
+	else if (rc != -ENOENT)
+		goto out;
+	rc = 0;
+	if (flags & FS_RENAME_EXCHANGE) {
+		if (!dst) {
+			rc = -ENOENT;
+			goto out;
+		}
+		if ((S_ISDIR(src->mode) && is_ancestor(fs, se.ino_off, ndir_off)) ||
+		    (S_ISDIR(dst->mode) && is_ancestor(fs, de.ino_off, dir_off))) {
+			rc = -EINVAL;
+			goto out;
+		}
+	} else if (dst) {
+		if (flags & FS_RENAME_NOREPLACE) {
+			rc = -EEXIST;
+			goto out;
+		}
+		if (se.ino_off == de.ino_off)
+			goto out; /* both names link one inode: nothing to do */
+		if (S_ISDIR(src->mode) && !S_ISDIR(dst->mode))
+			rc = -ENOTDIR;
+		else if (!S_ISDIR(src->mode) && S_ISDIR(dst->mode))
+			rc = -EISDIR;
+		else if (S_ISDIR(dst->mode) && !dir_is_empty(&fs->pool, dst))
+			rc = -ENOTEMPTY;
+		if (rc < 0)
+			goto out;
+	}
+	if (!(flags & FS_RENAME_EXCHANGE) && S_ISDIR(src->mode) &&
+	    is_ancestor(fs, se.ino_off, ndir_off)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	if (flags & FS_RENAME_EXCHANGE) {
+		rc = dir_retarget(&t, dir, name, strlen(name), de.ino_off, de.type);
+		if (rc == 0)
+			rc = dir_retarget(&t, ndir, newname, strlen(newname),
+					  se.ino_off, se.type);
+		if (rc == 0 && S_ISDIR(src->mode))
+			rc = move_dir(src, dir, ndir, ndir_off);
+		if (rc == 0 && S_ISDIR(dst->mode))
+			rc = move_dir(dst, ndir, dir, dir_off);
+		if (rc == 0)
+			rc = TXADD(dst, ctime);
+		if (rc == 0)
+			dst->ctime = now;
+	} else {
+		if (dst) {
+			rc = dir_retarget(&t, ndir, newname, strlen(newname),
+					  se.ino_off, se.type);
+			if (rc == 0)
+				rc = drop_link(fs, ndir, dst, now, &unlinked);
+		} else {
+			rc = dir_add(&t, ndir, newname, strlen(newname),
+				     se.ino_off, se.type);
+		}
+		if (rc == 0)
+			rc = dir_remove(&t, dir, name, strlen(name));
+		if (rc == 0 && S_ISDIR(src->mode))
+			rc = move_dir(src, dir, ndir, ndir_off);
+	}
+	if (rc == 0)
+		rc = TXADD(src, ctime);
+	if (rc == 0) {
+		src->ctime = now;
+		rc = dir_touch(dir, now);
+	}
+	if (rc == 0 && ndir != dir)
+		rc = dir_touch(ndir, now);
+	rc = txn_end(&t, rc);
+	if (rc == 0 && unlinked)
+		reap(fs, de.ino_off);
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_readlink(struct kmfs_fs *fs, uint64_t ino_nr, char *buf, size_t size)
+{
+	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
+	size_t len;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	if (!S_ISLNK(ino->mode)) {
+		pthread_rwlock_unlock(&fs->ns_lock);
+		return -EINVAL;
+	}
+	len = ino->size < size - 1 ? ino->size : size - 1;
+	memcpy(buf, pool_ptr(&fs->pool, ino->data_off), len);
+	buf[len] = '\0';
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return 0;
+}
+
+/* ---- open files and data ------------------------------------------------- */
+
+int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags)
+{
+	struct vnode *v;
+
+	if (fs->readonly && (flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	v = vget(fs, fs_ino_off(fs, ino));
+	if (!v)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->vlock);
+	v->nopen++;
+	v->busy--;
+	pthread_mutex_unlock(&fs->vlock);
+	return 0;
+}
+
+void fs_release(struct kmfs_fs *fs, uint64_t ino)
+{
+	struct vnode *v = vget(fs, fs_ino_off(fs, ino));
+
+	if (v)
+		vput_counts(fs, v, 0, 1, 1);
+}
+
+int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
+	    data_reply_fn reply, void *arg)
+{
+	uint64_t ioff = fs_ino_off(fs, ino_nr);
+	struct vnode *v = vget(fs, ioff);
+	int rc;
+
+	if (!v)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	pthread_rwlock_rdlock(&v->lock);
+	rc = data_read(fs, fs_inode(fs, ioff), off, size, reply, arg);
+	pthread_rwlock_unlock(&v->lock);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	vput(fs, v);
+	return rc;
+}
+
+ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
+		 const struct data_src *src, bool append)
+{
+	uint64_t ioff = fs_ino_off(fs, ino_nr);
+	struct vnode *v;
+	ssize_t rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	v = vget(fs, ioff);
+	if (!v)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	pthread_rwlock_wrlock(&v->lock);
+	if (append)
+		off = fs_inode(fs, ioff)->size;
+	rc = data_write(fs, fs_inode(fs, ioff), off, size, src);
+	pthread_rwlock_unlock(&v->lock);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	vput(fs, v);
+	return rc;
+}
+
+int fs_fallocate(struct kmfs_fs *fs, uint64_t ino_nr, int mode, uint64_t off,
+		 uint64_t len)
+{
+	uint64_t ioff = fs_ino_off(fs, ino_nr);
+	struct kmfs_inode *ino = fs_inode(fs, ioff);
+	struct vnode *v;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (!S_ISREG(ino->mode))
+		return S_ISDIR(ino->mode) ? -EISDIR : -ENODEV;
+	v = vget(fs, ioff);
+	if (!v)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	pthread_rwlock_wrlock(&v->lock);
+	if (mode & FALLOC_FL_PUNCH_HOLE)
+		rc = data_punch(fs, ino, off, len);
+	else
+		rc = data_allocate(fs, ino, off, len, mode & FALLOC_FL_KEEP_SIZE);
+	pthread_rwlock_unlock(&v->lock);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	vput(fs, v);
+	return rc;
+}
+
+int64_t fs_lseek(struct kmfs_fs *fs, uint64_t ino_nr, int64_t off, int whence)
+{
+	uint64_t ioff = fs_ino_off(fs, ino_nr);
+	struct vnode *v = vget(fs, ioff);
+	int64_t rc;
+
+	if (!v)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	pthread_rwlock_rdlock(&v->lock);
+	rc = data_seek(fs, fs_inode(fs, ioff), off, whence);
+	pthread_rwlock_unlock(&v->lock);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	vput(fs, v);
+	return rc;
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+struct readdir_ctx {
+	struct kmfs_fs *fs;
+	fs_dirent_fn fn;
+	void *arg;
+};
+
+static int readdir_one(void *arg, const struct dir_entry *e)
+{
+	struct readdir_ctx *c = arg;
+	return c->fn(c->arg, e->name, e->namelen, fs_ino(c->fs, e->ino_off),
+		     e->type, e->cookie);
+}
+
+int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+	       fs_dirent_fn fn, void *arg)
+{
+	struct kmfs_inode *dir;
+	struct readdir_ctx c = { fs, fn, arg };
+	int rc;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	rc = get_dir(fs, ino, &dir);
+	if (rc < 0)
+		goto out;
+	if (off < 1 && fn(arg, ".", 1, ino, DT_DIR, 1))
+		goto out;
+	if (off < 2 && fn(arg, "..", 2, fs_ino(fs, dir->parent_off), DT_DIR, 2))
+		goto out;
+	dir_iter(&fs->pool, dir, off < 2 ? 2 : off, readdir_one, &c);
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
+{
+	struct pages_stats ps;
+	uint64_t meta_total = fs->pool.size, meta_used = 0;
+
+	pages_stats(&fs->pages, &ps);
+	for (uint32_t i = 0; i < fs->pool.sb->narenas; i++)
+		meta_total -= fs->pool.sb->arenas[i].nunits * KMFS_UNIT_SIZE;
+	pmemobj_ctl_get(fs->pool.pop, "stats.heap.curr_allocated", &meta_used);
+	for (uint32_t i = 0; i < fs->pool.sb->narenas; i++)
+		meta_used -= fs->pool.sb->arenas[i].nunits * KMFS_UNIT_SIZE;
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = KMFS_PAGE_SIZE;
+	st->f_frsize = KMFS_PAGE_SIZE;
+	st->f_blocks = ps.total_pages;
+	st->f_bfree = ps.free_pages + ps.lent_pages;
+	st->f_bavail = st->f_bfree;
+	/* an inode with its entry and maps takes about 512 bytes */
+	st->f_files = meta_total / 512;
+	st->f_ffree = meta_used < meta_total ? (meta_total - meta_used) / 512 : 0;
+	st->f_favail = st->f_ffree;
+	st->f_namemax = KMFS_NAME_MAX;
+	return 0;
+}
+
+/* ---- extended attributes ---------------------------------------------------- */
+
+int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
+		const void *value, size_t size, int flags)
+{
+	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
+	struct txn t;
+	int rc = xattr_check_name(name);
+
+	if (rc < 0)
+		return rc;
+	if (fs->readonly)
+		return -EROFS;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc == 0) {
+		if (acl_is_acl_name(name))
+			rc = acl_set(&t, ino, name, value, size, flags);
+		else
+			rc = xattr_set(&t, ino, name, value, size, flags);
+		if (rc == 0)
+			rc = TXADD(ino, ctime);
+		if (rc == 0)
+			ino->ctime = pool_now();
+		rc = txn_end(&t, rc);
+	}
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
+		    void *value, size_t size)
+{
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	rc = xattr_get(&fs->pool, ino_ptr(fs, ino), name, value, size);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list, size_t size)
+{
+	ssize_t rc;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	rc = xattr_list(&fs->pool, ino_ptr(fs, ino), list, size);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_removexattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name)
+{
+	int rc = xattr_check_name(name);
+
+	if (rc == -EOPNOTSUPP)
+		return -ENODATA;
+	if (rc < 0)
+		return rc;
+	return fs_setxattr(fs, ino_nr, name, NULL, 0, 0);
+}

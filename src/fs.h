@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fs.h -- the filesystem proper: operations on inodes by number, with
+ * locking and one transaction per operation. Knows nothing of FUSE.
+ *
+ * Lock order (top to bottom):
+ *   fs.ns_lock      rwlock; write for operations that change the namespace
+ *                   or inode metadata, read for lookups and file I/O
+ *   vnode.lock      rwlock per inode; protects its size and extent map
+ *   pages.tx_lock   one transaction at a time (txn.h)
+ *   pages.lock      allocator state
+ *   fs.vlock        the vnode table
+ */
+#ifndef KMEMFS_FS_H
+#define KMEMFS_FS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "data.h"
+#include "format.h"
+#include "pages.h"
+#include "pool.h"
+
+/* Volatile per-inode state, alive while the kernel or an op refers to it. */
+struct vnode {
+	uint64_t off;          /* inode offset (the key) */
+	uint64_t nlookup;      /* kernel references (lookup/forget) */
+	uint32_t nopen;        /* open file handles */
+	uint32_t busy;         /* operations in flight */
+	pthread_rwlock_t lock; /* the inode's data: size, extent map */
+	struct vnode *next;    /* hash chain */
+};
+
+struct fs_cred {
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+};
+
+struct fs_opts {
+	bool lend;              /* give free units back (default on) */
+	uint64_t reserve;       /* bytes of free units kept unlent */
+	bool readonly;
+};
+
+struct kmfs_fs {
+	struct kmfs_pool pool;
+	struct pages pages;
+	pthread_rwlock_t ns_lock;
+	pthread_mutex_t vlock;  /* protects vtab and vnode counts */
+	struct vnode **vtab;
+	uint64_t vtab_size;
+	bool readonly;
+};
+
+#define FS_ROOT_INO 1
+
+int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o);
+void fs_unmount(struct kmfs_fs *fs);
+
+uint64_t fs_ino(const struct kmfs_fs *fs, uint64_t off);
+void fs_stat(const struct kmfs_fs *fs, uint64_t off, struct stat *st);
+
+/* namespace; *out_off receives the inode, which gains one lookup */
+int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	      uint64_t *out_off);
+void fs_forget(struct kmfs_fs *fs, uint64_t ino, uint64_t n);
+int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st);
+
+#define FS_SET_MODE  (1 << 0)
+#define FS_SET_UID   (1 << 1)
+#define FS_SET_GID   (1 << 2)
+#define FS_SET_SIZE  (1 << 3)
+#define FS_SET_ATIME (1 << 4)
+#define FS_SET_MTIME (1 << 5)
+#define FS_SET_ATIME_NOW (1 << 7)
+#define FS_SET_MTIME_NOW (1 << 8)
+#define FS_SET_CTIME (1 << 10)
+int fs_setattr(struct kmfs_fs *fs, uint64_t ino, const struct stat *attr,
+	       int to_set, struct stat *out);
+
+int fs_mknod(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	     mode_t mode, dev_t rdev, const struct fs_cred *cr,
+	     uint64_t *out_off);
+int fs_mkdir(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	     mode_t mode, const struct fs_cred *cr, uint64_t *out_off);
+int fs_symlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	       const char *target, const struct fs_cred *cr,
+	       uint64_t *out_off);
+int fs_link(struct kmfs_fs *fs, uint64_t ino, uint64_t dir_ino,
+	    const char *name, uint64_t *out_off);
+int fs_unlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name);
+int fs_rmdir(struct kmfs_fs *fs, uint64_t dir_ino, const char *name);
+#define FS_RENAME_NOREPLACE 1
+#define FS_RENAME_EXCHANGE  2
+int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+	      uint64_t newdir_ino, const char *newname, unsigned flags);
+int fs_readlink(struct kmfs_fs *fs, uint64_t ino, char *buf, size_t size);
+
+/* open files */
+int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags);
+void fs_release(struct kmfs_fs *fs, uint64_t ino);
+int fs_read(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
+	    data_reply_fn reply, void *arg);
+ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
+		 const struct data_src *src, bool append);
+int fs_fallocate(struct kmfs_fs *fs, uint64_t ino, int mode, uint64_t off,
+		 uint64_t len);
+int64_t fs_lseek(struct kmfs_fs *fs, uint64_t ino, int64_t off, int whence);
+
+/* directories: FN gets each entry; returning non-zero stops (buffer full) */
+typedef int (*fs_dirent_fn)(void *arg, const char *name, size_t len,
+			    uint64_t ino, unsigned type, uint64_t next_off);
+int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+	       fs_dirent_fn fn, void *arg);
+
+int fs_statfs(struct kmfs_fs *fs, struct statvfs *st);
+
+/* extended attributes */
+int fs_setxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
+		const void *value, size_t size, int flags);
+ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
+		    void *value, size_t size);
+ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list,
+		     size_t size);
+int fs_removexattr(struct kmfs_fs *fs, uint64_t ino, const char *name);
+
+/* helpers shared by the fs layer files */
+struct kmfs_inode *fs_inode(const struct kmfs_fs *fs, uint64_t off);
+uint64_t fs_ino_off(const struct kmfs_fs *fs, uint64_t ino);
+
+#endif

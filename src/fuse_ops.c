@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * fuse_ops.c -- the fuse_lowlevel_ops table and thin adapters: decode the
+ * request, call the fs layer, turn -errno into fuse_reply_err. Nothing
+ * else lives here and nothing below knows FUSE.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <linux/fs.h>
+
+#include <dirent.h>
+#include "fs.h"
+#include "xattr.h"
+#include "fuse_ops.h"
+#include "kmemfs/ioctl.h"
+
+/* the kernel may cache what it learns for this long: it sees every change */
+#define ATTR_TIMEOUT 1.0
+#define ENTRY_TIMEOUT 1.0
+
+static struct kmfs_fs *FS(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct fs_cred cred(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct fs_cred cr = { c->uid, c->gid, c->umask };
+	return cr;
+}
+
+static void reply_entry(fuse_req_t req, int rc, uint64_t off)
+{
+	struct fuse_entry_param e;
+	struct kmfs_fs *fs = FS(req);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = fs_ino(fs, off);
+	e.generation = fs_inode(fs, off)->generation;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	fs_stat(fs, off, &e.attr);
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		fs_forget(fs, e.ino, 1); /* interrupted: the kernel took no ref */
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_POSIX_ACL)
+		conn->want |= FUSE_CAP_POSIX_ACL;
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_write = 1u << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	uint64_t off = 0;
+	int rc = fs_lookup(FS(req), parent, name, &off);
+
+	if (rc == -ENOENT) {
+		/* a negative entry: the kernel may remember the miss */
+		struct fuse_entry_param e = { .ino = 0, .entry_timeout = ENTRY_TIMEOUT };
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry(req, rc, off);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_forget(FS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		fs_forget(FS(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = fs_getattr(FS(req), ino, &st);
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	static const struct { int fuse, fs; } map[] = {
+		{ FUSE_SET_ATTR_MODE, FS_SET_MODE },
+		{ FUSE_SET_ATTR_UID, FS_SET_UID },
+		{ FUSE_SET_ATTR_GID, FS_SET_GID },
+		{ FUSE_SET_ATTR_SIZE, FS_SET_SIZE },
+		{ FUSE_SET_ATTR_ATIME, FS_SET_ATIME },
+		{ FUSE_SET_ATTR_MTIME, FS_SET_MTIME },
+		{ FUSE_SET_ATTR_ATIME_NOW, FS_SET_ATIME_NOW },
+		{ FUSE_SET_ATTR_MTIME_NOW, FS_SET_MTIME_NOW },
+		{ FUSE_SET_ATTR_CTIME, FS_SET_CTIME },
+	};
+	struct stat out;
+	int set = 0, rc;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (to_set & map[i].fuse)
+			set |= map[i].fs;
+	rc = fs_setattr(FS(req), ino, attr, set, &out);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &out, ATTR_TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[KMFS_SYMLINK_MAX + 1];
+	int rc = fs_readlink(FS(req), ino, buf, sizeof(buf));
+
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct fs_cred cr = cred(req);
+	uint64_t off = 0;
+
+	int rc = fs_mknod(FS(req), parent, name, mode, rdev, &cr, &off);
+
+	reply_entry(req, rc, off);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct fs_cred cr = cred(req);
+	uint64_t off = 0;
+
+	int rc = fs_mkdir(FS(req), parent, name, mode, &cr, &off);
+
+	reply_entry(req, rc, off);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct fs_cred cr = cred(req);
+	uint64_t off = 0;
+
+	int rc = fs_symlink(FS(req), parent, name, link, &cr, &off);
+
+	reply_entry(req, rc, off);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	uint64_t off = 0;
+
+	int rc = fs_link(FS(req), ino, newparent, newname, &off);
+
+	reply_entry(req, rc, off);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -fs_unlink(FS(req), parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -fs_rmdir(FS(req), parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	unsigned f = 0;
+
+	if (flags & RENAME_NOREPLACE)
+		f |= FS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		f |= FS_RENAME_EXCHANGE;
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -fs_rename(FS(req), parent, name, newparent,
+				       newname, f));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc = fs_open(FS(req), ino, fi->flags);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fs_release(FS(req), ino);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct kmfs_fs *fs = FS(req);
+	struct fs_cred cr = cred(req);
+	struct fuse_entry_param e;
+	uint64_t off = 0;
+	int rc = fs_mknod(fs, parent, name, (mode & 07777) | S_IFREG, 0, &cr, &off);
+
+	if (rc == 0)
+		rc = fs_open(fs, fs_ino(fs, off), fi->flags);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = fs_ino(fs, off);
+	e.generation = fs_inode(fs, off)->generation;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	fs_stat(fs, off, &e.attr);
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		fs_release(fs, e.ino);
+		fs_forget(fs, e.ino, 1);
+	}
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fs_release(FS(req), ino);
+	fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+/* Data and metadata are persistent when a write or change returns. */
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static int reply_read(void *arg, const struct iovec *iov, int n)
+{
+	fuse_req_t req = arg;
+	struct fuse_bufvec *bv;
+	int rc;
+
+	if (n == 0)
+		return fuse_reply_buf(req, NULL, 0);
+	if (n == 1) {
+		struct fuse_bufvec one = FUSE_BUFVEC_INIT(iov[0].iov_len);
+		one.buf[0].mem = iov[0].iov_base;
+		return fuse_reply_data(req, &one, FUSE_BUF_SPLICE_MOVE);
+	}
+	bv = calloc(1, sizeof(*bv) + (size_t)n * sizeof(bv->buf[0]));
+	if (!bv)
+		return -ENOMEM;
+	bv->count = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		bv->buf[i].mem = iov[i].iov_base;
+		bv->buf[i].size = iov[i].iov_len;
+	}
+	rc = fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+	free(bv);
+	return rc;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	int rc = fs_read(FS(req), ino, (uint64_t)off, size, reply_read, req);
+
+	/* a failed reply (the caller went away) needs no other reply */
+	if (rc < 0 && rc != -ENOENT && rc != -EPIPE)
+		fuse_reply_err(req, -rc);
+}
+
+static int copy_from_bufvec(void *arg, void *dst, size_t len)
+{
+	struct fuse_bufvec *in = arg;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+	ssize_t n;
+
+	out.buf[0].mem = dst;
+	n = fuse_buf_copy(&out, in, 0);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct data_src src = { copy_from_bufvec, in };
+	ssize_t n;
+
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
+		     fi->flags & O_APPEND);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+struct readdir_buf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static int add_dirent(void *arg, const char *name, size_t len, uint64_t ino,
+		      unsigned type, uint64_t next_off)
+{
+	struct readdir_buf *b = arg;
+	char nm[KMFS_NAME_MAX + 1];
+	struct stat st = { .st_ino = ino, .st_mode = DTTOIF(type) };
+	size_t need;
+
+	memcpy(nm, name, len);
+	nm[len] = '\0';
+	need = fuse_add_direntry(b->req, NULL, 0, nm, NULL, 0);
+	if (b->used + need > b->size)
+		return 1;
+	fuse_add_direntry(b->req, b->buf + b->used, b->size - b->used, nm, &st,
+			  (off_t)next_off);
+	b->used += need;
+	return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct readdir_buf b = { req, malloc(size), size, 0 };
+	int rc;
+
+	if (!b.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_readdir(FS(req), ino, (uint64_t)off, add_dirent, &b);
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, b.buf, b.used);
+	free(b.buf);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	fs_statfs(FS(req), &st);
+	fuse_reply_statfs(req, &st);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	int f = 0;
+
+	if (flags & XATTR_CREATE)
+		f |= XATTR_SET_CREATE;
+	if (flags & XATTR_REPLACE)
+		f |= XATTR_SET_REPLACE;
+	fuse_reply_err(req, -fs_setxattr(FS(req), ino, name, value, size, f));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = fs_getxattr(FS(req), ino, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = fs_listxattr(FS(req), ino, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -fs_removexattr(FS(req), ino, name));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -fs_fallocate(FS(req), ino, mode, (uint64_t)off,
+					  (uint64_t)len));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	int64_t r;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	r = fs_lseek(FS(req), ino, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+		     void *arg, struct fuse_file_info *fi, unsigned flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct kmfs_fs *fs = FS(req);
+
+	if (flags & FUSE_IOCTL_COMPAT) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	switch (cmd) {
+	case KMEMFS_IOC_STAT: {
+		struct kmemfs_stat ks;
+		struct pages_stats ps;
+		struct statvfs sv;
+
+		if (out_bufsz < sizeof(ks)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		pages_stats(&fs->pages, &ps);
+		fs_statfs(fs, &sv);
+		memset(&ks, 0, sizeof(ks));
+		ks.version = KMEMFS_IOCTL_VERSION;
+		ks.page_size = KMFS_PAGE_SIZE;
+		ks.total_pages = ps.total_pages;
+		ks.used_pages = ps.used_pages;
+		ks.shared_pages = ps.shared_pages;
+		ks.free_pages = ps.free_pages;
+		ks.lent_pages = ps.lent_pages;
+		ks.units_lent = ps.units_lent_total;
+		ks.units_reclaimed = ps.units_reclaimed_total;
+		ks.reclaim_failures = ps.reclaim_failures;
+		ks.meta_bytes_total = sv.f_files * 512;
+		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
+		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));
+		return;
+	}
+	default:
+		fuse_reply_err(req, ENOTTY);
+	}
+}
+
+const struct fuse_lowlevel_ops kmemfs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.release = op_release,
+	.flush = op_flush,
+	.fsync = op_fsync,
+	.fsyncdir = op_fsync,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.readdir = op_readdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.ioctl = op_ioctl,
+};

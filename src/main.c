@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * main.c -- kmemfs: options, mount, the session loop, clean unmount.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "fuse_ops.h"
+#include "log.h"
+
+struct options {
+	const char *source;
+	const char *mountpoint;
+	char *size;
+	char *reserve;
+	int nolend;
+	int foreground;
+	int debug;
+	int ro;
+	int help;
+	int version;
+};
+
+enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO };
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+static const struct fuse_opt spec[] = {
+	OPT("--size=%s", size),
+	OPT("--size %s", size),
+	OPT("reserve=%s", reserve),
+	OPT("nolend", nolend),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FG),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_END
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: kmemfs [-f] [-d] [-o OPTS] [--size SIZE] PATH MOUNTPOINT\n"
+"\n"
+"Mount the kmemfs pool at PATH (a pool file or /dev/daxX.Y) on MOUNTPOINT.\n"
+"\n"
+"  --size SIZE      create and format a pool file of SIZE (e.g. 1G) when\n"
+"                   PATH does not exist\n"
+"  -f               stay in the foreground\n"
+"  -d               debug output (implies -f)\n"
+"  -o OPTS          comma-separated mount options:\n"
+"       ro                  read-only\n"
+"       allow_other         let other users in (permission checks apply)\n"
+"       reserve=SIZE        free space kept unlent for fast growth (32M)\n"
+"       nolend              never give free 4 MiB units back to the host\n"
+"     and the standard FUSE options (fsname, max_threads, ...).\n"
+"  -h, --help       this text\n"
+"  -V, --version    version\n"
+"\n"
+"Permission checks are always done by the kernel (default_permissions),\n"
+"with POSIX ACLs. Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM).\n");
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->source)
+			o->source = arg;
+		else if (!o->mountpoint)
+			o->mountpoint = arg;
+		else {
+			log_err("unexpected argument '%s'", arg);
+			return -1;
+		}
+		return 0;
+	case KEY_HELP: o->help = 1; return 0;
+	case KEY_VERSION: o->version = 1; return 0;
+	case KEY_FG: o->foreground = 1; return 0;
+	case KEY_DEBUG: o->debug = o->foreground = 1; return 1;
+	case KEY_RO: o->ro = 1; return 1;
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] == '-' && arg[1] == '-') {
+			log_err("unknown option '%s' (see --help)", arg);
+			return -1;
+		}
+		return 1;
+	}
+	return 1;
+}
+
+/* Is PATH already the root of a mount? */
+static bool is_mount_point(const char *path)
+{
+	char parent[PATH_MAX];
+	struct stat a, b;
+
+	if (snprintf(parent, sizeof(parent), "%s/..", path) >= (int)sizeof(parent))
+		return false;
+	if (stat(path, &a) != 0 || stat(parent, &b) != 0)
+		return false;
+	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = {0};
+	struct fs_opts fo = { .lend = true, .reserve = 32ull << 20 };
+	struct fuse_session *se;
+	struct fuse_loop_config *lc;
+	struct kmfs_fs *fs;
+	char fsname[PATH_MAX + 16];
+	struct stat st;
+	int rc = 1;
+
+	log_set_prog("kmemfs");
+	if (fuse_opt_parse(&args, &o, spec, opt_proc) != 0) {
+		fuse_opt_free_args(&args);
+		return 2;
+	}
+	if (o.help) {
+		usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("kmemfs %s (format %u.%u), FUSE %s\n", KMEMFS_VERSION,
+		       KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR, fuse_pkgversion());
+		return 0;
+	}
+	if (!o.source || !o.mountpoint) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.reserve && parse_size(o.reserve, &fo.reserve) < 0) {
+		log_err("bad reserve size '%s'", o.reserve);
+		return 2;
+	}
+	fo.lend = !o.nolend;
+	fo.readonly = o.ro;
+	if (stat(o.mountpoint, &st) != 0) {
+		log_err("mount point %s: %s", o.mountpoint, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_err("mount point %s: not a directory", o.mountpoint);
+		return 1;
+	}
+	if (is_mount_point(o.mountpoint)) {
+		log_err("mount point %s: busy (something is mounted there)",
+			o.mountpoint);
+		return 1;
+	}
+	if (o.size && access(o.source, F_OK) != 0) {
+		struct pool_format_opts po = { .meta_pct = POOL_DEFAULT_META_PCT };
+		if (parse_size(o.size, &po.size) < 0) {
+			log_err("bad size '%s'", o.size);
+			return 2;
+		}
+		if (pool_format(o.source, &po) < 0)
+			return 1;
+		log_info("created %s (%s)", o.source, o.size);
+	}
+	fs = calloc(1, sizeof(*fs));
+	if (!fs || fs_mount(fs, o.source, &fo) < 0)
+		return 1;
+	if (o.debug) {
+		char desc[256];
+		log_set_debug(true);
+		media_describe(&fs->pool.media, desc, sizeof(desc));
+		log_info("%s", desc);
+	}
+	snprintf(fsname, sizeof(fsname), "-ofsname=kmemfs:%s,subtype=kmemfs,"
+		 "default_permissions", o.source);
+	fuse_opt_add_arg(&args, fsname);
+	se = fuse_session_new(&args, &kmemfs_ops, sizeof(kmemfs_ops), fs);
+	if (!se)
+		goto out_unmount_fs;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_destroy;
+	if (fuse_session_mount(se, o.mountpoint) != 0) {
+		log_err("cannot mount on %s", o.mountpoint);
+		goto out_signals;
+	}
+	if (!o.foreground && fuse_daemonize(0) != 0)
+		goto out_fuse_unmount;
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 16);
+	fuse_loop_cfg_set_idle_threads(lc, 4);
+	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	fuse_loop_cfg_destroy(lc);
+out_fuse_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+out_unmount_fs:
+	fs_unmount(fs);
+	free(fs);
+	fuse_opt_free_args(&args);
+	return rc;
+}

@@ -1,0 +1,373 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * pages.c -- data page allocator, reference counts and unit lending.
+ *
+ * Lock order: pages.tx_lock (held across a transaction) before pages.lock.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libpmemobj.h>
+
+#include "log.h"
+#include "pages.h"
+#include "pool.h"
+
+/* unit_set_state -- the one place a unit changes state; keeps counts */
+static void unit_set_state(struct pages *pg, uint64_t u, enum unit_state s)
+{
+	pg->count[pg->u[u].state]--;
+	pg->u[u].state = (uint8_t)s;
+	pg->count[s]++;
+}
+
+static enum unit_state state_for(const struct unit_info *ui)
+{
+	if (ui->nused == 0)
+		return UNIT_FREE;
+	return ui->nused == KMFS_UNIT_PAGES ? UNIT_FULL : UNIT_PARTIAL;
+}
+
+static void mark(struct pages *pg, uint64_t start, uint64_t count, bool used)
+{
+	while (count) {
+		uint64_t u = start / KMFS_UNIT_PAGES;
+		uint64_t i = start % KMFS_UNIT_PAGES;
+		struct unit_info *ui = &pg->u[u];
+
+		for (; i < KMFS_UNIT_PAGES && count; i++, start++, count--) {
+			uint64_t bit = 1ull << (i % 64);
+			if (used) {
+				ui->used[i / 64] |= bit;
+				ui->nused++;
+			} else {
+				ui->used[i / 64] &= ~bit;
+				ui->nused--;
+			}
+		}
+		if (ui->state != UNIT_LENT)
+			unit_set_state(pg, u, state_for(ui));
+	}
+}
+
+/* Lend unit U: record it, then give its pages to the host. pg->lock held. */
+static int unit_lend(struct pages *pg, uint64_t u)
+{
+	struct kmfs_pool *p = pg->pool;
+	uint8_t *st = &p->units[u];
+	int rc;
+
+	*st = KMFS_UNIT_LENT;
+	pool_persist(p, st, 1);
+	rc = media_lend(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
+			KMFS_UNIT_SIZE);
+	if (rc < 0) {
+		*st = KMFS_UNIT_PRESENT;
+		pool_persist(p, st, 1);
+		return rc;
+	}
+	unit_set_state(pg, u, UNIT_LENT);
+	pg->st.units_lent_total++;
+	return 0;
+}
+
+/*
+ * Take unit U back. The host backs it again first; only then is it
+ * recorded present, so a crash never leaves a present unit without
+ * storage. pg->lock held.
+ */
+static int unit_reclaim(struct pages *pg, uint64_t u)
+{
+	struct kmfs_pool *p = pg->pool;
+	uint8_t *st = &p->units[u];
+	int rc;
+
+	rc = media_reclaim(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
+			   KMFS_UNIT_SIZE);
+	if (rc < 0) {
+		pg->st.reclaim_failures++;
+		return rc;
+	}
+	*st = KMFS_UNIT_PRESENT;
+	pool_persist(p, st, 1);
+	unit_set_state(pg, u, UNIT_FREE);
+	pg->st.units_reclaimed_total++;
+	return 0;
+}
+
+/* Lend wholly free units beyond the reserve. pg->lock held. */
+static void lend_excess(struct pages *pg)
+{
+	if (!pg->lend || !media_can_lend(&pg->pool->media))
+		return;
+	for (uint64_t u = pg->nunits; u-- > 0 && pg->count[UNIT_FREE] > pg->reserve_units;) {
+		if (pg->u[u].state == UNIT_FREE && unit_lend(pg, u) < 0)
+			break;
+	}
+}
+
+int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
+	       uint64_t reserve_bytes)
+{
+	memset(pg, 0, sizeof(*pg));
+	pg->pool = pool;
+	pg->nunits = pool->total_units;
+	pg->u = calloc(pg->nunits ? pg->nunits : 1, sizeof(*pg->u));
+	if (!pg->u)
+		return -ENOMEM;
+	pthread_mutex_init(&pg->lock, NULL);
+	pthread_mutex_init(&pg->tx_lock, NULL);
+	pg->lend = lend;
+	pg->reserve_units = (reserve_bytes + KMFS_UNIT_SIZE - 1) / KMFS_UNIT_SIZE;
+	pg->count[UNIT_FREE] = pg->nunits;
+	for (uint64_t u = 0; u < pg->nunits; u++) {
+		struct unit_info *ui = &pg->u[u];
+		const uint32_t *r = &pool->refs[u * KMFS_UNIT_PAGES];
+
+		for (unsigned i = 0; i < KMFS_UNIT_PAGES; i++) {
+			if (r[i]) {
+				ui->used[i / 64] |= 1ull << (i % 64);
+				ui->nused++;
+			}
+		}
+		pg->used_pages += ui->nused;
+		if (pool->units[u] == KMFS_UNIT_LENT && ui->nused == 0)
+			unit_set_state(pg, u, UNIT_LENT);
+		else
+			unit_set_state(pg, u, state_for(ui));
+	}
+	pthread_mutex_lock(&pg->lock);
+	lend_excess(pg);
+	pthread_mutex_unlock(&pg->lock);
+	return 0;
+}
+
+void pages_fini(struct pages *pg)
+{
+	free(pg->u);
+	pg->u = NULL;
+	pthread_mutex_destroy(&pg->lock);
+	pthread_mutex_destroy(&pg->tx_lock);
+}
+
+/* First run of free pages in unit U, as long as possible up to WANT. */
+static uint64_t find_run(const struct unit_info *ui, uint64_t want,
+			 uint64_t *first)
+{
+	uint64_t best = 0, best_at = 0;
+
+	for (uint64_t i = 0; i < KMFS_UNIT_PAGES;) {
+		uint64_t w = ui->used[i / 64];
+		if ((i % 64) == 0 && w == ~0ull) {
+			i += 64;
+			continue;
+		}
+		if (w & (1ull << (i % 64))) {
+			i++;
+			continue;
+		}
+		uint64_t j = i;
+		while (j < KMFS_UNIT_PAGES && j - i < want &&
+		       !(ui->used[j / 64] & (1ull << (j % 64))))
+			j++;
+		if (j - i > best) {
+			best = j - i;
+			best_at = i;
+			if (best == want)
+				break;
+		}
+		i = j;
+	}
+	*first = best_at;
+	return best;
+}
+
+/* Pick a unit to allocate from: partial first, then free, then lent. */
+static int64_t pick_unit(struct pages *pg, uint64_t want)
+{
+	uint64_t n = pg->nunits;
+
+	if (want < KMFS_UNIT_PAGES && pg->count[UNIT_PARTIAL]) {
+		for (uint64_t k = 0; k < n; k++) {
+			uint64_t u = (pg->cursor + k) % n;
+			if (pg->u[u].state == UNIT_PARTIAL)
+				return (int64_t)u;
+		}
+	}
+	if (pg->count[UNIT_FREE]) {
+		for (uint64_t u = 0; u < n; u++)
+			if (pg->u[u].state == UNIT_FREE)
+				return (int64_t)u;
+	}
+	if (pg->count[UNIT_PARTIAL]) {
+		for (uint64_t u = 0; u < n; u++)
+			if (pg->u[u].state == UNIT_PARTIAL)
+				return (int64_t)u;
+	}
+	for (uint64_t u = 0; u < n && pg->count[UNIT_LENT]; u++) {
+		if (pg->u[u].state == UNIT_LENT && unit_reclaim(pg, u) == 0)
+			return (int64_t)u;
+	}
+	return -ENOSPC;
+}
+
+int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
+		    uint64_t *start)
+{
+	struct pages *pg = t->pages;
+	int64_t u;
+	uint64_t first = 0, got;
+	int rc;
+
+	if (want == 0)
+		return -EINVAL;
+	if (want > KMFS_UNIT_PAGES)
+		want = KMFS_UNIT_PAGES;
+	pthread_mutex_lock(&pg->lock);
+	/* continue right after the previous run of this file if free */
+	if (hint && hint < pg->nunits * KMFS_UNIT_PAGES) {
+		struct unit_info *ui = &pg->u[hint / KMFS_UNIT_PAGES];
+		uint64_t i = hint % KMFS_UNIT_PAGES;
+		if (ui->state != UNIT_LENT && !(ui->used[i / 64] & (1ull << (i % 64)))) {
+			got = 0;
+			while (i + got < KMFS_UNIT_PAGES && got < want &&
+			       !(ui->used[(i + got) / 64] & (1ull << ((i + got) % 64))))
+				got++;
+			if (got == want || i + got == KMFS_UNIT_PAGES) {
+				*start = hint;
+				goto found;
+			}
+		}
+	}
+	u = pick_unit(pg, want);
+	if (u < 0) {
+		pthread_mutex_unlock(&pg->lock);
+		return u;
+	}
+	got = find_run(&pg->u[u], want, &first);
+	*start = (uint64_t)u * KMFS_UNIT_PAGES + first;
+	pg->cursor = (uint64_t)u;
+found:
+	mark(pg, *start, got, true);
+	pg->used_pages += got;
+	pthread_mutex_unlock(&pg->lock);
+	rc = run_list_add(&t->allocated, *start, got);
+	if (rc < 0) {
+		pthread_mutex_lock(&pg->lock);
+		mark(pg, *start, got, false);
+		pg->used_pages -= got;
+		pthread_mutex_unlock(&pg->lock);
+		return rc;
+	}
+	return (int64_t)got;
+}
+
+uint32_t pages_refcount(const struct pages *pg, uint64_t page)
+{
+	return pg->pool->refs[page];
+}
+
+bool pages_same_arena(const struct pages *pg, uint64_t a, uint64_t b)
+{
+	const struct kmfs_super *sb = pg->pool->sb;
+
+	for (uint32_t i = 1; i < sb->narenas; i++) {
+		uint64_t f = sb->arenas[i].first_page;
+		if ((a < f) != (b < f))
+			return false;
+	}
+	return true;
+}
+
+int pages_ref_new(struct txn *t, uint64_t start, uint64_t count)
+{
+	uint32_t *r = &t->pages->pool->refs[start];
+	int rc = tx_add(r, count * sizeof(*r));
+
+	if (rc < 0)
+		return rc;
+	for (uint64_t i = 0; i < count; i++)
+		r[i] = 1;
+	return 0;
+}
+
+int pages_ref(struct txn *t, uint64_t start, uint64_t count)
+{
+	uint32_t *r = &t->pages->pool->refs[start];
+	int rc = tx_add(r, count * sizeof(*r));
+
+	if (rc < 0)
+		return rc;
+	for (uint64_t i = 0; i < count; i++) {
+		if (r[i] == UINT32_MAX)
+			return -EMLINK;
+		r[i]++;
+	}
+	return 0;
+}
+
+int pages_unref(struct txn *t, uint64_t start, uint64_t count)
+{
+	uint32_t *r = &t->pages->pool->refs[start];
+	int rc = tx_add(r, count * sizeof(*r));
+
+	if (rc < 0)
+		return rc;
+	for (uint64_t i = 0; i < count; i++) {
+		if (r[i] == 0)
+			return -EUCLEAN; /* corrupt: never hand out a page twice */
+		if (--r[i] == 0) {
+			rc = run_list_add(&t->freed, start + i, 1);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+void pages_commit(struct pages *pg, struct txn *t)
+{
+	pthread_mutex_lock(&pg->lock);
+	for (size_t i = 0; i < t->freed.n; i++) {
+		mark(pg, t->freed.v[i].start, t->freed.v[i].count, false);
+		pg->used_pages -= t->freed.v[i].count;
+	}
+	if (t->freed.n)
+		lend_excess(pg);
+	pthread_mutex_unlock(&pg->lock);
+	t->allocated.n = 0;
+	t->freed.n = 0;
+}
+
+/*
+ * An aborted operation: its allocations go back. Pages that got a
+ * reference in it were rolled back to 0 by pmemobj.
+ */
+void pages_abort(struct pages *pg, struct txn *t)
+{
+	pthread_mutex_lock(&pg->lock);
+	for (size_t i = 0; i < t->allocated.n; i++) {
+		mark(pg, t->allocated.v[i].start, t->allocated.v[i].count, false);
+		pg->used_pages -= t->allocated.v[i].count;
+	}
+	pthread_mutex_unlock(&pg->lock);
+	t->allocated.n = 0;
+	t->freed.n = 0;
+}
+
+void pages_stats(struct pages *pg, struct pages_stats *out)
+{
+	const uint32_t *r = pg->pool->refs;
+	uint64_t shared = 0;
+
+	for (uint64_t i = 0; i < pg->nunits * KMFS_UNIT_PAGES; i++)
+		shared += r[i] > 1;
+	pthread_mutex_lock(&pg->lock);
+	*out = pg->st;
+	out->total_pages = pg->nunits * KMFS_UNIT_PAGES;
+	out->used_pages = pg->used_pages;
+	out->lent_pages = pg->count[UNIT_LENT] * KMFS_UNIT_PAGES;
+	out->free_pages = out->total_pages - out->used_pages - out->lent_pages;
+	out->shared_pages = shared;
+	pthread_mutex_unlock(&pg->lock);
+}

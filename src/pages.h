@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pages.h -- the data page allocator, page reference counts, and the
+ * 4 MiB units that are lent away when wholly free.
+ *
+ * Persistent state: one uint32_t reference count per page and one state
+ * per unit (format.h). Volatile state, rebuilt at mount: a used-page
+ * bitmap per unit and the unit lists the allocator searches.
+ *
+ * Allocation fills partly used units first so that frees leave whole
+ * units free; a wholly free unit beyond the reserve is lent (on the file
+ * backend: hole-punched, so tmpfs gives the RAM back to the host).
+ */
+#ifndef KMEMFS_PAGES_H
+#define KMEMFS_PAGES_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "txn.h"
+
+struct kmfs_pool;
+
+/* Volatile state of a unit; changed only by unit_set_state(). */
+enum unit_state {
+	UNIT_FREE,    /* present, every page free */
+	UNIT_PARTIAL, /* present, some pages used */
+	UNIT_FULL,    /* present, every page used */
+	UNIT_LENT,    /* given away; holds no file data */
+};
+
+struct unit_info {
+	uint64_t used[KMFS_UNIT_PAGES / 64]; /* 1 = referenced or reserved */
+	uint16_t nused;
+	uint8_t state;                       /* enum unit_state */
+	uint8_t pad[5];
+};
+
+struct pages_stats {
+	uint64_t total_pages;
+	uint64_t used_pages;    /* pages with a reference */
+	uint64_t shared_pages;  /* pages with more than one reference */
+	uint64_t free_pages;    /* present and free */
+	uint64_t lent_pages;    /* in lent units */
+	uint64_t units_lent_total;     /* lend events since mount */
+	uint64_t units_reclaimed_total;
+	uint64_t reclaim_failures;
+};
+
+struct pages {
+	struct kmfs_pool *pool;
+	pthread_mutex_t lock;    /* protects everything below */
+	struct unit_info *u;
+	uint64_t nunits;
+	uint64_t count[4];       /* units per enum unit_state */
+	uint64_t used_pages;
+	uint64_t cursor;         /* partial unit tried first */
+	uint64_t reserve_units;  /* free units kept present for growth */
+	bool lend;               /* lend wholly free units beyond the reserve */
+	struct pages_stats st;
+	pthread_mutex_t tx_lock; /* serialises transactions, see txn.h */
+};
+
+/* pages_init -- rebuild the volatile state from the pool; may lend */
+int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
+	       uint64_t reserve_bytes);
+void pages_fini(struct pages *pg);
+
+/* pages_alloc -- reserve up to WANT contiguous pages (at least 1) near
+ * HINT; records them in T. Returns the count or -ENOSPC. */
+int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
+		    uint64_t *start);
+
+/* reference counts; caller is inside a transaction */
+int pages_ref_new(struct txn *t, uint64_t start, uint64_t count);
+int pages_ref(struct txn *t, uint64_t start, uint64_t count);
+int pages_unref(struct txn *t, uint64_t start, uint64_t count);
+uint32_t pages_refcount(const struct pages *pg, uint64_t page);
+
+/* pages_same_arena -- may an extent run from page A to page B? */
+bool pages_same_arena(const struct pages *pg, uint64_t a, uint64_t b);
+
+/* hooks called by txn_end */
+void pages_commit(struct pages *pg, struct txn *t);
+void pages_abort(struct pages *pg, struct txn *t);
+
+void pages_stats(struct pages *pg, struct pages_stats *out);
+
+#endif

@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * pool.c -- create, open and validate the pmemobj pool.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "log.h"
+
+struct kmfs_time pool_now(void)
+{
+	struct timespec ts;
+	struct kmfs_time t = {0};
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t.sec = ts.tv_sec;
+	t.nsec = (uint32_t)ts.tv_nsec;
+	return t;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': mul = 1ull << 10; end++; break;
+	case 'M': mul = 1ull << 20; end++; break;
+	case 'G': mul = 1ull << 30; end++; break;
+	case 'T': mul = 1ull << 40; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end != '\0' || (v && mul > UINT64_MAX / v))
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+uint64_t pool_page_off(const struct kmfs_pool *p, uint64_t page)
+{
+	const struct kmfs_arena *a = p->sb->arenas;
+	uint32_t lo = 0, hi = p->sb->narenas;
+
+	/* arenas are few and sorted by first_page */
+	while (hi - lo > 1) {
+		uint32_t mid = (lo + hi) / 2;
+		if (a[mid].first_page <= page)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return a[lo].data_off + ((page - a[lo].first_page) << KMFS_PAGE_SHIFT);
+}
+
+bool pool_obj_ok(const struct kmfs_pool *p, uint64_t off, unsigned type,
+		 uint64_t size)
+{
+	PMEMoid oid;
+
+	if (off < 4096 || off >= p->size || (off & 7) || size > p->size - off)
+		return false;
+	oid.pool_uuid_lo = pmemobj_oid(p->sb).pool_uuid_lo;
+	oid.off = off;
+	if (pmemobj_type_num(oid) != type)
+		return false;
+	return pmemobj_alloc_usable_size(oid) >= size;
+}
+
+void pool_persist(const struct kmfs_pool *p, const void *addr, size_t len)
+{
+	pmemobj_persist(p->pop, addr, len);
+}
+
+void pool_memcpy_persist(const struct kmfs_pool *p, void *dst, const void *src,
+			 size_t len)
+{
+	pmemobj_memcpy_persist(p->pop, dst, src, len);
+}
+
+void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,
+			 size_t len)
+{
+	pmemobj_memset_persist(p->pop, dst, c, len);
+}
+
+/*
+ * A pool file on tmpfs has no media to flush to: its data survives a
+ * daemon crash in the page cache and nothing survives a power cut. Tell
+ * libpmem to treat it as memory (cache flushes, not msync) and to skip
+ * the flushes; ordering still comes from the fences.
+ */
+static void tune_persistence(const struct media *m)
+{
+	if (m->kind == MEDIA_FILE && m->on_tmpfs) {
+		setenv("PMEM_IS_PMEM_FORCE", "1", 0);
+		setenv("PMEM_NO_FLUSH", "1", 0);
+	}
+}
+
+/* Is the start of a device or file non-empty (any non-zero byte)? */
+static bool media_has_data(const struct media *m)
+{
+	size_t len = 2u << 20;
+	unsigned char *p;
+	bool data = false;
+	int fd;
+
+	if (m->kind == MEDIA_FILE && m->size == 0)
+		return false;
+	if (len > m->size)
+		len = m->size;
+	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		return true;
+	for (size_t i = 0; i < len && !data; i += 8)
+		data = *(const uint64_t *)(p + i) != 0;
+	munmap(p, len);
+	return data;
+}
+
+/* Zero the first 2 MiB so pmemobj_create accepts an old device or file. */
+static int media_wipe_header(const struct media *m)
+{
+	size_t len = 2u << 20;
+	void *p;
+	int fd;
+
+	if (len > m->size)
+		len = m->size;
+	fd = open(m->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	memset(p, 0, len);
+	msync(p, len, MS_SYNC);
+	munmap(p, len);
+	close(fd);
+	return 0;
+}
+
+/* Allocate the data arenas: as few large objects as pmemobj allows. */
+static int format_arenas(PMEMobjpool *pop, struct kmfs_super *sb,
+			 uint64_t data_bytes)
+{
+	uint64_t want = data_bytes & ~((uint64_t)KMFS_UNIT_SIZE - 1);
+	uint64_t max = PMEMOBJ_MAX_ALLOC_SIZE & ~((uint64_t)KMFS_UNIT_SIZE - 1);
+	uint64_t page = 0;
+
+	while (want >= KMFS_UNIT_SIZE && sb->narenas < KMFS_MAX_ARENAS) {
+		uint64_t size = want + KMFS_UNIT_SIZE; /* slack for alignment */
+		struct kmfs_arena *a = &sb->arenas[sb->narenas];
+		PMEMoid oid;
+
+		if (size > max)
+			size = max;
+		oid = pmemobj_tx_xalloc(size, KMFS_T_ARENA,
+					POBJ_XALLOC_NO_FLUSH | POBJ_XALLOC_NO_ABORT);
+		while (OID_IS_NULL(oid) && size > 2ull * KMFS_UNIT_SIZE) {
+			/* the heap is smaller than we hoped: shrink by 1/16 */
+			size -= ((size / 16) + KMFS_UNIT_SIZE - 1) &
+				~((uint64_t)KMFS_UNIT_SIZE - 1);
+			oid = pmemobj_tx_xalloc(size, KMFS_T_ARENA,
+						POBJ_XALLOC_NO_FLUSH |
+						POBJ_XALLOC_NO_ABORT);
+		}
+		if (OID_IS_NULL(oid))
+			break;
+		a->obj_off = oid.off;
+		a->data_off = (oid.off + KMFS_UNIT_SIZE - 1) &
+			      ~((uint64_t)KMFS_UNIT_SIZE - 1);
+		a->nunits = (oid.off + size - a->data_off) / KMFS_UNIT_SIZE;
+		a->first_page = page;
+		page += a->nunits * KMFS_UNIT_PAGES;
+		sb->narenas++;
+		if (a->nunits * KMFS_UNIT_SIZE >= want)
+			break;
+		want -= a->nunits * KMFS_UNIT_SIZE;
+	}
+	sb->total_pages = page;
+	return page ? 0 : -ENOSPC;
+}
+
+static int format_root(PMEMobjpool *pop, struct kmfs_super *sb)
+{
+	PMEMoid ino_oid, tab_oid;
+	struct kmfs_inode *ino;
+	struct kmfs_dirtable *tab;
+	const uint32_t bits = 3;
+
+	ino_oid = pmemobj_tx_xalloc(sizeof(*ino), KMFS_T_INODE,
+				    POBJ_XALLOC_ZERO | POBJ_XALLOC_NO_ABORT);
+	tab_oid = pmemobj_tx_xalloc(sizeof(*tab) + (sizeof(uint64_t) << bits),
+				    KMFS_T_DIRTABLE,
+				    POBJ_XALLOC_ZERO | POBJ_XALLOC_NO_ABORT);
+	if (OID_IS_NULL(ino_oid) || OID_IS_NULL(tab_oid))
+		return -ENOSPC;
+	ino = pmemobj_direct(ino_oid);
+	tab = pmemobj_direct(tab_oid);
+	if (getrandom(&tab->seed, sizeof(tab->seed), 0) != sizeof(tab->seed))
+		tab->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
+	tab->bits = bits;
+	ino->mode = S_IFDIR | 0755;
+	ino->nlink = 2;
+	ino->uid = getuid();
+	ino->gid = getgid();
+	ino->atime = ino->mtime = ino->ctime = ino->btime = pool_now();
+	ino->generation = 1;
+	ino->data_off = tab_oid.off;
+	ino->parent_off = ino_oid.off;
+	sb->root_off = ino_oid.off;
+	sb->next_generation = 2;
+	return 0;
+}
+
+/* Give every unit of a fresh pool back: a new pool costs no RAM on tmpfs. */
+static void format_lend_all(PMEMobjpool *pop, struct kmfs_super *sb,
+			    const char *path)
+{
+	uint8_t *units = (uint8_t *)pop + sb->units_off;
+	uint64_t nunits = sb->total_pages / KMFS_UNIT_PAGES;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (uint32_t i = 0; i < sb->narenas; i++) {
+		const struct kmfs_arena *a = &sb->arenas[i];
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			  (off_t)a->data_off, (off_t)(a->nunits * KMFS_UNIT_SIZE));
+	}
+	close(fd);
+	/* punched first, recorded after: a crash between leaves PRESENT
+	 * units that read zeroes, which is safe */
+	memset(units, KMFS_UNIT_LENT, nunits);
+	pmemobj_persist(pop, units, nunits);
+}
+
+int pool_format(const char *path, const struct pool_format_opts *o)
+{
+	struct media m;
+	PMEMobjpool *pop;
+	struct kmfs_super *sb;
+	uint64_t meta;
+	int rc;
+	bool created = false;
+
+	rc = media_probe(path, &m);
+	if (rc == -ENOENT && o->size) {
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			log_err("%s: cannot create: %s", path, strerror(errno));
+			return -errno;
+		}
+		if (ftruncate(fd, (off_t)o->size) != 0) {
+			rc = -errno;
+			close(fd);
+			unlink(path);
+			log_err("%s: cannot size to %llu bytes: %s", path,
+				(unsigned long long)o->size, strerror(-rc));
+			return rc;
+		}
+		close(fd);
+		created = true;
+		rc = media_probe(path, &m);
+	}
+	if (rc == -ENOENT) {
+		log_err("%s: does not exist (give --size to create a pool file)", path);
+		return rc;
+	}
+	if (rc == -ENODEV) {
+		log_err("%s: not a devdax device or regular file", path);
+		return rc;
+	}
+	if (rc < 0) {
+		log_err("%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	if (m.size < POOL_MIN_SIZE) {
+		log_err("%s: too small (%llu MiB; kmemfs needs at least %llu MiB)",
+			path, (unsigned long long)(m.size >> 20),
+			(unsigned long long)(POOL_MIN_SIZE >> 20));
+		if (created)
+			unlink(path);
+		return -ENOSPC;
+	}
+	if (!created && media_has_data(&m)) {
+		if (!o->force) {
+			log_err("%s: holds data (an existing pool or filesystem); "
+				"use --force to overwrite it", path);
+			return -EEXIST;
+		}
+		rc = media_wipe_header(&m);
+		if (rc < 0) {
+			log_err("%s: cannot overwrite: %s", path, strerror(-rc));
+			return rc;
+		}
+	}
+	tune_persistence(&m);
+	pop = pmemobj_create(path, KMFS_LAYOUT, 0, 0600);
+	if (!pop) {
+		rc = -errno;
+		log_err("%s: pmemobj_create: %s", path, pmemobj_errormsg());
+		if (created)
+			unlink(path);
+		return rc ? rc : -EIO;
+	}
+	sb = pmemobj_direct(pmemobj_root(pop, sizeof(*sb)));
+	if (!sb) {
+		log_err("%s: cannot allocate the superblock", path);
+		rc = -ENOSPC;
+		goto out_close;
+	}
+	meta = m.size / 100 * (o->meta_pct ? o->meta_pct : POOL_DEFAULT_META_PCT);
+	if (meta < (24ull << 20))
+		meta = 24ull << 20;
+
+	if (pmemobj_tx_begin(pop, NULL, TX_PARAM_NONE) != 0) {
+		rc = -EIO;
+		goto out_close;
+	}
+	pmemobj_tx_set_failure_behavior(POBJ_TX_FAILURE_RETURN);
+	rc = pmemobj_tx_add_range_direct(sb, sizeof(*sb));
+	if (rc == 0) {
+		memset(sb, 0, sizeof(*sb));
+		rc = format_arenas(pop, sb, m.size - meta);
+	}
+	if (rc == 0) {
+		uint64_t nunits = sb->total_pages / KMFS_UNIT_PAGES;
+		PMEMoid refs = pmemobj_tx_xalloc(sb->total_pages * sizeof(uint32_t),
+						 KMFS_T_REFS,
+						 POBJ_XALLOC_ZERO | POBJ_XALLOC_NO_ABORT);
+		PMEMoid units = pmemobj_tx_xalloc(nunits, KMFS_T_UNITS,
+						  POBJ_XALLOC_ZERO | POBJ_XALLOC_NO_ABORT);
+		if (OID_IS_NULL(refs) || OID_IS_NULL(units))
+			rc = -ENOSPC;
+		sb->refs_off = refs.off;
+		sb->units_off = units.off;
+	}
+	if (rc == 0)
+		rc = format_root(pop, sb);
+	if (rc == 0) {
+		if (getrandom(sb->uuid, sizeof(sb->uuid), 0) != sizeof(sb->uuid))
+			memset(sb->uuid, 0x5a, sizeof(sb->uuid));
+		sb->pool_size = m.size;
+		sb->created = pool_now();
+		sb->major = KMFS_VERSION_MAJOR;
+		sb->minor = KMFS_VERSION_MINOR;
+		sb->magic = KMFS_MAGIC;
+		pmemobj_tx_commit();
+	} else {
+		pmemobj_tx_abort(rc > 0 ? rc : -rc);
+	}
+	if (pmemobj_tx_end() != 0) {
+		log_err("%s: too small for the metadata kmemfs needs", path);
+		rc = -ENOSPC;
+		goto out_close;
+	}
+	if (m.kind == MEDIA_FILE)
+		format_lend_all(pop, sb, path);
+	rc = 0;
+out_close:
+	pmemobj_close(pop);
+	if (rc < 0 && created)
+		unlink(path);
+	return rc;
+}
+
+/* Check the superblock and every array it points to before use. */
+static int validate_super(struct kmfs_pool *p, const char *path)
+{
+	struct kmfs_super *sb = p->sb;
+	uint64_t page = 0;
+
+	if (sb->magic != KMFS_MAGIC) {
+		log_err("%s: not a kmemfs pool (bad magic in superblock)", path);
+		return -EINVAL;
+	}
+	if (sb->major > KMFS_VERSION_MAJOR) {
+		log_err("%s: made by a newer kmemfs (format %u.%u, this one reads %u.x)",
+			path, sb->major, sb->minor, KMFS_VERSION_MAJOR);
+		return -EPROTONOSUPPORT;
+	}
+	if (sb->major != KMFS_VERSION_MAJOR) {
+		log_err("%s: unknown format version %u.%u", path, sb->major, sb->minor);
+		return -EPROTONOSUPPORT;
+	}
+	if (sb->pool_size != p->size && sb->pool_size > p->media.size) {
+		log_err("%s: truncated: formatted as %llu bytes, now %llu", path,
+			(unsigned long long)sb->pool_size,
+			(unsigned long long)p->media.size);
+		return -EINVAL;
+	}
+	if (sb->narenas == 0 || sb->narenas > KMFS_MAX_ARENAS) {
+		log_err("%s: corrupt superblock: %u arenas", path, sb->narenas);
+		return -EUCLEAN;
+	}
+	for (uint32_t i = 0; i < sb->narenas; i++) {
+		const struct kmfs_arena *a = &sb->arenas[i];
+		if (a->first_page != page || a->nunits == 0 ||
+		    (a->data_off & (KMFS_UNIT_SIZE - 1)) ||
+		    a->data_off < a->obj_off ||
+		    a->nunits > (p->size - a->data_off) / KMFS_UNIT_SIZE ||
+		    !pool_obj_ok(p, a->obj_off, KMFS_T_ARENA,
+				 a->data_off - a->obj_off + a->nunits * KMFS_UNIT_SIZE)) {
+			log_err("%s: corrupt superblock: arena %u", path, i);
+			return -EUCLEAN;
+		}
+		page += a->nunits * KMFS_UNIT_PAGES;
+	}
+	if (page != sb->total_pages) {
+		log_err("%s: corrupt superblock: page count", path);
+		return -EUCLEAN;
+	}
+	p->total_pages = page;
+	p->total_units = page / KMFS_UNIT_PAGES;
+	if (!pool_obj_ok(p, sb->refs_off, KMFS_T_REFS, page * sizeof(uint32_t)) ||
+	    !pool_obj_ok(p, sb->units_off, KMFS_T_UNITS, p->total_units)) {
+		log_err("%s: corrupt superblock: page tables", path);
+		return -EUCLEAN;
+	}
+	if (!pool_obj_ok(p, sb->root_off, KMFS_T_INODE, sizeof(struct kmfs_inode))) {
+		log_err("%s: corrupt superblock: root inode", path);
+		return -EUCLEAN;
+	}
+	p->refs = pool_ptr(p, sb->refs_off);
+	p->units = pool_ptr(p, sb->units_off);
+	return 0;
+}
+
+int pool_open(const char *path, struct kmfs_pool *p)
+{
+	PMEMoid root;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	rc = media_probe(path, &p->media);
+	if (rc == -ENOENT) {
+		log_err("%s: does not exist", path);
+		return rc;
+	}
+	if (rc < 0) {
+		log_err("%s: not a devdax device or pool file (%s)", path,
+			strerror(-rc));
+		return rc;
+	}
+	if (p->media.size < POOL_MIN_SIZE) {
+		log_err("%s: too small to be a kmemfs pool (%llu bytes)", path,
+			(unsigned long long)p->media.size);
+		return -EINVAL;
+	}
+	tune_persistence(&p->media);
+	p->pop = pmemobj_open(path, KMFS_LAYOUT);
+	if (!p->pop) {
+		rc = -errno;
+		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY)
+			log_err("%s: in use by another kmemfs (or program)", path);
+		else if (rc == -EINVAL && strstr(pmemobj_errormsg(), "layout"))
+			log_err("%s: not a kmemfs pool (%s)", path, pmemobj_errormsg());
+		else
+			log_err("%s: not a valid kmemfs pool (pmemobj: %s)", path,
+				pmemobj_errormsg());
+		return rc ? rc : -EINVAL;
+	}
+	root = pmemobj_root(p->pop, 0);
+	p->base = (char *)p->pop;
+	p->size = p->media.size;
+	if (pmemobj_root_size(p->pop) < sizeof(struct kmfs_super)) {
+		log_err("%s: not a kmemfs pool (no superblock)", path);
+		rc = -EINVAL;
+		goto out_close;
+	}
+	p->sb = pmemobj_direct(root);
+	rc = validate_super(p, path);
+	if (rc < 0)
+		goto out_close;
+	rc = media_open(&p->media);
+	if (rc < 0) {
+		log_err("%s: %s", path, strerror(-rc));
+		goto out_close;
+	}
+	return 0;
+out_close:
+	pmemobj_close(p->pop);
+	p->pop = NULL;
+	return rc;
+}
+
+void pool_close(struct kmfs_pool *p)
+{
+	if (!p->pop)
+		return;
+	media_close(&p->media);
+	pmemobj_close(p->pop);
+	p->pop = NULL;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * pool.h -- the libpmemobj pool: create, open, close, and typed access.
+ *
+ * pool.c is the only caller of pmemobj_create/open/close. The pool is
+ * untrusted input: pool_open validates the superblock and arenas before
+ * anything else reads them.
+ */
+#ifndef KMEMFS_POOL_H
+#define KMEMFS_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <libpmemobj.h>
+
+#include "format.h"
+#include "media.h"
+
+struct kmfs_pool {
+	PMEMobjpool *pop;
+	char *base;            /* pool mapping; an offset is base + off */
+	uint64_t size;         /* pool bytes */
+	struct kmfs_super *sb;
+	struct media media;
+	uint32_t *refs;        /* refcount per data page */
+	uint8_t *units;        /* enum kmfs_unit_state per unit */
+	uint64_t total_pages;
+	uint64_t total_units;
+};
+
+struct pool_format_opts {
+	uint64_t size;      /* create a file of this size when missing */
+	bool force;         /* overwrite an existing kmemfs or non-empty device */
+	unsigned meta_pct;  /* share of the pool kept for metadata (percent) */
+};
+
+#define POOL_MIN_SIZE (64ull << 20)
+#define POOL_DEFAULT_META_PCT 12
+
+/* pool_format -- make PATH a fresh kmemfs; prints the reason on failure */
+int pool_format(const char *path, const struct pool_format_opts *o);
+/* pool_open -- open and validate; prints the reason on failure */
+int pool_open(const char *path, struct kmfs_pool *pool);
+void pool_close(struct kmfs_pool *pool);
+
+/* pool_ptr -- pointer for a pool offset (0 -> NULL) */
+static inline void *pool_ptr(const struct kmfs_pool *p, uint64_t off)
+{
+	return off ? p->base + off : NULL;
+}
+
+static inline uint64_t pool_off(const struct kmfs_pool *p, const void *ptr)
+{
+	return ptr ? (uint64_t)((const char *)ptr - p->base) : 0;
+}
+
+/* pool_page_off -- pool offset of global data page number PAGE */
+uint64_t pool_page_off(const struct kmfs_pool *p, uint64_t page);
+
+static inline void *pool_page(const struct kmfs_pool *p, uint64_t page)
+{
+	return p->base + pool_page_off(p, page);
+}
+
+/* pool_obj_ok -- OFF is inside the pool and holds an object of TYPE of at
+ * least SIZE bytes (pmemobj's own header says so) */
+bool pool_obj_ok(const struct kmfs_pool *p, uint64_t off, unsigned type,
+		 uint64_t size);
+
+void pool_persist(const struct kmfs_pool *p, const void *addr, size_t len);
+void pool_memcpy_persist(const struct kmfs_pool *p, void *dst, const void *src,
+			 size_t len);
+void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,
+			 size_t len);
+
+/* pool_now -- current time for timestamps */
+struct kmfs_time pool_now(void);
+
+/* parse_size -- "1G", "512M", "4096" -> bytes; -EINVAL on junk */
+int parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * txn.c -- begin and end the pmemobj transaction of one operation and
+ * apply its volatile side effects (see txn.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libpmemobj.h>
+
+#include "pages.h"
+#include "pool.h"
+#include "txn.h"
+
+/* the pool of this thread's open transaction, for tx_free/tx_realloc */
+static __thread struct kmfs_pool *tx_pool;
+
+int run_list_add(struct run_list *l, uint64_t start, uint64_t count)
+{
+	if (l->n && l->v[l->n - 1].start + l->v[l->n - 1].count == start) {
+		l->v[l->n - 1].count += count;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 8;
+		struct page_run *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n].start = start;
+	l->v[l->n].count = count;
+	l->n++;
+	return 0;
+}
+
+void run_list_free(struct run_list *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+void txn_init(struct txn *t, struct pages *pages)
+{
+	memset(t, 0, sizeof(*t));
+	t->pages = pages;
+}
+
+int txn_begin(struct txn *t)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->pages->tx_lock);
+	rc = pmemobj_tx_begin(t->pages->pool->pop, NULL, TX_PARAM_NONE);
+	if (rc != 0) {
+		pthread_mutex_unlock(&t->pages->tx_lock);
+		return -rc;
+	}
+	pmemobj_tx_set_failure_behavior(POBJ_TX_FAILURE_RETURN);
+	tx_pool = t->pages->pool;
+	t->active = true;
+	return 0;
+}
+
+int txn_end(struct txn *t, int rc)
+{
+	int err;
+
+	if (!t->active) {
+		txn_release(t);
+		return rc;
+	}
+	if (rc == 0)
+		pmemobj_tx_commit();
+	else
+		pmemobj_tx_abort(rc < 0 ? -rc : rc);
+	err = pmemobj_tx_end();
+	t->active = false;
+	if (err == 0 && rc == 0)
+		pages_commit(t->pages, t);
+	else
+		pages_abort(t->pages, t);
+	pthread_mutex_unlock(&t->pages->tx_lock);
+	run_list_free(&t->allocated);
+	run_list_free(&t->freed);
+	if (rc == 0 && err != 0)
+		rc = -err;
+	return rc;
+}
+
+void txn_release(struct txn *t)
+{
+	pages_abort(t->pages, t);
+	run_list_free(&t->allocated);
+	run_list_free(&t->freed);
+}
+
+int tx_add(const void *ptr, size_t len)
+{
+	int rc = pmemobj_tx_add_range_direct(ptr, len);
+	return rc ? -rc : 0;
+}
+
+uint64_t tx_alloc(size_t size, unsigned type, bool zero)
+{
+	PMEMoid oid = pmemobj_tx_xalloc(size, type,
+					(zero ? POBJ_XALLOC_ZERO : 0) |
+					POBJ_XALLOC_NO_ABORT);
+	return oid.off;
+}
+
+int tx_free(uint64_t off)
+{
+	int rc;
+
+	if (!off)
+		return 0;
+	rc = pmemobj_tx_xfree(pmemobj_oid(pool_ptr(tx_pool, off)),
+			      POBJ_XFREE_NO_ABORT);
+	return rc ? -rc : 0;
+}
+
+/* tx_realloc -- move an object to a new size; the tail is zeroed */
+uint64_t tx_realloc(uint64_t off, size_t size, unsigned type)
+{
+	void *old = pool_ptr(tx_pool, off);
+	size_t old_size = old ? pmemobj_alloc_usable_size(pmemobj_oid(old)) : 0;
+	uint64_t noff = tx_alloc(size, type, true);
+
+	if (!noff)
+		return 0;
+	if (old) {
+		memcpy(pool_ptr(tx_pool, noff), old,
+		       old_size < size ? old_size : size);
+		if (tx_free(off) < 0)
+			return 0;
+	}
+	return noff;
+}
