@@ -12,6 +12,7 @@
 #include <libpmemobj.h>
 
 #include "acl.h"
+#include "check.h"
 #include "dir.h"
 #include "fs.h"
 #include "log.h"
@@ -226,8 +227,19 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	rc = pool_open(path, &fs->pool);
 	if (rc < 0)
 		return rc;
-	int enabled = 1;
-	pmemobj_ctl_set(fs->pool.pop, "stats.enabled", &enabled);
+	pool_enable_stats(fs->pool.pop);
+	/* the pool is untrusted: check every reference before serving it */
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	rc = check_pool(&fs->pool, &co, &cr);
+	if (rc == 0 && cr.errors) {
+		log_err("%s: corrupt metadata: %s (%llu problem%s; run fsck.kmemfs)",
+			path, cr.first, (unsigned long long)cr.errors,
+			cr.errors == 1 ? "" : "s");
+		rc = -EUCLEAN;
+	}
+	if (rc < 0)
+		goto out_close;
 	rc = pages_init(&fs->pages, &fs->pool, o->lend && !o->readonly,
 			o->reserve);
 	if (rc < 0)
@@ -1030,14 +1042,10 @@ out:
 int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 {
 	struct pages_stats ps;
-	uint64_t meta_total = fs->pool.size, meta_used = 0;
+	uint64_t meta_total = fs->pool.size - fs->pool.arena_bytes;
+	uint64_t meta_used = pool_meta_used(&fs->pool);
 
 	pages_stats(&fs->pages, &ps);
-	for (uint32_t i = 0; i < fs->pool.sb->narenas; i++)
-		meta_total -= fs->pool.sb->arenas[i].nunits * KMFS_UNIT_SIZE;
-	pmemobj_ctl_get(fs->pool.pop, "stats.heap.curr_allocated", &meta_used);
-	for (uint32_t i = 0; i < fs->pool.sb->narenas; i++)
-		meta_used -= fs->pool.sb->arenas[i].nunits * KMFS_UNIT_SIZE;
 	memset(st, 0, sizeof(*st));
 	st->f_bsize = KMFS_PAGE_SIZE;
 	st->f_frsize = KMFS_PAGE_SIZE;

@@ -8,11 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 #include <linux/magic.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #include <daxctl/libdaxctl.h>
 
@@ -133,8 +138,11 @@ int media_reclaim(struct media *m, uint64_t off, uint64_t len)
 {
 	if (!media_can_lend(m))
 		return 0;
-	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0)
-		return errno == EOPNOTSUPP ? 0 : -errno;
+	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0 && errno != EOPNOTSUPP)
+		return -errno;
+	/* map the unit now: one call instead of a fault per page on first write */
+	if (m->map)
+		madvise(m->map + off, len, MADV_POPULATE_WRITE);
 	return 0;
 }
 

@@ -119,6 +119,22 @@ static void tune_persistence(const struct media *m)
 	}
 }
 
+/* Heap statistics kept in the pool, for statfs's metadata figures. */
+void pool_enable_stats(PMEMobjpool *pop)
+{
+	enum pobj_stats_enabled on = POBJ_STATS_ENABLED_PERSISTENT;
+
+	pmemobj_ctl_set(pop, "stats.enabled", &on);
+}
+
+uint64_t pool_meta_used(const struct kmfs_pool *p)
+{
+	uint64_t used = 0;
+
+	pmemobj_ctl_get(p->pop, "stats.heap.curr_allocated", &used);
+	return used > p->arena_bytes ? used - p->arena_bytes : 0;
+}
+
 /* Is the start of a device or file non-empty (any non-zero byte)? */
 static bool media_has_data(const struct media *m)
 {
@@ -334,6 +350,7 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 			unlink(path);
 		return rc ? rc : -EIO;
 	}
+	pool_enable_stats(pop);
 	sb = pmemobj_direct(pmemobj_root(pop, sizeof(*sb)));
 	if (!sb) {
 		log_err("%s: cannot allocate the superblock", path);
@@ -452,6 +469,10 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 		log_err("%s: corrupt superblock: root inode", path);
 		return -EUCLEAN;
 	}
+	for (uint32_t i = 0; i < sb->narenas; i++) {
+		PMEMoid oid = { pmemobj_oid(sb).pool_uuid_lo, sb->arenas[i].obj_off };
+		p->arena_bytes += pmemobj_alloc_usable_size(oid);
+	}
 	p->refs = pool_ptr(p, sb->refs_off);
 	p->units = pool_ptr(p, sb->units_off);
 	return 0;
@@ -493,6 +514,7 @@ int pool_open(const char *path, struct kmfs_pool *p)
 	}
 	root = pmemobj_root(p->pop, 0);
 	p->base = (char *)p->pop;
+	p->media.map = p->base;
 	p->size = p->media.size;
 	if (pmemobj_root_size(p->pop) < sizeof(struct kmfs_super)) {
 		log_err("%s: not a kmemfs pool (no superblock)", path);

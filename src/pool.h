@@ -26,6 +26,7 @@ struct kmfs_pool {
 	uint8_t *units;        /* enum kmfs_unit_state per unit */
 	uint64_t total_pages;
 	uint64_t total_units;
+	uint64_t arena_bytes;  /* pmemobj bytes the data arenas take */
 };
 
 struct pool_format_opts {
@@ -72,6 +73,10 @@ void pool_memcpy_persist(const struct kmfs_pool *p, void *dst, const void *src,
 			 size_t len);
 void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,
 			 size_t len);
+
+void pool_enable_stats(PMEMobjpool *pop);
+/* pool_meta_used -- bytes of metadata objects allocated */
+uint64_t pool_meta_used(const struct kmfs_pool *p);
 
 /* pool_now -- current time for timestamps */
 struct kmfs_time pool_now(void);

@@ -1,0 +1,29 @@
+#!/bin/sh
+# test.sh -- install what is needed, build, and run every test:
+#   1. unit and integration tests (ctest) on a -Werror build,
+#   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. the VM suite (real kernel, emulated NVDIMM, devdax) when present.
+# Exits non-zero if anything failed.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+fail=0
+"$root/scripts/deps.sh" || exit 1
+
+echo "== build (release, -Werror)"
+"$root/scripts/build.sh" build -DKMEMFS_WERROR=ON || exit 1
+echo "== tests (release)"
+(cd build && ctest --output-on-failure --timeout 900) || fail=1
+
+echo "== build (ASan + UBSan)"
+"$root/scripts/build.sh" build-asan -DKMEMFS_WERROR=ON -DKMEMFS_SANITIZE=ON || exit 1
+echo "== tests (ASan + UBSan)"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --output-on-failure --timeout 900) || fail=1
+
+if [ -x "$root/tests/vm/run.sh" ] && [ "${KMEMFS_SKIP_VM:-0}" != 1 ]; then
+	echo "== VM tests (QEMU, emulated NVDIMM)"
+	"$root/tests/vm/run.sh" --build-dir "$root/build" || fail=1
+fi
+exit $fail
