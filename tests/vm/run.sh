@@ -1,0 +1,235 @@
+#!/bin/bash
+# run.sh -- boot Debian's 6.1 kernel in QEMU (TCG) with an emulated NVDIMM and run
+# the kmemfs VM tests on /dev/dax0.0. See docs/vm-rig.md.
+#
+#   tests/vm/run.sh [--build-dir DIR] [TEST...]     run all tests, or those named
+#   tests/vm/run.sh [--build-dir DIR] --shell [--pmem FILE]
+#                                                  interactive guest shell
+#   tests/vm/run.sh --list                         list the tests
+#
+# Prints "PASS name" / "FAIL name: reason" per test (with the guest's console log
+# on failure) and ends with "N passed, N failed"; exit 0 only when all passed.
+#
+# Environment: KMEMFS_VM_CACHE (downloads, unpacked kernel; default
+# ~/.cache/kmemfs-vm), KMEMFS_VM_WORK (per-test PMEM.img and console logs, kept for
+# inspection; default $TMPDIR/kmemfs-vm).
+
+set -u
+
+VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC_DIR=$(cd "$VM_DIR/../.." && pwd)
+BUILD_DIR=$SRC_DIR/build
+CACHE=${KMEMFS_VM_CACHE:-$HOME/.cache/kmemfs-vm}
+WORK_ROOT=${KMEMFS_VM_WORK:-${TMPDIR:-/tmp}/kmemfs-vm}
+TESTS_ALL="namespace devdax-basic powercut reboot"
+VM_PID=""
+
+. "$VM_DIR/lib/host.sh"
+
+usage() {
+	sed -n '3,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	exit 2
+}
+
+# ---- boot helpers for the tests ------------------------------------------------
+
+# boot N TIMEOUT ACTIONS [GEN] -- boot the test's PMEM.img once running the guest
+# actions (comma-separated); console in $WORK/console-N.log, checked by check_log
+boot() {
+	local n=$1 tmo=$2 actions=$3 gen=${4:-0}
+	LOGS="$LOGS $WORK/console-$n.log"
+	vm_boot "$WORK/console-$n.log" "$tmo" "$WORK/PMEM.img" \
+		"kmemfs.run=$actions" "kmemfs.gen=$gen"
+	check_log "$WORK/console-$n.log" "$tmo"
+}
+
+# markers LOG KIND -- the KMEMFS-KIND: lines of LOG, without the tag and any CR
+markers() {
+	tr -d '\r' <"$1" | sed -n "s/.*KMEMFS-$2: //p"
+}
+
+# check_log LOG TIMEOUT -- a boot passed if the guest said DONE, reported at least
+# one PASS and no FAIL. Sets REASON otherwise.
+check_log() {
+	local logf=$1 tmo=$2 f
+	f=$(markers "$logf" TEST | grep -m 1 '^FAIL ')
+	if [ -n "$f" ]; then
+		REASON="guest: ${f#FAIL }"
+	elif ! markers "$logf" TEST | grep -q '^DONE'; then
+		if grep -qa 'Kernel panic' "$logf"; then
+			REASON="guest kernel panicked ($(basename "$logf"))"
+		else
+			REASON="no DONE marker: guest crashed, hung or ran over ${tmo}s ($(basename "$logf"))"
+		fi
+	elif ! markers "$logf" TEST | grep -q '^PASS '; then
+		REASON="guest reported no PASS ($(basename "$logf"))"
+	else
+		return 0
+	fi
+	return 1
+}
+
+# need_kmemfs -- the kmemfs tests cannot run without the programs
+need_kmemfs() {
+	local p
+	for p in kmemfs mkfs.kmemfs fsck.kmemfs; do
+		[ -x "$BUILD_DIR/bin/$p" ] || {
+			REASON="$BUILD_DIR/bin/$p is missing (build kmemfs first)"
+			return 1
+		}
+	done
+}
+
+# ---- the tests (each sets REASON and returns 1 on failure) ----------------------
+
+# namespace: labels initialised, devdax namespace on node 1 (DESIGN.md recipe)
+t_namespace() {
+	boot 1 120 namespace
+}
+
+# devdax-basic: mkfs, a workload, remount, everything checked, fsck clean
+t_devdax_basic() {
+	need_kmemfs || return 1
+	boot 1 420 namespace,devdax-basic
+}
+
+# reboot: data written, cleanly unmounted and powered off, must be there after a
+# second boot (compared host-side from the two boots' manifests); a second kmemfs
+# on the mounted device is refused in both boots
+t_reboot() {
+	local a b
+	need_kmemfs || return 1
+	boot 1 300 namespace,reboot-write || return 1
+	boot 2 300 namespace-persist,reboot-check || return 1
+	a=$(markers "$WORK/console-1.log" SUM)
+	b=$(markers "$WORK/console-2.log" SUM)
+	if [ -z "$a" ]; then
+		REASON="first boot printed no manifest"
+		return 1
+	fi
+	if [ "$a" != "$b" ]; then
+		REASON="data or attributes changed across reboot: $(diff <(echo "$a") <(echo "$b") |
+			grep '^[<>]' | head -n 6 | tr '\n' ';')"
+		return 1
+	fi
+}
+
+# powercut: kill -9 QEMU at three points while the guest writes; each next boot
+# must mount, fsck clean and hold every file whose fsync had returned
+PC_DELAYS="2 6 11"
+t_powercut() {
+	local n=1 gen=1 d actions="namespace,mkfs,powercut-write" logf sums f sum got
+	need_kmemfs || return 1
+	: >"$WORK/synced"
+	for d in $PC_DELAYS; do
+		logf=$WORK/console-$n.log
+		LOGS="$LOGS $logf"
+		vm_boot_bg "$logf" 300 "$WORK/PMEM.img" "kmemfs.run=$actions" "kmemfs.gen=$gen"
+		if ! vm_wait_for "$logf" 'KMEMFS-WRITING' 240; then
+			vm_kill
+			check_log "$logf" 300 || true
+			REASON="boot $n: writer did not start: ${REASON:-guest ended early}"
+			return 1
+		fi
+		sleep "$d"
+		if markers "$logf" TEST | grep -q '^DONE'; then
+			REASON="boot $n: writer finished before the cut at ${d}s (make it write longer)"
+			vm_kill
+			return 1
+		fi
+		vm_kill
+		markers "$logf" SYNCED >>"$WORK/synced"
+		log "power cut $n at ${d}s after writing began: $(markers "$logf" SYNCED | wc -l) files fsync'ed so far, $(wc -l <"$WORK/synced") in all"
+		n=$((n + 1))
+		gen=$((gen + 1))
+		# the next boot checks the last cut's survivors, then writes again
+		actions="namespace-persist,powercut-check,powercut-write"
+	done
+	boot "$n" 300 namespace-persist,powercut-check "$gen" || return 1
+
+	# every file whose fsync returned before any cut must read back exactly
+	sums=$(markers "$WORK/console-$n.log" SUM)
+	if [ ! -s "$WORK/synced" ]; then
+		REASON="no fsync completed before any power cut (nothing was tested)"
+		return 1
+	fi
+	while read -r f sum; do
+		got=$(echo "$sums" | awk -v f="$f" '$1 == f { print $2 }')
+		if [ "$got" != "$sum" ]; then
+			REASON="fsync'ed file $f: want md5 $sum, got '${got:-missing}' after power cuts"
+			return 1
+		fi
+	done <"$WORK/synced"
+	log "all $(wc -l <"$WORK/synced") fsync'ed files intact"
+}
+
+# ---- main ----------------------------------------------------------------------
+
+SHELL_MODE=0 PMEM=""
+TESTS=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build-dir) BUILD_DIR=$(cd "$2" && pwd) || die "no build dir $2"; shift ;;
+	--build-dir=*) BUILD_DIR=$(cd "${1#*=}" && pwd) || die "no build dir ${1#*=}" ;;
+	--shell) SHELL_MODE=1 ;;
+	--pmem) PMEM=$2; shift ;;
+	--list) echo "$TESTS_ALL" | tr ' ' '\n'; exit 0 ;;
+	-h | --help) usage ;;
+	-*) usage ;;
+	*) TESTS="$TESTS $1" ;;
+	esac
+	shift
+done
+[ "$(id -u)" -eq 0 ] || die "run as root (apt-get, depmod into the cache)"
+for t in $TESTS; do
+	case " $TESTS_ALL " in *" $t "*) ;; *) die "unknown test '$t' (try --list)" ;; esac
+done
+TESTS=${TESTS:-$TESTS_ALL}
+
+# never leave a QEMU behind, whatever ends this script
+trap '[ -n "$VM_PID" ] && vm_kill' EXIT
+trap 'exit 130' INT TERM
+
+vm_deps
+mkdir -p "$CACHE" "$WORK_ROOT"
+vm_kernel
+INITRD=$WORK_ROOT/initrd.cpio
+vm_initrd "$INITRD"
+log "kernel $KREL, initrd $(du -h "$INITRD" | cut -f1), kmemfs programs:" \
+	"$(cd "$BUILD_DIR/bin" 2>/dev/null && ls $VM_KMEMFS_PROGS 2>/dev/null | tr '\n' ' ')"
+
+if [ "$SHELL_MODE" = 1 ]; then
+	WORK=$WORK_ROOT/shell
+	mkdir -p "$WORK"
+	PMEM=${PMEM:-$WORK/PMEM.img}
+	[ -e "$PMEM" ] || truncate -s 1G "$PMEM"
+	log "shell on $PMEM (Ctrl-A X quits QEMU; 'sh /kmemfs/namespace.sh' makes /dev/dax0.0)"
+	qemu_cmd "$PMEM" kmemfs.shell=1
+	exec "${QEMU[@]}" -nographic
+fi
+
+npass=0 nfail=0
+for t in $TESTS; do
+	WORK=$WORK_ROOT/$t
+	rm -rf "$WORK"
+	mkdir -p "$WORK"
+	# a fresh, sparse NVDIMM per test: all zeroes, no labels
+	truncate -s 1G "$WORK/PMEM.img"
+	REASON="" LOGS=""
+	start=$(date +%s)
+	if "t_${t//-/_}"; then
+		echo "PASS $t ($(($(date +%s) - start))s)"
+		npass=$((npass + 1))
+	else
+		echo "FAIL $t: $REASON ($(($(date +%s) - start))s)"
+		for l in $LOGS; do
+			[ -e "$l" ] || continue
+			echo "---- $l ----"
+			tr -d '\r' <"$l" | tail -n 150
+		done
+		echo "---- end of $t logs (work dir $WORK) ----"
+		nfail=$((nfail + 1))
+	fi
+done
+echo "$npass passed, $nfail failed"
+[ "$nfail" -eq 0 ]
