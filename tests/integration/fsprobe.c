@@ -532,6 +532,36 @@ static int op_fill(char **a)
 	return rc;
 }
 
+/*
+ * fillfiles DIR SIZE MAX: create files of SIZE bytes until one fails or MAX exist;
+ * print files=N. Returns the errno that stopped it.
+ */
+static int op_fillfiles(char **a)
+{
+	size_t size = num(a[1]);
+	long max = num(a[2]), n;
+	char *buf = calloc(1, size ? size : 1);
+	char path[PATH_MAX];
+	int rc = 0;
+
+	memset(buf, 'x', size);
+	for (n = 0; n < max && !rc; n++) {
+		int fd;
+		snprintf(path, sizeof(path), "%s/s%07ld", a[0], n);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		if (fd < 0) {
+			rc = errno;
+			break;
+		}
+		rc = write_all(fd, buf, size);
+		if (close(fd) && !rc)
+			rc = errno;
+	}
+	printf("files=%ld\n", n);
+	free(buf);
+	return rc;
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -957,6 +987,7 @@ static const struct op ops[] = {
 	{ "fdatasync", 1, op_fdatasync, "PATH" },
 	{ "statfs", 1, op_statfs, "PATH" },
 	{ "fill", 2, op_fill, "PATH CHUNK_KIB" },
+	{ "fillfiles", 3, op_fillfiles, "DIR SIZE MAX" },
 	{ "mkname", 2, op_mkname, "DIR HEXNAME" },
 	{ "statname", 2, op_statname, "DIR HEXNAME" },
 	{ "unlinkname", 2, op_unlinkname, "DIR HEXNAME" },

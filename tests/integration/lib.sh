@@ -250,7 +250,7 @@ daemon_pids() {
 	local p args
 	[ -n "$POOL" ] || return 0
 	for p in /proc/[0-9]*; do
-		mapfile -d '' -t args <"$p/cmdline" 2>/dev/null || continue
+		mapfile -d '' -t args 2>/dev/null <"$p/cmdline" || continue
 		[ ${#args[@]} -gt 0 ] || continue
 		[ "$(basename -- "${args[0]}")" = kmemfs ] || continue
 		local a

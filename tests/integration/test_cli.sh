@@ -1,0 +1,134 @@
+#!/bin/bash
+# test_cli.sh -- the command lines: --help, bad options, bad mount points,
+# --size creation, refusing a second daemon and mkfs over a pool, signals,
+# daemonizing, allow_other, fsck exit codes.
+. "$(dirname "$0")/lib.sh" "$@"
+kmemfs_only
+K=$BIN_DIR/kmemfs
+MKFS=$BIN_DIR/mkfs.kmemfs
+FSCK=$BIN_DIR/fsck.kmemfs
+CTL=$BIN_DIR/kmemfsctl
+
+# run_tool OUTFILE CMD...: stdout+stderr into OUTFILE, returns the exit status
+run_tool() { local o=$1; shift; timeout 60 "$@" >"$o" 2>&1; }
+lines() { grep -c . "$1"; }
+# expect_refusal MESSAGE CMD...: non-zero exit and exactly one line of output
+expect_refusal() {
+	local msg=$1 rc
+	shift
+	run_tool "$WORK/out" "$@"
+	rc=$?
+	if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -lt 128 ] && [ "$(lines "$WORK/out")" -eq 1 ]; then
+		pass "$msg (exit $rc: $(head -c 150 "$WORK/out"))"
+	else
+		fail "$msg" "command: $*" "exit status $rc (want non-zero, no signal, no timeout), $(lines "$WORK/out") output lines (want 1):" "$(cat "$WORK/out")"
+	fi
+}
+
+# -- --help and bad options
+for t in "$K" "$MKFS" "$FSCK" "$CTL"; do
+	if [ -x "$t" ]; then
+		run_tool "$WORK/out" "$t" --help
+		rc=$?
+		check "[ $rc -eq 0 ] && grep -qi usage '$WORK/out'" "$(basename "$t") --help exits 0 with a usage text (exit $rc)"
+		run_tool "$WORK/out" "$t" --no-such-option
+		rc=$?
+		check "[ $rc -ne 0 ] && [ $rc -lt 128 ] && [ -s '$WORK/out' ]" "$(basename "$t") refuses an unknown option (exit $rc)"
+	else
+		fail "$(basename "$t") is built"
+	fi
+done
+
+fs_create 64M
+expect_refusal "mount on a missing mount point" "$K" "$POOL" "$WORK/no/such/dir"
+touch "$WORK/notadir"
+expect_refusal "mount on a regular file as mount point" "$K" "$POOL" "$WORK/notadir"
+expect_refusal "mount of a missing pool without --size" "$K" "$WORK/missing.pool" "$MNT"
+check "[ ! -e '$WORK/missing.pool' ]" "a failed mount creates no pool file"
+expect_refusal "an unknown -o option" "$K" -o no_such_mount_option "$POOL" "$MNT"
+check "! is_mounted" "nothing mounted after the refusals"
+check_eq "$(daemon_pids)" "" "no daemon left behind by the refusals"
+
+# -- mkfs refuses an existing pool
+sum=$(sha256sum <"$POOL")
+expect_refusal "mkfs.kmemfs without --force over an existing pool" "$MKFS" "$POOL"
+check_eq "$(sha256sum <"$POOL")" "$sum" "the refused mkfs left the pool untouched"
+
+# -- a second daemon on the same pool
+fs_mount || abort_test "mount"
+echo first >"$MNT/first"
+mkdir "$WORK/mnt2"
+expect_refusal "a second daemon on a mounted pool" "$K" "$POOL" "$WORK/mnt2"
+check "! mountpoint -q '$WORK/mnt2'" "the second mount point stays unmounted"
+check_eq "$(cat "$MNT/first")" first "the first mount still serves"
+expect_refusal "mkfs --force of a pool in use" "$MKFS" --force "$POOL"
+check_eq "$(cat "$MNT/first")" first "the mounted filesystem survived the refused mkfs"
+check "pgrep -x kmemfs >/dev/null && [ -n \"\$(daemon_pids)\" ]" "kmemfs daemonized (no -f) and runs"
+pid=$(daemon_pids)
+check "[ \"\$(ps -o ppid= -p $pid | tr -d ' ')\" != $$ ]" "the daemon is not a child of the shell that started it"
+# without allow_other, other users are kept out (FUSE rule)
+expect_errno EACCES "without allow_other uid 1000 cannot enter the mount" as_user 1000 probe stat "$MNT/first"
+fs_umount
+if [ -x "$FSCK" ]; then
+	run_tool "$WORK/out" "$FSCK" -n "$POOL"
+	check_eq "$?" 0 "fsck.kmemfs -n of a cleanly unmounted pool"
+	run_tool "$WORK/out" "$FSCK" -y "$POOL"
+	check_eq "$?" 0 "fsck.kmemfs -y of a clean pool"
+	run_tool "$WORK/out" "$FSCK" -n "$WORK/missing.pool"
+	check_eq "$?" 8 "fsck.kmemfs of a missing file is an operational error (8)"
+fi
+
+# -- mkfs --force gives an empty filesystem
+run_tool "$WORK/out" "$MKFS" --force "$POOL"
+check_eq "$?" 0 "mkfs.kmemfs --force over an existing pool"
+fs_mount || abort_test "mount after mkfs --force"
+check_eq "$(ls -A "$MNT" | grep -v '^lost+found$' | wc -l)" 0 "the re-formatted filesystem is empty"
+fs_umount
+
+# -- --size creates and formats a missing pool
+NEWPOOL=$WORK/created.pool
+run_tool "$WORK/out" "$K" --size 80M "$NEWPOOL" "$MNT"
+rc=$?
+check "[ $rc -eq 0 ] && wait_until 10 is_mounted" "kmemfs --size creates, formats and mounts (exit $rc)"
+check_eq "$(stat -c %s "$NEWPOOL" 2>/dev/null)" 83886080 "the created pool has the requested size"
+echo hi >"$MNT/x" 2>/dev/null
+check_eq "$(cat "$MNT/x" 2>/dev/null)" hi "the new filesystem works"
+P=$POOL; POOL=$NEWPOOL
+fs_umount
+POOL=$P
+
+# -- foreground mode and signals
+# the shell starts background jobs with SIGINT ignored, and libfuse leaves
+# ignored signals alone: give the daemon default dispositions explicitly
+for sig in TERM INT; do
+	env --default-signal=INT,TERM "$K" -f "$POOL" "$MNT" >"$WORK/fg.out" 2>&1 &
+	fg=$!
+	if ! wait_until 10 is_mounted; then
+		fail "kmemfs -f mounts" "$(cat "$WORK/fg.out")"
+		kill -KILL $fg 2>/dev/null
+		continue
+	fi
+	echo "$sig" >"$MNT/sig.$sig"
+	kill -$sig $fg
+	if wait_until 15 "! kill -0 $fg 2>/dev/null"; then
+		wait $fg
+		rc=$?
+		check "! is_mounted" "SIG$sig unmounts and the daemon exits"
+		check_eq "$rc" 0 "exit status after SIG$sig is 0"
+	else
+		fail "SIG$sig unmounts and the daemon exits" "still running after 15s"
+		kill -KILL $fg
+		wait $fg
+		fusermount3 -u -z "$MNT" 2>/dev/null
+	fi
+	if [ -x "$FSCK" ]; then
+		run_tool "$WORK/out" "$FSCK" -n "$POOL"
+		check_eq "$?" 0 "pool is clean after SIG$sig"
+	fi
+done
+fs_mount || abort_test "mount after signals"
+check_eq "$(cat "$MNT/sig.TERM" "$MNT/sig.INT" 2>&1)" "$(printf 'TERM\nINT')" "files written before the signals persist"
+check_cmd "umount(8) works too" umount "$MNT"
+wait_until 15 '[ -z "$(daemon_pids)" ]'
+check_eq "$(daemon_pids)" "" "the daemon exits after umount(8)"
+finish

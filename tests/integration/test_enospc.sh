@@ -1,0 +1,50 @@
+#!/bin/bash
+# test_enospc.sh -- a full 64 MiB filesystem: writes fail with ENOSPC, nothing
+# crashes, the daemon keeps serving, and removing files makes room again.
+. "$(dirname "$0")/lib.sh" "$@"
+fs_setup 64M
+MiB=1048576
+echo keep >"$MNT/keep"
+head -c $((2 * MiB)) /dev/urandom >"$WORK/ref"
+cp "$WORK/ref" "$MNT/before"
+
+out=$(probe fill "$MNT/fill" 1024 2>&1)
+written=$(sed -n 's/^written=//p' <<<"$out")
+check_eq "$(sed -n 's/^errno=//p' <<<"$out")" ENOSPC "filling up ends in ENOSPC"
+check "[ -n '$written' ] && [ '$written' -ge $((24 * MiB)) ] && [ '$written' -le $((64 * MiB)) ]" \
+	"most of the space was usable before ENOSPC ($((${written:-0} / MiB)) MiB)"
+avail=$(df -B1 --output=avail "$MNT" | tail -n 1 | tr -d ' ')
+check "[ $avail -le $((4 * MiB)) ]" "df shows the filesystem full (avail $((avail / 1024)) KiB)"
+check "is_mounted && ls '$MNT' >/dev/null" "daemon still serves after ENOSPC"
+check_eq "$(cat "$MNT/keep")" keep "old small file still readable"
+check_cmd "old large file still intact" cmp "$MNT/before" "$WORK/ref"
+check_eq "$(probe pread "$MNT/fill" 0 4 | od -An -tx1 | tr -d ' ')" 5a5a5a5a "the filled file reads back"
+check "[ \$(stat -c %s '$MNT/fill') -le $written ]" "size of the filled file is not beyond what was written"
+
+expect_errno ENOSPC "fallocate beyond the free space" probe falloc "$MNT/pre" 0 0 $((128 * MiB))
+check "[ \$(stat -c %s '$MNT/pre' 2>/dev/null || echo 0) -eq 0 ]" "a failed fallocate does not change the size"
+out=$(probe fill "$MNT/more" 64 2>&1)
+check_eq "$(sed -n 's/^errno=//p' <<<"$out")" ENOSPC "a second writer also gets ENOSPC"
+# metadata operations may or may not fit; they must not fail any other way
+for op in "mkdir $MNT/newdir 0755" "open $MNT/newfile wronly,creat" "setxattr $MNT/keep user.big $(head -c 2000 /dev/zero | tr '\0' x)"; do
+	r=$(probe $op 2>&1 | sed -n 's/^errno=//p')
+	check "[ -z '$r' ] || [ '$r' = ENOSPC ]" "on a full fs '${op%% *}' succeeds or fails with ENOSPC (${r:-OK})"
+done
+
+check_cmd "rm of the big files on a full fs" rm -f "$MNT/fill" "$MNT/more" "$MNT/pre"
+check "wait_until 10 '[ \$(df -B1 --output=avail $MNT | tail -n 1) -ge $((20 * MiB)) ]'" "space comes back after rm"
+check_cmd "writing 16 MiB after making room" dd if=/dev/urandom of="$WORK/ref2" bs=1M count=16 status=none
+check_cmd "copy into the freed space" cp "$WORK/ref2" "$MNT/after"
+check_cmd "the new file reads back" cmp "$MNT/after" "$WORK/ref2"
+check_cmd "the old file is still intact" cmp "$MNT/before" "$WORK/ref"
+
+# many small files until full: metadata exhaustion, then cleanup
+mkdir -p "$MNT/small"
+out=$(probe fillfiles "$MNT/small" 4096 100000 2>&1)
+err=$(sed -n 's/^errno=//p' <<<"$out")
+n=$(sed -n 's/^files=//p' <<<"$out")
+check_eq "$err" ENOSPC "4 KiB files until full end in ENOSPC (after $n files)"
+check_cmd "rm -rf of the small files" rm -rf "$MNT/small"
+check_cmd "create after the cleanup" probe pwrite "$MNT/final" 0 final sync
+check "is_mounted" "still mounted at the end"
+finish
