@@ -1,0 +1,52 @@
+#!/bin/bash
+# test_ctl.sh -- kmemfsctl stat (text and --json) agrees with what was done:
+# file pages grow by what is written, clones share pages instead of copying,
+# rm returns them; and cp on kmemfs clones (df barely moves).
+. "$(dirname "$0")/lib.sh" "$@"
+kmemfs_only
+CTL=$BIN_DIR/kmemfsctl
+[ -x "$CTL" ] || abort_test "kmemfsctl is built"
+fs_setup 256M
+MiB=1048576
+
+# ctl_json: "dotted.key value" for every number in the JSON output
+ctl_json() {
+	"$CTL" stat "$MNT" --json | jq -r 'paths(numbers) as $p | "\($p | map(tostring) | join(".")) \(getpath($p))"'
+}
+# field REGEX: the value of the one numeric key matching REGEX
+field() { ctl_json | awk -v re="$1" 'tolower($1) ~ re { print $2; exit }'; }
+
+"$CTL" stat "$MNT" >"$WORK/ctl.out" 2>&1
+check "[ \$? -eq 0 ] && [ -s '$WORK/ctl.out' ]" "kmemfsctl stat MOUNTPOINT prints a report"
+note "kmemfsctl stat: $(tr '\n' ';' <"$WORK/ctl.out")"
+"$CTL" stat "$MNT" --json >"$WORK/ctl.json" 2>&1
+check "jq -e type '$WORK/ctl.json' >/dev/null" "kmemfsctl stat --json is valid JSON"
+note "json keys: $(ctl_json | tr '\n' ' ')"
+for k in file shared free lent meta; do
+	check "ctl_json | awk '{print tolower(\$1)}' | grep -q '$k'" "the JSON has a '$k' figure"
+done
+"$CTL" stat "$WORK" >"$WORK/out" 2>&1
+rc=$?
+check "[ $rc -ne 0 ] && [ \$(grep -c . '$WORK/out') -eq 1 ]" "kmemfsctl stat on a non-kmemfs directory fails with one line (exit $rc)"
+
+f0=$(field 'file')
+s0=$(field 'shared')
+free0=$(field 'free')
+dd if=/dev/urandom of="$MNT/a" bs=1M count=16 conv=fsync status=none
+f1=$(field 'file')
+free1=$(field 'free')
+check "[ $((f1 - f0)) -ge 4096 ] && [ $((f1 - f0)) -le 4160 ]" "16 MiB written = 4096 more file pages ($f0 -> $f1)"
+check "[ $((free0 - free1)) -ge 4096 ]" "free pages drop by at least 4096 ($free0 -> $free1)"
+
+used0=$(used_bytes)
+cp "$MNT/a" "$MNT/b"
+check_cmd "cp on kmemfs gives an identical file" cmp "$MNT/a" "$MNT/b"
+check "[ $(($(used_bytes) - used0)) -lt $((2 * MiB)) ]" "cp of 16 MiB clones: df used grows by $((($(used_bytes) - used0) / 1024)) KiB"
+s1=$(field 'shared')
+check "[ $((s1 - s0)) -ge 4096 ]" "the clone's pages count as shared ($s0 -> $s1)"
+probe pwrite "$MNT/b" 0 changed >/dev/null
+check "[ \"\$(probe pread '$MNT/a' 0 7)\" != changed ]" "writing the clone leaves the original alone"
+rm "$MNT/a" "$MNT/b"
+check "wait_until 10 '[ \$(field file) -le $((f0 + 16)) ]'" "rm returns the file pages ($(field file) now, $f0 before)"
+check "wait_until 10 '[ \$(field shared) -le $s0 ]'" "no shared pages left after rm"
+finish
