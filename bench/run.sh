@@ -1,0 +1,291 @@
+#!/bin/bash
+# run.sh -- kmemfs benchmark harness: the same jobs on kmemfs, tmpfs and libfuse's
+# passthrough_ll, each several times, into docs/performance/results.{md,json,png}.
+#
+#   bench/run.sh [--quick] [--systems kmemfs,tmpfs,passthrough_ll] [--runs N]
+#                [--jobs seq,rand,punch,clone,dbench,fcreate,mount] [--out DIR]
+#
+# --quick    small sizes, 1 run (about 2 minutes): for development
+# --runs N   repeat every job N times (default 3); the report gives the median
+#            and the spread (min-max)
+# --jobs     run only these job groups (the report covers what ran)
+# --out      where the report goes (default docs/performance)
+#
+# Needs root (mounts) and /dev/fuse. Installs fio, dbench, gnuplot-nox, jq and
+# the libfuse example sources from Debian's archive when missing. kmemfs comes
+# from build/bin/kmemfs (KMEMFS_BIN overrides); when it is not there its rows
+# say "not built" and the other systems still run.
+# The pool is /dev/shm/kmemfs-bench.img (KMEMFS_BENCH_POOL overrides); everything
+# else lives in a temporary directory that the exit trap unmounts and removes.
+set -u
+export LC_ALL=C
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+PYTHON=/usr/bin/python3
+
+QUICK=0
+RUNS=3
+RUNS_SET=0
+SYSTEMS=kmemfs,tmpfs,passthrough_ll
+JOB_GROUPS=seq,rand,punch,clone,dbench,fcreate,mount
+OUT=$ROOT/docs/performance
+
+usage() {
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--runs) RUNS=${2:?}; RUNS_SET=1; shift ;;
+	--runs=*) RUNS=${1#*=}; RUNS_SET=1 ;;
+	--systems) SYSTEMS=${2:?}; shift ;;
+	--systems=*) SYSTEMS=${1#*=} ;;
+	--jobs) JOB_GROUPS=${2:?}; shift ;;
+	--jobs=*) JOB_GROUPS=${1#*=} ;;
+	--out) OUT=${2:?}; shift ;;
+	--out=*) OUT=${1#*=} ;;
+	-h | --help) usage ;;
+	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
+	esac
+	shift
+done
+[[ "$RUNS" =~ ^[1-9][0-9]?$ ]] || { echo "run.sh: --runs wants 1..99" >&2; exit 2; }
+for s in ${SYSTEMS//,/ }; do
+	case "$s" in
+	kmemfs | tmpfs | passthrough_ll) ;;
+	*) echo "run.sh: unknown system '$s'" >&2; exit 2 ;;
+	esac
+done
+[ "$(id -u)" -eq 0 ] || { echo "run.sh: must run as root (mounts)" >&2; exit 2; }
+
+# ---- sizes -------------------------------------------------------------------------
+
+if [ "$QUICK" -eq 1 ]; then
+	[ "$RUNS_SET" -eq 1 ] || RUNS=1
+	SEQ_SIZE=$((256 * 1048576))
+	RAND_SIZE=$((128 * 1048576))
+	RAND_TIME=2
+	PUNCH_SIZE=$((128 * 1048576))
+	CLONE_SIZE=$((256 * 1048576))
+	NFILES=10000
+	DBENCH_TIME=3
+else
+	SEQ_SIZE=$((1024 * 1048576))
+	RAND_SIZE=$((1024 * 1048576))
+	RAND_TIME=10
+	PUNCH_SIZE=$((1024 * 1048576))
+	CLONE_SIZE=$((1024 * 1048576))
+	NFILES=100000
+	DBENCH_TIME=10
+fi
+FIO_TIMEOUT=300
+POOL=${KMEMFS_BENCH_POOL:-/dev/shm/kmemfs-bench.img}
+POOL_SIZE=3G
+TMPFS_SIZE=4G
+KMEMFS_BIN=${KMEMFS_BIN:-$ROOT/build/bin/kmemfs}
+
+# ---- logging and results ---------------------------------------------------------------
+
+WORK=$(mktemp -d /tmp/kmemfs-bench.XXXXXX) || exit 1
+RAW=$WORK/raw
+LOG=$WORK/bench.log
+SAMPLES=$WORK/samples.tsv
+mkdir -p "$RAW"
+: >"$SAMPLES"
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$LOG" >&2; }
+
+SYS="" RUN=0
+# record JOB VALUE: one sample of the current system and run
+record() {
+	[ -n "$2" ] && [ "$2" != null ] || { job_failed "$1" "empty value"; return; }
+	printf '%s\t%s\t%s\tvalue\t%s\n' "$SYS" "$1" "$RUN" "$2" >>"$SAMPLES"
+}
+# job_failed JOB WHY: the job ran but produced no number
+job_failed() {
+	log "FAILED $SYS run $RUN $1: $2"
+	printf '%s\t%s\t%s\tfailed\t%s\n' "$SYS" "$1" "$RUN" "$2" >>"$SAMPLES"
+}
+# sys_status SYSTEM STATUS: a whole system did not run (not built, mount failed)
+sys_status() {
+	printf '%s\t*\t%s\tstatus\t%s\n' "$1" "$RUN" "$2" >>"$SAMPLES"
+}
+
+. "$BENCH_DIR/systems.sh"
+. "$BENCH_DIR/jobs.sh"
+
+LOCK_FD=""
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	cleanup_systems
+	rm -f "$POOL"
+	if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
+		echo "run.sh: work directory kept: $WORK (log: $LOG)" >&2
+	else
+		rm -rf "$WORK"
+	fi
+	exit $rc
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# One harness at a time: two would share the pool path and fight for the CPUs.
+exec {LOCK_FD}>/dev/shm/kmemfs-bench.lock
+flock -n "$LOCK_FD" || { echo "run.sh: another run.sh holds /dev/shm/kmemfs-bench.lock" >&2; exit 1; }
+
+# ---- dependencies and helpers ----------------------------------------------------------
+
+install_missing() {
+	local p missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	log "installing$missing"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$missing >>"$LOG" 2>&1 || {
+		apt-get update -qq >>"$LOG" 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			$missing >>"$LOG" 2>&1
+	}
+}
+
+install_missing fio dbench gnuplot-nox jq python3 gcc libc6-dev pkg-config \
+	libfuse3-dev fuse3 util-linux coreutils procps ||
+	{ echo "run.sh: cannot install the tools (see $LOG)" >&2; exit 1; }
+
+BIN=$WORK/bin
+mkdir -p "$BIN"
+FCREATE_BIN=$BIN/fcreate
+cc -O2 -Wall -Wextra -o "$FCREATE_BIN" "$BENCH_DIR/fcreate.c" 2>>"$LOG" ||
+	{ echo "run.sh: cannot build fcreate (see $LOG)" >&2; exit 1; }
+
+# passthrough_ll: built from the source Debian ships with libfuse3-dev, so it
+# matches the installed library; the example's own headers sit next to it.
+# The HAVE_* switches are what libfuse's own build sets on Linux: without them
+# the example refuses PUNCH_HOLE and copy_file_range, and would lose those
+# jobs for a reason that has nothing to do with FUSE.
+build_passthrough_ll() {
+	local ex=/usr/share/doc/libfuse3-dev/examples f
+	mkdir -p "$BIN/pll"
+	for f in passthrough_ll.c passthrough_helpers.h; do
+		if [ -e "$ex/$f" ]; then
+			cp "$ex/$f" "$BIN/pll/"
+		elif [ -e "$ex/$f.gz" ]; then
+			gzip -dc "$ex/$f.gz" >"$BIN/pll/$f"
+		fi
+	done
+	cc -O2 -Wall -DHAVE_FALLOCATE -DHAVE_POSIX_FALLOCATE -DHAVE_COPY_FILE_RANGE \
+		-o "$BIN/passthrough_ll" "$BIN/pll/passthrough_ll.c" \
+		$(pkg-config --cflags --libs fuse3) >>"$LOG" 2>&1
+}
+PLL_BIN=$BIN/passthrough_ll
+build_passthrough_ll || log "cannot build passthrough_ll (see $LOG)"
+
+DBENCH_LOADFILE=/usr/share/dbench/client.txt
+[ -r "$DBENCH_LOADFILE" ] || DBENCH_LOADFILE=$(dpkg -L dbench | grep -m1 'client.txt')
+
+# QD16 engine: io_uring when this kernel and fio allow it, else libaio
+QD_ENGINE=libaio
+if fio --name=probe --filename="$WORK/probe" --size=1M --rw=read --ioengine=io_uring \
+	--iodepth=4 --output="$WORK/probe.out" >/dev/null 2>&1; then
+	QD_ENGINE=io_uring
+fi
+rm -f "$WORK/probe" "$WORK/probe.out"
+
+# ---- the run ----------------------------------------------------------------------------
+
+want_group() { [[ ",$JOB_GROUPS," == *",$1,"* ]]; }
+
+# run_jobs: every selected job on the mounted system; stops if the mount dies
+run_jobs() {
+	local g
+	rss_sample before
+	for g in seq rand punch; do
+		want_group $g || continue
+		log "$SYS run $RUN: $g"
+		job_$g
+		is_mounted "$MNT" || { job_failed "$g" "mount lost"; return 1; }
+	done
+	rss_sample after-data
+	for g in clone dbench fcreate mount; do
+		want_group $g || continue
+		[ $g = mount ] && [ "$SYS" != kmemfs ] && continue
+		log "$SYS run $RUN: $g"
+		job_$g
+		is_mounted "$MNT" || { job_failed "$g" "mount lost"; return 1; }
+	done
+}
+
+# load: the 1-minute load average and the busiest other processes, so noisy
+# figures can be told from real ones
+note_load() {
+	local l
+	l=$(cut -d' ' -f1 /proc/loadavg)
+	printf '%s\tload1\t%s\tvalue\t%s\n' "$SYS" "$RUN" "$l" >>"$SAMPLES"
+	{
+		echo "--- load before $SYS run $RUN: $(cat /proc/loadavg)"
+		ps -eo pcpu=,comm= --sort=-pcpu | head -n 5
+	} >>"$LOG"
+}
+
+START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+log "work directory $WORK; systems $SYSTEMS; runs $RUNS; quick $QUICK; QD16 engine $QD_ENGINE"
+
+for ((RUN = 1; RUN <= RUNS; RUN++)); do
+	# systems interleave within a run, so drifting load hits all of them alike
+	for SYS in ${SYSTEMS//,/ }; do
+		if ! "sys_${SYS}_available"; then
+			[ "$SYS" = kmemfs ] && sys_status "$SYS" "not built" || sys_status "$SYS" "not available"
+			continue
+		fi
+		note_load
+		if ! "sys_${SYS}_mount"; then
+			sys_status "$SYS" "mount failed"
+			cleanup_systems
+			continue
+		fi
+		log "$SYS run $RUN: mounted on $MNT (daemon ${DAEMON_PID:-none})"
+		run_jobs
+		"sys_${SYS}_umount" || log "$SYS: unmount failed"
+		cleanup_systems
+	done
+done
+SYS="" RUN=0
+
+# ---- report -----------------------------------------------------------------------------
+
+cat >"$WORK/meta.json" <<EOF
+{
+  "started": "$START",
+  "finished": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
+  "quick": $([ $QUICK -eq 1 ] && echo true || echo false),
+  "runs": $RUNS,
+  "systems": "$SYSTEMS",
+  "job_groups": "$JOB_GROUPS",
+  "kernel": "$(uname -r)",
+  "cpu": "$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)",
+  "cpus": $(nproc),
+  "mem_gib": $(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo),
+  "fio": "$(fio --version)",
+  "qd16_engine": "$QD_ENGINE",
+  "kmemfs_commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)",
+  "kmemfs_built": $([ -x "$KMEMFS_BIN" ] && echo true || echo false),
+  "load_start": "$LOAD_START",
+  "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
+  "sizes": {"seq": $SEQ_SIZE, "rand": $RAND_SIZE, "rand_time_s": $RAND_TIME,
+            "punch": $PUNCH_SIZE, "clone": $CLONE_SIZE, "files": $NFILES,
+            "dbench_time_s": $DBENCH_TIME}
+}
+EOF
+mkdir -p "$OUT"
+"$PYTHON" "$BENCH_DIR/report.py" --samples "$SAMPLES" --meta "$WORK/meta.json" --out "$OUT" ||
+	{ echo "run.sh: report failed" >&2; exit 1; }
+cp "$LOG" "$OUT/last-run.log"
+log "report in $OUT"
