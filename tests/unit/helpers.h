@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* helpers.h -- a fresh pool file under $TMPDIR for each unit test. */
+#ifndef KMEMFS_TEST_HELPERS_H
+#define KMEMFS_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fs.h"
+#include "pool.h"
+
+struct tpool {
+	char path[512];
+	struct kmfs_fs fs;
+};
+
+static inline void tpool_path(struct tpool *t)
+{
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(t->path, sizeof(t->path), "%s/kmemfs-unit-%d-%p.img", dir,
+		 (int)getpid(), (void *)t);
+	unlink(t->path);
+}
+
+/* tpool_mount -- format SIZE bytes and mount it (no FUSE) */
+static inline int tpool_setup(void **state, uint64_t size, bool lend)
+{
+	struct tpool *t = calloc(1, sizeof(*t));
+	struct pool_format_opts po = { .size = size, .meta_pct = 20 };
+	struct fs_opts fo = { .lend = lend, .reserve = 0 };
+
+	tpool_path(t);
+	if (pool_format(t->path, &po) < 0 || fs_mount(&t->fs, t->path, &fo) < 0) {
+		free(t);
+		return -1;
+	}
+	*state = t;
+	return 0;
+}
+
+static inline int tpool_setup_default(void **state)
+{
+	return tpool_setup(state, 128ull << 20, true);
+}
+
+static inline int tpool_teardown(void **state)
+{
+	struct tpool *t = *state;
+	fs_unmount(&t->fs);
+	unlink(t->path);
+	free(t);
+	return 0;
+}
+
+static inline int tpool_remount(struct tpool *t)
+{
+	struct fs_opts fo = { .lend = true };
+	fs_unmount(&t->fs);
+	return fs_mount(&t->fs, t->path, &fo);
+}
+
+/* a deterministic pseudo-random generator for reproducible tests */
+static inline uint64_t trand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+#endif

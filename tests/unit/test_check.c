@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* test_check -- the checker finds (and repairs) each corruption shown. */
+#include <errno.h>
+
+#include "helpers.h"
+#include "check.h"
+
+static const struct fs_cred root = { 0, 0, 022 };
+
+struct membuf { const char *p; };
+static int src_copy(void *arg, void *dst, size_t len)
+{
+	struct membuf *m = arg;
+	memcpy(dst, m->p, len);
+	m->p += len;
+	return 0;
+}
+
+/* a small tree: dir/file with data, a hard link, a symlink, an xattr */
+static uint64_t populate(struct kmfs_fs *fs)
+{
+	static char data[50000];
+	uint64_t d, f, l;
+	struct membuf m = { data };
+	struct data_src src = { src_copy, &m };
+
+	memset(data, 'x', sizeof(data));
+	assert_int_equal(fs_mkdir(fs, 1, "dir", 0755, &root, &d), 0);
+	assert_int_equal(fs_mknod(fs, d, "file", S_IFREG | 0644, 0, &root, &f), 0);
+	assert_int_equal(fs_write(fs, f, 0, sizeof(data), &src, false), sizeof(data));
+	assert_int_equal(fs_link(fs, f, 1, "hard", &l), 0);
+	assert_int_equal(fs_symlink(fs, 1, "sym", "dir/file", &root, &l), 0);
+	assert_int_equal(fs_setxattr(fs, f, "user.k", "v", 1, 0), 0);
+	return f;
+}
+
+static struct check_result run(struct kmfs_pool *p, bool repair)
+{
+	struct check_opts o = { .repair = repair, .quiet = true };
+	struct check_result r;
+	assert_int_equal(check_pool(p, &o, &r), 0);
+	return r;
+}
+
+static void test_check_clean_pool(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	populate(fs);
+	struct check_result r = run(&fs->pool, false);
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(r.files, 1);
+	assert_int_equal(r.dirs, 2);
+}
+
+static void test_check_link_count(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_inode *ino = fs_inode(fs, populate(fs));
+
+	ino->nlink = 5;
+	struct check_result r = run(&fs->pool, false);
+	assert_int_equal(r.errors, 1);
+	r = run(&fs->pool, true);
+	assert_int_equal(r.fixed, 1);
+	assert_int_equal(ino->nlink, 2);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+}
+
+static void test_check_page_refcount(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	populate(fs);
+	fs->pool.refs[fs->pool.total_pages - 1] = 3; /* a page no file maps */
+	struct check_result r = run(&fs->pool, true);
+	assert_true(r.errors >= 1);
+	assert_int_equal(r.fixed, r.errors);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+}
+
+static void test_check_blocks_and_bad_pointer(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_inode *ino = fs_inode(fs, populate(fs));
+
+	ino->blocks += 1;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	ino->blocks -= 1;
+	ino->xattr_off += 8; /* no longer an object */
+	assert_true(run(&fs->pool, false).errors >= 1);
+}
+
+static void test_check_lent_unit_with_data(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_inode *ino = fs_inode(fs, populate(fs));
+	struct kmfs_extent e;
+	extern int emap_lookup(const struct kmfs_pool *, const struct kmfs_inode *,
+			       uint64_t, struct kmfs_extent *);
+
+	assert_int_equal(emap_lookup(&fs->pool, ino, 0, &e), 0);
+	fs->pool.units[e.dpage / KMFS_UNIT_PAGES] = KMFS_UNIT_LENT;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+}
+
+static void test_check_mount_refuses_corruption(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_inode *ino = fs_inode(&t->fs, populate(&t->fs));
+
+	ino->data_off = 12345 * 8; /* the extent map is gone */
+	assert_int_not_equal(tpool_remount(t), 0);
+	/* put it back together so teardown can unmount */
+	memset(&t->fs, 0, sizeof(t->fs));
+	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
+	assert_int_equal(pool_format(t->path, &po), 0);
+	struct fs_opts fo = { .lend = true };
+	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_check_clean_pool,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_link_count,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_page_refcount,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_blocks_and_bad_pointer,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_lent_unit_with_data,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_mount_refuses_corruption,
+			tpool_setup_default, tpool_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

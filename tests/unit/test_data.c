@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* test_data -- file contents against a byte-exact model: writes, reads,
+ * truncate, punch, allocate, seek; and no stale data in new pages. */
+#include <errno.h>
+#include <fcntl.h>
+
+#include "helpers.h"
+
+#define MAXF (3u << 20) /* model file size limit */
+static unsigned char model[MAXF];
+static uint64_t msize;
+
+static const struct fs_cred root = { 0, 0, 022 };
+
+struct membuf { const unsigned char *p; };
+
+static int src_copy(void *arg, void *dst, size_t len)
+{
+	struct membuf *m = arg;
+	memcpy(dst, m->p, len);
+	m->p += len;
+	return 0;
+}
+
+struct readbuf { unsigned char *p; size_t n; };
+
+static int reply(void *arg, const struct iovec *iov, int n)
+{
+	struct readbuf *r = arg;
+	for (int i = 0; i < n; i++) {
+		memcpy(r->p + r->n, iov[i].iov_base, iov[i].iov_len);
+		r->n += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static void do_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+		     const unsigned char *buf, size_t len)
+{
+	struct membuf m = { buf };
+	struct data_src src = { src_copy, &m };
+	assert_int_equal(fs_write(fs, ino, off, len, &src, false), (ssize_t)len);
+	memcpy(model + off, buf, len);
+	if (off + len > msize)
+		msize = off + len;
+}
+
+static void verify(struct kmfs_fs *fs, uint64_t ino)
+{
+	static unsigned char out[MAXF + 4096];
+	struct readbuf r = { out, 0 };
+	struct stat st;
+
+	fs_getattr(fs, ino, &st);
+	assert_int_equal(st.st_size, msize);
+	assert_int_equal(fs_read(fs, ino, 0, MAXF + 4096, reply, &r), 0);
+	assert_int_equal(r.n, msize);
+	assert_memory_equal(out, model, msize);
+}
+
+static uint64_t new_file(struct kmfs_fs *fs, const char *name)
+{
+	uint64_t off;
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, name, S_IFREG | 0644, 0, &root, &off), 0);
+	memset(model, 0, sizeof(model));
+	msize = 0;
+	return fs_ino(fs, off);
+}
+
+static void test_data_random_ops_match_model(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t ino = new_file(fs, "f"), seed = 42;
+	static unsigned char buf[1 << 20];
+
+	for (int op = 0; op < 1500; op++) {
+		uint64_t off = trand(&seed) % (MAXF - (1 << 20));
+		size_t len = 1 + trand(&seed) % (op % 10 == 0 ? (1 << 20) : 9000);
+		switch (trand(&seed) % 8) {
+		case 0: { /* truncate */
+			uint64_t ns = trand(&seed) % MAXF;
+			struct stat a = { .st_size = (off_t)ns }, o;
+			assert_int_equal(fs_setattr(fs, ino, &a, FS_SET_SIZE, &o), 0);
+			if (ns < msize)
+				memset(model + ns, 0, msize - ns);
+			msize = ns;
+			break;
+		}
+		case 1: /* punch */
+			assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE |
+						      FALLOC_FL_KEEP_SIZE, off, len), 0);
+			if (off < msize)
+				memset(model + off, 0, (off + len < msize ? off + len : msize) - off);
+			break;
+		case 2: /* allocate */
+			assert_int_equal(fs_fallocate(fs, ino, 0, off, len), 0);
+			if (off + len > msize)
+				msize = off + len;
+			break;
+		default:
+			for (size_t i = 0; i < len; i++)
+				buf[i] = (unsigned char)trand(&seed);
+			do_write(fs, ino, off, buf, len);
+		}
+		if (op % 100 == 0)
+			verify(fs, ino);
+	}
+	verify(fs, ino);
+	/* and after a remount */
+	assert_int_equal(tpool_remount(*state), 0);
+	verify(&((struct tpool *)*state)->fs, ino);
+}
+
+static void test_data_new_pages_hold_no_stale_bytes(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[1 << 20];
+	uint64_t a = new_file(fs, "secret"), b;
+
+	memset(buf, 0xAB, sizeof(buf));
+	do_write(fs, a, 0, buf, sizeof(buf));
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "secret"), 0);
+	fs_forget(fs, a, 1); /* last reference: its pages are free again */
+	b = new_file(fs, "fresh");
+	/* partial pages, a sparse tail and fallocate: all must read zero */
+	buf[0] = 1;
+	do_write(fs, b, 100, buf, 1);
+	do_write(fs, b, 3 * 4096 + 17, buf, 1);
+	assert_int_equal(fs_fallocate(fs, b, FALLOC_FL_KEEP_SIZE, 8 * 4096, 65536), 0);
+	struct stat at = { .st_size = 20 * 4096 }, o;
+	assert_int_equal(fs_setattr(fs, b, &at, FS_SET_SIZE, &o), 0);
+	msize = 20 * 4096;
+	verify(fs, b);
+}
+
+static void test_data_seek_data_and_hole(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t ino = new_file(fs, "sparse");
+	unsigned char x = 7;
+	struct stat at = { .st_size = 10 * 4096 }, o;
+
+	do_write(fs, ino, 4 * 4096 + 5, &x, 1);
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_DATA), 4 * 4096);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_HOLE), 0);
+	assert_int_equal(fs_lseek(fs, ino, 4 * 4096, SEEK_HOLE), 5 * 4096);
+	assert_int_equal(fs_lseek(fs, ino, 5 * 4096, SEEK_DATA), -ENXIO);
+	assert_int_equal(fs_lseek(fs, ino, 10 * 4096, SEEK_HOLE), -ENXIO);
+}
+
+static void test_data_enospc_is_all_or_nothing(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[1 << 20];
+	uint64_t ino = new_file(fs, "fill");
+	uint64_t off = 0;
+	struct membuf m;
+	struct data_src src = { src_copy, &m };
+	ssize_t n;
+
+	memset(buf, 0x5A, sizeof(buf));
+	for (;;) {
+		m.p = buf;
+		n = fs_write(fs, ino, off, sizeof(buf), &src, false);
+		if (n < 0)
+			break;
+		off += (uint64_t)n;
+	}
+	assert_int_equal(n, -ENOSPC);
+	struct stat st;
+	fs_getattr(fs, ino, &st);
+	assert_int_equal(st.st_size, off); /* the failed write changed nothing */
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "fill"), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_data_random_ops_match_model,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_new_pages_hold_no_stale_bytes,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_enospc_is_all_or_nothing,
+			tpool_setup_default, tpool_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

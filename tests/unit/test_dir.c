@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* test_dir -- directories: lookup, create, unlink, rename, readdir cookies. */
+#include <dirent.h>
+#include <errno.h>
+
+#include "helpers.h"
+#include "dir.h"
+
+static const struct fs_cred root = { 0, 0, 022 };
+
+static uint64_t mk(struct kmfs_fs *fs, uint64_t dir, const char *name)
+{
+	uint64_t off;
+	assert_int_equal(fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &root, &off), 0);
+	return off;
+}
+
+struct collect { char (*names)[32]; size_t n, cap; uint64_t last; };
+
+static int collect_fn(void *arg, const char *name, size_t len, uint64_t ino,
+		      unsigned type, uint64_t next)
+{
+	struct collect *c = arg;
+	if (c->n == c->cap)
+		return 1;
+	memcpy(c->names[c->n], name, len);
+	c->names[c->n][len] = 0;
+	c->n++;
+	c->last = next;
+	return 0;
+}
+
+static void test_dir_many_entries(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	const int N = 20000;
+	char name[32];
+	uint64_t off;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "file-%d", i);
+		mk(fs, FS_ROOT_INO, name);
+	}
+	assert_int_equal(dir_count(&fs->pool, fs_inode(fs, fs_ino_off(fs, 1))), N);
+	for (int i = 0; i < N; i += 7) {
+		snprintf(name, sizeof(name), "file-%d", i);
+		assert_int_equal(fs_lookup(fs, FS_ROOT_INO, name, &off), 0);
+	}
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "file-x", &off), -ENOENT);
+	/* readdir in small batches sees every name once */
+	struct collect c = { calloc(N + 2, 32), 0, 100, 0 };
+	uint64_t pos = 0;
+	size_t total = 0;
+	for (;;) {
+		c.n = 0;
+		fs_readdir(fs, FS_ROOT_INO, pos, collect_fn, &c);
+		if (c.n == 0)
+			break;
+		total += c.n;
+		pos = c.last;
+	}
+	assert_int_equal(total, N + 2);
+	free(c.names);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "file-%d", i);
+		assert_int_equal(fs_unlink(fs, FS_ROOT_INO, name), 0);
+	}
+	assert_true(dir_is_empty(&fs->pool, fs_inode(fs, fs_ino_off(fs, 1))));
+}
+
+static void test_dir_readdir_stable_under_churn(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct collect c = { calloc(5000, 32), 0, 10, 0 };
+	char name[32];
+	int seen[2000] = {0};
+	uint64_t pos = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		mk(fs, FS_ROOT_INO, name);
+	}
+	/* while reading, add new names and remove ones not yet named k<even> */
+	for (int round = 0;; round++) {
+		c.n = 0;
+		fs_readdir(fs, FS_ROOT_INO, pos, collect_fn, &c);
+		if (c.n == 0)
+			break;
+		for (size_t i = 0; i < c.n; i++) {
+			int k;
+			if (sscanf(c.names[i], "k%d", &k) == 1 && k < 2000)
+				seen[k]++;
+		}
+		pos = c.last;
+		snprintf(name, sizeof(name), "new%d", round);
+		mk(fs, FS_ROOT_INO, name);
+		snprintf(name, sizeof(name), "k%d", 1 + 2 * (round % 1000));
+		fs_unlink(fs, FS_ROOT_INO, name);
+	}
+	/* entries present throughout are returned exactly once; none twice */
+	for (int k = 0; k < 2000; k++) {
+		assert_true(seen[k] <= 1);
+		if (k % 2 == 0)
+			assert_int_equal(seen[k], 1);
+	}
+	free(c.names);
+}
+
+static void test_dir_names_and_errors(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	char longname[300];
+	uint64_t off, d;
+
+	memset(longname, 'a', 255);
+	longname[255] = 0;
+	mk(fs, FS_ROOT_INO, longname);
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, longname, &off), 0);
+	longname[255] = 'a';
+	longname[256] = 0;
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, longname, S_IFREG | 0644, 0,
+				  &root, &off), -ENAMETOOLONG);
+	mk(fs, FS_ROOT_INO, "\x01\xff weird\n name");
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "\x01\xff weird\n name", &off), 0);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "\x01\xff weird\n name",
+				  S_IFREG | 0644, 0, &root, &off), -EEXIST);
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "d", 0755, &root, &d), 0);
+	mk(fs, d, "inner");
+	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "d"), -ENOTEMPTY);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "d"), -EISDIR);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "d", d, "sub", 0), -EINVAL);
+	assert_int_equal(fs_unlink(fs, d, "inner"), 0);
+	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "d"), 0);
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "d", &off), -ENOENT);
+}
+
+static void test_dir_rename_flags(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t a = mk(fs, FS_ROOT_INO, "a"), b = mk(fs, FS_ROOT_INO, "b"), off;
+
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", FS_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", FS_RENAME_EXCHANGE), 0);
+	assert_int_equal(fs_lookup(fs, 1, "a", &off), 0);
+	assert_true(off == b);
+	assert_int_equal(fs_lookup(fs, 1, "b", &off), 0);
+	assert_true(off == a);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "c", FS_RENAME_EXCHANGE), -ENOENT);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", 0), 0);
+	assert_int_equal(fs_lookup(fs, 1, "a", &off), -ENOENT);
+	assert_int_equal(fs_lookup(fs, 1, "b", &off), 0);
+	assert_true(off == b);
+	assert_int_equal(fs_inode(fs, a)->nlink, 0); /* replaced: unlinked */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_dir_many_entries,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_readdir_stable_under_churn,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_names_and_errors,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_rename_flags,
+			tpool_setup_default, tpool_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* test_format -- pin the on-media layout: sizes and offsets never drift. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "format.h"
+
+#define PIN_SIZE(t, n) assert_int_equal(sizeof(t), n)
+#define PIN_OFF(t, f, n) assert_int_equal(offsetof(t, f), n)
+
+static void test_format_struct_sizes(void **state)
+{
+	PIN_SIZE(struct kmfs_time, 16);
+	PIN_SIZE(struct kmfs_arena, 32);
+	PIN_SIZE(struct kmfs_inode, 160);
+	PIN_SIZE(struct kmfs_dirent, 40);
+	PIN_SIZE(struct kmfs_dirtable, 32);
+	PIN_SIZE(struct kmfs_extent, 24);
+	PIN_SIZE(struct kmfs_emap_ent, 16);
+	PIN_SIZE(struct kmfs_emap_index, 16);
+	PIN_SIZE(struct kmfs_emap_leaf, 16);
+	PIN_SIZE(struct kmfs_xattrs, 8);
+	PIN_SIZE(struct kmfs_xattr_ent, 8);
+	PIN_SIZE(struct kmfs_super, 240 + KMFS_MAX_ARENAS * 32);
+}
+
+static void test_format_field_offsets(void **state)
+{
+	PIN_OFF(struct kmfs_super, magic, 0);
+	PIN_OFF(struct kmfs_super, major, 8);
+	PIN_OFF(struct kmfs_super, minor, 10);
+	PIN_OFF(struct kmfs_super, uuid, 16);
+	PIN_OFF(struct kmfs_super, pool_size, 32);
+	PIN_OFF(struct kmfs_super, root_off, 56);
+	PIN_OFF(struct kmfs_super, total_pages, 72);
+	PIN_OFF(struct kmfs_super, refs_off, 80);
+	PIN_OFF(struct kmfs_super, units_off, 88);
+	PIN_OFF(struct kmfs_super, narenas, 96);
+	PIN_OFF(struct kmfs_super, mounted_pid, 104);
+	PIN_OFF(struct kmfs_super, arenas, 240);
+	PIN_OFF(struct kmfs_inode, mode, 0);
+	PIN_OFF(struct kmfs_inode, size, 16);
+	PIN_OFF(struct kmfs_inode, blocks, 24);
+	PIN_OFF(struct kmfs_inode, atime, 48);
+	PIN_OFF(struct kmfs_inode, btime, 96);
+	PIN_OFF(struct kmfs_inode, data_off, 112);
+	PIN_OFF(struct kmfs_inode, xattr_off, 120);
+	PIN_OFF(struct kmfs_inode, parent_off, 128);
+	PIN_OFF(struct kmfs_dirent, next_off, 0);
+	PIN_OFF(struct kmfs_dirent, cookie, 24);
+	PIN_OFF(struct kmfs_dirent, namelen, 32);
+	PIN_OFF(struct kmfs_dirent, name, 40);
+	PIN_OFF(struct kmfs_dirtable, buckets, 32);
+	PIN_OFF(struct kmfs_extent, count, 16);
+	PIN_OFF(struct kmfs_emap_index, ent, 16);
+	PIN_OFF(struct kmfs_emap_leaf, ext, 16);
+}
+
+static void test_format_constants(void **state)
+{
+	assert_int_equal(KMFS_PAGE_SIZE, 4096);
+	assert_int_equal(KMFS_UNIT_SIZE, 4u << 20);
+	assert_int_equal(KMFS_UNIT_PAGES, 1024);
+	assert_int_equal(KMFS_VERSION_MAJOR, 1);
+	assert_true(KMFS_MAGIC == 0x31534646454d4d4bULL);
+	assert_int_equal(KMFS_T_UNITS, 11);
+	assert_int_equal(KMFS_UNIT_LENT, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_format_struct_sizes),
+		cmocka_unit_test(test_format_field_offsets),
+		cmocka_unit_test(test_format_constants),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* test_pages -- allocator, reference counts, unit lending. */
+#include "helpers.h"
+#include "txn.h"
+
+static struct pages *PG(void **state)
+{
+	return &((struct tpool *)*state)->fs.pages;
+}
+
+/* allocate COUNT pages and give them a reference in one transaction */
+static uint64_t alloc_ref(struct pages *pg, uint64_t count, int64_t *got)
+{
+	struct txn t;
+	uint64_t start = 0;
+
+	txn_init(&t, pg);
+	*got = pages_alloc(&t, count, 0, &start);
+	assert_true(*got > 0);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(pages_ref_new(&t, start, (uint64_t)*got), 0);
+	assert_int_equal(txn_end(&t, 0), 0);
+	return start;
+}
+
+static void unref(struct pages *pg, uint64_t start, uint64_t count)
+{
+	struct txn t;
+
+	txn_init(&t, pg);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(pages_unref(&t, start, count), 0);
+	assert_int_equal(txn_end(&t, 0), 0);
+}
+
+static void test_pages_alloc_contiguous_and_free(void **state)
+{
+	struct pages *pg = PG(state);
+	struct pages_stats a, b;
+	int64_t got;
+	uint64_t s;
+
+	pages_stats(pg, &a);
+	s = alloc_ref(pg, 100, &got);
+	assert_int_equal(got, 100);
+	for (uint64_t i = 0; i < 100; i++)
+		assert_int_equal(pages_refcount(pg, s + i), 1);
+	pages_stats(pg, &b);
+	assert_int_equal(b.used_pages, a.used_pages + 100);
+	unref(pg, s, 100);
+	pages_stats(pg, &b);
+	assert_int_equal(b.used_pages, a.used_pages);
+	assert_int_equal(pages_refcount(pg, s), 0);
+}
+
+static void test_pages_abort_returns_allocation(void **state)
+{
+	struct pages *pg = PG(state);
+	struct pages_stats a, b;
+	struct txn t;
+	uint64_t s;
+
+	pages_stats(pg, &a);
+	txn_init(&t, pg);
+	assert_true(pages_alloc(&t, 10, 0, &s) == 10);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(pages_ref_new(&t, s, 10), 0);
+	assert_int_equal(txn_end(&t, -EIO), -EIO);
+	pages_stats(pg, &b);
+	assert_int_equal(b.used_pages, a.used_pages);
+	assert_int_equal(pages_refcount(pg, s), 0); /* rolled back */
+}
+
+static void test_pages_shared_freed_on_last_ref(void **state)
+{
+	struct pages *pg = PG(state);
+	struct txn t;
+	int64_t got;
+	uint64_t s = alloc_ref(pg, 4, &got);
+
+	txn_init(&t, pg);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(pages_ref(&t, s, 4), 0);
+	assert_int_equal(txn_end(&t, 0), 0);
+	assert_int_equal(pages_refcount(pg, s), 2);
+	unref(pg, s, 4);
+	assert_int_equal(pages_refcount(pg, s), 1);
+	unref(pg, s, 4);
+	assert_int_equal(pages_refcount(pg, s), 0);
+}
+
+static void test_pages_unref_of_free_page_is_corruption(void **state)
+{
+	struct pages *pg = PG(state);
+	struct txn t;
+	int64_t got;
+	uint64_t s = alloc_ref(pg, 1, &got);
+
+	unref(pg, s, 1);
+	txn_init(&t, pg);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(pages_unref(&t, s, 1), -EUCLEAN);
+	assert_int_equal(txn_end(&t, -EUCLEAN), -EUCLEAN);
+}
+
+static void test_pages_whole_units_are_lent(void **state)
+{
+	struct pages *pg = PG(state);
+	struct pages_stats a, b, c;
+	int64_t got;
+	uint64_t s;
+
+	pages_stats(pg, &a);
+	/* a fresh pool lends everything beyond the (zero) reserve */
+	assert_int_equal(a.free_pages, 0);
+	s = alloc_ref(pg, KMFS_UNIT_PAGES, &got);
+	assert_int_equal(got, KMFS_UNIT_PAGES);
+	pages_stats(pg, &b);
+	assert_int_equal(b.lent_pages, a.lent_pages - KMFS_UNIT_PAGES);
+	assert_true(b.units_reclaimed_total >= 1);
+	unref(pg, s, KMFS_UNIT_PAGES);
+	pages_stats(pg, &c);
+	assert_int_equal(c.lent_pages, a.lent_pages);
+	assert_int_equal(c.units_lent_total, b.units_lent_total + 1);
+}
+
+static void test_pages_enospc_when_full(void **state)
+{
+	struct pages *pg = PG(state);
+	struct txn t;
+	uint64_t s, total = 0;
+	int64_t got;
+
+	txn_init(&t, pg);
+	while ((got = pages_alloc(&t, 4096, 0, &s)) > 0)
+		total += (uint64_t)got;
+	assert_int_equal(got, -ENOSPC);
+	assert_int_equal(total, pg->nunits * KMFS_UNIT_PAGES);
+	txn_release(&t);
+	assert_int_equal(pg->used_pages, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pages_alloc_contiguous_and_free,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_abort_returns_allocation,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_shared_freed_on_last_ref,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_unref_of_free_page_is_corruption,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_whole_units_are_lent,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_enospc_when_full,
+			tpool_setup_default, tpool_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
