@@ -12,7 +12,7 @@
 #
 # Environment: KMEMFS_VM_CACHE (downloads, unpacked kernel; default
 # ~/.cache/kmemfs-vm), KMEMFS_VM_WORK (per-test PMEM.img and console logs, kept for
-# inspection; default $TMPDIR/kmemfs-vm).
+# inspection; default $TMPDIR/kmemfs-vm), KMEMFS_VM_TRACE=1 (guest actions under sh -x).
 
 set -u
 
@@ -23,6 +23,8 @@ CACHE=${KMEMFS_VM_CACHE:-$HOME/.cache/kmemfs-vm}
 WORK_ROOT=${KMEMFS_VM_WORK:-${TMPDIR:-/tmp}/kmemfs-vm}
 TESTS_ALL="namespace devdax-basic powercut reboot"
 VM_PID=""
+TRACE=""
+[ "${KMEMFS_VM_TRACE:-0}" = 1 ] && TRACE=kmemfs.trace=1
 
 . "$VM_DIR/lib/host.sh"
 
@@ -39,7 +41,7 @@ boot() {
 	local n=$1 tmo=$2 actions=$3 gen=${4:-0}
 	LOGS="$LOGS $WORK/console-$n.log"
 	vm_boot "$WORK/console-$n.log" "$tmo" "$WORK/PMEM.img" \
-		"kmemfs.run=$actions" "kmemfs.gen=$gen"
+		"kmemfs.run=$actions" "kmemfs.gen=$gen" "kmemfs.timeout=$((tmo - 30))" $TRACE
 	check_log "$WORK/console-$n.log" "$tmo"
 }
 
@@ -90,7 +92,7 @@ t_namespace() {
 # devdax-basic: mkfs, a workload, remount, everything checked, fsck clean
 t_devdax_basic() {
 	need_kmemfs || return 1
-	boot 1 420 namespace,devdax-basic
+	boot 1 300 namespace,devdax-basic
 }
 
 # reboot: data written, cleanly unmounted and powered off, must be there after a
@@ -225,7 +227,9 @@ for t in $TESTS; do
 		for l in $LOGS; do
 			[ -e "$l" ] || continue
 			echo "---- $l ----"
-			tr -d '\r' <"$l" | tail -n 150
+			# the kernel's boot messages before init are noise: drop them
+			tr -d '\r' <"$l" | sed '1,/Run \/init as init process/{/^\[ *[0-9.]*\]/d}' |
+				head -n 250
 		done
 		echo "---- end of $t logs (work dir $WORK) ----"
 		nfail=$((nfail + 1))

@@ -10,6 +10,10 @@ DEV=/dev/dax0.0
 MNT=/mnt/pm
 CMDLOG=/tmp/cmd.log
 
+# Debian's busybox shell runs its own applets before searching PATH; these need
+# util-linux's full versions (busybox fallocate has no -p).
+fallocate() { /usr/bin/fallocate "$@"; }
+
 pass() { echo "KMEMFS-TEST: PASS $1"; }
 
 # fail NAME REASON... -- report a failure; init stops after the current action
