@@ -93,3 +93,21 @@ manifest() {
 		done
 	)
 }
+
+# second_mount_refused -- with $MNT mounted, a second kmemfs on the same device
+# must exit non-zero and mount nothing; the first mount must keep working
+second_mount_refused() {
+	pid=$(pidof kmemfs)
+	run kmemfs "$DEV" /mnt/pm2
+	rc=$?
+	if [ $rc -eq 0 ] || grep -q " /mnt/pm2 " /proc/mounts; then
+		umount /mnt/pm2 2>/dev/null
+		fail_out second-mount "second kmemfs on $DEV while mounted exited $rc"
+		return 1
+	fi
+	if [ "$(pidof kmemfs)" != "$pid" ] || ! ls "$MNT" >/dev/null; then
+		fail second-mount "the first mount broke after a refused second mount"
+		return 1
+	fi
+	pass second-mount-refused
+}

@@ -212,7 +212,8 @@ vm_boot_bg() {
 # vm_wait -- wait for the background QEMU; returns its status (137: killed)
 vm_wait() {
 	local rc=0
-	wait "$VM_PID" || rc=$?
+	# (braces: keeps bash's "Killed" job notice for a power cut off the output)
+	{ wait "$VM_PID"; } 2>/dev/null || rc=$?
 	VM_PID=""
 	return $rc
 }
