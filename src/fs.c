@@ -892,10 +892,18 @@ int fs_readlink(struct kmfs_fs *fs, uint64_t ino_nr, char *buf, size_t size)
 
 int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags)
 {
+	struct kmfs_inode *node = ino_ptr(fs, ino);
 	struct vnode *v;
 
-	if (fs->readonly && (flags & O_ACCMODE) != O_RDONLY)
+	if (fs->readonly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
 		return -EROFS;
+	/* the kernel hands O_TRUNC to open (atomic_o_trunc) */
+	if ((flags & O_TRUNC) && S_ISREG(node->mode) && node->size) {
+		struct stat a = { .st_size = 0 }, out;
+		int rc = fs_setattr(fs, ino, &a, FS_SET_SIZE | FS_SET_MTIME_NOW, &out);
+		if (rc < 0)
+			return rc;
+	}
 	v = vget(fs, fs_ino_off(fs, ino));
 	if (!v)
 		return -ENOMEM;
@@ -1102,12 +1110,13 @@ ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 	return rc;
 }
 
-ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list, size_t size)
+ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list, size_t size,
+		     bool trusted)
 {
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	rc = xattr_list(&fs->pool, ino_ptr(fs, ino), list, size);
+	rc = xattr_list(&fs->pool, ino_ptr(fs, ino), list, size, trusted);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
 }

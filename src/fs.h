@@ -126,8 +126,9 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 		const void *value, size_t size, int flags);
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 		    void *value, size_t size);
+/* fs_listxattr -- TRUSTED: list trusted.* too (the caller is privileged) */
 ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list,
-		     size_t size);
+		     size_t size, bool trusted);
 int fs_removexattr(struct kmfs_fs *fs, uint64_t ino, const char *name);
 
 /* helpers shared by the fs layer files */

@@ -431,7 +431,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = fs_listxattr(FS(req), ino, buf, size);
+	n = fs_listxattr(FS(req), ino, buf, size, fuse_req_ctx(req)->uid == 0);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)

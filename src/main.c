@@ -3,6 +3,7 @@
  * main.c -- kmemfs: options, mount, the session loop, clean unmount.
  */
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -200,7 +201,9 @@ int main(int argc, char **argv)
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
-	rc = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	rc = fuse_session_loop_mt(se, lc);
+	/* a signal that asked us to stop is a clean exit */
+	rc = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP) ? 0 : 1;
 	fuse_loop_cfg_destroy(lc);
 out_fuse_unmount:
 	fuse_session_unmount(se);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/random.h>
@@ -158,6 +159,19 @@ static bool media_has_data(const struct media *m)
 		data = *(const uint64_t *)(p + i) != 0;
 	munmap(p, len);
 	return data;
+}
+
+/* Does a running kmemfs (pmemobj holds an flock) have the pool open? */
+static bool media_in_use(const struct media *m)
+{
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	bool busy;
+
+	if (fd < 0)
+		return false;
+	busy = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	close(fd);
+	return busy;
 }
 
 /* Zero the first 2 MiB so pmemobj_create accepts an old device or file. */
@@ -329,6 +343,10 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 			unlink(path);
 		return -ENOSPC;
 	}
+	if (!created && media_in_use(&m)) {
+		log_err("%s: in use (mounted by kmemfs or open by another program)", path);
+		return -EBUSY;
+	}
 	if (!created && media_has_data(&m)) {
 		if (!o->force) {
 			log_err("%s: holds data (an existing pool or filesystem); "
@@ -478,6 +496,18 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 	return 0;
 }
 
+static bool open_quiet;
+
+int pool_open_quiet(const char *path, struct kmfs_pool *p, bool quiet_busy)
+{
+	int rc;
+
+	open_quiet = quiet_busy;
+	rc = pool_open(path, p);
+	open_quiet = false;
+	return rc;
+}
+
 int pool_open(const char *path, struct kmfs_pool *p)
 {
 	PMEMoid root;
@@ -503,9 +533,10 @@ int pool_open(const char *path, struct kmfs_pool *p)
 	p->pop = pmemobj_open(path, KMFS_LAYOUT);
 	if (!p->pop) {
 		rc = -errno;
-		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY)
-			log_err("%s: in use by another kmemfs (or program)", path);
-		else if (rc == -EINVAL && strstr(pmemobj_errormsg(), "layout"))
+		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY) {
+			if (!open_quiet)
+				log_err("%s: in use by another kmemfs (or program)", path);
+		} else if (rc == -EINVAL && strstr(pmemobj_errormsg(), "layout"))
 			log_err("%s: not a kmemfs pool (%s)", path, pmemobj_errormsg());
 		else
 			log_err("%s: not a valid kmemfs pool (pmemobj: %s)", path,

@@ -42,6 +42,8 @@ struct pool_format_opts {
 int pool_format(const char *path, const struct pool_format_opts *o);
 /* pool_open -- open and validate; prints the reason on failure */
 int pool_open(const char *path, struct kmfs_pool *pool);
+/* pool_open_quiet -- as pool_open; QUIET_BUSY: no message when in use */
+int pool_open_quiet(const char *path, struct kmfs_pool *pool, bool quiet_busy);
 void pool_close(struct kmfs_pool *pool);
 
 /* pool_ptr -- pointer for a pool offset (0 -> NULL) */

@@ -64,13 +64,17 @@ ssize_t xattr_get(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 }
 
 ssize_t xattr_list(const struct kmfs_pool *p, const struct kmfs_inode *ino,
-		   char *list, size_t size)
+		   char *list, size_t size, bool trusted)
 {
 	const struct kmfs_xattrs *x = pool_ptr(p, ino->xattr_off);
 	size_t pos = 0, total = 0;
 
 	for (uint32_t i = 0; x && i < x->count; i++) {
 		const struct kmfs_xattr_ent *e = (const void *)(x->data + pos);
+		pos += ent_size(e->name_len, e->value_len);
+		/* as in kernel filesystems, trusted.* is listed only to root */
+		if (!trusted && e->name_len >= 8 && !memcmp(e + 1, "trusted.", 8))
+			continue;
 		if (size) {
 			if (total + e->name_len + 1 > size)
 				return -ERANGE;
@@ -78,7 +82,6 @@ ssize_t xattr_list(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 			list[total + e->name_len] = '\0';
 		}
 		total += e->name_len + 1u;
-		pos += ent_size(e->name_len, e->value_len);
 	}
 	return (ssize_t)total;
 }

@@ -6,6 +6,7 @@
 #ifndef KMEMFS_XATTR_H
 #define KMEMFS_XATTR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -24,7 +25,7 @@ int xattr_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 ssize_t xattr_get(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 		  const char *name, void *value, size_t size);
 ssize_t xattr_list(const struct kmfs_pool *p, const struct kmfs_inode *ino,
-		   char *list, size_t size);
+		   char *list, size_t size, bool trusted);
 /* xattr_destroy -- free all; caller in txn */
 int xattr_destroy(struct txn *t, struct kmfs_inode *ino);
 /* xattr_valid_name -- namespaces kmemfs stores */

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "log.h"
@@ -38,7 +39,11 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	log_set_prog("fsck.kmemfs");
-	while ((c = getopt(argc, argv, "nypafvh")) != -1) {
+	static const struct option lopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	while ((c = getopt_long(argc, argv, "nypafvh", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.repair = false; break;
 		case 'y': case 'p': case 'a': o.repair = true; break;
@@ -52,7 +57,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return FSCK_USAGE;
 	}
-	rc = pool_open(argv[optind], &pool);
+	/* a daemon that was just unmounted may still be closing the pool */
+	for (int tries = 0; ; tries++) {
+		rc = pool_open_quiet(argv[optind], &pool, tries < 50);
+		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
+			break;
+		usleep(100 * 1000);
+	}
 	if (rc == -EUCLEAN)
 		return FSCK_ERRORS; /* superblock beyond repair; reason printed */
 	if (rc < 0)
