@@ -49,14 +49,16 @@ def catalogue(meta):
         job("rand-write-qd16", f"rand write 4 KiB, {eng} QD16, O_DIRECT", "IOPS", "k", **RAND_TARGET),
         job("rand-write-fsync", "rand write 4 KiB + fsync each, psync", "IOPS", "k", vs_pll=True),
         job("punch-64k", f"punch hole 64 KiB (every other range of {pun})", "ops/s", "k", vs_pll=True),
-        job("punch-given-back-half", "memory given back, half punched (Shmem)", "% punched", "{:.0f}",
-            plot=False),
-        job("punch-given-back-all", "memory given back, all punched (Shmem)", "% punched", "{:.0f}",
-            plot=False, abs=(">=", 90)),
-        job("punch-backing-back-half", "backing blocks freed, half punched", "% punched", "{:.0f}",
-            plot=False),
+        # Shmem is system-wide: other users of /dev/shm move it too. The blocks of
+        # the backing object (pool file or tmpfs file) are exact, so the target is there.
+        job("punch-given-back-half", "memory given back, every other 64 KiB punched "
+            "(Shmem, system-wide: noisy)", "% punched", "{:.0f}", plot=False),
+        job("punch-given-back-all", "memory given back, all punched (Shmem, system-wide: noisy)",
+            "% punched", "{:.0f}", plot=False),
+        job("punch-backing-back-half", "backing blocks freed, every other 64 KiB punched",
+            "% punched", "{:.0f}", plot=False),
         job("punch-backing-back-all", "backing blocks freed, all punched", "% punched", "{:.0f}",
-            plot=False),
+            plot=False, abs=(">=", 90)),
         job("clone-cp", f"CLONE SLOT: cp of a {cln} file (plain copy until clones land)", "s",
             "{:.2f}", better="lower", vs_pll=True),
         job("dbench", "dbench, 2 clients (NetBench mix)", "MB/s", "{:.0f}", vs_pll=True),
@@ -259,7 +261,7 @@ set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set logscale y
-set yrange [0.001:2]
+set yrange [0.001:*]
 set grid ytics
 set xtics rotate by -40 noenhanced
 set key top right

@@ -16,11 +16,12 @@ DAEMON_PID=""
 
 is_mounted() { mountpoint -q "$1" 2>/dev/null; }
 
-# wait_for SECONDS CMD...: poll CMD every 10 ms until it succeeds; bounded
+# wait_for SECONDS CMD...: poll CMD every 10 ms until it succeeds or SECONDS
+# (wall clock, so slow polls on a busy machine do not stretch it) have passed
 wait_for() {
-	local tries=$(($1 * 100)) i
+	local end=$((SECONDS + $1))
 	shift
-	for ((i = 0; i < tries; i++)); do
+	while [ "$SECONDS" -le "$end" ]; do
 		"$@" && return 0
 		sleep 0.01
 	done
