@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/random.h>
@@ -498,6 +499,35 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 
 static bool open_quiet;
 
+/*
+ * libpmemobj trusts its own heap metadata and can crash on a corrupted
+ * pool. Let it check the pool in a child process first, so a broken pool
+ * is an error message, never a crash of the daemon or of fsck.
+ */
+static int probe_heap(const char *path)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return 0; /* cannot probe: open directly */
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+		if (fd >= 0)
+			dup2(fd, STDERR_FILENO);
+		int r = pmemobj_check(path, KMFS_LAYOUT);
+		_exit(r == 1 ? 0 : r == 0 ? 1 : 2);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return 0;
+	if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 1)) {
+		log_err("%s: corrupt pool: libpmemobj's heap metadata is damaged%s",
+			path, WIFSIGNALED(status) ? " (its check crashed)" : "");
+		return -EUCLEAN;
+	}
+	return 0; /* consistent, or an error pmemobj_open will name */
+}
+
 int pool_open_quiet(const char *path, struct kmfs_pool *p, bool quiet_busy)
 {
 	int rc;
@@ -530,6 +560,9 @@ int pool_open(const char *path, struct kmfs_pool *p)
 		return -EINVAL;
 	}
 	tune_persistence(&p->media);
+	rc = probe_heap(path);
+	if (rc < 0)
+		return rc;
 	p->pop = pmemobj_open(path, KMFS_LAYOUT);
 	if (!p->pop) {
 		rc = -errno;
