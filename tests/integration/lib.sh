@@ -14,6 +14,9 @@
 # a bind mount so that unmount/remount keeps the data, to prove the checks right
 # without the daemon. Checks that only make sense on kmemfs are skipped there.
 # KMEMFS_TEST_KEEP=1 keeps the work directory for inspection.
+# KMEMFS_TEST_POOL_DIR puts the pool files elsewhere (default: the work directory
+# under $TMPDIR). On a disk-backed file every kmemfs operation ends in an msync,
+# so metadata-heavy tests put their pools in /dev/shm explicitly.
 
 set -u
 export LC_ALL=C
@@ -272,7 +275,7 @@ is_mounted() { mountpoint -q "$MNT"; }
 
 # fs_create SIZE [DIR]: a fresh pool (kmemfs) or tmpfs of SIZE; DIR holds the pool
 fs_create() {
-	local size=$1 dir=${2:-$WORK}
+	local size=$1 dir=${2:-${KMEMFS_TEST_POOL_DIR:-$WORK}}
 	if on_kmemfs; then
 		POOL=$dir/kmemfs-it.$$.$RANDOM.pool
 		"$BIN_DIR/mkfs.kmemfs" --size "$size" "$POOL" >"$WORK/mkfs.out" 2>&1 ||

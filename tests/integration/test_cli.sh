@@ -71,11 +71,16 @@ expect_errno EACCES "without allow_other uid 1000 cannot enter the mount" as_use
 fs_umount
 if [ -x "$FSCK" ]; then
 	run_tool "$WORK/out" "$FSCK" -n "$POOL"
-	check_eq "$?" 0 "fsck.kmemfs -n of a cleanly unmounted pool"
+	check_eq "$?" 0 "fsck.kmemfs -n of a cleanly unmounted pool (that survived a refused mkfs --force): $(tail -n 1 "$WORK/out")"
 	run_tool "$WORK/out" "$FSCK" -y "$POOL"
 	check_eq "$?" 0 "fsck.kmemfs -y of a clean pool"
 	run_tool "$WORK/out" "$FSCK" -n "$WORK/missing.pool"
 	check_eq "$?" 8 "fsck.kmemfs of a missing file is an operational error (8)"
+fi
+
+if fs_mount; then
+	check_eq "$(cat "$MNT/first" 2>&1)" first "data survives a refused mkfs --force and a remount"
+	fs_umount
 fi
 
 # -- mkfs --force gives an empty filesystem

@@ -13,8 +13,10 @@ MiB=1048576
 ctl_json() {
 	"$CTL" stat "$MNT" --json | jq -r 'paths(numbers) as $p | "\($p | map(tostring) | join(".")) \(getpath($p))"'
 }
-# field REGEX: the value of the one numeric key matching REGEX
-field() { ctl_json | awk -v re="$1" 'tolower($1) ~ re { print $2; exit }'; }
+# field KEY: the value of one top-level JSON number
+field() { ctl_json | awk -v k="$1" '$1 == k { print $2; exit }'; }
+# pages not holding file data: free ones plus those lent to the host
+avail_pages() { echo $(($(field free_pages) + $(field lent_pages))); }
 
 "$CTL" stat "$MNT" >"$WORK/ctl.out" 2>&1
 check "[ \$? -eq 0 ] && [ -s '$WORK/ctl.out' ]" "kmemfsctl stat MOUNTPOINT prints a report"
@@ -22,31 +24,31 @@ note "kmemfsctl stat: $(tr '\n' ';' <"$WORK/ctl.out")"
 "$CTL" stat "$MNT" --json >"$WORK/ctl.json" 2>&1
 check "jq -e type '$WORK/ctl.json' >/dev/null" "kmemfsctl stat --json is valid JSON"
 note "json keys: $(ctl_json | tr '\n' ' ')"
-for k in file shared free lent meta; do
-	check "ctl_json | awk '{print tolower(\$1)}' | grep -q '$k'" "the JSON has a '$k' figure"
+for k in used_pages shared_pages free_pages lent_pages meta_bytes_used; do
+	check "ctl_json | awk '{print \$1}' | grep -qx '$k'" "the JSON has '$k'"
 done
 "$CTL" stat "$WORK" >"$WORK/out" 2>&1
 rc=$?
 check "[ $rc -ne 0 ] && [ \$(grep -c . '$WORK/out') -eq 1 ]" "kmemfsctl stat on a non-kmemfs directory fails with one line (exit $rc)"
 
-f0=$(field 'file')
-s0=$(field 'shared')
-free0=$(field 'free')
+f0=$(field used_pages)
+s0=$(field shared_pages)
+free0=$(avail_pages)
 dd if=/dev/urandom of="$MNT/a" bs=1M count=16 conv=fsync status=none
-f1=$(field 'file')
-free1=$(field 'free')
+f1=$(field used_pages)
+free1=$(avail_pages)
 check "[ $((f1 - f0)) -ge 4096 ] && [ $((f1 - f0)) -le 4160 ]" "16 MiB written = 4096 more file pages ($f0 -> $f1)"
-check "[ $((free0 - free1)) -ge 4096 ]" "free pages drop by at least 4096 ($free0 -> $free1)"
+check "[ $((free0 - free1)) -ge 4096 ]" "free+lent pages drop by at least 4096 ($free0 -> $free1)"
 
 used0=$(used_bytes)
 cp "$MNT/a" "$MNT/b"
 check_cmd "cp on kmemfs gives an identical file" cmp "$MNT/a" "$MNT/b"
 check "[ $(($(used_bytes) - used0)) -lt $((2 * MiB)) ]" "cp of 16 MiB clones: df used grows by $((($(used_bytes) - used0) / 1024)) KiB"
-s1=$(field 'shared')
+s1=$(field shared_pages)
 check "[ $((s1 - s0)) -ge 4096 ]" "the clone's pages count as shared ($s0 -> $s1)"
 probe pwrite "$MNT/b" 0 changed >/dev/null
 check "[ \"\$(probe pread '$MNT/a' 0 7)\" != changed ]" "writing the clone leaves the original alone"
 rm "$MNT/a" "$MNT/b"
-check "wait_until 10 '[ \$(field file) -le $((f0 + 16)) ]'" "rm returns the file pages ($(field file) now, $f0 before)"
-check "wait_until 10 '[ \$(field shared) -le $s0 ]'" "no shared pages left after rm"
+check "wait_until 10 '[ \$(field used_pages) -le $((f0 + 16)) ]'" "rm returns the file pages ($(field used_pages) now, $f0 before)"
+check "wait_until 10 '[ \$(field shared_pages) -le $s0 ]'" "no shared pages left after rm"
 finish
