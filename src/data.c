@@ -468,3 +468,156 @@ int data_release_all(struct txn *t, struct kmfs_inode *ino)
 {
 	return emap_destroy(t, ino, unref_cb, t);
 }
+
+/* ---- clones ---------------------------------------------------------- */
+
+struct clone_ctx {
+	struct txn *t;
+	struct kmfs_inode *dst;
+	uint64_t src_first, dst_first, count;
+	int rc;
+};
+
+/*
+ * Share file pages [first, first+count) of SRC into DST at DST_FIRST:
+ * each mapped run gains a reference and replaces what DST had there;
+ * holes of SRC punch DST. Caller is inside the transaction and holds
+ * both inodes' locks.
+ */
+static int share_pages(struct kmfs_fs *fs, struct txn *t,
+		       struct kmfs_inode *src, uint64_t first, uint64_t count,
+		       struct kmfs_inode *dst, uint64_t dst_first)
+{
+	uint64_t pos = first, end = first + count;
+	int rc = emap_replace(t, dst, dst_first, count, EMAP_HOLE, unref_cb, t);
+
+	while (rc == 0 && pos < end) {
+		struct kmfs_extent e;
+		int r = emap_lookup(&fs->pool, src, pos, &e);
+		uint64_t a, b;
+
+		if (r < 0 || (r == 1 && e.fpage >= end))
+			break;
+		a = e.fpage > pos ? e.fpage : pos;
+		b = e.fpage + e.count < end ? e.fpage + e.count : end;
+		rc = pages_ref(t, e.dpage + (a - e.fpage), b - a);
+		if (rc == 0)
+			rc = emap_replace(t, dst, dst_first + (a - first), b - a,
+					  e.dpage + (a - e.fpage), unref_cb, t);
+		pos = b;
+	}
+	return rc;
+}
+
+struct bounce { char *buf; size_t n; };
+
+static int bounce_reply(void *arg, const struct iovec *iov, int n)
+{
+	struct bounce *b = arg;
+	for (int i = 0; i < n; i++) {
+		memcpy(b->buf + b->n, iov[i].iov_base, iov[i].iov_len);
+		b->n += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static int bounce_copy(void *arg, void *dst, size_t len)
+{
+	struct bounce *b = arg;
+	memcpy(dst, b->buf + b->n, len);
+	b->n += len;
+	return 0;
+}
+
+/* Copy bytes the slow way (unaligned edges). */
+static int copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
+		      struct kmfs_inode *dst, uint64_t doff, uint64_t len)
+{
+	const size_t chunk = 1u << 20;
+	char *buf;
+	int rc = 0;
+
+	if (!len)
+		return 0;
+	buf = malloc(chunk);
+	if (!buf)
+		return -ENOMEM;
+	while (len && rc == 0) {
+		size_t n = len < chunk ? (size_t)len : chunk;
+		struct bounce b = { buf, 0 };
+		struct data_src ds = { bounce_copy, &b };
+		ssize_t w;
+
+		rc = data_read(fs, src, soff, n, bounce_reply, &b);
+		if (rc < 0)
+			break;
+		if (b.n < n)
+			memset(buf + b.n, 0, n - b.n); /* past the source's end */
+		b.n = 0;
+		w = data_write(fs, dst, doff, n, &ds);
+		if (w < 0)
+			rc = (int)w;
+		soff += n;
+		doff += n;
+		len -= n;
+	}
+	free(buf);
+	return rc;
+}
+
+ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
+		   struct kmfs_inode *dst, uint64_t doff, uint64_t len,
+		   bool must_share)
+{
+	uint64_t head = 0, mid, tail;
+	struct txn t;
+	int rc;
+
+	if (soff >= src->size)
+		return 0;
+	if (len > src->size - soff)
+		len = src->size - soff;
+	if (doff + len < doff || (doff + len) / PG > MAX_FPAGE)
+		return -EFBIG;
+	if (soff % PG != doff % PG) {
+		if (must_share)
+			return -EINVAL; /* pages cannot line up */
+		rc = copy_bytes(fs, src, soff, dst, doff, len);
+		return rc < 0 ? rc : (ssize_t)len;
+	}
+	if (doff % PG)
+		head = PG - doff % PG < len ? PG - doff % PG : len;
+	mid = (len - head) / PG;
+	tail = len - head - mid * PG;
+	/* the last partial page can be shared too when it ends both files */
+	if (tail && soff + len == src->size && doff + len >= dst->size) {
+		mid++;
+		tail = 0;
+	}
+	if (must_share && (head || tail))
+		return -EINVAL;
+	rc = copy_bytes(fs, src, soff, dst, doff, head);
+	if (rc < 0)
+		return rc;
+	if (mid) {
+		txn_init(&t, &fs->pages);
+		rc = txn_begin(&t);
+		if (rc < 0)
+			return rc;
+		rc = share_pages(fs, &t, src, (soff + head) / PG, mid, dst,
+				 (doff + head) / PG);
+		if (rc == 0 && doff + len > dst->size) {
+			rc = TXADD(dst, size);
+			if (rc == 0)
+				dst->size = doff + len;
+		}
+		if (rc == 0)
+			rc = touch(dst, true);
+		rc = txn_end(&t, rc);
+		if (rc < 0)
+			return rc;
+	}
+	rc = copy_bytes(fs, src, soff + head + mid * PG, dst,
+			doff + head + mid * PG, tail);
+	return rc < 0 ? rc : (ssize_t)len;
+}

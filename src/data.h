@@ -10,6 +10,7 @@
 #ifndef KMEMFS_DATA_H
 #define KMEMFS_DATA_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -40,6 +41,14 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 /* data_seek -- SEEK_DATA / SEEK_HOLE */
 int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
 		  int whence);
+/*
+ * data_clone -- make DST's bytes [doff, doff+len) those of SRC at soff:
+ * whole pages are shared copy-on-write, unaligned edges copied (or, with
+ * MUST_SHARE, -EINVAL). Returns bytes done (short at SRC's end).
+ */
+ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
+		   struct kmfs_inode *dst, uint64_t doff, uint64_t len,
+		   bool must_share);
 /* data_release_all -- drop every page of an inode; caller in txn */
 struct txn;
 int data_release_all(struct txn *t, struct kmfs_inode *ino);

@@ -1131,3 +1131,51 @@ int fs_removexattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name)
 		return rc;
 	return fs_setxattr(fs, ino_nr, name, NULL, 0, 0);
 }
+
+/* ---- clones ------------------------------------------------------------ */
+
+ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
+		 uint64_t dst_ino, uint64_t doff, uint64_t len, bool must_share)
+{
+	uint64_t so = fs_ino_off(fs, src_ino), dof = fs_ino_off(fs, dst_ino);
+	struct kmfs_inode *src = fs_inode(fs, so), *dst = fs_inode(fs, dof);
+	struct vnode *vs, *vd;
+	ssize_t rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (S_ISDIR(src->mode) || S_ISDIR(dst->mode))
+		return -EISDIR;
+	if (!S_ISREG(src->mode) || !S_ISREG(dst->mode))
+		return -EINVAL;
+	if (so == dof && soff < doff + len && doff < soff + len)
+		return -EINVAL; /* overlapping ranges of one file */
+	vs = vget(fs, so);
+	vd = vget(fs, dof);
+	if (!vs || !vd) {
+		if (vs)
+			vput(fs, vs);
+		if (vd)
+			vput(fs, vd);
+		return -ENOMEM;
+	}
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	/* two inode locks: lower offset first */
+	if (so == dof) {
+		pthread_rwlock_wrlock(&vd->lock);
+	} else if (so < dof) {
+		pthread_rwlock_rdlock(&vs->lock);
+		pthread_rwlock_wrlock(&vd->lock);
+	} else {
+		pthread_rwlock_wrlock(&vd->lock);
+		pthread_rwlock_rdlock(&vs->lock);
+	}
+	rc = data_clone(fs, src, soff, dst, doff, len, must_share);
+	pthread_rwlock_unlock(&vd->lock);
+	if (so != dof)
+		pthread_rwlock_unlock(&vs->lock);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	vput(fs, vs);
+	vput(fs, vd);
+	return rc;
+}

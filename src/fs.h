@@ -56,6 +56,11 @@ struct kmfs_fs {
 	struct vnode **vtab;
 	uint64_t vtab_size;
 	bool readonly;
+	/* set by the FUSE layer once mounted; opaque below it */
+	void *session;
+	char mountpoint[4096];  /* absolute path */
+	dev_t mount_dev;        /* st_dev of files on this mount, once known */
+	bool mount_dev_known;
 };
 
 #define FS_ROOT_INO 1
@@ -112,6 +117,10 @@ ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 int fs_fallocate(struct kmfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 		 uint64_t len);
 int64_t fs_lseek(struct kmfs_fs *fs, uint64_t ino, int64_t off, int whence);
+
+/* fs_clone -- copy a range, sharing whole pages (see data_clone) */
+ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
+		 uint64_t dst_ino, uint64_t doff, uint64_t len, bool must_share);
 
 /* directories: FN gets each entry; returning non-zero stops (buffer full) */
 typedef int (*fs_dirent_fn)(void *arg, const char *name, size_t len,

@@ -5,6 +5,10 @@
  * else lives here and nothing below knows FUSE.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -221,6 +225,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->keep_cache = 1;
+	fi->fh = (uint64_t)(unsigned)fi->flags; /* ioctl gets only fh */
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fs_release(FS(req), ino);
 }
@@ -247,6 +252,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.entry_timeout = ENTRY_TIMEOUT;
 	fs_stat(fs, off, &e.attr);
 	fi->keep_cache = 1;
+	fi->fh = (uint64_t)(unsigned)fi->flags;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		fs_release(fs, e.ino);
 		fs_forget(fs, e.ino, 1);
@@ -473,6 +479,93 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, r);
 }
 
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out,
+			       off_t off_out, struct fuse_file_info *fi_out,
+			       size_t len, int flags)
+{
+	ssize_t n;
+
+	if (flags || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = fs_clone(FS(req), ino_in, (uint64_t)off_in, ino_out, (uint64_t)off_out,
+		     len, false);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/*
+ * The device number of our own mount, from /proc/self/mountinfo: a stat
+ * of the mount point from inside the daemon would wait on itself.
+ */
+static bool mount_dev(struct kmfs_fs *fs, dev_t *dev)
+{
+	char line[8192], mnt[4096];
+	unsigned maj, min;
+	bool found = false;
+	FILE *f;
+
+	if (fs->mount_dev_known) {
+		*dev = fs->mount_dev;
+		return true;
+	}
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) == 3 &&
+		    !strcmp(mnt, fs->mountpoint) && strstr(line, " - fuse.kmemfs ")) {
+			fs->mount_dev = makedev(maj, min);
+			found = true;
+		}
+	}
+	fclose(f);
+	fs->mount_dev_known = found;
+	*dev = fs->mount_dev;
+	return found;
+}
+
+/*
+ * The source of a clone ioctl is a file descriptor of the calling
+ * process: find it through /proc, check it is on this mount and open for
+ * reading, as the kernel would for FICLONERANGE.
+ */
+static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct kmfs_fs *fs = FS(req);
+	char path[64], line[256];
+	struct stat st;
+	unsigned flags = 0;
+	bool found = false;
+	FILE *f;
+
+	if (fd < 0 || fd > INT32_MAX)
+		return -EBADF;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)ctx->pid, (int)fd);
+	if (stat(path, &st) != 0)
+		return -EBADF;
+	dev_t dev;
+	if (!mount_dev(fs, &dev) || st.st_dev != dev)
+		return -EXDEV; /* not a file of this mount */
+	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)ctx->pid, (int)fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -EBADF;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "flags: %o", &flags) == 1)
+			found = true;
+	fclose(f);
+	if (!found || (flags & O_ACCMODE) == O_WRONLY || (flags & O_PATH))
+		return -EBADF;
+	*ino = st.st_ino;
+	return 0;
+}
+
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		     void *arg, struct fuse_file_info *fi, unsigned flags,
 		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
@@ -484,6 +577,38 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		return;
 	}
 	switch (cmd) {
+	case KMEMFS_IOC_CLONE_RANGE: {
+		const struct kmemfs_clone_range *cr = in_buf;
+		fuse_ino_t src;
+		ssize_t n;
+		int rc;
+
+		if (in_bufsz < sizeof(*cr)) {
+			fuse_reply_err(req, EINVAL);
+			return;
+		}
+		if (!fi || ((int)fi->fh & O_ACCMODE) == O_RDONLY) {
+			fuse_reply_err(req, EBADF);
+			return;
+		}
+		rc = clone_source(req, cr->src_fd, &src);
+		if (rc < 0) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		n = fs_clone(fs, src, cr->src_offset, ino, cr->dest_offset,
+			     cr->src_length ? cr->src_length : UINT64_MAX / 4,
+			     true);
+		if (n < 0) {
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
+		/* the kernel cached the old bytes of the target: drop them */
+		fuse_lowlevel_notify_inval_inode(fs->session, ino,
+						 (off_t)cr->dest_offset, n);
+		fuse_reply_ioctl(req, 0, NULL, 0);
+		return;
+	}
 	case KMEMFS_IOC_STAT: {
 		struct kmemfs_stat ks;
 		struct pages_stats ps;
@@ -548,4 +673,5 @@ const struct fuse_lowlevel_ops kmemfs_ops = {
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
 	.ioctl = op_ioctl,
+	.copy_file_range = op_copy_file_range,
 };

@@ -196,6 +196,9 @@ int main(int argc, char **argv)
 		log_err("cannot mount on %s", o.mountpoint);
 		goto out_signals;
 	}
+	fs->session = se;
+	if (!realpath(o.mountpoint, fs->mountpoint))
+		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
 	if (!o.foreground && fuse_daemonize(0) != 0)
 		goto out_fuse_unmount;
 	lc = fuse_loop_cfg_create();

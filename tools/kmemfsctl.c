@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* kmemfsctl -- talk to a mounted kmemfs: figures (and clones, later). */
 #include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,9 +18,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: kmemfsctl stat MOUNTPOINT [--json]\n"
+"       kmemfsctl clone SRC DST\n"
+"       kmemfsctl snapshot SRCDIR DSTDIR\n"
 "\n"
-"  stat   pages used by files, shared pages, free, lent to the host or\n"
-"         kernel, lending counters, and the pool's metadata use\n");
+"  stat      pages used by files, shared pages, free, lent to the host or\n"
+"            kernel, lending counters, and the pool's metadata use\n"
+"  clone     make DST a copy-on-write clone of file SRC (same kmemfs);\n"
+"            fails rather than copying when pages cannot be shared;\n"
+"            refuses to replace an existing DST\n"
+"  snapshot  clone a whole tree: directories, files (cloned), symlinks,\n"
+"            special files, owners, modes, times and xattrs; DSTDIR must\n"
+"            not exist\n");
 }
 
 static int open_mount(const char *path)
@@ -83,6 +96,153 @@ static int cmd_stat(const char *path, int json)
 	return 0;
 }
 
+/* clone_file -- DST (new) shares SRC's pages; keeps mode, owner, times */
+static int clone_file(const char *src, const char *dst, const struct stat *st)
+{
+	struct kmemfs_clone_range cr = {0};
+	struct timespec ts[2];
+	int in, out, rc = 0;
+
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0) {
+		fprintf(stderr, "kmemfsctl: %s: %s\n", src, strerror(errno));
+		return 1;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777);
+	if (out < 0) {
+		fprintf(stderr, "kmemfsctl: %s: %s\n", dst, strerror(errno));
+		close(in);
+		return 1;
+	}
+	cr.src_fd = in;
+	if (st->st_size && ioctl(out, KMEMFS_IOC_CLONE_RANGE, &cr) != 0) {
+		fprintf(stderr, "kmemfsctl: clone %s -> %s: %s\n", src, dst,
+			errno == EXDEV ? "not on the same kmemfs" :
+			errno == ENOTTY ? "not a kmemfs" : strerror(errno));
+		unlink(dst);
+		rc = 1;
+	}
+	if (rc == 0) {
+		if (fchown(out, st->st_uid, st->st_gid) != 0 && geteuid() == 0)
+			rc = 1;
+		fchmod(out, st->st_mode & 07777);
+		ts[0] = st->st_atim;
+		ts[1] = st->st_mtim;
+		futimens(out, ts);
+	}
+	close(out);
+	close(in);
+	return rc;
+}
+
+static int copy_xattrs(const char *src, const char *dst)
+{
+	char names[65536], value[65536];
+	ssize_t n = llistxattr(src, names, sizeof(names));
+
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(names + i) + 1) {
+		ssize_t v = lgetxattr(src, names + i, value, sizeof(value));
+		if (v >= 0 && lsetxattr(dst, names + i, value, (size_t)v, 0) != 0) {
+			fprintf(stderr, "kmemfsctl: %s: xattr %s: %s\n", dst,
+				names + i, strerror(errno));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static const char *snap_src, *snap_dst;
+static int snap_errors;
+static unsigned long snap_files;
+
+static int snap_one(const char *path, const struct stat *st, int type,
+		    struct FTW *ftw)
+{
+	char dst[PATH_MAX], target[PATH_MAX];
+	const char *rel = path + strlen(snap_src);
+	ssize_t n;
+	int rc = 0;
+
+	if (snprintf(dst, sizeof(dst), "%s%s", snap_dst, rel) >= (int)sizeof(dst)) {
+		fprintf(stderr, "kmemfsctl: %s: name too long\n", path);
+		snap_errors++;
+		return 0;
+	}
+	switch (st->st_mode & S_IFMT) {
+	case S_IFDIR:
+		if (mkdir(dst, 0700) != 0 && !(errno == EEXIST && ftw->level == 0))
+			rc = 1;
+		break;
+	case S_IFREG:
+		rc = clone_file(path, dst, st);
+		snap_files++;
+		if (snap_files % 1000 == 0 && isatty(STDERR_FILENO))
+			fprintf(stderr, "\rkmemfsctl: %lu files cloned", snap_files);
+		break;
+	case S_IFLNK:
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n < 0)
+			rc = 1;
+		else {
+			target[n] = 0;
+			rc = symlink(target, dst) != 0;
+		}
+		break;
+	default:
+		rc = mknod(dst, st->st_mode, st->st_rdev) != 0;
+	}
+	if (rc) {
+		if (errno)
+			fprintf(stderr, "kmemfsctl: %s: %s\n", dst, strerror(errno));
+		snap_errors++;
+		return 0;
+	}
+	copy_xattrs(path, dst);
+	lchown(dst, st->st_uid, st->st_gid);
+	return 0;
+}
+
+/* Directory modes and times last: files created inside change them. */
+static int snap_fix_dir(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	char dst[PATH_MAX];
+	struct timespec ts[2] = { st->st_atim, st->st_mtim };
+
+	if (!S_ISDIR(st->st_mode))
+		return 0;
+	snprintf(dst, sizeof(dst), "%s%s", snap_dst, path + strlen(snap_src));
+	chmod(dst, st->st_mode & 07777);
+	utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+static int cmd_snapshot(const char *src, const char *dst)
+{
+	struct stat st;
+
+	if (lstat(src, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "kmemfsctl: %s: not a directory\n", src);
+		return 1;
+	}
+	if (access(dst, F_OK) == 0) {
+		fprintf(stderr, "kmemfsctl: %s: exists; a snapshot makes a new tree\n", dst);
+		return 1;
+	}
+	snap_src = src;
+	snap_dst = dst;
+	if (nftw(src, snap_one, 64, FTW_PHYS) != 0 ||
+	    nftw(src, snap_fix_dir, 64, FTW_PHYS | FTW_DEPTH) != 0) {
+		fprintf(stderr, "kmemfsctl: walking %s: %s\n", src, strerror(errno));
+		return 1;
+	}
+	if (isatty(STDERR_FILENO) && snap_files >= 1000)
+		fputc('\n', stderr);
+	printf("kmemfsctl: snapshot of %s at %s: %lu files cloned, %d errors\n",
+	       src, dst, snap_files, snap_errors);
+	return snap_errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	int json = 0;
@@ -100,6 +260,16 @@ int main(int argc, char **argv)
 		}
 		return cmd_stat(argv[2], json);
 	}
+	if (argc == 4 && !strcmp(argv[1], "clone")) {
+		struct stat st;
+		if (stat(argv[2], &st) != 0 || !S_ISREG(st.st_mode)) {
+			fprintf(stderr, "kmemfsctl: %s: not a regular file\n", argv[2]);
+			return 1;
+		}
+		return clone_file(argv[2], argv[3], &st);
+	}
+	if (argc == 4 && !strcmp(argv[1], "snapshot"))
+		return cmd_snapshot(argv[2], argv[3]);
 	usage(stderr);
 	return 2;
 }

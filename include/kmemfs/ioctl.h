@@ -29,6 +29,21 @@ struct kmemfs_stat {
 	__u64 reserved[8];
 };
 
+/*
+ * Clone a range of the file SRC_FD names into the file the ioctl is sent
+ * to, sharing pages copy-on-write; fails rather than copies when it
+ * cannot share (offsets not page-aligned alike, other filesystem). A
+ * length of 0 means to the end of the source. SRC_FD must be open for
+ * reading and the target for writing.
+ */
+struct kmemfs_clone_range {
+	__s64 src_fd;
+	__u64 src_offset;
+	__u64 src_length;
+	__u64 dest_offset;
+};
+
+#define KMEMFS_IOC_CLONE_RANGE _IOW(KMEMFS_IOC_MAGIC, 0x11, struct kmemfs_clone_range)
 #define KMEMFS_IOC_STAT _IOR(KMEMFS_IOC_MAGIC, 0x10, struct kmemfs_stat)
 
 #endif
