@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/* test_clone -- copy-on-write clones against shadow copies: 100k random
+ * writes, truncates, punches, clones and unlinks; then the checker must
+ * find every page reference count right. */
+#include <errno.h>
+#include <fcntl.h>
+
+#include "helpers.h"
+#include "check.h"
+
+#define NF 4
+#define MAXF (1u << 20)
+static unsigned char shadow[NF][MAXF];
+static uint64_t ssize[NF];
+static uint64_t ino[NF];
+static const struct fs_cred root = { 0, 0, 022 };
+
+struct membuf { const unsigned char *p; };
+static int src_copy(void *arg, void *dst, size_t len)
+{
+	struct membuf *m = arg;
+	memcpy(dst, m->p, len);
+	m->p += len;
+	return 0;
+}
+
+struct readbuf { unsigned char *p; size_t n; };
+static int reply(void *arg, const struct iovec *iov, int n)
+{
+	struct readbuf *r = arg;
+	for (int i = 0; i < n; i++) {
+		memcpy(r->p + r->n, iov[i].iov_base, iov[i].iov_len);
+		r->n += iov[i].iov_len;
+	}
+	return 0;
+}
+
+static void create(struct kmfs_fs *fs, int i)
+{
+	char name[16];
+	uint64_t off;
+
+	snprintf(name, sizeof(name), "f%d", i);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, name, S_IFREG | 0644, 0, &root, &off), 0);
+	ino[i] = fs_ino(fs, off);
+	memset(shadow[i], 0, MAXF);
+	ssize[i] = 0;
+}
+
+static void verify_all(struct kmfs_fs *fs)
+{
+	static unsigned char out[MAXF + 8192];
+
+	for (int i = 0; i < NF; i++) {
+		struct readbuf r = { out, 0 };
+		assert_int_equal(fs_read(fs, ino[i], 0, sizeof(out), reply, &r), 0);
+		assert_int_equal(r.n, ssize[i]);
+		assert_memory_equal(out, shadow[i], ssize[i]);
+	}
+}
+
+static void test_clone_random_ops_match_shadow(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[65536];
+	uint64_t seed = 7;
+	long clones = 0;
+
+	for (int i = 0; i < NF; i++)
+		create(fs, i);
+	for (long op = 0; op < 100000; op++) {
+		int a = (int)(trand(&seed) % NF), b = (int)(trand(&seed) % NF);
+		uint64_t off = trand(&seed) % (MAXF - sizeof(buf));
+		size_t len = 1 + trand(&seed) % (op % 16 ? 6000 : sizeof(buf));
+		unsigned k = (unsigned)(trand(&seed) % 100);
+
+		if (k < 45) { /* write */
+			struct membuf m = { buf };
+			struct data_src src = { src_copy, &m };
+			for (size_t j = 0; j < len; j++)
+				buf[j] = (unsigned char)(op + j);
+			assert_int_equal(fs_write(fs, ino[a], off, len, &src, false), (ssize_t)len);
+			memcpy(shadow[a] + off, buf, len);
+			if (off + len > ssize[a])
+				ssize[a] = off + len;
+		} else if (k < 55) { /* truncate */
+			uint64_t ns = trand(&seed) % MAXF;
+			struct stat at = { .st_size = (off_t)ns }, o;
+			assert_int_equal(fs_setattr(fs, ino[a], &at, FS_SET_SIZE, &o), 0);
+			if (ns < ssize[a])
+				memset(shadow[a] + ns, 0, ssize[a] - ns);
+			ssize[a] = ns;
+		} else if (k < 65) { /* punch */
+			assert_int_equal(fs_fallocate(fs, ino[a], FALLOC_FL_PUNCH_HOLE |
+						      FALLOC_FL_KEEP_SIZE, off, len), 0);
+			if (off < ssize[a])
+				memset(shadow[a] + off, 0,
+				       (off + len < ssize[a] ? off + len : ssize[a]) - off);
+		} else if (k < 95 && a != b) { /* clone a range, aligned or not */
+			uint64_t so = trand(&seed) % MAXF, dof;
+			uint64_t n = trand(&seed) % (k < 80 ? MAXF : 20000);
+			if (k < 88)
+				so &= ~4095ull;
+			dof = k < 88 ? so : trand(&seed) % MAXF;
+			if (so >= ssize[a])
+				continue;
+			if (n > ssize[a] - so)
+				n = ssize[a] - so;
+			if (dof + n > MAXF)
+				n = MAXF - dof;
+			ssize_t r = fs_clone(fs, ino[a], so, ino[b], dof, n, false);
+			assert_int_equal(r, (ssize_t)n);
+			memmove(shadow[b] + dof, shadow[a] + so, n);
+			if (dof + n > ssize[b])
+				ssize[b] = dof + n;
+			clones++;
+		} else if (k >= 95) { /* unlink and start again */
+			char name[16];
+			snprintf(name, sizeof(name), "f%d", a);
+			assert_int_equal(fs_unlink(fs, FS_ROOT_INO, name), 0);
+			fs_forget(fs, ino[a], 1);
+			create(fs, a);
+		}
+		if (op % 10000 == 0)
+			verify_all(fs);
+	}
+	verify_all(fs);
+	assert_true(clones > 10000);
+	/* every page's reference count matches the extent maps */
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	/* after removing everything no page is in use */
+	for (int i = 0; i < NF; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_unlink(fs, FS_ROOT_INO, name), 0);
+		fs_forget(fs, ino[i], 1);
+	}
+	assert_int_equal(fs->pages.used_pages, 0);
+}
+
+static void test_clone_must_share_refuses_unaligned(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[3 * 4096];
+	struct membuf m = { buf };
+	struct data_src src = { src_copy, &m };
+
+	create(fs, 0);
+	create(fs, 1);
+	assert_int_equal(fs_write(fs, ino[0], 0, sizeof(buf), &src, false), sizeof(buf));
+	assert_int_equal(fs_clone(fs, ino[0], 1, ino[1], 2, 4096, true), -EINVAL);
+	assert_int_equal(fs_clone(fs, ino[0], 0, ino[1], 0, 8192, true), 8192);
+	assert_int_equal(fs_clone(fs, ino[0], 0, ino[0], 4096, 8192, false), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_clone_random_ops_match_shadow,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_clone_must_share_refuses_unaligned,
+			tpool_setup_default, tpool_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
