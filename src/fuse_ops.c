@@ -265,11 +265,6 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);
-}
-
 /* Data and metadata are persistent when a write or change returns. */
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
@@ -659,7 +654,8 @@ const struct fuse_lowlevel_ops kmemfs_ops = {
 	.open = op_open,
 	.create = op_create,
 	.release = op_release,
-	.flush = op_flush,
+	/* no .flush: nothing to flush, and ENOSYS once spares a round trip on
+	 * every close() */
 	.fsync = op_fsync,
 	.fsyncdir = op_fsync,
 	.read = op_read,
