@@ -922,6 +922,30 @@ void fs_release(struct kmfs_fs *fs, uint64_t ino)
 		vput_counts(fs, v, 0, 1, 1);
 }
 
+/*
+ * relatime, as Linux mounts by default: the access time moves when it is
+ * older than the last change or a day old, so reads rarely write.
+ */
+static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
+{
+	struct kmfs_time now = pool_now();
+	struct txn t;
+	int rc;
+
+	if (fs->readonly)
+		return;
+	if (ino->atime.sec > ino->mtime.sec && ino->atime.sec > ino->ctime.sec &&
+	    now.sec - ino->atime.sec < 24 * 3600)
+		return;
+	txn_init(&t, &fs->pages);
+	if (txn_begin(&t) < 0)
+		return;
+	rc = TXADD(ino, atime);
+	if (rc == 0)
+		ino->atime = now;
+	txn_end(&t, rc);
+}
+
 int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 	    data_reply_fn reply, void *arg)
 {
@@ -934,6 +958,8 @@ int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_rwlock_rdlock(&v->lock);
 	rc = data_read(fs, fs_inode(fs, ioff), off, size, reply, arg);
+	if (rc == 0)
+		touch_atime(fs, fs_inode(fs, ioff));
 	pthread_rwlock_unlock(&v->lock);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, v);

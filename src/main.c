@@ -199,8 +199,11 @@ int main(int argc, char **argv)
 	fs->session = se;
 	if (!realpath(o.mountpoint, fs->mountpoint))
 		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
-	if (!o.foreground && fuse_daemonize(0) != 0)
-		goto out_fuse_unmount;
+	if (!o.foreground) {
+		if (fuse_daemonize(0) != 0)
+			goto out_fuse_unmount;
+		log_use_syslog(true); /* stderr is gone */
+	}
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);

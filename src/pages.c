@@ -95,6 +95,14 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 	return 0;
 }
 
+/* Lend unit U if it is wholly free and beyond the reserve. pg->lock held. */
+static void maybe_lend(struct pages *pg, uint64_t u)
+{
+	if (pg->lend && media_can_lend(&pg->pool->media) &&
+	    pg->u[u].state == UNIT_FREE && pg->count[UNIT_FREE] > pg->reserve_units)
+		unit_lend(pg, u);
+}
+
 /* Lend wholly free units beyond the reserve. pg->lock held. */
 static void lend_excess(struct pages *pg)
 {
@@ -182,33 +190,47 @@ static uint64_t find_run(const struct unit_info *ui, uint64_t want,
 	return best;
 }
 
-/* Pick a unit to allocate from: partial first, then free, then lent. */
-static int64_t pick_unit(struct pages *pg, uint64_t want)
+/* First unit in state S scanning from *HINT (wrapping); updates the hint. */
+static int64_t find_state(struct pages *pg, enum unit_state st, uint64_t *hint)
 {
 	uint64_t n = pg->nunits;
 
-	if (want < KMFS_UNIT_PAGES && pg->count[UNIT_PARTIAL]) {
-		for (uint64_t k = 0; k < n; k++) {
-			uint64_t u = (pg->cursor + k) % n;
-			if (pg->u[u].state == UNIT_PARTIAL)
-				return (int64_t)u;
+	if (!pg->count[st])
+		return -1;
+	for (uint64_t k = 0; k < n; k++) {
+		uint64_t u = (*hint + k) % n;
+		if (pg->u[u].state == st) {
+			*hint = u;
+			return (int64_t)u;
 		}
 	}
-	if (pg->count[UNIT_FREE]) {
-		for (uint64_t u = 0; u < n; u++)
-			if (pg->u[u].state == UNIT_FREE)
-				return (int64_t)u;
+	return -1;
+}
+
+/*
+ * Pick a unit to allocate from: a partly used one first (keeps free units
+ * whole for lending), then a free one, then take a lent one back.
+ */
+static int64_t pick_unit(struct pages *pg, uint64_t want)
+{
+	int64_t u = -1;
+
+	if (want < KMFS_UNIT_PAGES)
+		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
+	if (u < 0)
+		u = find_state(pg, UNIT_FREE, &pg->free_hint);
+	if (u < 0)
+		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
+	while (u < 0 && pg->count[UNIT_LENT]) {
+		int64_t l = find_state(pg, UNIT_LENT, &pg->lent_hint);
+		if (l < 0)
+			break;
+		if (unit_reclaim(pg, (uint64_t)l) == 0)
+			u = l;
+		else
+			return -ENOSPC; /* the host or kernel keeps it */
 	}
-	if (pg->count[UNIT_PARTIAL]) {
-		for (uint64_t u = 0; u < n; u++)
-			if (pg->u[u].state == UNIT_PARTIAL)
-				return (int64_t)u;
-	}
-	for (uint64_t u = 0; u < n && pg->count[UNIT_LENT]; u++) {
-		if (pg->u[u].state == UNIT_LENT && unit_reclaim(pg, u) == 0)
-			return (int64_t)u;
-	}
-	return -ENOSPC;
+	return u < 0 ? -ENOSPC : u;
 }
 
 int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
@@ -246,7 +268,6 @@ int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
 	}
 	got = find_run(&pg->u[u], want, &first);
 	*start = (uint64_t)u * KMFS_UNIT_PAGES + first;
-	pg->cursor = (uint64_t)u;
 found:
 	mark(pg, *start, got, true);
 	pg->used_pages += got;
@@ -332,8 +353,12 @@ void pages_commit(struct pages *pg, struct txn *t)
 		mark(pg, t->freed.v[i].start, t->freed.v[i].count, false);
 		pg->used_pages -= t->freed.v[i].count;
 	}
-	if (t->freed.n)
-		lend_excess(pg);
+	for (size_t i = 0; i < t->freed.n; i++) {
+		const struct page_run *r = &t->freed.v[i];
+		for (uint64_t u = r->start / KMFS_UNIT_PAGES;
+		     u <= (r->start + r->count - 1) / KMFS_UNIT_PAGES; u++)
+			maybe_lend(pg, u);
+	}
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->freed.n = 0;

@@ -57,6 +57,8 @@ struct pages {
 	uint64_t count[4];       /* units per enum unit_state */
 	uint64_t used_pages;
 	uint64_t cursor;         /* partial unit tried first */
+	uint64_t free_hint;      /* where the last free unit was found */
+	uint64_t lent_hint;      /* where the last lent unit was found */
 	uint64_t reserve_units;  /* free units kept present for growth */
 	bool lend;               /* lend wholly free units beyond the reserve */
 	struct pages_stats st;
