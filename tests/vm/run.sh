@@ -215,9 +215,9 @@ if [ "$SHELL_MODE" = 1 ]; then
 	mkdir -p "$WORK"
 	PMEM=${PMEM:-$WORK/PMEM.img}
 	[ -e "$PMEM" ] || truncate -s 1G "$PMEM"
-	log "shell on $PMEM (Ctrl-A X quits QEMU; 'sh /kmemfs/namespace.sh' makes /dev/dax0.0)"
+	log "shell on $PMEM (Ctrl-A X quits QEMU; 'action namespace' makes /dev/dax0.0)"
 	qemu_cmd "$PMEM" kmemfs.shell=1
-	exec "${QEMU[@]}" -nographic
+	exec "${QEMU[@]}" -display none -serial mon:stdio
 fi
 
 npass=0 nfail=0

@@ -27,8 +27,12 @@ vm_deps() {
 	done
 	[ -z "$missing" ] && return 0
 	log "installing$missing"
+	# stale package lists are the usual failure: refresh once and retry
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$missing >/dev/null || die "apt-get install$missing failed"
+		$missing >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $missing >/dev/null; } ||
+		die "apt-get install$missing failed"
 }
 
 # current_krel -- the ABI name (6.1.0-N-amd64) Debian's linux-image-amd64 points at now.
