@@ -66,7 +66,7 @@ static int cmd_stat(const char *path, int json)
 		return 1;
 	}
 	if (json) {
-		printf("{\"page_size\": %u, \"total_pages\": %llu, \"file_pages\": %llu, "
+		printf("{\"page_size\": %u, \"total_pages\": %llu, \"used_pages\": %llu, "
 		       "\"shared_pages\": %llu, \"free_pages\": %llu, \"lent_pages\": %llu, "
 		       "\"units_lent\": %llu, \"units_reclaimed\": %llu, "
 		       "\"reclaim_failures\": %llu, \"meta_bytes_total\": %llu, "
