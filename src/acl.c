@@ -95,6 +95,8 @@ static bool acl_mode(const struct acl_ent *e, int n, mode_t *mode)
 int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 	    const void *value, size_t size, int flags)
 {
+	/* the value arrives unaligned from the request: parse an aligned copy */
+	uint32_t aligned[1 + ACL_MAX_ENTRIES * 2];
 	struct acl_ent *e;
 	int n, rc;
 
@@ -102,7 +104,10 @@ int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 		return value ? -EACCES : 0;
 	if (!value)
 		return xattr_set(t, ino, name, NULL, 0, flags);
-	n = acl_parse(value, size, &e);
+	if (size > sizeof(aligned))
+		return -EINVAL;
+	memcpy(aligned, value, size);
+	n = acl_parse(aligned, size, &e);
 	if (n < 0)
 		return n;
 	if (!strcmp(name, ACL_ACCESS)) {
@@ -118,13 +123,13 @@ int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 			return rc == -ENODATA ? 0 : rc;
 		}
 	}
-	return xattr_set(t, ino, name, value, size, flags);
+	return xattr_set(t, ino, name, aligned, size, flags);
 }
 
 int acl_chmod(struct txn *t, struct kmfs_inode *ino)
 {
 	struct kmfs_pool *p = t->pages->pool;
-	char buf[4 + ACL_MAX_ENTRIES * sizeof(struct acl_ent)];
+	uint32_t buf[1 + ACL_MAX_ENTRIES * 2];
 	ssize_t len = xattr_get(p, ino, ACL_ACCESS, buf, sizeof(buf));
 	struct acl_ent *e;
 	bool has_mask = false;
@@ -153,7 +158,7 @@ int acl_inherit(struct txn *t, const struct kmfs_inode *dir,
 		struct kmfs_inode *ino, mode_t umask)
 {
 	struct kmfs_pool *p = t->pages->pool;
-	char buf[4 + ACL_MAX_ENTRIES * sizeof(struct acl_ent)];
+	uint32_t buf[1 + ACL_MAX_ENTRIES * 2];
 	ssize_t len = xattr_get(p, dir, ACL_DEFAULT, buf, sizeof(buf));
 	struct acl_ent *e;
 	mode_t mode = ino->mode;
