@@ -130,54 +130,67 @@ int main(int argc, char **argv)
 
 	log_set_prog("kmemfs");
 	if (fuse_opt_parse(&args, &o, spec, opt_proc) != 0) {
-		fuse_opt_free_args(&args);
-		return 2;
+		rc = 2;
+		goto out_args;
 	}
 	if (o.help) {
 		usage(stdout);
-		return 0;
+		rc = 0;
+		goto out_args;
 	}
 	if (o.version) {
 		printf("kmemfs %s (format %u.%u), FUSE %s\n", KMEMFS_VERSION,
 		       KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR, fuse_pkgversion());
-		return 0;
+		rc = 0;
+		goto out_args;
 	}
 	if (!o.source || !o.mountpoint) {
 		usage(stderr);
-		return 2;
+		rc = 2;
+		goto out_args;
 	}
 	if (o.reserve && parse_size(o.reserve, &fo.reserve) < 0) {
 		log_err("bad reserve size '%s'", o.reserve);
-		return 2;
+		rc = 2;
+		goto out_args;
 	}
 	fo.lend = !o.nolend;
 	fo.readonly = o.ro;
 	if (stat(o.mountpoint, &st) != 0) {
 		log_err("mount point %s: %s", o.mountpoint, strerror(errno));
-		return 1;
+		rc = 1;
+		goto out_args;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		log_err("mount point %s: not a directory", o.mountpoint);
-		return 1;
+		rc = 1;
+		goto out_args;
 	}
 	if (is_mount_point(o.mountpoint)) {
 		log_err("mount point %s: busy (something is mounted there)",
 			o.mountpoint);
-		return 1;
+		rc = 1;
+		goto out_args;
 	}
 	if (o.size && access(o.source, F_OK) != 0) {
 		struct pool_format_opts po = { .meta_pct = POOL_DEFAULT_META_PCT };
 		if (parse_size(o.size, &po.size) < 0) {
 			log_err("bad size '%s'", o.size);
-			return 2;
+			rc = 2;
+			goto out_args;
 		}
-		if (pool_format(o.source, &po) < 0)
-			return 1;
+		if (pool_format(o.source, &po) < 0) {
+			rc = 1;
+			goto out_args;
+		}
 		log_info("created %s (%s)", o.source, o.size);
 	}
 	fs = calloc(1, sizeof(*fs));
-	if (!fs || fs_mount(fs, o.source, &fo) < 0)
-		return 1;
+	if (!fs || fs_mount(fs, o.source, &fo) < 0) {
+		free(fs);
+		rc = 1;
+		goto out_args;
+	}
 	if (o.debug) {
 		char desc[256];
 		log_set_debug(true);
@@ -220,6 +233,7 @@ out_destroy:
 out_unmount_fs:
 	fs_unmount(fs);
 	free(fs);
+out_args:
 	fuse_opt_free_args(&args);
 	return rc;
 }
