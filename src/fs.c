@@ -224,7 +224,7 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	int rc;
 
 	memset(fs, 0, sizeof(*fs));
-	rc = pool_open(path, &fs->pool);
+	rc = pool_open_kmod(path, &fs->pool, o->lend && !o->readonly);
 	if (rc < 0)
 		return rc;
 	pool_enable_stats(fs->pool.pop);
@@ -241,7 +241,7 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	if (rc < 0)
 		goto out_close;
 	rc = pages_init(&fs->pages, &fs->pool, o->lend && !o->readonly,
-			o->reserve);
+			o->reserve, o->lend_max);
 	if (rc < 0)
 		goto out_close;
 	fs->vtab = calloc(VTAB_SIZE, sizeof(*fs->vtab));

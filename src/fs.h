@@ -45,6 +45,7 @@ struct fs_cred {
 struct fs_opts {
 	bool lend;              /* give free units back (default on) */
 	uint64_t reserve;       /* bytes of free units kept unlent */
+	uint64_t lend_max;      /* at most this many bytes lent (0: no limit) */
 	bool readonly;
 };
 

@@ -626,6 +626,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		ks.units_lent = ps.units_lent_total;
 		ks.units_reclaimed = ps.units_reclaimed_total;
 		ks.reclaim_failures = ps.reclaim_failures;
+		ks.lend_ns = ps.lend_ns;
+		ks.reclaim_ns = ps.reclaim_ns;
 		ks.meta_bytes_total = sv.f_files * 512;
 		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
 		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));

@@ -21,6 +21,7 @@ struct options {
 	const char *mountpoint;
 	char *size;
 	char *reserve;
+	char *lend_max;
 	int nolend;
 	int foreground;
 	int debug;
@@ -36,6 +37,7 @@ static const struct fuse_opt spec[] = {
 	OPT("--size=%s", size),
 	OPT("--size %s", size),
 	OPT("reserve=%s", reserve),
+	OPT("lend_max=%s", lend_max),
 	OPT("nolend", nolend),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -54,6 +56,8 @@ static void usage(FILE *f)
 "usage: kmemfs [-f] [-d] [-o OPTS] [--size SIZE] PATH MOUNTPOINT\n"
 "\n"
 "Mount the kmemfs pool at PATH (a pool file or /dev/daxX.Y) on MOUNTPOINT.\n"
+"On /dev/daxX.Y with kmemfs.ko loaded, pages that hold no file data are\n"
+"lent to the kernel as RAM while mounted.\n"
 "\n"
 "  --size SIZE      create and format a pool file of SIZE (e.g. 1G) when\n"
 "                   PATH does not exist\n"
@@ -63,7 +67,9 @@ static void usage(FILE *f)
 "       ro                  read-only\n"
 "       allow_other         let other users in (permission checks apply)\n"
 "       reserve=SIZE        free space kept unlent for fast growth (32M)\n"
-"       nolend              never give free 4 MiB units back to the host\n"
+"       lend_max=SIZE       lend at most SIZE (default: no limit)\n"
+"       nolend              never lend free 4 MiB units (to the host, or\n"
+"                           with kmemfs.ko loaded, to the kernel as RAM)\n"
 "     and the standard FUSE options (fsname, max_threads, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
@@ -151,6 +157,11 @@ int main(int argc, char **argv)
 	}
 	if (o.reserve && parse_size(o.reserve, &fo.reserve) < 0) {
 		log_err("bad reserve size '%s'", o.reserve);
+		rc = 2;
+		goto out_args;
+	}
+	if (o.lend_max && parse_size(o.lend_max, &fo.lend_max) < 0) {
+		log_err("bad lend_max size '%s'", o.lend_max);
 		rc = 2;
 		goto out_args;
 	}

@@ -15,6 +15,8 @@
 enum media_kind {
 	MEDIA_FILE = 0,   /* regular pool file; lending = hole punch */
 	MEDIA_DEVDAX = 1, /* /dev/daxX.Y owned whole; no lending */
+	MEDIA_KMOD = 2,   /* devdax attached to kmemfs.ko: lending = RAM for
+			     the kernel (include/kmemfs/uapi.h) */
 };
 
 struct media {
@@ -28,6 +30,13 @@ struct media {
 	unsigned long align;
 	int numa_node;
 	unsigned long long phys_start;
+	/* kmod: the attached device */
+	int kfd;                 /* /dev/kmemfs */
+	int dev_fd;              /* the module's file spanning the device */
+	uint64_t hot_off, hot_end_off; /* lendable part, device offsets */
+	bool reattached;
+	char open_path[64];      /* what pmemobj opens: /proc/self/fd/N */
+	char dax_name[64];       /* daxX.Y, to unbind and bind again */
 };
 
 /* media_probe -- find what PATH is; ENOENT if missing */
@@ -41,6 +50,18 @@ bool media_can_lend(const struct media *m);
 int media_lend(struct media *m, uint64_t off, uint64_t len);
 /* media_reclaim -- make [off, off+len) backed again before it is written */
 int media_reclaim(struct media *m, uint64_t off, uint64_t len);
+/* media_kmod_available -- is kmemfs.ko loaded? */
+bool media_kmod_available(void);
+/* media_attach -- unbind devdax, attach it to the module, online its
+ * memory; afterwards the pool is opened at m->open_path */
+int media_attach(struct media *m);
+/* media_detach -- after the pool is closed: give the device back */
+void media_detach(struct media *m);
+/* media_lendable -- may the unit at pool offset OFF be lent? */
+bool media_lendable(const struct media *m, uint64_t off, uint64_t len);
+/* media_lent_by_kernel -- after a reattach: is the unit at OFF lent? */
+int media_query_lent(struct media *m, uint64_t *bitmap, uint64_t bits);
+
 /* media_describe -- one line for -d output */
 void media_describe(const struct media *m, char *buf, size_t len);
 

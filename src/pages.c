@@ -7,11 +7,20 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <libpmemobj.h>
 
 #include "log.h"
 #include "pages.h"
 #include "pool.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* unit_set_state -- the one place a unit changes state; keeps counts */
 static void unit_set_state(struct pages *pg, uint64_t u, enum unit_state s)
@@ -57,6 +66,8 @@ static int unit_lend(struct pages *pg, uint64_t u)
 	uint8_t *st = &p->units[u];
 	int rc;
 
+	uint64_t t0 = now_ns();
+
 	*st = KMFS_UNIT_LENT;
 	pool_persist(p, st, 1);
 	rc = media_lend(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
@@ -68,6 +79,7 @@ static int unit_lend(struct pages *pg, uint64_t u)
 	}
 	unit_set_state(pg, u, UNIT_LENT);
 	pg->st.units_lent_total++;
+	pg->st.lend_ns += now_ns() - t0;
 	return 0;
 }
 
@@ -82,8 +94,11 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 	uint8_t *st = &p->units[u];
 	int rc;
 
+	uint64_t t0 = now_ns();
+
 	rc = media_reclaim(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
 			   KMFS_UNIT_SIZE);
+	pg->st.reclaim_ns += now_ns() - t0;
 	if (rc < 0) {
 		pg->st.reclaim_failures++;
 		return rc;
@@ -96,10 +111,21 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 }
 
 /* Lend unit U if it is wholly free and beyond the reserve. pg->lock held. */
+static bool may_lend(struct pages *pg, uint64_t u)
+{
+	struct kmfs_pool *p = pg->pool;
+
+	return pg->lend && media_can_lend(&p->media) &&
+	       pg->u[u].state == UNIT_FREE &&
+	       pg->count[UNIT_FREE] > pg->reserve_units &&
+	       (!pg->lend_max_units || pg->count[UNIT_LENT] < pg->lend_max_units) &&
+	       media_lendable(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
+			      KMFS_UNIT_SIZE);
+}
+
 static void maybe_lend(struct pages *pg, uint64_t u)
 {
-	if (pg->lend && media_can_lend(&pg->pool->media) &&
-	    pg->u[u].state == UNIT_FREE && pg->count[UNIT_FREE] > pg->reserve_units)
+	if (may_lend(pg, u))
 		unit_lend(pg, u);
 }
 
@@ -109,13 +135,59 @@ static void lend_excess(struct pages *pg)
 	if (!pg->lend || !media_can_lend(&pg->pool->media))
 		return;
 	for (uint64_t u = pg->nunits; u-- > 0 && pg->count[UNIT_FREE] > pg->reserve_units;) {
-		if (pg->u[u].state == UNIT_FREE && unit_lend(pg, u) < 0)
+		if (may_lend(pg, u) && unit_lend(pg, u) < 0)
 			break;
 	}
 }
 
+/*
+ * With kmemfs.ko, the pool's record of lent units and the module's can
+ * differ after a crash or a reboot (a fresh attach holds every unit): lend
+ * again what the pool records as lent; units the module cannot lend
+ * (outside its hot-added blocks) become present.
+ */
+static void reconcile_kmod(struct pages *pg)
+{
+	struct kmfs_pool *p = pg->pool;
+	uint64_t *bits = NULL, hot_units = 0, hot_first = 0;
+	int n = 0;
+
+	if (p->media.kind != MEDIA_KMOD)
+		return;
+	hot_first = p->media.hot_off / KMFS_UNIT_SIZE;
+	hot_units = (p->media.hot_end_off - p->media.hot_off) / KMFS_UNIT_SIZE;
+	if (p->media.reattached) {
+		bits = calloc((hot_units + 63) / 64 + 1, sizeof(uint64_t));
+		if (bits)
+			n = media_query_lent(&p->media, bits, ((hot_units + 63) / 64) * 64);
+	}
+	for (uint64_t u = 0; u < pg->nunits; u++) {
+		uint64_t off = pool_page_off(p, u * KMFS_UNIT_PAGES);
+		uint64_t dev_unit;
+		bool lent_now = false;
+
+		if (pg->u[u].state != UNIT_LENT)
+			continue;
+		if (!media_lendable(&p->media, off, KMFS_UNIT_SIZE)) {
+			p->units[u] = KMFS_UNIT_PRESENT;
+			pool_persist(p, &p->units[u], 1);
+			unit_set_state(pg, u, UNIT_FREE);
+			continue;
+		}
+		dev_unit = off / KMFS_UNIT_SIZE - hot_first;
+		if (bits && n > 0 && dev_unit < (uint64_t)n)
+			lent_now = bits[dev_unit / 64] >> (dev_unit % 64) & 1;
+		if (!lent_now && media_lend(&p->media, off, KMFS_UNIT_SIZE) < 0) {
+			p->units[u] = KMFS_UNIT_PRESENT;
+			pool_persist(p, &p->units[u], 1);
+			unit_set_state(pg, u, UNIT_FREE);
+		}
+	}
+	free(bits);
+}
+
 int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
-	       uint64_t reserve_bytes)
+	       uint64_t reserve_bytes, uint64_t lend_max_bytes)
 {
 	memset(pg, 0, sizeof(*pg));
 	pg->pool = pool;
@@ -127,6 +199,7 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	pthread_mutex_init(&pg->tx_lock, NULL);
 	pg->lend = lend;
 	pg->reserve_units = (reserve_bytes + KMFS_UNIT_SIZE - 1) / KMFS_UNIT_SIZE;
+	pg->lend_max_units = lend_max_bytes / KMFS_UNIT_SIZE;
 	pg->count[UNIT_FREE] = pg->nunits;
 	for (uint64_t u = 0; u < pg->nunits; u++) {
 		struct unit_info *ui = &pg->u[u];
@@ -145,6 +218,7 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 			unit_set_state(pg, u, state_for(ui));
 	}
 	pthread_mutex_lock(&pg->lock);
+	reconcile_kmod(pg);
 	lend_excess(pg);
 	pthread_mutex_unlock(&pg->lock);
 	return 0;

@@ -47,6 +47,8 @@ struct pages_stats {
 	uint64_t units_lent_total;     /* lend events since mount */
 	uint64_t units_reclaimed_total;
 	uint64_t reclaim_failures;
+	uint64_t lend_ns;       /* time spent lending */
+	uint64_t reclaim_ns;    /* time spent reclaiming */
 };
 
 struct pages {
@@ -60,6 +62,7 @@ struct pages {
 	uint64_t free_hint;      /* where the last free unit was found */
 	uint64_t lent_hint;      /* where the last lent unit was found */
 	uint64_t reserve_units;  /* free units kept present for growth */
+	uint64_t lend_max_units; /* lend no more than this (0: no limit) */
 	bool lend;               /* lend wholly free units beyond the reserve */
 	struct pages_stats st;
 	pthread_mutex_t tx_lock; /* serialises transactions, see txn.h */
@@ -67,7 +70,7 @@ struct pages {
 
 /* pages_init -- rebuild the volatile state from the pool; may lend */
 int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
-	       uint64_t reserve_bytes);
+	       uint64_t reserve_bytes, uint64_t lend_max_bytes);
 void pages_fini(struct pages *pg);
 
 /* pages_alloc -- reserve up to WANT contiguous pages (at least 1) near

@@ -540,6 +540,12 @@ int pool_open_quiet(const char *path, struct kmfs_pool *p, bool quiet_busy)
 
 int pool_open(const char *path, struct kmfs_pool *p)
 {
+	return pool_open_kmod(path, p, false);
+}
+
+int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
+{
+	const char *open_path = path;
 	PMEMoid root;
 	int rc;
 
@@ -560,10 +566,18 @@ int pool_open(const char *path, struct kmfs_pool *p)
 		return -EINVAL;
 	}
 	tune_persistence(&p->media);
-	rc = probe_heap(path);
+	if (use_kmod && p->media.kind == MEDIA_DEVDAX && media_kmod_available()) {
+		/* the device becomes RAM the kernel can borrow; the pool is
+		 * opened through the module's file spanning it */
+		rc = media_attach(&p->media);
+		if (rc < 0)
+			return rc;
+		open_path = p->media.open_path;
+	}
+	rc = probe_heap(open_path);
 	if (rc < 0)
-		return rc;
-	p->pop = pmemobj_open(path, KMFS_LAYOUT);
+		goto out_detach;
+	p->pop = pmemobj_open(open_path, KMFS_LAYOUT);
 	if (!p->pop) {
 		rc = -errno;
 		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY) {
@@ -574,7 +588,12 @@ int pool_open(const char *path, struct kmfs_pool *p)
 		else
 			log_err("%s: not a valid kmemfs pool (pmemobj: %s)", path,
 				pmemobj_errormsg());
-		return rc ? rc : -EINVAL;
+		if (!rc)
+			rc = -EINVAL;
+		/* a second daemon must not detach the first one's device */
+		if (rc == -EWOULDBLOCK || rc == -EAGAIN)
+			p->media.kind = MEDIA_DEVDAX;
+		goto out_detach;
 	}
 	root = pmemobj_root(p->pop, 0);
 	p->base = (char *)p->pop;
@@ -598,6 +617,13 @@ int pool_open(const char *path, struct kmfs_pool *p)
 out_close:
 	pmemobj_close(p->pop);
 	p->pop = NULL;
+out_detach:
+	if (p->media.kind == MEDIA_KMOD && !p->media.reattached)
+		media_detach(&p->media);
+	else if (p->media.kind == MEDIA_KMOD) {
+		close(p->media.dev_fd);
+		close(p->media.kfd);
+	}
 	return rc;
 }
 
@@ -608,4 +634,5 @@ void pool_close(struct kmfs_pool *p)
 	media_close(&p->media);
 	pmemobj_close(p->pop);
 	p->pop = NULL;
+	media_detach(&p->media);
 }

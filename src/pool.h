@@ -44,6 +44,9 @@ int pool_format(const char *path, const struct pool_format_opts *o);
 int pool_open(const char *path, struct kmfs_pool *pool);
 /* pool_open_quiet -- as pool_open; QUIET_BUSY: no message when in use */
 int pool_open_quiet(const char *path, struct kmfs_pool *pool, bool quiet_busy);
+/* pool_open_kmod -- as pool_open; USE_KMOD: a devdax device is attached
+ * to kmemfs.ko (when loaded) so its free units can be lent as RAM */
+int pool_open_kmod(const char *path, struct kmfs_pool *pool, bool use_kmod);
 void pool_close(struct kmfs_pool *pool);
 
 /* pool_ptr -- pointer for a pool offset (0 -> NULL) */

@@ -70,14 +70,16 @@ static int cmd_stat(const char *path, int json)
 		       "\"shared_pages\": %llu, \"free_pages\": %llu, \"lent_pages\": %llu, "
 		       "\"units_lent\": %llu, \"units_reclaimed\": %llu, "
 		       "\"reclaim_failures\": %llu, \"meta_bytes_total\": %llu, "
-		       "\"meta_bytes_used\": %llu}\n", s.page_size,
+		       "\"meta_bytes_used\": %llu, \"lend_ns\": %llu, "
+		       "\"reclaim_ns\": %llu}\n", s.page_size,
 		       (unsigned long long)s.total_pages, (unsigned long long)s.used_pages,
 		       (unsigned long long)s.shared_pages, (unsigned long long)s.free_pages,
 		       (unsigned long long)s.lent_pages, (unsigned long long)s.units_lent,
 		       (unsigned long long)s.units_reclaimed,
 		       (unsigned long long)s.reclaim_failures,
 		       (unsigned long long)s.meta_bytes_total,
-		       (unsigned long long)s.meta_bytes_used);
+		       (unsigned long long)s.meta_bytes_used,
+		       (unsigned long long)s.lend_ns, (unsigned long long)s.reclaim_ns);
 		return 0;
 	}
 	printf("%-22s %12s %12s\n", "", "pages", "MiB");
@@ -91,6 +93,12 @@ static int cmd_stat(const char *path, int json)
 	printf("%-22s %12llu\n", "units lent", (unsigned long long)s.units_lent);
 	printf("%-22s %12llu\n", "units reclaimed", (unsigned long long)s.units_reclaimed);
 	printf("%-22s %12llu\n", "reclaim failures", (unsigned long long)s.reclaim_failures);
+	if (s.units_lent)
+		printf("%-22s %12.1f us\n", "lend latency (mean)",
+		       s.lend_ns / 1000.0 / (double)s.units_lent);
+	if (s.units_reclaimed)
+		printf("%-22s %12.1f us\n", "reclaim latency (mean)",
+		       s.reclaim_ns / 1000.0 / (double)s.units_reclaimed);
 	printf("%-22s %12.1f of %.1f MiB\n", "metadata",
 	       s.meta_bytes_used / 1048576.0, s.meta_bytes_total / 1048576.0);
 	return 0;

@@ -26,7 +26,9 @@ struct kmemfs_stat {
 	__u64 reclaim_failures;
 	__u64 meta_bytes_total; /* pool bytes outside the data arenas */
 	__u64 meta_bytes_used;
-	__u64 reserved[8];
+	__u64 lend_ns;          /* time spent lending since mount */
+	__u64 reclaim_ns;       /* time spent taking units back */
+	__u64 reserved[6];
 };
 
 /*
