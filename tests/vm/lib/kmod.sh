@@ -1,0 +1,40 @@
+# kmod.sh -- host side of the kmod-* VM tests (kernel module kmod/kmemfs.ko);
+# sourced by tests/vm/run.sh after host.sh.
+#
+#   kmod_build     build kmemfs.ko against the guest kernel's headers ($KREL) and
+#                  kmod/kmodtest; vm_initrd then puts both into the initramfs
+#   t_kmod_*       the tests (guest actions tests/vm/guest/kmod-*.sh)
+
+TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach"
+
+kmod_build() {
+	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
+	rm -f "$SRC_DIR/kmod/kmemfs.ko"
+	if [ ! -d "$h" ]; then
+		log "warning: no $h: the kmod tests will fail"
+		return 0
+	fi
+	if ! { make -C "$h" M="$SRC_DIR/kmod" modules &&
+		make -C "$SRC_DIR/kmod" kmodtest; } >"$blog" 2>&1; then
+		log "warning: building kmod/ failed (see $blog): the kmod tests will fail"
+		rm -f "$SRC_DIR/kmod/kmemfs.ko"
+		return 0
+	fi
+	log "kmod: kmemfs.ko built for $KREL"
+}
+
+# need_kmod -- the kmod tests cannot run without the module and kmodtest
+need_kmod() {
+	[ -e "$SRC_DIR/kmod/kmemfs.ko" ] && [ -x "$SRC_DIR/kmod/kmodtest" ] && return 0
+	REASON="kmod/kmemfs.ko or kmod/kmodtest missing (see $WORK_ROOT/kmod-build.log)"
+	return 1
+}
+
+# kmod-attach: MemFree of node 1 follows lend and reclaim; stray offline refused
+t_kmod_attach() { need_kmod && boot 1 240 namespace,kmod-attach; }
+# kmod-safety: data kept across lends, zeroes after reclaim, SIGBUS on lent units
+t_kmod_safety() { need_kmod && boot 1 240 namespace,kmod-safety; }
+# kmod-pressure: reclaim while a process fills node 1; the pattern never leaks
+t_kmod_pressure() { need_kmod && boot 1 300 namespace,kmod-pressure; }
+# kmod-detach: bad input, unload refused, detach with data intact, re-attach
+t_kmod_detach() { need_kmod && boot 1 240 namespace,kmod-detach; }
