@@ -1,0 +1,93 @@
+#!/bin/bash
+# test_clone.sh -- copy-on-write clones through cp (copy_file_range) and
+# kmemfsctl: instant, sharing pages, independent afterwards (checked against
+# shadow copies kept on the host's tmpfs), counted once by df; a kill -9
+# during a clone loop leaves a pool fsck.kmemfs calls clean.
+. "$(dirname "$0")/lib.sh" "$@"
+kmemfs_only
+CTL=$BIN_DIR/kmemfsctl
+FSCK=$BIN_DIR/fsck.kmemfs
+K=$BIN_DIR/kmemfs
+fs_setup 512M "" /dev/shm
+SHADOW=$WORK/shadow
+mkdir -p "$SHADOW"
+field() { "$CTL" stat "$MNT" --json | tr -d '{}"' | tr ',' '\n' | awk -F': ' -v k="$1" '$1 ~ k { print $2 }' | tr -d ' '; }
+
+# a 64 MiB source with a partial last page
+head -c $((64 * 1024 * 1024 + 1234)) /dev/urandom >"$SHADOW/a"
+cp "$SHADOW/a" "$MNT/a"
+used0=$(used_bytes)
+shared0=$(field shared_pages)
+start=$(date +%s%N)
+cp "$MNT/a" "$MNT/b"
+ms=$((($(date +%s%N) - start) / 1000000))
+cp "$SHADOW/a" "$SHADOW/b"
+check_cmd "cp gives an identical file" cmp "$MNT/a" "$MNT/b"
+note "cp of 64 MiB took ${ms} ms"
+used1=$(used_bytes)
+check "[ $((used1 - used0)) -lt $((2 * 1024 * 1024)) ]" "cp shares pages: df used grew by $((used1 - used0)) bytes for 64 MiB"
+check "[ $(field shared_pages) -ge $((shared0 + 16384)) ]" "kmemfsctl counts the shared pages ($(field shared_pages))"
+check_cmd "kmemfsctl clone" "$CTL" clone "$MNT/a" "$MNT/c"
+cp "$SHADOW/a" "$SHADOW/c"
+check "[ $(($(used_bytes) - used1)) -lt $((2 * 1024 * 1024)) ]" "kmemfsctl clone shares pages too"
+check "! '$CTL' clone '$MNT/a' '$MNT/c' 2>/dev/null" "kmemfsctl clone refuses to replace an existing file"
+
+# modify every copy at many offsets and sizes; mirror on the shadows
+i=0
+for off in 0 1 4095 4096 8191 65536 1000000 4194303 4194304 33554432 67108863 67109000; do
+	for f in a b c; do
+		i=$((i + 1))
+		len=$(((i * 7919) % 20000 + 1))
+		head -c $len /dev/urandom >"$WORK/patch"
+		dd if="$WORK/patch" of="$MNT/$f" bs=1 seek=$off conv=notrunc status=none
+		dd if="$WORK/patch" of="$SHADOW/$f" bs=1 seek=$off conv=notrunc status=none
+	done
+done
+truncate -s 10000000 "$MNT/b"; truncate -s 10000000 "$SHADOW/b"
+fallocate -p -o 5000 -l 300000 "$MNT/c"; fallocate -p -o 5000 -l 300000 "$SHADOW/c"
+for f in a b c; do
+	check_cmd "$f matches its shadow after writes on every copy" cmp "$MNT/$f" "$SHADOW/$f"
+done
+# clones of ranges at offsets that are and are not page-aligned alike
+probe cfr "$MNT/a" 4096 "$MNT/b" 8192 1000000 >/dev/null 2>&1 &&
+	dd if="$SHADOW/a" of="$SHADOW/b" bs=4096 skip=1 seek=2 count=244 conv=notrunc status=none &&
+	dd if="$SHADOW/a" of="$SHADOW/b" bs=1 skip=$((4096 + 999424)) seek=$((8192 + 999424)) count=576 conv=notrunc status=none
+check_cmd "copy_file_range of an aligned range" cmp "$MNT/b" "$SHADOW/b"
+rm "$MNT/a" "$SHADOW/a"
+check_cmd "b survives the removal of its source" cmp "$MNT/b" "$SHADOW/b"
+check_cmd "c survives the removal of its source" cmp "$MNT/c" "$SHADOW/c"
+fs_remount || abort_test "remount"
+check_cmd "b after remount" cmp "$MNT/b" "$SHADOW/b"
+check_cmd "c after remount" cmp "$MNT/c" "$SHADOW/c"
+rm -f "$MNT/b" "$MNT/c"
+check "wait_until 5 '[ \$(field shared_pages) -eq 0 ]'" "no shared pages once every clone is gone"
+
+# snapshot of a tree
+mkdir -p "$MNT/tree/d1/d2"
+head -c 3000000 /dev/urandom >"$MNT/tree/d1/f"
+ln -s f "$MNT/tree/d1/s"
+setfattr -n user.k -v v "$MNT/tree/d1/f"
+check_cmd "kmemfsctl snapshot" "$CTL" snapshot "$MNT/tree" "$MNT/snap"
+check_cmd "the snapshot's file is identical" cmp "$MNT/tree/d1/f" "$MNT/snap/d1/f"
+check_eq "$(readlink "$MNT/snap/d1/s")" f "the snapshot keeps symlinks"
+check_eq "$(getfattr --only-values -n user.k "$MNT/snap/d1/f" 2>/dev/null)" v "the snapshot keeps xattrs"
+echo change >>"$MNT/tree/d1/f"
+check "! cmp -s '$MNT/tree/d1/f' '$MNT/snap/d1/f'" "a later write does not reach the snapshot"
+fs_umount
+
+# kill -9 while clones and copy-on-write writes run; then fsck
+env --default-signal=INT,TERM "$K" -f "$POOL" "$MNT" >"$WORK/daemon.out" 2>&1 &
+dpid=$!
+wait_until 10 is_mounted || abort_test "kmemfs -f mounts"
+head -c $((16 * 1024 * 1024)) /dev/urandom >"$MNT/src"
+( n=0; while :; do n=$((n + 1)); cp "$MNT/src" "$MNT/c$((n % 4))" 2>/dev/null || break
+	dd if=/dev/urandom of="$MNT/c$((n % 4))" bs=4096 count=3 seek=$((n % 4000)) conv=notrunc status=none 2>/dev/null || break; done ) &
+lpid=$!
+sleep 2
+kill -KILL $dpid
+wait $dpid 2>/dev/null
+wait $lpid 2>/dev/null
+fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT"
+timeout 120 "$FSCK" -n "$POOL" >"$WORK/fsck.out" 2>&1
+check_eq "$?" 0 "fsck.kmemfs -n after kill -9 during clones: every page reference count right ($(tail -n 1 "$WORK/fsck.out"))"
+finish
