@@ -117,6 +117,27 @@ static void test_check_mount_refuses_corruption(void **state)
 	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
 }
 
+static void test_check_newer_format_refused(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_super *sb = t->fs.pool.sb;
+	struct kmfs_pool p;
+
+	fs_unmount(&t->fs);
+	memset(&t->fs, 0, sizeof(t->fs));
+	assert_int_equal(pool_open(t->path, &p), 0);
+	p.sb->major = KMFS_VERSION_MAJOR + 1;
+	pool_persist(&p, &p.sb->major, sizeof(p.sb->major));
+	pool_close(&p);
+	assert_int_equal(pool_open(t->path, &p), -EPROTONOSUPPORT);
+	/* reformat so teardown has a filesystem to unmount */
+	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
+	assert_int_equal(pool_format(t->path, &po), 0);
+	struct fs_opts fo = { .lend = true };
+	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+	(void)sb;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -131,6 +152,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_lent_unit_with_data,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_mount_refuses_corruption,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_newer_format_refused,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
