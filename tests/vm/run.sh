@@ -12,7 +12,8 @@
 #
 # Environment: KMEMFS_VM_CACHE (downloads, unpacked kernel; default
 # ~/.cache/kmemfs-vm), KMEMFS_VM_WORK (per-test PMEM.img and console logs, kept for
-# inspection; default $TMPDIR/kmemfs-vm), KMEMFS_VM_TRACE=1 (guest actions under sh -x).
+# inspection; default $TMPDIR/kmemfs-vm), KMEMFS_VM_TRACE=1 (guest actions under sh -x),
+# KMEMFS_VM_PC_DELAYS (seconds into writing of each power cut; default "3 7 12").
 
 set -u
 
@@ -133,7 +134,7 @@ pc_verify() {
 # powercut: kill -9 QEMU at three points while the guest writes; each next boot
 # must pass fsck -n as the cut left the device, mount, hold every file whose fsync
 # had returned before any cut, and fsck clean after umount
-PC_DELAYS="3 7 12"
+PC_DELAYS=${KMEMFS_VM_PC_DELAYS:-3 7 12}
 t_powercut() {
 	local n=1 d logf actions="namespace,mkfs,powercut-write"
 	need_kmemfs || return 1

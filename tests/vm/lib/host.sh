@@ -164,6 +164,8 @@ vm_initrd() {
 		mkdir -p "$root$md/extra"
 		cp "$p" "$root$md/extra/"
 	done
+	# kmodtest drives kmemfs.ko in the kmod-* tests (tests/vm/lib/kmod.sh)
+	[ -x "$SRC_DIR/kmod/kmodtest" ] && copy_prog "$root" "$SRC_DIR/kmod/kmodtest" /usr/bin/kmodtest
 	cp "$KROOT$md"/modules.builtin "$KROOT$md"/modules.builtin.modinfo \
 		"$KROOT$md"/modules.order "$root$md/"
 	depmod -b "$root" "$KREL" || die "depmod -b $root failed"
