@@ -28,6 +28,8 @@ TRACE=""
 [ "${KMEMFS_VM_TRACE:-0}" = 1 ] && TRACE=kmemfs.trace=1
 
 . "$VM_DIR/lib/host.sh"
+. "$VM_DIR/lib/kmod.sh" # kmod-* tests (kernel module)
+TESTS_ALL="$TESTS_ALL $TESTS_KMOD"
 
 usage() {
 	sed -n '3,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -206,6 +208,7 @@ trap 'exit 130' INT TERM
 vm_deps
 mkdir -p "$CACHE" "$WORK_ROOT"
 vm_kernel
+kmod_build # kmemfs.ko for $KREL, before vm_initrd picks it up
 INITRD=$WORK_ROOT/initrd.cpio
 vm_initrd "$INITRD"
 log "kernel $KREL, initrd $(du -h "$INITRD" | cut -f1), kmemfs programs:" \
