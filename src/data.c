@@ -231,6 +231,98 @@ int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	return rc;
 }
 
+/* Write segment S's share of [off, end) through the pool mapping. */
+static int store_mapped(struct kmfs_fs *fs, const struct seg *s, uint64_t off,
+			uint64_t end, const struct data_src *src)
+{
+	uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
+	char *base = pool_page(&fs->pool, s->dpage);
+	int rc;
+
+	if (s->fresh) {
+		/* new pages that the write covers only in part */
+		if (off > a)
+			fill_page(fs, s->dpage, s->old, off - a, PG);
+		if (end < b) {
+			uint64_t lp = s->count - 1;
+			size_t from = a + lp * PG > off ? 0 : off - (a + lp * PG);
+			fill_page(fs, s->dpage + lp,
+				  s->old == EMAP_HOLE ? EMAP_HOLE : s->old + lp,
+				  from, end - (a + lp * PG));
+		}
+	}
+	if (a < off)
+		a = off;
+	if (b > end)
+		b = end;
+	rc = src->copy(src->arg, base + (a - s->fpage * PG), b - a);
+	if (rc == 0)
+		pool_persist(&fs->pool, base, s->count * PG);
+	return rc;
+}
+
+/* Copy LEN source bytes to pool offset POFF through the pool file. */
+static int copy_to_fd(struct kmfs_fs *fs, const struct data_src *src,
+		      uint64_t poff, size_t len)
+{
+	char *bounce;
+	int rc;
+
+	if (src->copy_fd)
+		return src->copy_fd(src->arg, fs->pool.media.fd, poff, len);
+	bounce = malloc(len);
+	if (!bounce)
+		return -ENOMEM;
+	rc = src->copy(src->arg, bounce, len);
+	if (rc == 0)
+		rc = media_pwrite(&fs->pool.media, poff, bounce, len);
+	free(bounce);
+	return rc;
+}
+
+/*
+ * Write a segment of new pages through the pool file: a tmpfs page is
+ * allocated by the write itself, not zeroed first and faulted in, and a
+ * full tmpfs answers ENOSPC instead of SIGBUS. Whole pages go straight
+ * from the request; a partial page is built in a bounce page first.
+ */
+static int store_fresh(struct kmfs_fs *fs, const struct seg *s, uint64_t off,
+		       uint64_t end, const struct data_src *src)
+{
+	char page[KMFS_PAGE_SIZE] __attribute__((aligned(64)));
+	uint64_t k = 0;
+	int rc = 0;
+
+	while (k < s->count && rc == 0) {
+		uint64_t fa = (s->fpage + k) * PG;
+		uint64_t poff = pool_page_off(&fs->pool, s->dpage + k);
+
+		if (off <= fa && end >= fa + PG) {
+			/* a run of whole pages */
+			uint64_t n = 1;
+			while (k + n < s->count && end >= fa + (n + 1) * PG)
+				n++;
+			rc = copy_to_fd(fs, src, poff, n * PG);
+			k += n;
+			continue;
+		}
+		size_t from = off > fa ? off - fa : 0;
+		size_t to = end < fa + PG ? end - fa : PG;
+		if (s->old == EMAP_HOLE) {
+			memset(page, 0, sizeof(page));
+		} else {
+			memcpy(page, pool_page(&fs->pool, s->old + k), PG);
+		}
+		rc = src->copy(src->arg, page + from, to - from);
+		if (rc == 0)
+			rc = media_pwrite(&fs->pool.media, poff, page, PG);
+		k++;
+	}
+	if (rc == 0)
+		pool_persist(&fs->pool, pool_page(&fs->pool, s->dpage), s->count * PG);
+	return rc;
+}
+
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src)
 {
@@ -250,29 +342,13 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	/* 2. copy, segment by segment in file order (the source is a stream) */
 	for (size_t i = 0; i < pl.n; i++) {
 		struct seg *s = &pl.v[i];
-		uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
-		char *base = pool_page(&fs->pool, s->dpage);
 
-		if (s->fresh) {
-			/* new pages that the write covers only in part */
-			if (off > a)
-				fill_page(fs, s->dpage, s->old, off - a, PG);
-			if (end < b) {
-				uint64_t lp = s->count - 1;
-				size_t from = a + lp * PG > off ? 0 : off - (a + lp * PG);
-				fill_page(fs, s->dpage + lp,
-					  s->old == EMAP_HOLE ? EMAP_HOLE : s->old + lp,
-					  from, end - (a + lp * PG));
-			}
-		}
-		if (a < off)
-			a = off;
-		if (b > end)
-			b = end;
-		rc = src->copy(src->arg, base + (a - s->fpage * PG), b - a);
+		if (s->fresh && media_writes_by_fd(&fs->pool.media))
+			rc = store_fresh(fs, s, off, end, src);
+		else
+			rc = store_mapped(fs, s, off, end, src);
 		if (rc < 0)
 			goto out_release;
-		pool_persist(&fs->pool, base, s->count * PG);
 	}
 	/* 3. commit */
 	rc = txn_begin(&t);
@@ -310,9 +386,18 @@ static int zero_in_page(struct kmfs_fs *fs, struct txn *t,
 		return rc;
 	struct seg *s = &pl->v[pl->n - 1];
 	char *page = pool_page(&fs->pool, s->dpage);
-	if (s->fresh)
-		fill_page(fs, s->dpage, s->old, from, to);
-	memset(page + from, 0, to - from);
+	if (s->fresh && media_writes_by_fd(&fs->pool.media)) {
+		char copy[KMFS_PAGE_SIZE];
+		memcpy(copy, pool_page(&fs->pool, s->old), PG);
+		memset(copy + from, 0, to - from);
+		rc = media_pwrite(&fs->pool.media, pool_off(&fs->pool, page), copy, PG);
+		if (rc < 0)
+			return rc;
+	} else {
+		if (s->fresh)
+			fill_page(fs, s->dpage, s->old, from, to);
+		memset(page + from, 0, to - from);
+	}
 	pool_persist(&fs->pool, page, PG);
 	return 0;
 }
@@ -415,7 +500,18 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		if (!pl.v[i].fresh)
 			continue;
 		char *page = pool_page(&fs->pool, pl.v[i].dpage);
-		pool_memset_persist(&fs->pool, page, 0, pl.v[i].count * PG);
+		if (media_writes_by_fd(&fs->pool.media)) {
+			rc = media_zero(&fs->pool.media, pool_off(&fs->pool, page),
+					pl.v[i].count * PG);
+			if (rc < 0) {
+				txn_release(&t);
+				free(pl.v);
+				return rc;
+			}
+			pool_persist(&fs->pool, page, pl.v[i].count * PG);
+		} else {
+			pool_memset_persist(&fs->pool, page, 0, pl.v[i].count * PG);
+		}
 	}
 	rc = txn_begin(&t);
 	if (rc < 0) {
@@ -545,7 +641,7 @@ static int copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 	while (len && rc == 0) {
 		size_t n = len < chunk ? (size_t)len : chunk;
 		struct bounce b = { buf, 0 };
-		struct data_src ds = { bounce_copy, &b };
+		struct data_src ds = { bounce_copy, &b, NULL };
 		ssize_t w;
 
 		rc = data_read(fs, src, soff, n, bounce_reply, &b);

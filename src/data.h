@@ -19,10 +19,15 @@
 
 struct kmfs_fs;
 
-/* a source of bytes for a write: fills DST with the next LEN bytes */
+/*
+ * A source of bytes for a write: COPY fills DST with the next LEN bytes;
+ * COPY_FD, if set, writes them to file FD at offset OFF instead (splice or
+ * pwrite, without a bounce buffer).
+ */
 struct data_src {
 	int (*copy)(void *arg, void *dst, size_t len);
 	void *arg;
+	int (*copy_fd)(void *arg, int fd, uint64_t off, size_t len);
 };
 
 /* receives the pieces of a read; called with the inode still locked */

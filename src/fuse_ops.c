@@ -321,11 +321,26 @@ static int copy_from_bufvec(void *arg, void *dst, size_t len)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+static int copy_bufvec_to_fd(void *arg, int fd, uint64_t off, size_t len)
+{
+	struct fuse_bufvec *in = arg;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
+	ssize_t n;
+
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fd;
+	out.buf[0].pos = (off_t)off;
+	n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EIO;
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
-	struct data_src src = { copy_from_bufvec, in };
+	struct data_src src = { copy_from_bufvec, in, copy_bufvec_to_fd };
 	ssize_t n;
 
 	if (off < 0) {

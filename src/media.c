@@ -316,13 +316,44 @@ int media_reclaim(struct media *m, uint64_t off, uint64_t len)
 		/* the kernel would not give it back: the write gets ENOSPC */
 		return rc < 0 ? -ENOSPC : 0;
 	}
-	if (!media_can_lend(m))
-		return 0;
+	/* the file backend needs nothing: new pages are written with pwrite,
+	 * which allocates them (or fails with ENOSPC on a full tmpfs) */
+	(void)off;
+	(void)len;
+	return 0;
+}
+
+bool media_writes_by_fd(const struct media *m)
+{
+	return m->kind == MEDIA_FILE && m->fd >= 0;
+}
+
+int media_pwrite(struct media *m, uint64_t off, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(m->fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int media_zero(struct media *m, uint64_t off, uint64_t len)
+{
+	/* drop whatever the pages held, then back them with zeroes */
+	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) != 0)
+		return -errno;
 	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0 && errno != EOPNOTSUPP)
 		return -errno;
-	/* map the unit now: one call instead of a fault per page on first write */
-	if (m->map)
-		madvise(m->map + off, len, MADV_POPULATE_WRITE);
 	return 0;
 }
 

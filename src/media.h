@@ -62,6 +62,13 @@ bool media_lendable(const struct media *m, uint64_t off, uint64_t len);
 /* media_lent_by_kernel -- after a reattach: is the unit at OFF lent? */
 int media_query_lent(struct media *m, uint64_t *bitmap, uint64_t bits);
 
+/* media_writes_by_fd -- are new pages written with pwrite (pool file)? */
+bool media_writes_by_fd(const struct media *m);
+/* media_pwrite -- write LEN bytes at pool offset OFF through the file */
+int media_pwrite(struct media *m, uint64_t off, const void *buf, size_t len);
+/* media_zero -- make [off, off+len) of the file zeroes, backed */
+int media_zero(struct media *m, uint64_t off, uint64_t len);
+
 /* media_describe -- one line for -d output */
 void media_describe(const struct media *m, char *buf, size_t len);
 

@@ -76,7 +76,7 @@ static void test_clone_random_ops_match_shadow(void **state)
 
 		if (k < 45) { /* write */
 			struct membuf m = { buf };
-			struct data_src src = { src_copy, &m };
+			struct data_src src = { src_copy, &m, NULL };
 			for (size_t j = 0; j < len; j++)
 				buf[j] = (unsigned char)(op + j);
 			assert_int_equal(fs_write(fs, ino[a], off, len, &src, false), (ssize_t)len);
@@ -146,7 +146,7 @@ static void test_clone_must_share_refuses_unaligned(void **state)
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	static unsigned char buf[3 * 4096];
 	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m };
+	struct data_src src = { src_copy, &m, NULL };
 
 	create(fs, 0);
 	create(fs, 1);

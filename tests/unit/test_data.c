@@ -38,7 +38,7 @@ static void do_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 		     const unsigned char *buf, size_t len)
 {
 	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m };
+	struct data_src src = { src_copy, &m, NULL };
 	assert_int_equal(fs_write(fs, ino, off, len, &src, false), (ssize_t)len);
 	memcpy(model + off, buf, len);
 	if (off + len > msize)
@@ -156,7 +156,7 @@ static void test_data_enospc_is_all_or_nothing(void **state)
 	uint64_t ino = new_file(fs, "fill");
 	uint64_t off = 0;
 	struct membuf m;
-	struct data_src src = { src_copy, &m };
+	struct data_src src = { src_copy, &m, NULL };
 	ssize_t n;
 
 	memset(buf, 0x5A, sizeof(buf));
