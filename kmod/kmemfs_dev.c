@@ -236,7 +236,10 @@ struct file *kmemfs_file_open(struct kmemfs_dev *kdev)
 	if (IS_ERR(file)) {
 		module_put(THIS_MODULE);
 		iput(kdev->inode);
+		return file;
 	}
+	/* a pseudo file is a stream by default; this one is a regular file */
+	file->f_mode |= FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE;
 	return file;
 }
 

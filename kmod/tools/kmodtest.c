@@ -369,7 +369,7 @@ static int expect(const char *what, int rc, int want_errno)
 	return 0;
 }
 
-/* cmd_bad -- needs units 0 held and 1 lent on entry */
+/* cmd_bad -- needs unit 0 held and unit 4 lent on entry */
 static int cmd_bad(void)
 {
 	struct kmemfs_attach a = geo, keep = geo;
@@ -396,7 +396,7 @@ static int cmd_bad(void)
 	}
 	r.dev_offset = unit_off(0), r.len = UNIT;
 	bad |= expect("reclaim of a held unit", ioctl(ctl, KMEMFS_IOC_RECLAIM, &r), EALREADY);
-	r.dev_offset = unit_off(1);
+	r.dev_offset = unit_off(4);
 	bad |= expect("lend of a lent unit", ioctl(ctl, KMEMFS_IOC_LEND, &r), EALREADY);
 	r.phys_start = geo.phys_start + UNIT;
 	bad |= expect("lend on a device not attached", ioctl(ctl, KMEMFS_IOC_LEND, &r), ENODEV);
