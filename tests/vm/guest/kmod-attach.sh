@@ -46,3 +46,18 @@ end=$(memfree)
 echo "kmod-attach: all reclaimed: MemFree ${end} kB"
 [ "$end" -lt $((base + 8192)) ] || { fail kmod-reclaim "MemFree $end kB after reclaiming all"; exit 1; }
 pass kmod-attach
+
+# figures for docs/kmod.md: lend and reclaim every unit, three rounds
+kmt kmod-bench bench 0 all
+
+# the same device as plain kmem (daxctl system-ram) for comparison: no files
+# possible, but all of it is RAM at once
+kmt kmod-attach detach
+t0=$(cut -d' ' -f1 /proc/uptime)
+if run daxctl reconfigure-device --mode=system-ram dax0.0; then
+	t1=$(cut -d' ' -f1 /proc/uptime)
+	echo "kmod-attach: daxctl --mode=system-ram took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s; node 1 MemFree $(memfree) kB"
+else
+	echo "kmod-attach: daxctl reconfigure-device --mode=system-ram failed (not a kmod failure):"
+	sed 's/^/    | /' "$CMDLOG"
+fi

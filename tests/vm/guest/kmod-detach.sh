@@ -1,6 +1,6 @@
 # kmod-detach.sh -- attach of a range device_dax owns is EBUSY; bad input gets
-# clean errors; unload is refused while attached; detach gives /dev/dax0.0
-# back with held data intact; a second attach after reload sees it too.
+# clean errors; unload is refused while attached; detach (with a process
+# using lent memory, migrated away) gives /dev/dax0.0 back with held data intact; a second attach after reload sees it too.
 . /kmemfs/kmod-lib.sh
 
 kmod_load
@@ -17,7 +17,22 @@ if rmmod kmemfs 2>/tmp/rmmod.log; then
 fi
 echo "kmod-detach: rmmod while attached: $(cat /tmp/rmmod.log)"
 pass kmod-unload-refused
+# a process keeps 24 MiB of the lent units: detach must migrate it off node 1
+rm -f /tmp/filled /tmp/release
+kmodtest fill 24 5a5a5a5a00c0ffee /tmp/filled /tmp/release >/tmp/fill.log 2>&1 &
+fpid=$!
+i=0
+while [ ! -e /tmp/filled ] && kill -0 $fpid 2>/dev/null && [ $i -lt 300 ]; do
+	sleep 0.2
+	i=$((i + 1))
+done
+[ -e /tmp/filled ] || { cat /tmp/fill.log; fail kmod-detach "filler did not start"; exit 1; }
 kmt kmod-detach detach
+: >/tmp/release
+wait $fpid
+frc=$?
+cat /tmp/fill.log
+[ $frc -eq 0 ] || { fail kmod-detach "the process on lent memory lost data at detach ($frc)"; exit 1; }
 [ -c /dev/dax0.0 ] || sleep 1
 KMT_HOT_START=$HOT kmt kmod-detach daxcheck 0 4 0x2222
 grep -q kmemfs /proc/iomem && { fail kmod-detach "kmemfs still in /proc/iomem"; exit 1; }
