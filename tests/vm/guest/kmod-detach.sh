@@ -1,6 +1,7 @@
 # kmod-detach.sh -- attach of a range device_dax owns is EBUSY; bad input gets
 # clean errors; unload is refused while attached; detach (with a process
-# using lent memory, migrated away) gives /dev/dax0.0 back with held data intact; a second attach after reload sees it too.
+# using lent memory, migrated away) gives /dev/dax0.0 back with held data
+# intact; a second attach after reload sees it too.
 . /kmemfs/kmod-lib.sh
 
 kmod_load
