@@ -30,11 +30,21 @@ need_kmod() {
 	return 1
 }
 
+# kmod_boot TIMEOUT ACTIONS -- boot() with init_on_alloc=0: Debian's kernel zeroes
+# pages on allocation by default, which would hide a reclaim that forgets to zero
+kmod_boot() {
+	local tmo=$1 logf=$WORK/console-1.log
+	LOGS="$LOGS $logf"
+	vm_boot "$logf" "$tmo" "$WORK/PMEM.img" "kmemfs.run=$2" kmemfs.gen=0 \
+		"kmemfs.timeout=$((tmo - 30))" init_on_alloc=0 $TRACE
+	check_log "$logf" "$tmo"
+}
+
 # kmod-attach: MemFree of node 1 follows lend and reclaim; stray offline refused
 t_kmod_attach() { need_kmod && boot 1 240 namespace,kmod-attach; }
 # kmod-safety: data kept across lends, zeroes after reclaim, SIGBUS on lent units
-t_kmod_safety() { need_kmod && boot 1 240 namespace,kmod-safety; }
+t_kmod_safety() { need_kmod && kmod_boot 240 namespace,kmod-safety; }
 # kmod-pressure: reclaim while a process fills node 1; the pattern never leaks
-t_kmod_pressure() { need_kmod && boot 1 300 namespace,kmod-pressure; }
+t_kmod_pressure() { need_kmod && kmod_boot 300 namespace,kmod-pressure; }
 # kmod-detach: bad input, unload refused, detach with data intact, re-attach
 t_kmod_detach() { need_kmod && boot 1 240 namespace,kmod-detach; }
