@@ -10,12 +10,43 @@
 MIB=1048576
 GIB=1073741824
 
-# fio_job OUT ARGS...: one fio run, JSON to $RAW/OUT.json; bounded in time
+# daemon_ticks: CPU time (user + system, clock ticks) the FUSE daemon has used,
+# exited worker threads included; 0 for tmpfs
+daemon_ticks() {
+	if [ -n "$DAEMON_PID" ] && [ -r /proc/"$DAEMON_PID"/stat ]; then
+		awk '{ print $14 + $15 }' /proc/"$DAEMON_PID"/stat
+	else
+		echo 0
+	fi
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# fio_job OUT ARGS...: one fio run, JSON to $RAW/OUT.json; bounded in time.
+# Leaves the daemon's CPU ticks spent during the run in FIO_DAEMON_TICKS.
 fio_job() {
-	local out=$RAW/$1.json
+	local out=$RAW/$1.json t0 rc
 	shift
+	t0=$(daemon_ticks)
 	(cd "$MNT" && timeout -k 10 "$FIO_TIMEOUT" fio --output-format=json --output="$out" \
 		--fallocate=none --group_reporting "$@") >>"$LOG" 2>&1
+	rc=$?
+	FIO_DAEMON_TICKS=$(($(daemon_ticks) - t0))
+	return $rc
+}
+
+# record_cpu JOB OUT RW: CPU cost per request of the last fio_job, which does not
+# depend on how busy the machine is the way throughput does: the daemon's
+# (cpu-daemon:JOB) and the submitting process's, kernel included (cpu-client:JOB),
+# in microseconds per I/O
+record_cpu() {
+	local ops client
+	ops=$(fio_get "$2" ".$3.total_ios")
+	[ -n "$ops" ] && [ "$ops" != null ] && [ "$ops" -gt 0 ] 2>/dev/null || return 0
+	[ "$SYS" = tmpfs ] ||
+		record "cpu-daemon:$1" "$(awk -v t="$FIO_DAEMON_TICKS" -v hz="$CLK_TCK" -v n="$ops" \
+			'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
+	client=$(jq -r '.jobs[0] | (.usr_cpu + .sys_cpu) * .job_runtime * 10' "$RAW/$2.json")
+	record "cpu-client:$1" "$(awk -v c="$client" -v n="$ops" 'BEGIN { printf "%.2f", c / n }')"
 }
 
 # fio_get OUT JQ-EXPR: a number from a fio result (aggregated by group_reporting)
@@ -53,6 +84,7 @@ job_seq() {
 				fi
 				bw=$(fio_get "$out" ".$rw.bw_bytes")
 				record "$id" "$(awk -v b="$bw" -v g=$GIB 'BEGIN { printf "%.3f", b / g }')"
+				record_cpu "$id" "$out" "$rw"
 			done
 		done
 	done
@@ -81,6 +113,7 @@ job_rand() {
 				--ioengine="$eng" --iodepth=$qd --direct=1 --size="$RAND_SIZE" \
 				--norandommap --time_based --runtime="$RAND_TIME"; then
 				record "$id" "$(fio_get "$out" ".$rw.iops")"
+				record_cpu "$id" "$out" "$rw"
 			else
 				job_failed "$id" "fio failed"
 			fi
@@ -91,6 +124,7 @@ job_rand() {
 	if fio_job "$out" --name=rand --filename=$f --rw=randwrite --bs=4k --ioengine=psync \
 		--fsync=1 --size="$RAND_SIZE" --norandommap --time_based --runtime="$RAND_TIME"; then
 		record "$id" "$(fio_get "$out" ".write.iops")"
+		record_cpu "$id" "$out" write
 	else
 		job_failed "$id" "fio failed"
 	fi
@@ -191,15 +225,28 @@ job_dbench() {
 
 # ---- metadata -------------------------------------------------------------------------------
 
-# job_fcreate: create, stat and unlink NFILES empty files in one directory
+# job_fcreate: create, stat and unlink NFILES empty files in one directory, and
+# NFILES_SMALL too when set (a size every system can do)
 job_fcreate() {
-	local out=$RAW/$SYS.$RUN.fcreate.txt ph n sec rate
+	fcreate_run fcreate "$NFILES"
+	[ "${NFILES_SMALL:-0}" -gt 0 ] && fcreate_run fcreate-small "$NFILES_SMALL"
+	return 0
+}
+
+# fcreate_run ID FILES: one fcreate pass; samples ID-create, ID-stat, ID-unlink
+fcreate_run() {
+	local out=$RAW/$SYS.$RUN.$1.txt ph n sec rate t0
 	mkdir -p "$MNT/fcreate"
-	if ! timeout -k 10 900 "$FCREATE_BIN" -n "$NFILES" "$MNT/fcreate" >"$out" 2>>"$LOG"; then
-		job_failed fcreate-create "fcreate failed: $(tail -n 1 "$LOG")"
+	t0=$(daemon_ticks)
+	if ! timeout -k 10 900 "$FCREATE_BIN" -n "$2" "$MNT/fcreate" >"$out" 2>>"$LOG"; then
+		job_failed "$1-create" "$(tail -n 1 "$LOG")"
+	elif [ "$SYS" != tmpfs ]; then
+		# one figure for the whole life of a file: create + stat + unlink
+		record "cpu-daemon:$1-create" "$(awk -v t=$(($(daemon_ticks) - t0)) -v hz="$CLK_TCK" \
+			-v n="$2" 'BEGIN { printf "%.2f", t * 1e6 / hz / n }')"
 	fi
 	while read -r ph n sec rate; do
-		record "fcreate-$ph" "$rate"
+		record "$1-$ph" "$rate"
 	done <"$out"
 	rm -rf "$MNT/fcreate"
 }

@@ -34,6 +34,7 @@ def catalogue(meta):
     seq, rnd = mib(sz.get("seq", 0)), mib(sz.get("rand", 0))
     pun, cln = mib(sz.get("punch", 0)), mib(sz.get("clone", 0))
     files = f"{sz.get('files', 0) // 1000}k"
+    small = f"{sz.get('files_small', 0) // 1000}k"
     jobs = []
     for mode, mtitle in (("buf", "page cache"), ("direct", "O_DIRECT")):
         for nj in (1, 2):
@@ -59,13 +60,17 @@ def catalogue(meta):
             "% punched", "{:.0f}", plot=False),
         job("punch-backing-back-all", "backing blocks freed, all punched", "% punched", "{:.0f}",
             plot=False, abs=(">=", 90)),
-        job("clone-cp", f"CLONE SLOT: cp of a {cln} file (plain copy until clones land)", "s",
-            "{:.2f}", better="lower", vs_pll=True),
+        job("clone-cp", f"CLONE SLOT: cp of a {cln} file (coreutils cp → copy_file_range; "
+            "kmemfs shares pages, the others copy)", "s", "{:.2f}", better="lower", vs_pll=True),
         job("dbench", "dbench, 2 clients (NetBench mix)", "MB/s", "{:.0f}", vs_pll=True),
         job("fcreate-create", f"create {files} empty files, one dir", "ops/s", "k",
             abs=(">=", 10000), vs_pll=True),
         job("fcreate-stat", f"stat {files} files", "ops/s", "k", vs_pll=True),
         job("fcreate-unlink", f"unlink {files} files", "ops/s", "k", vs_pll=True),
+        job("fcreate-small-create", f"create {small} empty files, one dir", "ops/s", "k",
+            abs=(">=", 10000), vs_pll=True),
+        job("fcreate-small-stat", f"stat {small} files", "ops/s", "k", vs_pll=True),
+        job("fcreate-small-unlink", f"unlink {small} files", "ops/s", "k", vs_pll=True),
         job("mount-files", f"mount of a pool holding {files} files (until stat MNT)", "s",
             "{:.3f}", better="lower", plot=False, abs=("<", 1.0)),
         job("rss-anon-before", "daemon RssAnon before the data jobs", "MiB", "{:.1f}",
@@ -164,6 +169,47 @@ def build(values, failures, status, meta):
     return jobs
 
 
+def cpu_rows(values, jobs, systems_run):
+    """CPU microseconds per request: the daemon's and the submitting process's"""
+    rows = []
+    for j in jobs:
+        row = {"id": j["id"], "title": j["title"]}
+        for kind in ("daemon", "client"):
+            for s in systems_run:
+                v = [x for _, x in sorted(values.get((s, f"cpu-{kind}:{j['id']}"), []))]
+                if v:
+                    row[f"{kind}:{s}"] = {"samples": v, "median": statistics.median(v),
+                                          "min": min(v), "max": max(v)}
+        if len(row) > 2:
+            rows.append(row)
+    return rows
+
+
+def cpu_md(rows, systems_run):
+    daemons = [s for s in systems_run if s != "tmpfs"]
+    cols = [("daemon", s) for s in daemons] + [("client", s) for s in systems_run]
+    lines = ["", "## CPU per request", "",
+             "Microseconds of CPU per I/O request (fio `total_ios`; for the file rows, per file "
+             "over create + stat + unlink), median (min–max). *daemon*: the FUSE daemon's user + "
+             "system time from /proc/PID/stat (10 ms ticks); *client*: fio's own user + system "
+             "time, which includes the kernel's FUSE client and page cache work. Unlike throughput "
+             "these barely depend on how busy the shared machine is.", "",
+             "| job | " + " | ".join(f"{k} {s}" for k, s in cols) + " |",
+             "|" + "---|" * (len(cols) + 1)]
+    for r in rows:
+        cells = []
+        for k, s in cols:
+            c = r.get(f"{k}:{s}")
+            if not c:
+                cells.append("—")
+            elif len(c["samples"]) > 1:
+                cells.append(f"{c['median']:.1f} ({c['min']:.1f}–{c['max']:.1f})")
+            else:
+                cells.append(f"{c['median']:.1f}")
+        lines.append(f"| {r['title']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def cell(j, r, runs):
     if "median" in r:
         s = fmt_value(j, r["median"])
@@ -183,7 +229,7 @@ def verdict(v):
     return "n/a" if v["pass"] is None else ("pass" if v["pass"] else "**FAIL**")
 
 
-def write_md(jobs, meta, systems_run, path):
+def write_md(jobs, meta, systems_run, path, cpu=None):
     runs = meta.get("runs", 1)
     lines = [
         "# kmemfs benchmark results",
@@ -194,7 +240,9 @@ def write_md(jobs, meta, systems_run, path):
         f"{'**quick mode**, ' if meta.get('quick') else ''}{runs} run(s) per job; "
         "cells are median (min–max)",
         f"* machine: {meta.get('cpu')} × {meta.get('cpus')} CPUs, {meta.get('mem_gib')} GiB, "
-        f"kernel {meta.get('kernel')}, {meta.get('fio')}, kmemfs at {meta.get('kmemfs_commit')}",
+        f"kernel {meta.get('kernel')}, {meta.get('fio')}, tree at {meta.get('kmemfs_commit')}, "
+        f"kmemfs binary sha256 {meta.get('kmemfs_binary_sha256') or '-'} "
+        f"built {meta.get('kmemfs_binary_mtime') or '-'}",
         f"* load average at start {meta.get('load_start')}, at end {meta.get('load_end')} "
         "(2 shared cores: a load above ~0.5 before a run means others were busy and figures are noisy)",
         "* kmemfs: pool file on /dev/shm (tmpfs); tmpfs: a fresh tmpfs; passthrough_ll: libfuse "
@@ -222,6 +270,8 @@ def write_md(jobs, meta, systems_run, path):
     if fails:
         lines += ["", "Failures (⚠ marks a median taken over the runs that worked):", ""]
         lines += [f"* {s} {jid}: {f}" for jid, s, f in fails]
+    if cpu:
+        lines += cpu_md(cpu, systems_run)
     lines += ["", "![kmemfs and passthrough_ll relative to tmpfs](results.png)", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -287,12 +337,14 @@ def main():
     systems_run = [s for s in SYSTEMS if s in meta.get("systems", "").split(",")]
     jobs = build(values, failures, status, meta)
     os.makedirs(a.out, exist_ok=True)
+    cpu = cpu_rows(values, jobs, systems_run)
     doc = {"meta": meta, "systems": systems_run,
-           "jobs": [{k: v for k, v in j.items() if k != "_cat"} for j in jobs]}
+           "jobs": [{k: v for k, v in j.items() if k != "_cat"} for j in jobs],
+           "cpu_us_per_request": cpu}
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False, allow_nan=False)
         f.write("\n")
-    write_md(jobs, meta, systems_run, os.path.join(a.out, "results.md"))
+    write_md(jobs, meta, systems_run, os.path.join(a.out, "results.md"), cpu)
     if not write_plot(jobs, systems_run, a.out):
         print("report.py: no plot written", file=sys.stderr)
     return 0

@@ -71,6 +71,7 @@ if [ "$QUICK" -eq 1 ]; then
 	PUNCH_SIZE=$((128 * 1048576))
 	CLONE_SIZE=$((256 * 1048576))
 	NFILES=10000
+	NFILES_SMALL=0
 	DBENCH_TIME=3
 else
 	SEQ_SIZE=$((1024 * 1048576))
@@ -79,6 +80,7 @@ else
 	PUNCH_SIZE=$((1024 * 1048576))
 	CLONE_SIZE=$((1024 * 1048576))
 	NFILES=100000
+	NFILES_SMALL=10000 # also run on 10k: passthrough_ll cannot hold 100k inodes with nofile 20000
 	DBENCH_TIME=10
 fi
 FIO_TIMEOUT=300
@@ -159,6 +161,9 @@ install_missing fio dbench gnuplot-nox jq python3 gcc libc6-dev pkg-config \
 	libfuse3-dev fuse3 util-linux coreutils procps ||
 	{ echo "run.sh: cannot install the tools (see $LOG)" >&2; exit 1; }
 
+# passthrough_ll keeps an open fd per inode it knows: give it as many as we may
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
 BIN=$WORK/bin
 mkdir -p "$BIN"
 FCREATE_BIN=$BIN/fcreate
@@ -186,6 +191,18 @@ build_passthrough_ll() {
 }
 PLL_BIN=$BIN/passthrough_ll
 build_passthrough_ll || log "cannot build passthrough_ll (see $LOG)"
+
+# kmemfs: run a private copy, so that a rebuild during the run (others work in
+# the same tree) cannot mix two builds in one table; its identity goes in the report
+KMEMFS_SHA=""
+KMEMFS_MTIME=""
+if [ -x "$KMEMFS_BIN" ]; then
+	mkdir -p "$BIN/kmemfs.d"
+	cp "$KMEMFS_BIN" "$BIN/kmemfs.d/kmemfs"
+	KMEMFS_SHA=$(sha256sum "$KMEMFS_BIN" | cut -c1-12)
+	KMEMFS_MTIME=$(date -u -r "$KMEMFS_BIN" +%Y-%m-%dT%H:%M:%SZ)
+	KMEMFS_BIN=$BIN/kmemfs.d/kmemfs
+fi
 
 DBENCH_LOADFILE=/usr/share/dbench/client.txt
 [ -r "$DBENCH_LOADFILE" ] || DBENCH_LOADFILE=$(dpkg -L dbench | grep -m1 'client.txt')
@@ -277,10 +294,13 @@ cat >"$WORK/meta.json" <<EOF
   "qd16_engine": "$QD_ENGINE",
   "kmemfs_commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)",
   "kmemfs_built": $([ -x "$KMEMFS_BIN" ] && echo true || echo false),
+  "kmemfs_binary_sha256": "$KMEMFS_SHA",
+  "kmemfs_binary_mtime": "$KMEMFS_MTIME",
+  "nofile_limit": "$(ulimit -n)",
   "load_start": "$LOAD_START",
   "load_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
   "sizes": {"seq": $SEQ_SIZE, "rand": $RAND_SIZE, "rand_time_s": $RAND_TIME,
-            "punch": $PUNCH_SIZE, "clone": $CLONE_SIZE, "files": $NFILES,
+            "punch": $PUNCH_SIZE, "clone": $CLONE_SIZE, "files": $NFILES, "files_small": $NFILES_SMALL,
             "dbench_time_s": $DBENCH_TIME}
 }
 EOF

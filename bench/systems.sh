@@ -93,7 +93,7 @@ sys_kmemfs_available() { [ -x "$KMEMFS_BIN" ]; }
 kmemfs_pid() {
 	local p args a
 	for p in /proc/[0-9]*; do
-		mapfile -d '' -t args <"$p/cmdline" 2>/dev/null || continue
+		mapfile -d "" -t args 2>/dev/null <"$p/cmdline" || continue
 		[ ${#args[@]} -gt 1 ] || continue
 		[ "$(basename -- "${args[0]}")" = kmemfs ] || continue
 		for a in "${args[@]:1}"; do

@@ -1,0 +1,150 @@
+#!/bin/bash
+# experiments.sh -- A/B checks behind the findings in docs/performance.md, each
+# changing one thing from the outside (no kmemfs source change):
+#
+#   xattr   passthrough_ll without / with -o xattr: what the GETXATTR
+#           (security.capability) round trip the kernel sends before every
+#           WRITE costs, on 4 KiB O_DIRECT random writes at QD1
+#   lend    kmemfs default / -o nolend: what taking 4 MiB units back from the
+#           host (fallocate + MADV_POPULATE_WRITE) costs a 1 GiB sequential write
+#   splice  kmemfs with fs.pipe-max-size 1 MiB (default) / 2 MiB: libfuse can
+#           only splice requests when its 1 MiB + 4 KiB pipe fits, which needs
+#           CAP_SYS_RESOURCE or a larger pipe-max-size; the value is restored
+#
+#   bench/experiments.sh [--runs N] [xattr] [lend] [splice]     (default: all, 3 runs)
+#
+# Prints one line per variant: median (min-max) over the runs.
+set -u
+export LC_ALL=C
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+RUNS=3
+WHICH=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--runs) RUNS=${2:?}; shift ;;
+	xattr | lend | splice) WHICH+=("$1") ;;
+	*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	esac
+	shift
+done
+[ ${#WHICH[@]} -gt 0 ] || WHICH=(xattr lend splice)
+
+WORK=$(mktemp -d /tmp/kmemfs-exp.XXXXXX) || exit 1
+LOG=$WORK/log
+POOL=/dev/shm/kmemfs-exp.$$.img
+POOL_SIZE=3G
+TMPFS_SIZE=4G
+log() { printf '%s %s\n' "$(date +%T)" "$*" >>"$LOG"; }
+. "$BENCH_DIR/systems.sh"
+
+PIPE_MAX_ORIG=$(cat /proc/sys/fs/pipe-max-size)
+cleanup() {
+	trap - EXIT INT TERM
+	cleanup_systems
+	echo "$PIPE_MAX_ORIG" >/proc/sys/fs/pipe-max-size
+	rm -f "$POOL"
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+KMEMFS_BIN=$WORK/kmemfs.d/kmemfs
+mkdir -p "$WORK/kmemfs.d"
+cp "$ROOT/build/bin/kmemfs" "$KMEMFS_BIN" || exit 1
+PLL_BIN=$WORK/passthrough_ll
+cp /usr/share/doc/libfuse3-dev/examples/passthrough_ll.c \
+	/usr/share/doc/libfuse3-dev/examples/passthrough_helpers.h "$WORK/" &&
+	cc -O2 -DHAVE_FALLOCATE -DHAVE_POSIX_FALLOCATE -DHAVE_COPY_FILE_RANGE -o "$PLL_BIN" \
+		"$WORK/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) || exit 1
+MNT=$WORK/mnt
+PLL_SRC=$WORK/src
+mkdir -p "$MNT" "$PLL_SRC"
+
+# stats VALUES...: "median (min-max)"
+stats() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.3g (%.3g-%.3g)", m, v[1], v[NR] }'
+}
+
+fio_val() { # fio_val JQ ARGS...: run fio in $MNT, print one number
+	local q=$1
+	shift
+	(cd "$MNT" && timeout -k 5 300 fio --output-format=json --output="$WORK/f.json" \
+		--fallocate=none --group_reporting "$@") >>"$LOG" 2>&1 || { echo 0; return; }
+	jq -r ".jobs[0]$q" "$WORK/f.json"
+}
+
+pll_up() {
+	mount -t tmpfs -o "size=$TMPFS_SIZE" exp-src "$PLL_SRC" && MOUNTS+=("$PLL_SRC")
+	"$PLL_BIN" -f -o "source=$PLL_SRC$1" "$MNT" >>"$LOG" 2>&1 &
+	DAEMON_PID=$!
+	DAEMONS+=("$DAEMON_PID")
+	wait_for 30 is_mounted "$MNT" && MOUNTS+=("$MNT")
+}
+pll_down() { unmount_path "$MNT"; stop_daemon "$DAEMON_PID"; unmount_path "$PLL_SRC"; cleanup_systems; }
+
+km_up() { # km_up [-o OPTS]
+	rm -f "$POOL"
+	"$KMEMFS_BIN" "$@" --size "$POOL_SIZE" "$POOL" "$MNT" >>"$LOG" 2>&1 &&
+		wait_for 30 is_mounted "$MNT" && MOUNTS+=("$MNT") && DAEMON_PID=$(kmemfs_pid)
+}
+km_down() { unmount_path "$MNT"; stop_daemon "$DAEMON_PID"; cleanup_systems; rm -f "$POOL"; }
+
+randwrite_iops() {
+	fio_val .write.iops --name=r --filename=r.dat --size=256M --rw=randwrite --bs=4k \
+		--direct=1 --ioengine=psync --norandommap --time_based --runtime=5
+}
+seqwrite_gibs() {
+	rm -f "$MNT/s.dat"
+	fio_val .write.bw_bytes --name=s --filename=s.dat --size=1G --rw=write --bs=1M \
+		--end_fsync=1 | awk '{ printf "%.3f", $1 / 1073741824 }'
+}
+
+exp_xattr() {
+	local opt v a
+	for opt in "" ",xattr"; do
+		a=()
+		pll_up "$opt" || { echo "xattr: passthrough_ll did not mount"; return; }
+		fio_val .write.iops --name=p --filename=r.dat --size=256M --rw=write --bs=1M >/dev/null
+		for ((i = 0; i < RUNS; i++)); do a+=("$(randwrite_iops)"); done
+		pll_down
+		echo "xattr  passthrough_ll${opt:+ -o ${opt#,}}  4k randwrite QD1 IOPS: $(stats "${a[@]}")"
+	done
+}
+
+exp_lend() {
+	local o a
+	for o in "" nolend; do
+		a=()
+		for ((i = 0; i < RUNS; i++)); do
+			if [ -n "$o" ]; then km_up -o "$o"; else km_up; fi || { echo "lend: no mount"; return; }
+			a+=("$(seqwrite_gibs)")
+			km_down
+		done
+		echo "lend   kmemfs${o:+ -o $o}  1 GiB seq write GiB/s: $(stats "${a[@]}")"
+	done
+}
+
+exp_splice() {
+	local sz a
+	for sz in 1048576 2097152; do
+		a=()
+		echo "$sz" >/proc/sys/fs/pipe-max-size || { echo "splice: cannot set pipe-max-size"; return; }
+		for ((i = 0; i < RUNS; i++)); do
+			km_up || { echo "splice: no mount"; return; }
+			a+=("$(seqwrite_gibs)")
+			km_down
+		done
+		echo "splice kmemfs, pipe-max-size $sz  1 GiB seq write GiB/s: $(stats "${a[@]}")"
+	done
+	echo "$PIPE_MAX_ORIG" >/proc/sys/fs/pipe-max-size
+}
+
+echo "# $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each"
+for w in "${WHICH[@]}"; do
+	"exp_$w"
+done
+echo "# load at end $(cut -d' ' -f1-3 /proc/loadavg)"
