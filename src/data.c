@@ -226,6 +226,26 @@ int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		n++;
 		pos = stop;
 	}
+	if (media_needs_bounce(&fs->pool.media)) {
+		/* the kernel cannot pin pages of the module's PFN mapping, so
+		 * /dev/fuse would refuse them: hand it a copy */
+		char *buf = malloc(end - off);
+		struct iovec one = { buf, end - off };
+		size_t at = 0;
+
+		if (!buf) {
+			free(iov);
+			return -ENOMEM;
+		}
+		for (int i = 0; i < n; i++) {
+			memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
+			at += iov[i].iov_len;
+		}
+		rc = reply(arg, &one, 1);
+		free(buf);
+		free(iov);
+		return rc;
+	}
 	rc = reply(arg, iov, n);
 	free(iov);
 	return rc;

@@ -69,6 +69,13 @@ int media_pwrite(struct media *m, uint64_t off, const void *buf, size_t len);
 /* media_zero -- make [off, off+len) of the file zeroes, backed */
 int media_zero(struct media *m, uint64_t off, uint64_t len);
 
+/* media_needs_bounce -- must data leave the mapping by a copy (the kernel
+ * cannot pin the module's PFN-mapped pages for /dev/fuse)? */
+static inline bool media_needs_bounce(const struct media *m)
+{
+	return m->kind == MEDIA_KMOD;
+}
+
 /* media_describe -- one line for -d output */
 void media_describe(const struct media *m, char *buf, size_t len);
 
