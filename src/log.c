@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* log.c -- "prog: message" on stderr, or syslog when daemonized. */
+#include <fcntl.h>
 #include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <syslog.h>
 
@@ -8,19 +11,33 @@
 
 static const char *prog = "kmemfs";
 static bool use_syslog;
+static int kmsg_fd = -1; /* daemonized with no syslog daemon: the kernel log */
 static bool debug;
 
 void log_set_prog(const char *p) { prog = p; }
 void log_use_syslog(bool on)
 {
 	use_syslog = on;
-	if (on)
+	if (!on)
+		return;
+	if (access("/dev/log", W_OK) != 0)
+		kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (kmsg_fd < 0)
 		openlog(prog, LOG_PID, LOG_DAEMON);
 }
 void log_set_debug(bool on) { debug = on; }
 
 static void vlog(int prio, const char *fmt, va_list ap)
 {
+	if (use_syslog && kmsg_fd >= 0) {
+		char line[1024];
+		int n = snprintf(line, sizeof(line), "<%d>%s[%d]: ", prio, prog,
+				 (int)getpid());
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		if (write(kmsg_fd, line, strlen(line)) < 0)
+			return;
+		return;
+	}
 	if (use_syslog) {
 		vsyslog(prio, fmt, ap);
 		return;

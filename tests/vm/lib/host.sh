@@ -174,6 +174,11 @@ vm_initrd() {
 	for p in $VM_KMEMFS_PROGS; do
 		[ -x "$BUILD_DIR/bin/$p" ] && copy_prog "$root" "$BUILD_DIR/bin/$p" "/usr/bin/$p"
 	done
+	# glibc dlopens libgcc_s for pthread_cancel (libfuse's worker threads at
+	# unmount); ldd does not name it, and without it the daemon aborts on exit
+	for lib in /lib/x86_64-linux-gnu/libgcc_s.so.1; do
+		[ -e "$lib" ] && mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"
+	done
 
 	# guest side of the rig
 	cp "$VM_DIR/guest/init" "$root/init"
