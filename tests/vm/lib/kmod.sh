@@ -5,7 +5,7 @@
 #                  kmod/kmodtest; vm_initrd then puts both into the initramfs
 #   t_kmod_*       the tests (guest actions tests/vm/guest/kmod-*.sh)
 
-TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs"
+TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -50,3 +50,5 @@ t_kmod_pressure() { need_kmod && kmod_boot 300 namespace,kmod-pressure; }
 t_kmod_detach() { need_kmod && boot 1 240 namespace,kmod-detach; }
 # kmod-fs: kmemfs on devdax with the module: lends free units, reclaims for writes
 t_kmod_fs() { need_kmod && boot 1 300 namespace,kmod-fs; }
+# kmod-crash: kill -9 of the daemon while lending; re-attach, reconcile, data intact
+t_kmod_crash() { need_kmod && boot 1 300 namespace,kmod-crash; }
