@@ -11,7 +11,11 @@
 #           only splice requests when its 1 MiB + 4 KiB pipe fits, which needs
 #           CAP_SYS_RESOURCE or a larger pipe-max-size; the value is restored
 #
-#   bench/experiments.sh [--runs N] [xattr] [lend] [splice]     (default: all, 3 runs)
+#   flush   kmemfs as started / with PMEM_NO_FLUSH=1 already in its environment:
+#           libpmem reads PMEM_NO_FLUSH in its constructor, before main() can
+#           setenv() it, so on a tmpfs pool every persist still runs CLWB per line
+#
+#   bench/experiments.sh [--runs N] [xattr] [lend] [splice] [flush]   (default: all, 3 runs)
 #
 # Prints one line per variant: median (min-max) over the runs.
 set -u
@@ -24,12 +28,12 @@ WHICH=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) RUNS=${2:?}; shift ;;
-	xattr | lend | splice) WHICH+=("$1") ;;
+	xattr | lend | splice | flush) WHICH+=("$1") ;;
 	*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 	shift
 done
-[ ${#WHICH[@]} -gt 0 ] || WHICH=(xattr lend splice)
+[ ${#WHICH[@]} -gt 0 ] || WHICH=(xattr lend splice flush)
 
 WORK=$(mktemp -d /tmp/kmemfs-exp.XXXXXX) || exit 1
 LOG=$WORK/log
@@ -86,32 +90,43 @@ pll_up() {
 }
 pll_down() { unmount_path "$MNT"; stop_daemon "$DAEMON_PID"; unmount_path "$PLL_SRC"; cleanup_systems; }
 
-km_up() { # km_up [-o OPTS]
+km_up() { # km_up [-o OPTS]; KM_ENV: extra environment (VAR=value ...)
 	rm -f "$POOL"
-	"$KMEMFS_BIN" "$@" --size "$POOL_SIZE" "$POOL" "$MNT" >>"$LOG" 2>&1 &&
+	env ${KM_ENV:-} "$KMEMFS_BIN" "$@" --size "$POOL_SIZE" "$POOL" "$MNT" >>"$LOG" 2>&1 &&
 		wait_for 30 is_mounted "$MNT" && MOUNTS+=("$MNT") && DAEMON_PID=$(kmemfs_pid)
 }
 km_down() { unmount_path "$MNT"; stop_daemon "$DAEMON_PID"; cleanup_systems; rm -f "$POOL"; }
 
-randwrite_iops() {
+randwrite_iops() { # extra fio arguments override the psync QD1 default
 	fio_val .write.iops --name=r --filename=r.dat --size=256M --rw=randwrite --bs=4k \
-		--direct=1 --ioengine=psync --norandommap --time_based --runtime=5
+		--direct=1 --ioengine=psync --norandommap --time_based --runtime=5 "$@"
 }
+# seqwrite_gibs: 1 GiB sequential write; GiB/s, and the daemon's CPU ms for it
+# appended to $WORK/cpu
 seqwrite_gibs() {
+	local t0
 	rm -f "$MNT/s.dat"
+	t0=$(awk '{ print $14 + $15 }' /proc/"$DAEMON_PID"/stat)
 	fio_val .write.bw_bytes --name=s --filename=s.dat --size=1G --rw=write --bs=1M \
 		--end_fsync=1 | awk '{ printf "%.3f", $1 / 1073741824 }'
+	awk -v t0="$t0" -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15 - t0) * 1000 / hz }' \
+		/proc/"$DAEMON_PID"/stat >>"$WORK/cpu"
 }
+cpu_stats() { stats $(cat "$WORK/cpu"); rm -f "$WORK/cpu"; }
 
 exp_xattr() {
-	local opt v a
+	local opt a b
 	for opt in "" ",xattr"; do
 		a=()
 		pll_up "$opt" || { echo "xattr: passthrough_ll did not mount"; return; }
 		fio_val .write.iops --name=p --filename=r.dat --size=256M --rw=write --bs=1M >/dev/null
-		for ((i = 0; i < RUNS; i++)); do a+=("$(randwrite_iops)"); done
+		b=()
+		for ((i = 0; i < RUNS; i++)); do
+			a+=("$(randwrite_iops)")
+			b+=("$(randwrite_iops --ioengine=io_uring --iodepth=16)")
+		done
 		pll_down
-		echo "xattr  passthrough_ll${opt:+ -o ${opt#,}}  4k randwrite QD1 IOPS: $(stats "${a[@]}")"
+		echo "xattr  passthrough_ll${opt:+ -o ${opt#,}}  4k randwrite IOPS QD1: $(stats "${a[@]}"), io_uring QD16: $(stats "${b[@]}")"
 	done
 }
 
@@ -124,7 +139,7 @@ exp_lend() {
 			a+=("$(seqwrite_gibs)")
 			km_down
 		done
-		echo "lend   kmemfs${o:+ -o $o}  1 GiB seq write GiB/s: $(stats "${a[@]}")"
+		echo "lend   kmemfs${o:+ -o $o}  1 GiB seq write GiB/s: $(stats "${a[@]}"), daemon CPU ms: $(cpu_stats)"
 	done
 }
 
@@ -138,9 +153,22 @@ exp_splice() {
 			a+=("$(seqwrite_gibs)")
 			km_down
 		done
-		echo "splice kmemfs, pipe-max-size $sz  1 GiB seq write GiB/s: $(stats "${a[@]}")"
+		echo "splice kmemfs, pipe-max-size $sz  1 GiB seq write GiB/s: $(stats "${a[@]}"), daemon CPU ms: $(cpu_stats)"
 	done
 	echo "$PIPE_MAX_ORIG" >/proc/sys/fs/pipe-max-size
+}
+
+exp_flush() {
+	local e a
+	for e in "" PMEM_NO_FLUSH=1; do
+		a=()
+		for ((i = 0; i < RUNS; i++)); do
+			KM_ENV=$e km_up || { echo "flush: no mount"; return; }
+			a+=("$(seqwrite_gibs)")
+			km_down
+		done
+		echo "flush  kmemfs${e:+ with $e}  1 GiB seq write GiB/s: $(stats "${a[@]}"), daemon CPU ms: $(cpu_stats)"
+	done
 }
 
 echo "# $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg), $RUNS runs each"

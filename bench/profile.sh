@@ -192,7 +192,10 @@ profile_one() {
 		rm -f "$WORK/perf.data"
 		;;
 	esac
+	# which build, when, and how busy the machine was
+	sed -i "1i # kmemfs sha256 $BUILD_ID, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" "$f"
 }
+BUILD_ID=$(sha256sum "$KMEMFS_BIN" | cut -c1-12)
 
 : >"$OUT/summary.tsv"
 for t in ${TOOLS//,/ }; do

@@ -311,10 +311,12 @@ set style data histogram
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set logscale y
-set yrange [0.001:*]
+set yrange [0.01:*]
+set rmargin 10
+set bmargin 9
 set grid ytics
 set xtics rotate by -40 noenhanced
-set key top right
+set key top right noenhanced
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dashtype 2 lw 1.5
 plot {cols}
 """

@@ -307,5 +307,9 @@ EOF
 mkdir -p "$OUT"
 "$PYTHON" "$BENCH_DIR/report.py" --samples "$SAMPLES" --meta "$WORK/meta.json" --out "$OUT" ||
 	{ echo "run.sh: report failed" >&2; exit 1; }
+# the raw samples stay with the report, so it can be re-rendered:
+#   bench/report.py --samples DIR/samples.tsv --meta DIR/meta.json --out DIR
+cp "$SAMPLES" "$OUT/samples.tsv"
+cp "$WORK/meta.json" "$OUT/meta.json"
 cp "$LOG" "$OUT/last-run.log"
 log "report in $OUT"
