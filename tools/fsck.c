@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* fsck.kmemfs -- check and repair a kmemfs pool offline. */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +34,20 @@ static void usage(FILE *f)
 "8 operational error (cannot open), 16 usage error.\n");
 }
 
+/* Is PATH a devdax device unbound from device_dax while kmemfs.ko is loaded? */
+static bool attached_to_kmod(const char *path)
+{
+	char sys[PATH_MAX];
+	const char *base = strrchr(path, '/');
+	struct stat st;
+
+	base = base ? base + 1 : path;
+	if (stat(path, &st) != 0 || !S_ISCHR(st.st_mode) || strncmp(base, "dax", 3))
+		return false;
+	snprintf(sys, sizeof(sys), "/sys/bus/dax/devices/%s/driver", base);
+	return access(sys, F_OK) != 0 && media_kmod_available();
+}
+
 int main(int argc, char **argv)
 {
 	struct check_opts o = { .repair = true, .max_print = 50 };
@@ -57,9 +74,16 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return FSCK_USAGE;
 	}
+	/* a device a crashed daemon left attached to kmemfs.ko is read
+	 * through the module (and given back to device_dax afterwards) */
+	bool via_kmod = attached_to_kmod(argv[optind]);
+	if (via_kmod)
+		printf("fsck.kmemfs: %s is attached to kmemfs.ko; checking through it\n",
+		       argv[optind]);
 	/* a daemon that was just unmounted may still be closing the pool */
 	for (int tries = 0; ; tries++) {
-		rc = pool_open_quiet(argv[optind], &pool, tries < 50);
+		rc = via_kmod ? pool_open_kmod(argv[optind], &pool, true)
+			      : pool_open_quiet(argv[optind], &pool, tries < 50);
 		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
 			break;
 		usleep(100 * 1000);
