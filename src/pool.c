@@ -361,6 +361,16 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 		}
 	}
 	tune_persistence(&m);
+	/*
+	 * No pmemobj shutdown state (SDS): with kmemfs.ko the pool is opened
+	 * through the module's file, where pmemobj reads no device id or
+	 * unsafe-shutdown count, and on plain devdax otherwise; after any crash
+	 * the two disagree and pmemobj would refuse the pool as an "ADR
+	 * failure". Consistency comes from the transactions and fsck.kmemfs
+	 * (docs/kmod.md, "Pool identity").
+	 */
+	int sds = 0;
+	pmemobj_ctl_set(NULL, "sds.at_create", &sds);
 	pop = pmemobj_create(path, KMFS_LAYOUT, 0, 0600);
 	if (!pop) {
 		rc = -errno;

@@ -138,8 +138,16 @@ pc_verify() {
 # had returned before any cut, and fsck clean after umount
 PC_DELAYS=${KMEMFS_VM_PC_DELAYS:-3 7 12}
 t_powercut() {
-	local n=1 d logf actions="namespace,mkfs,powercut-write"
 	need_kmemfs || return 1
+	pc_run namespace,mkfs,powercut-write \
+		namespace-persist,powercut-check,powercut-write \
+		namespace-persist,powercut-check
+}
+
+# pc_run FIRST NEXT FINAL -- the power-cut cycle with these guest actions for
+# the first boot, the boots after each cut, and the last (checking) boot
+pc_run() {
+	local n=1 d logf actions=$1 next=$2 final=$3
 	: >"$WORK/synced"
 	for d in $PC_DELAYS; do
 		logf=$WORK/console-$n.log
@@ -167,9 +175,9 @@ t_powercut() {
 		log "power cut $n, ${d}s into writing: $(markers "$logf" SYNCED | wc -l) more files fsync'ed, $(wc -l <"$WORK/synced") in all"
 		n=$((n + 1))
 		# the next boot checks what the cut left, then writes again
-		actions="namespace-persist,powercut-check,powercut-write"
+		actions=$next
 	done
-	boot "$n" 300 namespace-persist,powercut-check "$n" || return 1
+	boot "$n" 300 "$final" "$n" || return 1
 	if [ ! -s "$WORK/synced" ]; then
 		REASON="no fsync completed before any power cut (nothing was tested)"
 		return 1

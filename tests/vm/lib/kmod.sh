@@ -5,7 +5,7 @@
 #                  kmod/kmodtest; vm_initrd then puts both into the initramfs
 #   t_kmod_*       the tests (guest actions tests/vm/guest/kmod-*.sh)
 
-TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash"
+TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash kmod-powercut"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -52,3 +52,11 @@ t_kmod_detach() { need_kmod && boot 1 240 namespace,kmod-detach; }
 t_kmod_fs() { need_kmod && boot 1 300 namespace,kmod-fs; }
 # kmod-crash: kill -9 of the daemon while lending; re-attach, reconcile, data intact
 t_kmod_crash() { need_kmod && boot 1 300 namespace,kmod-crash; }
+# kmod-powercut: power cuts while the filesystem lends and reclaims units through
+# the module; every fsync'ed file intact, fsck clean, also when re-attached
+t_kmod_powercut() {
+	need_kmod && need_kmemfs || return 1
+	pc_run namespace,mkfs,kmod-load,powercut-write \
+		namespace-persist,powercut-check,kmod-load,powercut-write \
+		namespace-persist,kmod-load,powercut-check
+}
