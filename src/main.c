@@ -230,7 +230,8 @@ int main(int argc, char **argv)
 	}
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 16);
-	fuse_loop_cfg_set_idle_threads(lc, 4);
+	/* keep the workers: creating one per burst costs more than it holds */
+	fuse_loop_cfg_set_idle_threads(lc, 16);
 	rc = fuse_session_loop_mt(se, lc);
 	/* a signal that asked us to stop is a clean exit */
 	rc = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP) ? 0 : 1;
