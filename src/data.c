@@ -343,6 +343,28 @@ static int store_fresh(struct kmfs_fs *fs, const struct seg *s, uint64_t off,
 	return rc;
 }
 
+/*
+ * Overwrite pages this file owns through the pool file too: pwrite into
+ * tmpfs pages costs a copy, where stores through the mapping would first
+ * fault in every page this process has not touched yet.
+ */
+static int store_in_place_fd(struct kmfs_fs *fs, const struct seg *s,
+			     uint64_t off, uint64_t end, const struct data_src *src)
+{
+	uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
+	uint64_t poff = pool_page_off(&fs->pool, s->dpage);
+	int rc;
+
+	if (a < off)
+		a = off;
+	if (b > end)
+		b = end;
+	rc = copy_to_fd(fs, src, poff + (a - s->fpage * PG), b - a);
+	if (rc == 0)
+		pool_persist(&fs->pool, pool_page(&fs->pool, s->dpage), s->count * PG);
+	return rc;
+}
+
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src)
 {
@@ -365,6 +387,8 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 
 		if (s->fresh && media_writes_by_fd(&fs->pool.media))
 			rc = store_fresh(fs, s, off, end, src);
+		else if (media_writes_by_fd(&fs->pool.media))
+			rc = store_in_place_fd(fs, s, off, end, src);
 		else
 			rc = store_mapped(fs, s, off, end, src);
 		if (rc < 0)
