@@ -36,6 +36,16 @@ static struct fs_cred cred(fuse_req_t req)
 	return cr;
 }
 
+static void fill_entry(struct kmfs_fs *fs, uint64_t off, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = fs_ino(fs, off);
+	e->generation = fs_inode(fs, off)->generation;
+	e->attr_timeout = ATTR_TIMEOUT;
+	e->entry_timeout = ENTRY_TIMEOUT;
+	fs_stat(fs, off, &e->attr);
+}
+
 static void reply_entry(fuse_req_t req, int rc, uint64_t off)
 {
 	struct fuse_entry_param e;
@@ -45,12 +55,7 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t off)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	memset(&e, 0, sizeof(e));
-	e.ino = fs_ino(fs, off);
-	e.generation = fs_inode(fs, off)->generation;
-	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ENTRY_TIMEOUT;
-	fs_stat(fs, off, &e.attr);
+	fill_entry(fs, off, &e);
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		fs_forget(fs, e.ino, 1); /* interrupted: the kernel took no ref */
 }
@@ -248,12 +253,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	memset(&e, 0, sizeof(e));
-	e.ino = fs_ino(fs, off);
-	e.generation = fs_inode(fs, off)->generation;
-	e.attr_timeout = ATTR_TIMEOUT;
-	e.entry_timeout = ENTRY_TIMEOUT;
-	fs_stat(fs, off, &e.attr);
+	fill_entry(fs, off, &e);
 	fi->keep_cache = 1;
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {

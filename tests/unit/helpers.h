@@ -75,4 +75,32 @@ static inline uint64_t trand(uint64_t *s)
 	return *s;
 }
 
+/* ---- file data from and into memory, for the fs_write/fs_read tests ---- */
+
+static const struct fs_cred root = { 0, 0, 022 };
+
+struct membuf { const unsigned char *p; };
+
+/* a data_src that reads from memory */
+static inline int src_copy(void *arg, void *dst, size_t len)
+{
+	struct membuf *m = arg;
+	memcpy(dst, m->p, len);
+	m->p += len;
+	return 0;
+}
+
+struct readbuf { unsigned char *p; size_t n; };
+
+/* a data_reply_fn that gathers the pieces of a read into memory */
+static inline int reply(void *arg, const struct iovec *iov, int n)
+{
+	struct readbuf *r = arg;
+	for (int i = 0; i < n; i++) {
+		memcpy(r->p + r->n, iov[i].iov_base, iov[i].iov_len);
+		r->n += iov[i].iov_len;
+	}
+	return 0;
+}
+
 #endif

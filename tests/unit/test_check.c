@@ -5,23 +5,13 @@
 #include "helpers.h"
 #include "check.h"
 
-static const struct fs_cred root = { 0, 0, 022 };
-
-struct membuf { const char *p; };
-static int src_copy(void *arg, void *dst, size_t len)
-{
-	struct membuf *m = arg;
-	memcpy(dst, m->p, len);
-	m->p += len;
-	return 0;
-}
 
 /* a small tree: dir/file with data, a hard link, a symlink, an xattr */
 static uint64_t populate(struct kmfs_fs *fs)
 {
 	static char data[50000];
 	uint64_t d, f, l;
-	struct membuf m = { data };
+	struct membuf m = { (const unsigned char *)data };
 	struct data_src src = { src_copy, &m, NULL };
 
 	memset(data, 'x', sizeof(data));

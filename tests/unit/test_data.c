@@ -10,29 +10,6 @@
 static unsigned char model[MAXF];
 static uint64_t msize;
 
-static const struct fs_cred root = { 0, 0, 022 };
-
-struct membuf { const unsigned char *p; };
-
-static int src_copy(void *arg, void *dst, size_t len)
-{
-	struct membuf *m = arg;
-	memcpy(dst, m->p, len);
-	m->p += len;
-	return 0;
-}
-
-struct readbuf { unsigned char *p; size_t n; };
-
-static int reply(void *arg, const struct iovec *iov, int n)
-{
-	struct readbuf *r = arg;
-	for (int i = 0; i < n; i++) {
-		memcpy(r->p + r->n, iov[i].iov_base, iov[i].iov_len);
-		r->n += iov[i].iov_len;
-	}
-	return 0;
-}
 
 static void do_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 		     const unsigned char *buf, size_t len)

@@ -6,7 +6,6 @@
 #include "helpers.h"
 #include "dir.h"
 
-static const struct fs_cred root = { 0, 0, 022 };
 
 static uint64_t mk(struct kmfs_fs *fs, uint64_t dir, const char *name)
 {
