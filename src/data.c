@@ -56,6 +56,14 @@ static int plan_add(struct plan *pl, struct seg s)
 	return 0;
 }
 
+/* plan_abandon -- drop a plan whose transaction never began; returns RC */
+static int plan_abandon(struct txn *t, struct plan *pl, int rc)
+{
+	txn_release(t);
+	free(pl->v);
+	return rc;
+}
+
 /* Allocate new pages for file pages [fpage, fpage+count). */
 static int plan_new(struct txn *t, struct plan *pl, uint64_t fpage,
 		    uint64_t count, uint64_t old)
@@ -404,8 +412,7 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		ino->mtime = now;
 		ino->ctime = now;
 		pool_persist(&fs->pool, &ino->mtime, 2 * sizeof(now));
-		txn_release(&t);
-		free(pl.v);
+		plan_abandon(&t, &pl, 0);
 		return (ssize_t)size;
 	}
 	rc = txn_begin(&t);
@@ -423,9 +430,7 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	free(pl.v);
 	return rc < 0 ? rc : (ssize_t)size;
 out_release:
-	txn_release(&t);
-	free(pl.v);
-	return rc;
+	return plan_abandon(&t, &pl, rc);
 }
 
 /*
@@ -471,17 +476,11 @@ int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
 	/* the tail of the new last page must read as zeroes if regrown */
 	if (size < ino->size && size % PG)
 		rc = zero_in_page(fs, &t, ino, size / PG, size % PG, PG, &pl);
-	if (rc < 0) {
-		txn_release(&t);
-		free(pl.v);
-		return rc;
-	}
+	if (rc < 0)
+		return plan_abandon(&t, &pl, rc);
 	rc = txn_begin(&t);
-	if (rc < 0) {
-		txn_release(&t);
-		free(pl.v);
-		return rc;
-	}
+	if (rc < 0)
+		return plan_abandon(&t, &pl, rc);
 	rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && size < ino->size) {
 		uint64_t keep = (size + PG - 1) / PG;
@@ -520,11 +519,8 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = zero_in_page(fs, &t, ino, end / PG, 0, end % PG, &pl);
 	if (rc == 0)
 		rc = txn_begin(&t);
-	if (rc < 0) {
-		txn_release(&t);
-		free(pl.v);
-		return rc;
-	}
+	if (rc < 0)
+		return plan_abandon(&t, &pl, rc);
 	rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && full_b > full_a)
 		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE,
@@ -548,11 +544,8 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, off / PG, (end + PG - 1) / PG, true, false,
 			&pl);
-	if (rc < 0) {
-		txn_release(&t);
-		free(pl.v);
-		return rc;
-	}
+	if (rc < 0)
+		return plan_abandon(&t, &pl, rc);
 	for (size_t i = 0; i < pl.n; i++) {
 		if (!pl.v[i].fresh)
 			continue;
@@ -560,22 +553,16 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		if (media_writes_by_fd(&fs->pool.media)) {
 			rc = media_zero(&fs->pool.media, pool_off(&fs->pool, page),
 					pl.v[i].count * PG);
-			if (rc < 0) {
-				txn_release(&t);
-				free(pl.v);
-				return rc;
-			}
+			if (rc < 0)
+				return plan_abandon(&t, &pl, rc);
 			pool_persist(&fs->pool, page, pl.v[i].count * PG);
 		} else {
 			pool_memset_persist(&fs->pool, page, 0, pl.v[i].count * PG);
 		}
 	}
 	rc = txn_begin(&t);
-	if (rc < 0) {
-		txn_release(&t);
-		free(pl.v);
-		return rc;
-	}
+	if (rc < 0)
+		return plan_abandon(&t, &pl, rc);
 	rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && !keep_size && end > ino->size) {
 		rc = TXADD(ino, size);

@@ -24,7 +24,6 @@ struct media {
 	char path[4096];
 	uint64_t size;       /* bytes usable by the pool */
 	int fd;              /* file: kept open to punch holes; else -1 */
-	char *map;           /* the pool's mapping, once open */
 	bool on_tmpfs;       /* file lives in RAM (tmpfs, /dev/shm) */
 	/* devdax details, read with libdaxctl */
 	unsigned long align;

@@ -607,7 +607,6 @@ int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 	}
 	root = pmemobj_root(p->pop, 0);
 	p->base = (char *)p->pop;
-	p->media.map = p->base;
 	p->size = p->media.size;
 	if (pmemobj_root_size(p->pop) < sizeof(struct kmfs_super)) {
 		log_err("%s: not a kmemfs pool (no superblock)", path);
