@@ -347,7 +347,8 @@ static int store_fresh(struct kmfs_fs *fs, const struct seg *s, uint64_t off,
 		k++;
 	}
 	if (rc == 0)
-		pool_persist(&fs->pool, pool_page(&fs->pool, s->dpage), s->count * PG);
+		pool_persist_written(&fs->pool, pool_page(&fs->pool, s->dpage),
+				     s->count * PG);
 	return rc;
 }
 
@@ -369,18 +370,69 @@ static int store_in_place_fd(struct kmfs_fs *fs, const struct seg *s,
 		b = end;
 	rc = copy_to_fd(fs, src, poff + (a - s->fpage * PG), b - a);
 	if (rc == 0)
-		pool_persist(&fs->pool, pool_page(&fs->pool, s->dpage), s->count * PG);
+		pool_persist_written(&fs->pool, pool_page(&fs->pool, s->dpage),
+				     s->count * PG);
 	return rc;
+}
+
+/* Store one segment of pages the file already owns alone. */
+static int store_in_place(struct kmfs_fs *fs, const struct seg *s, uint64_t off,
+			  uint64_t end, const struct data_src *src)
+{
+	if (media_writes_by_fd(&fs->pool.media))
+		return store_in_place_fd(fs, s, off, end, src);
+	return store_mapped(fs, s, off, end, src);
+}
+
+ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		       size_t size, const struct data_src *src)
+{
+	uint64_t end = off + size, pos = off / PG, last = (end + PG - 1) / PG;
+	struct seg v[8];
+	size_t n = 0;
+
+	if (size == 0 || end < off || end > ino->size)
+		return -EAGAIN;
+	/* every page mapped and this file's alone, in a few extents */
+	while (pos < last) {
+		struct kmfs_extent e;
+		uint64_t dp, k = 0, run;
+
+		if (n == sizeof(v) / sizeof(v[0]) || emap_lookup(&fs->pool, ino, pos, &e) != 0)
+			return -EAGAIN;
+		run = (e.fpage + e.count < last ? e.fpage + e.count : last) - pos;
+		dp = e.dpage + (pos - e.fpage);
+		for (; k < run; k++)
+			if (pages_refcount(&fs->pages, dp + k) != 1)
+				return -EAGAIN;
+		v[n++] = (struct seg){ pos, run, dp, dp, false };
+		pos += run;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int rc = store_in_place(fs, &v[i], off, end, src);
+		if (rc < 0)
+			return rc;
+	}
+	/* no metadata changes but the times, which need no transaction: any
+	 * mix of old and new is a valid time */
+	struct kmfs_time now = pool_now();
+	ino->mtime = now;
+	ino->ctime = now;
+	pool_persist(&fs->pool, &ino->mtime, 2 * sizeof(now));
+	return (ssize_t)size;
 }
 
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src)
 {
 	uint64_t end = off + size, first = off / PG, last = (end + PG - 1) / PG;
+	ssize_t done = data_overwrite(fs, ino, off, size, src);
 	struct plan pl = {0};
 	struct txn t;
 	int rc;
 
+	if (done != -EAGAIN)
+		return done;
 	if (size == 0)
 		return 0;
 	if (end < off || last > MAX_FPAGE)
@@ -395,10 +447,8 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 
 		if (s->fresh && media_writes_by_fd(&fs->pool.media))
 			rc = store_fresh(fs, s, off, end, src);
-		else if (media_writes_by_fd(&fs->pool.media))
-			rc = store_in_place_fd(fs, s, off, end, src);
 		else
-			rc = store_mapped(fs, s, off, end, src);
+			rc = store_in_place(fs, s, off, end, src);
 		if (rc < 0)
 			goto out_release;
 	}
@@ -455,12 +505,13 @@ static int zero_in_page(struct kmfs_fs *fs, struct txn *t,
 		rc = media_pwrite(&fs->pool.media, pool_off(&fs->pool, page), copy, PG);
 		if (rc < 0)
 			return rc;
+		pool_persist_written(&fs->pool, page, PG);
 	} else {
 		if (s->fresh)
 			fill_page(fs, s->dpage, s->old, from, to);
 		memset(page + from, 0, to - from);
+		pool_persist(&fs->pool, page, PG);
 	}
-	pool_persist(&fs->pool, page, PG);
 	return 0;
 }
 
@@ -555,7 +606,6 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 					pl.v[i].count * PG);
 			if (rc < 0)
 				return plan_abandon(&t, &pl, rc);
-			pool_persist(&fs->pool, page, pl.v[i].count * PG);
 		} else {
 			pool_memset_persist(&fs->pool, page, 0, pl.v[i].count * PG);
 		}

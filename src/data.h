@@ -35,6 +35,15 @@ typedef int (*data_reply_fn)(void *arg, const struct iovec *iov, int n);
 
 int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	      size_t size, data_reply_fn reply, void *arg);
+/*
+ * data_overwrite -- write in place when every page of the range is mapped,
+ * owned by this file alone and inside its size: no allocation, no
+ * transaction, so the inode's lock may be shared with other overwrites and
+ * readers (not with anything that maps, shares or frees its pages). Returns
+ * bytes written, -EAGAIN when the range needs data_write, or -errno.
+ */
+ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		       size_t size, const struct data_src *src);
 /* data_write -- returns bytes written or -errno; all or nothing */
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src);

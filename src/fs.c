@@ -298,6 +298,10 @@ void fs_stat(const struct kmfs_fs *fs, uint64_t off, struct stat *st)
 	st->st_gid = ino->gid;
 	st->st_rdev = ino->rdev;
 	st->st_size = (off_t)ino->size;
+	/* a directory's size grows with its entries, 20 bytes each as on tmpfs;
+	 * a removed one has no table left */
+	if (S_ISDIR(ino->mode) && ino->data_off)
+		st->st_size = (off_t)((dir_count(&fs->pool, ino) + 2) * 20);
 	st->st_blocks = (blkcnt_t)(ino->blocks * (KMFS_PAGE_SIZE / 512));
 	st->st_blksize = KMFS_PAGE_SIZE;
 	st->st_atim.tv_sec = ino->atime.sec;
@@ -320,6 +324,17 @@ static struct kmfs_time ts_to_kt(struct timespec ts)
 {
 	struct kmfs_time t = { .sec = ts.tv_sec, .nsec = (uint32_t)ts.tv_nsec };
 	return t;
+}
+
+/* MODE without setuid, and without setgid when the group may execute. */
+static mode_t suidgid_killed(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return mode;
+	mode &= ~(mode_t)S_ISUID;
+	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		mode &= ~(mode_t)S_ISGID;
+	return mode;
 }
 
 int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
@@ -355,6 +370,8 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 		ino->mode = (ino->mode & S_IFMT) | (attr->st_mode & 07777);
 		rc = acl_chmod(&t, ino);
 	}
+	if (rc == 0 && (to_set & FS_KILL_SUIDGID))
+		ino->mode = suidgid_killed(ino->mode);
 	if (rc == 0) {
 		if (to_set & FS_SET_UID)
 			ino->uid = attr->st_uid;
@@ -379,6 +396,19 @@ out:
 		fs_stat(fs, off, out);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
+}
+
+int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
+{
+	struct stat a = { 0 }, out;
+
+	int rc;
+
+	/* the common case, no bits to clear, costs no transaction */
+	if (suidgid_killed(ino_ptr(fs, ino_nr)->mode) == ino_ptr(fs, ino_nr)->mode)
+		return 0;
+	rc = fs_setattr(fs, ino_nr, &a, FS_KILL_SUIDGID, &out);
+	return rc < 0 ? rc : 1;
 }
 
 /* ---- namespace ----------------------------------------------------------- */
@@ -979,11 +1009,20 @@ ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 	if (!v)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	pthread_rwlock_wrlock(&v->lock);
-	if (append)
-		off = fs_inode(fs, ioff)->size;
-	rc = data_write(fs, fs_inode(fs, ioff), off, size, src);
-	pthread_rwlock_unlock(&v->lock);
+	/* overwrites in place share the inode lock with each other and reads */
+	rc = -EAGAIN;
+	if (!append) {
+		pthread_rwlock_rdlock(&v->lock);
+		rc = data_overwrite(fs, fs_inode(fs, ioff), off, size, src);
+		pthread_rwlock_unlock(&v->lock);
+	}
+	if (rc == -EAGAIN) {
+		pthread_rwlock_wrlock(&v->lock);
+		if (append)
+			off = fs_inode(fs, ioff)->size;
+		rc = data_write(fs, fs_inode(fs, ioff), off, size, src);
+		pthread_rwlock_unlock(&v->lock);
+	}
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, v);
 	return rc;
@@ -1186,15 +1225,17 @@ ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 		return -ENOMEM;
 	}
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	/* two inode locks: lower offset first */
+	/* two inode locks, lower offset first; the source's exclusive too, or
+	 * an overwrite in place (data_overwrite) could change a page the clone
+	 * has just come to share */
 	if (so == dof) {
 		pthread_rwlock_wrlock(&vd->lock);
 	} else if (so < dof) {
-		pthread_rwlock_rdlock(&vs->lock);
+		pthread_rwlock_wrlock(&vs->lock);
 		pthread_rwlock_wrlock(&vd->lock);
 	} else {
 		pthread_rwlock_wrlock(&vd->lock);
-		pthread_rwlock_rdlock(&vs->lock);
+		pthread_rwlock_wrlock(&vs->lock);
 	}
 	rc = data_clone(fs, src, soff, dst, doff, len, must_share);
 	pthread_rwlock_unlock(&vd->lock);

@@ -87,6 +87,8 @@ int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st);
 #define FS_SET_ATIME_NOW (1 << 7)
 #define FS_SET_MTIME_NOW (1 << 8)
 #define FS_SET_CTIME (1 << 10)
+/* clear setuid/setgid as a write by a caller without CAP_FSETID does */
+#define FS_KILL_SUIDGID (1 << 11)
 int fs_setattr(struct kmfs_fs *fs, uint64_t ino, const struct stat *attr,
 	       int to_set, struct stat *out);
 
@@ -113,6 +115,9 @@ int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags);
 void fs_release(struct kmfs_fs *fs, uint64_t ino);
 int fs_read(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 	    data_reply_fn reply, void *arg);
+/* fs_setattr(FS_KILL_SUIDGID) when the inode has a bit to clear: 1 if it
+ * had, 0 if not, or a negative errno */
+int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino);
 ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 		 const struct data_src *src, bool append);
 int fs_fallocate(struct kmfs_fs *fs, uint64_t ino, int mode, uint64_t off,

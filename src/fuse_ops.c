@@ -19,6 +19,7 @@
 #include "xattr.h"
 #include "fuse_ops.h"
 #include "kmemfs/ioctl.h"
+#include "wire.h"
 
 /* the kernel may cache what it learns for this long: it sees every change */
 #define ATTR_TIMEOUT 1.0
@@ -60,9 +61,28 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t off)
 		fs_forget(fs, e.ino, 1); /* interrupted: the kernel took no ref */
 }
 
+/*
+ * Clear setuid/setgid when the request asks for it (wire.c). The kernel keeps
+ * its cached mode through a WRITE or OPEN, so it is told to forget it.
+ */
+static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kmfs_fs *fs = FS(req);
+	int rc = fs_kill_suidgid(fs, ino);
+
+	if (rc > 0) {
+		fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
+		rc = 0;
+	}
+	return rc;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	conn->want |= FUSE_CAP_SPLICE_READ;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	/* v1 would have us clear setuid on every write; wire.c offers v2 */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
 		conn->want |= FUSE_CAP_POSIX_ACL;
 	if (conn->capable & FUSE_CAP_DONT_MASK)
@@ -135,6 +155,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (to_set & map[i].fuse)
 			set |= map[i].fs;
+	/* a truncate by a caller without CAP_FSETID, or a chown (wire.c) */
+	if (wire_kill_suidgid() ||
+	    (wire_killpriv_v2() && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))))
+		set |= FS_KILL_SUIDGID;
 	rc = fs_setattr(FS(req), ino, attr, set, &out);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -228,6 +252,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int rc = fs_open(FS(req), ino, fi->flags);
 
+	if (rc == 0 && (fi->flags & O_TRUNC) && wire_kill_suidgid())
+		rc = kill_suidgid(req, ino);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -343,8 +369,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
-		     fi->flags & O_APPEND);
+	n = wire_kill_suidgid() ? kill_suidgid(req, ino) : 0;
+	if (n == 0)
+		n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
+			     fi->flags & O_APPEND);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

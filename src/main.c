@@ -15,6 +15,7 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "log.h"
+#include "wire.h"
 
 struct options {
 	const char *source;
@@ -219,6 +220,10 @@ int main(int argc, char **argv)
 	if (fuse_session_mount(se, o.mountpoint) != 0) {
 		log_err("cannot mount on %s", o.mountpoint);
 		goto out_signals;
+	}
+	if (wire_install(se) != 0) {
+		log_err("cannot route FUSE requests through the protocol hooks");
+		goto out_fuse_unmount;
 	}
 	fs->session = se;
 	if (!realpath(o.mountpoint, fs->mountpoint))

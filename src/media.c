@@ -350,6 +350,9 @@ int media_zero(struct media *m, uint64_t off, uint64_t len)
 		return -errno;
 	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0 && errno != EOPNOTSUPP)
 		return -errno;
+	/* on a disk the new extents are metadata of the host filesystem */
+	if (!m->on_tmpfs && fdatasync(m->fd) != 0)
+		return -errno;
 	return 0;
 }
 

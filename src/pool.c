@@ -95,6 +95,18 @@ void pool_persist(const struct kmfs_pool *p, const void *addr, size_t len)
 	pmemobj_persist(p->pop, addr, len);
 }
 
+/*
+ * Persist a range the daemon wrote into the pool file with pwrite. On tmpfs
+ * it already is where a crash of the daemon leaves it, and flushing it through
+ * the mapping would first fault every page in; elsewhere msync it.
+ */
+void pool_persist_written(const struct kmfs_pool *p, const void *addr, size_t len)
+{
+	if (p->media.kind == MEDIA_FILE && p->media.on_tmpfs)
+		return;
+	pmemobj_persist(p->pop, addr, len);
+}
+
 void pool_memcpy_persist(const struct kmfs_pool *p, void *dst, const void *src,
 			 size_t len)
 {
@@ -110,15 +122,15 @@ void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,
 /*
  * A pool file on tmpfs has no media to flush to: its data survives a
  * daemon crash in the page cache and nothing survives a power cut. Tell
- * libpmem to treat it as memory (cache flushes, not msync) and to skip
- * the flushes; ordering still comes from the fences.
+ * libpmem to treat it as memory (cache-line flushes, not msync). libpmem
+ * reads PMEM_NO_FLUSH in its constructor, before main, so the flushes of
+ * metadata stay; file data written with pwrite is not flushed at all
+ * (pool_persist_written).
  */
 static void tune_persistence(const struct media *m)
 {
-	if (m->kind == MEDIA_FILE && m->on_tmpfs) {
+	if (m->kind == MEDIA_FILE && m->on_tmpfs)
 		setenv("PMEM_IS_PMEM_FORCE", "1", 0);
-		setenv("PMEM_NO_FLUSH", "1", 0);
-	}
 }
 
 /* Heap statistics kept in the pool, for statfs's metadata figures. */

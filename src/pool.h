@@ -74,6 +74,8 @@ bool pool_obj_ok(const struct kmfs_pool *p, uint64_t off, unsigned type,
 		 uint64_t size);
 
 void pool_persist(const struct kmfs_pool *p, const void *addr, size_t len);
+/* pool_persist for a range written through the pool file (media_pwrite) */
+void pool_persist_written(const struct kmfs_pool *p, const void *addr, size_t len);
 void pool_memcpy_persist(const struct kmfs_pool *p, void *dst, const void *src,
 			 size_t len);
 void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,

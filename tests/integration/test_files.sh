@@ -35,6 +35,11 @@ check_eq "$(stat_field d1 nlink)" 3 "nlink of a directory with one subdirectory"
 check_eq "$(stat_field d1/d2/d3 nlink)" 2 "nlink of an empty directory"
 rootlinks=$(stat_field . nlink)
 mkdir d4
+empty_size=$(stat_field d4 size)
+touch d4/a d4/b d4/c
+check_eq "$(( $(stat_field d4 size) > empty_size ))" 1 "a directory's size grows with its entries"
+rm d4/a d4/b d4/c
+check_eq "$(stat_field d4 size)" "$empty_size" "and shrinks back when they go"
 check_eq "$(stat_field . nlink)" $((rootlinks + 1)) "mkdir raises the parent's nlink"
 rmdir d4
 check_eq "$(stat_field . nlink)" "$rootlinks" "rmdir lowers the parent's nlink"

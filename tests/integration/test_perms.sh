@@ -83,6 +83,28 @@ echo suid >suid
 chmod 04777 suid
 as_user 1000 probe pwrite suid 0 X >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "a write by another user clears setuid"
+# (the kernel leaves these to the filesystem under FUSE_HANDLE_KILLPRIV_V2)
+chmod 06777 suid
+as_user 1000 probe pwrite suid 0 X >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "a write by another user clears setgid of a group-executable file"
+chmod 06767 suid
+as_user 1000 probe pwrite suid 0 X >/dev/null
+check_eq "$(stat_field suid mode)" 102767 "setgid stays on a file the group cannot execute"
+chmod 06777 suid
+as_user 1000 probe truncate suid 1 >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "a truncate by another user clears setuid/setgid"
+chmod 06777 suid
+as_user 1000 probe open suid wronly,trunc >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "an O_TRUNC open by another user clears setuid/setgid"
+chmod 06777 suid
+echo root >>suid
+check_eq "$(stat_field suid mode)" 106777 "a write by root (CAP_FSETID) keeps setuid/setgid"
+chown 1000 suid
+check_eq "$(stat_field suid mode)" 100777 "chown clears setuid/setgid"
+setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= suid
+echo more >>suid
+check_eq "$(getfattr --absolute-names -n security.capability suid 2>&1 | grep -c 'No such attribute')" 1 \
+	"a write drops security.capability"
 as_user 1000 probe chmod home/mine 02755 >/dev/null
 check_eq "$(stat_field home/mine mode)" 100755 "chmod g+s by a non-member of the file's group drops setgid"
 
