@@ -6,6 +6,8 @@
 #   tests/vm/run.sh [--build-dir DIR] --shell [--pmem FILE]
 #                                                  interactive guest shell
 #   tests/vm/run.sh --list                         list the tests
+#   tests/vm/run.sh [--build-dir DIR] bench-kmod ...  a VM benchmark (lib/bench.sh;
+#                                                  not in the default run)
 #
 # Prints "PASS name" / "FAIL name: reason" per test (with the guest's console log
 # on failure) and ends with "N passed, N failed"; exit 0 only when all passed.
@@ -13,7 +15,8 @@
 # Environment: KMEMFS_VM_CACHE (downloads, unpacked kernel; default
 # ~/.cache/kmemfs-vm), KMEMFS_VM_WORK (per-test PMEM.img and console logs, kept for
 # inspection; default $TMPDIR/kmemfs-vm), KMEMFS_VM_TRACE=1 (guest actions under sh -x),
-# KMEMFS_VM_PC_DELAYS (seconds into writing of each power cut; default "3 7 12").
+# KMEMFS_VM_PC_DELAYS (seconds into writing of each power cut; default "3 7 12"),
+# KMEMFS_VM_BENCH_RUNS / KMEMFS_VM_BENCH_PMEM (benchmarks: boots, NVDIMM size).
 
 set -u
 
@@ -30,9 +33,10 @@ TRACE=""
 . "$VM_DIR/lib/host.sh"
 . "$VM_DIR/lib/kmod.sh" # kmod-* tests (kernel module)
 TESTS_ALL="$TESTS_ALL $TESTS_KMOD"
+. "$VM_DIR/lib/bench.sh" # bench-* (run by name only, see bench/kmod-vm.sh)
 
 usage() {
-	sed -n '3,8s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '3,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 	exit 2
 }
 
@@ -205,7 +209,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" -eq 0 ] || die "run as root (apt-get, depmod into the cache)"
 for t in $TESTS; do
-	case " $TESTS_ALL " in *" $t "*) ;; *) die "unknown test '$t' (try --list)" ;; esac
+	case " $TESTS_ALL $BENCH_VM " in *" $t "*) ;; *) die "unknown test '$t' (try --list)" ;; esac
 done
 TESTS=${TESTS:-$TESTS_ALL}
 

@@ -146,8 +146,9 @@ vm_initrd() {
 	done
 
 	# tools from the host's Debian packages
+	# (coreutils date: busybox's has no %N, the benchmarks' clock)
 	for p in /usr/bin/ndctl /usr/bin/daxctl /usr/bin/fallocate /usr/bin/setfattr \
-		/usr/bin/getfattr /usr/bin/stat /usr/bin/md5sum /usr/bin/kmod; do
+		/usr/bin/getfattr /usr/bin/stat /usr/bin/md5sum /usr/bin/kmod /usr/bin/date; do
 		copy_prog "$root" "$p"
 	done
 	for a in modprobe insmod rmmod lsmod depmod modinfo; do
@@ -193,15 +194,17 @@ vm_initrd() {
 }
 
 # qemu_cmd PMEM ARGS -- the QEMU command line (DESIGN.md settings); ARGS go to the
-# kernel command line after the fixed part
+# kernel command line after the fixed part. The NVDIMM is as large as PMEM (1G for
+# the tests, 2G for the benchmarks).
 qemu_cmd() {
-	local pmem=$1
+	local pmem=$1 size
 	shift
+	size=$(stat -c %s "$pmem") || die "no NVDIMM image $pmem"
 	QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -machine pc,nvdimm=on
 		-smp 2 -m 1G,slots=4,maxmem=8G
 		-object memory-backend-ram,id=ram0,size=1G
 		-numa node,nodeid=0,cpus=0-1,memdev=ram0 -numa node,nodeid=1
-		-object "memory-backend-file,id=nv1,share=on,mem-path=$pmem,size=1G,align=2M"
+		-object "memory-backend-file,id=nv1,share=on,mem-path=$pmem,size=$size,align=2M"
 		-device nvdimm,memdev=nv1,id=nvdimm1,label-size=128K,node=1
 		-kernel "$KROOT/boot/vmlinuz-$KREL" -initrd "$INITRD"
 		-append "console=ttyS0 panic=-1 loglevel=4 $*"
