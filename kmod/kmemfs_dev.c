@@ -200,7 +200,12 @@ static const struct file_operations kmemfs_file_fops = {
 	.read_iter = kmemfs_read_iter,
 	.write_iter = kmemfs_write_iter,
 	.mmap = kmemfs_mmap,
+	/* MAP_SYNC support became a bit of fop_flags in 6.12 */
+#ifdef FOP_MMAP_SYNC
+	.fop_flags = FOP_MMAP_SYNC,
+#else
 	.mmap_supported_flags = MAP_SYNC,
+#endif
 	.fallocate = kmemfs_fallocate,
 	.fsync = kmemfs_fsync,
 };

@@ -2,7 +2,8 @@
 # test.sh -- install what is needed, build, and run every test:
 #   1. unit and integration tests (ctest) on a -Werror build,
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
-#   3. the VM suite (real kernel, emulated NVDIMM, devdax) when present.
+#   3. the VM suite (real kernel, emulated NVDIMM, devdax) when present,
+#   4. kmod/kmemfs.ko compiled against the 6.1 and 6.12 kernel headers.
 # Exits non-zero if anything failed.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,4 +27,6 @@ if [ -x "$root/tests/vm/run.sh" ] && [ "${KMEMFS_SKIP_VM:-0}" != 1 ]; then
 	echo "== VM tests (QEMU, emulated NVDIMM)"
 	"$root/tests/vm/run.sh" --build-dir "$root/build" || fail=1
 fi
+echo "== kmod builds against Debian 12's kernels (6.1, 6.12 from backports)"
+"$root/kmod/check-kernels.sh" || fail=1
 exit $fail
