@@ -62,6 +62,29 @@ check_cmd "c after remount" cmp "$MNT/c" "$SHADOW/c"
 rm -f "$MNT/b" "$MNT/c"
 check "wait_until 5 '[ \$(field shared_pages) -eq 0 ]'" "no shared pages once every clone is gone"
 
+# a clone is a point in time even while another process overwrites the source
+# in place (O_DIRECT, so the writes reach the daemon concurrently with clones)
+head -c $((8 * 1024 * 1024)) /dev/urandom >"$MNT/hot"
+(
+	end=$((SECONDS + 5))
+	while [ $SECONDS -lt $end ]; do
+		dd if=/dev/urandom of="$MNT/hot" bs=64k count=8 seek=$((RANDOM % 120)) \
+			conv=notrunc oflag=direct status=none
+	done
+) &
+writer=$!
+changed=0
+for i in $(seq 1 15); do
+	"$CTL" clone "$MNT/hot" "$MNT/hot.$i" || { changed=$((changed + 100)); continue; }
+	s1=$(dd if="$MNT/hot.$i" bs=1M iflag=direct status=none | md5sum)
+	sleep 0.2
+	s2=$(dd if="$MNT/hot.$i" bs=1M iflag=direct status=none | md5sum)
+	[ "$s1" = "$s2" ] || changed=$((changed + 1))
+done
+wait "$writer"
+check_eq "$changed" 0 "15 clones taken under concurrent overwrites never change afterwards"
+rm -f "$MNT"/hot*
+
 # snapshot of a tree
 mkdir -p "$MNT/tree/d1/d2"
 head -c 3000000 /dev/urandom >"$MNT/tree/d1/f"
