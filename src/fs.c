@@ -437,6 +437,28 @@ static int get_dir(struct kmfs_fs *fs, uint64_t dir_ino, struct kmfs_inode **out
 	return 0;
 }
 
+/*
+ * The start of a change to directory DIR_INO's entry NAME: a writable
+ * filesystem, a valid name, ns_lock held for writing and the directory in
+ * *DIR. On success the lock is held; on an error it is not.
+ */
+static int ns_enter(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
+		    struct kmfs_inode **dir)
+{
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	rc = check_name(name);
+	if (rc < 0)
+		return rc;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, dir);
+	if (rc < 0)
+		pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
 int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	      uint64_t *out_off)
 {
@@ -500,15 +522,9 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	uint64_t off;
 	int rc;
 
-	if (fs->readonly)
-		return -EROFS;
-	rc = check_name(name);
+	rc = ns_enter(fs, dir_ino, name, &dir);
 	if (rc < 0)
 		return rc;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, dir_ino, &dir);
-	if (rc < 0)
-		goto out;
 	if (S_ISDIR(mode) && dir->nlink >= LINK_MAX_COUNT) {
 		rc = -EMLINK;
 		goto out;
@@ -609,15 +625,9 @@ int fs_link(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t dir_ino,
 	struct txn t;
 	int rc;
 
-	if (fs->readonly)
-		return -EROFS;
-	rc = check_name(name);
+	rc = ns_enter(fs, dir_ino, name, &dir);
 	if (rc < 0)
 		return rc;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, dir_ino, &dir);
-	if (rc < 0)
-		goto out;
 	if (S_ISDIR(ino->mode)) {
 		rc = -EPERM;
 		goto out;
@@ -697,17 +707,12 @@ static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	bool unlinked = false;
 	int rc;
 
-	if (fs->readonly)
-		return -EROFS;
-	rc = check_name(name);
+	if (want_dir && (!strcmp(name, ".") || !strcmp(name, "..")))
+		return fs->readonly ? -EROFS : !strcmp(name, ".") ? -EINVAL : -ENOTEMPTY;
+	rc = ns_enter(fs, dir_ino, name, &dir);
 	if (rc < 0)
 		return rc;
-	if (want_dir && (!strcmp(name, ".") || !strcmp(name, "..")))
-		return !strcmp(name, ".") ? -EINVAL : -ENOTEMPTY;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, dir_ino, &dir);
-	if (rc == 0)
-		rc = dir_lookup(&fs->pool, dir, name, strlen(name), &de);
+	rc = dir_lookup(&fs->pool, dir, name, strlen(name), &de);
 	if (rc < 0)
 		goto out;
 	victim = fs_inode(fs, de.ino_off);
