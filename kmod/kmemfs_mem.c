@@ -42,6 +42,16 @@ MODULE_PARM_DESC(reclaim_retries,
 		 "alloc_contig_range attempts per unit before a reclaim fails with EBUSY (default 5)");
 
 /*
+ * Test hook (tests/vm/guest/kmod-reclaim-fail.sh): while set, every RECLAIM
+ * fails at its first unit with EBUSY, as if the kernel would not give it
+ * back; no unit changes state, reclaim_failures counts it as a failure.
+ */
+static bool fail_reclaim;
+module_param(fail_reclaim, bool, 0644);
+MODULE_PARM_DESC(fail_reclaim,
+		 "test hook: fail every reclaim with EBUSY, nothing taken back (default 0)");
+
+/*
  * The attached device the online-page callback and the memory notifier look
  * at. Written under kmemfs_lock before the callback is installed and cleared
  * after it is restored (restore_online_page_callback() and
@@ -393,7 +403,7 @@ int kmemfs_mem_reclaim(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 
 	for (unit = first; unit < first + nr; unit++) {
 		pfn = unit_pfn(kdev, unit);
-		rc = take_unit(pfn);
+		rc = READ_ONCE(fail_reclaim) ? -EBUSY : take_unit(pfn);
 		if (rc) {
 			kdev->reclaim_failures++;
 			pr_debug("reclaim of unit %lu failed: %d\n", unit, rc);

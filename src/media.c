@@ -2,6 +2,7 @@
 /*
  * media.c -- file and devdax backends behind one small interface.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -216,11 +217,26 @@ int media_attach(struct media *m)
 		goto out_rebind;
 	}
 	if (ioctl(m->kfd, KMEMFS_IOC_ATTACH, &a) != 0) {
+		bool vmem = false;
+		DIR *d;
+
 		rc = -errno;
-		log_err("%s: kmemfs.ko cannot attach the device: %s%s", m->path,
-			strerror(errno), errno == EBUSY ?
-			" (another driver owns the range or the online-page callback;"
-			" see dmesg)" : "");
+		/* a probed virtio-mem device holds the online-page callback */
+		if (rc == -EBUSY && (d = opendir("/sys/bus/virtio/drivers/virtio_mem"))) {
+			struct dirent *e;
+			while ((e = readdir(d)))
+				vmem |= !strncmp(e->d_name, "virtio", 6);
+			closedir(d);
+		}
+		if (vmem)
+			log_err("%s: kmemfs.ko cannot attach the device: the online-page"
+				" callback is taken by virtio-mem (only one driver can"
+				" hold it)", m->path);
+		else
+			log_err("%s: kmemfs.ko cannot attach the device: %s%s", m->path,
+				strerror(-rc), rc == -EBUSY ?
+				" (another driver owns the range, or the online-page"
+				" callback is taken by a balloon or virtio-mem; see dmesg)" : "");
 		close(m->kfd);
 		m->kfd = -1;
 		goto out_rebind;

@@ -11,7 +11,12 @@
 
 VM_PKGS="qemu-system-x86 busybox-static ndctl daxctl kmod cpio attr util-linux coreutils"
 # The kernel's modules the guest needs; their dependencies come along (modprobe -D).
-VM_MODULES="nfit nd_pmem dax_pmem device_dax kmem fuse"
+# virtio_pci and virtio_mem are only copied: init does not load them (no udev,
+# nothing autoloads); kmod-callback-taken does, with its virtio-mem device.
+VM_MODULES="nfit nd_pmem dax_pmem device_dax kmem fuse virtio_pci virtio_mem"
+# Extra QEMU arguments for one test: a t_* function sets it with "local", so
+# qemu_cmd sees it only during that test's boots.
+QEMU_EXTRA=()
 # kmemfs programs copied from the build dir when they exist.
 VM_KMEMFS_PROGS="kmemfs mkfs.kmemfs fsck.kmemfs kmemfsctl"
 
@@ -195,7 +200,7 @@ vm_initrd() {
 
 # qemu_cmd PMEM ARGS -- the QEMU command line (DESIGN.md settings); ARGS go to the
 # kernel command line after the fixed part. The NVDIMM is as large as PMEM (1G for
-# the tests, 2G for the benchmarks).
+# the tests, 2G for the benchmarks). QEMU_EXTRA (a test's own devices) is appended.
 qemu_cmd() {
 	local pmem=$1 size
 	shift
@@ -208,7 +213,7 @@ qemu_cmd() {
 		-device nvdimm,memdev=nv1,id=nvdimm1,label-size=128K,node=1
 		-kernel "$KROOT/boot/vmlinuz-$KREL" -initrd "$INITRD"
 		-append "console=ttyS0 panic=-1 loglevel=4 $*"
-		-no-reboot -nodefaults -vga none)
+		-no-reboot -nodefaults -vga none ${QEMU_EXTRA[@]+"${QEMU_EXTRA[@]}"})
 }
 
 # vm_boot_bg LOG TIMEOUT PMEM ARGS... -- start QEMU in the background under

@@ -6,6 +6,7 @@
 #   t_kmod_*       the tests (guest actions tests/vm/guest/kmod-*.sh)
 
 TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash kmod-powercut"
+TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -59,4 +60,17 @@ t_kmod_powercut() {
 	pc_run namespace,mkfs,kmod-load,powercut-write \
 		namespace-persist,powercut-check,kmod-load,powercut-write \
 		namespace-persist,kmod-load,powercut-check
+}
+# kmod-reclaim-fail: a unit the kernel will not give back (module parameter
+# fail_reclaim) makes the write fail with ENOSPC; no foreign data, daemon up,
+# earlier files intact, the same write succeeds once reclaim works again
+t_kmod_reclaim_fail() { need_kmod && need_kmemfs && boot 1 300 namespace,kmod-reclaim-fail; }
+# kmod-callback-taken: with a virtio-mem device probed (it holds the online-page
+# callback), mounting with kmemfs.ko fails saying so and leaves dax0.0 as it was.
+# The virtio-mem device plugs nothing (requested-size=0); its region needs the
+# maxmem headroom qemu_cmd gives (-m 1G,maxmem=8G).
+t_kmod_callback_taken() {
+	local QEMU_EXTRA=(-object memory-backend-ram,id=vmem0,size=256M
+		-device virtio-mem-pci,id=vm0,memdev=vmem0,node=0,requested-size=0)
+	need_kmod && need_kmemfs && boot 1 240 namespace,kmod-callback-taken
 }
