@@ -384,32 +384,44 @@ static int store_in_place(struct kmfs_fs *fs, const struct seg *s, uint64_t off,
 	return store_mapped(fs, s, off, end, src);
 }
 
+/*
+ * The run of file pages from POS (before LAST) that one extent maps, as a
+ * segment to write in place; -EAGAIN at a hole or a page another file shares.
+ */
+static int owned_run(struct kmfs_fs *fs, const struct kmfs_inode *ino,
+		     uint64_t pos, uint64_t last, struct seg *s)
+{
+	struct kmfs_extent e;
+	uint64_t dp, run;
+
+	if (emap_lookup(&fs->pool, ino, pos, &e) != 0)
+		return -EAGAIN;
+	run = (e.fpage + e.count < last ? e.fpage + e.count : last) - pos;
+	dp = e.dpage + (pos - e.fpage);
+	for (uint64_t k = 0; k < run; k++)
+		if (pages_refcount(&fs->pages, dp + k) != 1)
+			return -EAGAIN;
+	*s = (struct seg){ pos, run, dp, dp, false };
+	return 0;
+}
+
 ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		       size_t size, const struct data_src *src)
 {
-	uint64_t end = off + size, pos = off / PG, last = (end + PG - 1) / PG;
-	struct seg v[8];
-	size_t n = 0;
+	uint64_t end = off + size, first = off / PG, last = (end + PG - 1) / PG;
+	struct seg s;
+	int rc;
 
 	if (size == 0 || end < off || end > ino->size)
 		return -EAGAIN;
-	/* every page mapped and this file's alone, in a few extents */
-	while (pos < last) {
-		struct kmfs_extent e;
-		uint64_t dp, k = 0, run;
-
-		if (n == sizeof(v) / sizeof(v[0]) || emap_lookup(&fs->pool, ino, pos, &e) != 0)
-			return -EAGAIN;
-		run = (e.fpage + e.count < last ? e.fpage + e.count : last) - pos;
-		dp = e.dpage + (pos - e.fpage);
-		for (; k < run; k++)
-			if (pages_refcount(&fs->pages, dp + k) != 1)
-				return -EAGAIN;
-		v[n++] = (struct seg){ pos, run, dp, dp, false };
-		pos += run;
-	}
-	for (size_t i = 0; i < n; i++) {
-		int rc = store_in_place(fs, &v[i], off, end, src);
+	/* all or nothing: every page must be mapped and this file's alone
+	 * before the first byte is stored (the source is a stream) */
+	for (uint64_t pos = first; pos < last; pos += s.count)
+		if ((rc = owned_run(fs, ino, pos, last, &s)) < 0)
+			return rc;
+	for (uint64_t pos = first; pos < last; pos += s.count) {
+		owned_run(fs, ino, pos, last, &s);
+		rc = store_in_place(fs, &s, off, end, src);
 		if (rc < 0)
 			return rc;
 	}
@@ -452,19 +464,8 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		if (rc < 0)
 			goto out_release;
 	}
-	/* 3. commit; an overwrite in place changes no metadata but the times,
-	 * which need no transaction: any mix of old and new is a valid time */
-	bool fresh = false;
-	for (size_t i = 0; i < pl.n; i++)
-		fresh |= pl.v[i].fresh;
-	if (!fresh && end <= ino->size) {
-		struct kmfs_time now = pool_now();
-		ino->mtime = now;
-		ino->ctime = now;
-		pool_persist(&fs->pool, &ino->mtime, 2 * sizeof(now));
-		plan_abandon(&t, &pl, 0);
-		return (ssize_t)size;
-	}
+	/* 3. commit (a plan with no new pages inside the size was an
+	 * overwrite in place: data_overwrite took it above) */
 	rc = txn_begin(&t);
 	if (rc < 0)
 		goto out_release;

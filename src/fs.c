@@ -400,12 +400,12 @@ out:
 
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
 {
+	mode_t mode = ino_ptr(fs, ino_nr)->mode;
 	struct stat a = { 0 }, out;
-
 	int rc;
 
 	/* the common case, no bits to clear, costs no transaction */
-	if (suidgid_killed(ino_ptr(fs, ino_nr)->mode) == ino_ptr(fs, ino_nr)->mode)
+	if (suidgid_killed(mode) == mode)
 		return 0;
 	rc = fs_setattr(fs, ino_nr, &a, FS_KILL_SUIDGID, &out);
 	return rc < 0 ? rc : 1;
