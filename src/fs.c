@@ -564,7 +564,7 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			rc = TXADD(dir, nlink);
 		if (rc == 0)
 			dir->nlink++;
-	} else if (S_ISLNK(mode)) {
+	} else if (S_ISLNK(mode) && target) {
 		size_t len = strlen(target);
 		ino->size = len;
 		ino->data_off = tx_alloc(len ? len : 1, KMFS_T_SYMLINK, false);
