@@ -141,24 +141,8 @@ flock -n "$LOCK_FD" || { echo "run.sh: another run.sh holds /dev/shm/kmemfs-benc
 
 # ---- dependencies and helpers ----------------------------------------------------------
 
-install_missing() {
-	local p missing=""
-	for p in "$@"; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-			missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	log "installing$missing"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$missing >>"$LOG" 2>&1 || {
-		apt-get update -qq >>"$LOG" 2>&1
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			$missing >>"$LOG" 2>&1
-	}
-}
-
-install_missing fio dbench gnuplot-nox jq python3 gcc libc6-dev pkg-config \
-	libfuse3-dev fuse3 util-linux coreutils procps ||
+# the project's installer (scripts/deps.sh) with the bench's extra tools
+"$ROOT/scripts/deps.sh" fio dbench gnuplot-nox python3 >>"$LOG" 2>&1 ||
 	{ echo "run.sh: cannot install the tools (see $LOG)" >&2; exit 1; }
 
 # passthrough_ll keeps an open fd per inode it knows: give it as many as we may

@@ -23,21 +23,10 @@ VM_KMEMFS_PROGS="kmemfs mkfs.kmemfs fsck.kmemfs kmemfsctl"
 log() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 2; }
 
-# vm_deps -- apt-get install whatever of VM_PKGS is missing (idempotent, quiet)
+# vm_deps -- install whatever of VM_PKGS is missing, with the project's own
+# installer (scripts/deps.sh: idempotent, refreshes the lists once when needed)
 vm_deps() {
-	local p missing=""
-	for p in $VM_PKGS; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-			missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	log "installing$missing"
-	# stale package lists are the usual failure: refresh once and retry
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		$missing >/dev/null ||
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends $missing >/dev/null; } ||
-		die "apt-get install$missing failed"
+	"$SRC_DIR/scripts/deps.sh" $VM_PKGS >&2 || die "cannot install$VM_PKGS"
 }
 
 # current_krel -- the ABI name (6.1.0-N-amd64) Debian's linux-image-amd64 points at now.
