@@ -110,6 +110,28 @@ static int opt_proc(void *data, const char *arg, int key,
 	return 1;
 }
 
+static volatile sig_atomic_t stop_signal;
+
+static void note_stop(int sig)
+{
+	stop_signal = sig;
+}
+
+/*
+ * interruptible_teardown -- once FUSE's handlers are gone, SIGINT, SIGTERM
+ * and SIGHUP must not kill us silently: a detach stuck offlining memory
+ * (media_detach) is stopped by the signal, and we say what was left behind.
+ */
+static void interruptible_teardown(void)
+{
+	struct sigaction sa = { .sa_handler = note_stop };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 /* Is PATH already the root of a mount? */
 static bool is_mount_point(const char *path)
 {
@@ -248,7 +270,14 @@ out_signals:
 out_destroy:
 	fuse_session_destroy(se);
 out_unmount_fs:
+	interruptible_teardown();
 	fs_unmount(fs);
+	if (fs->pool.media.left_attached) {
+		if (stop_signal)
+			log_err("the detach was stopped by signal %d (%s)", (int)stop_signal,
+				strsignal(stop_signal));
+		rc = 1;
+	}
 	free(fs);
 out_args:
 	fuse_opt_free_args(&args);

@@ -265,8 +265,12 @@ void media_detach(struct media *m)
 		close(m->dev_fd);
 	m->dev_fd = -1;
 	if (ioctl(m->kfd, KMEMFS_IOC_DETACH, &d) != 0) {
-		log_err("%s: stays attached to kmemfs.ko: %s (file data is safe; "
-			"mount again to use it)", m->path, strerror(errno));
+		m->left_attached = true;
+		log_err("%s: still attached to kmemfs.ko as System RAM: %s: the kernel"
+			" could not take the memory offline (pages it uses there cannot"
+			" be moved, or a signal stopped the wait; see dmesg). File data is"
+			" safe; mount again to use it, unmount again to retry the detach",
+			m->path, strerror(errno));
 	} else if (sysfs_write("/sys/bus/dax/drivers/device_dax/bind", m->dax_name) < 0) {
 		log_err("%s: detached, but binding %s to device_dax failed: %s",
 			m->path, m->dax_name, strerror(errno));

@@ -34,6 +34,7 @@ struct media {
 	int dev_fd;              /* the module's file spanning the device */
 	uint64_t hot_off, hot_end_off; /* lendable part, device offsets */
 	bool reattached;
+	bool left_attached;      /* detach failed: still System RAM of kmemfs.ko */
 	char open_path[64];      /* what pmemobj opens: /proc/self/fd/N */
 	char dax_name[64];       /* daxX.Y, to unbind and bind again */
 };

@@ -15,6 +15,11 @@
  *   kmodtest fill MIB WORD [FLAG RELEASE]
  *                               allocate MIB on node 1 (MPOL_BIND), fill; with
  *                               FLAG: create it, wait for RELEASE, verify, free
+ *   kmodtest pin FLAG           fill node 1 (MPOL_BIND), keep one page in each of
+ *                               node 1's memory blocks and pin it with vmsplice()
+ *                               into a pipe never read (the kernel cannot migrate
+ *                               it, so offlining the block cannot finish); free
+ *                               the rest, create FLAG, wait to be killed
  *   kmodtest detach             DETACH and bind dax0.0 to device_dax again
  *   kmodtest daxcheck U N SEED  verify the fill through /dev/dax0.0 (after detach)
  *   kmodtest attach-busy        ATTACH while device_dax owns dax0.0 must be EBUSY
@@ -27,6 +32,7 @@
  * Exit status 0 on success, 1 on a failed check, 2 on a usage/system error.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,6 +43,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +52,9 @@
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef F_SETPIPE_SZ
+#define F_SETPIPE_SZ 1031
 #endif
 #ifndef MAP_SYNC
 #define MAP_SYNC 0x80000
@@ -357,6 +367,157 @@ static int cmd_fill(unsigned long long mib, uint64_t word, const char *flag,
 	return bad != 0;
 }
 
+#define PIN_MAX 64 /* memory blocks of node 1 we can pin (128 MiB each) */
+
+/* on_node1 -- move_pages() query: are all N pages at ADDR[] on node 1? */
+static int on_node1(void **addr, int n)
+{
+	int status[PIN_MAX], i, bad = 0;
+
+	if (syscall(SYS_move_pages, 0, (unsigned long)n, addr, NULL, status, 0))
+		die("move_pages query");
+	for (i = 0; i < n; i++)
+		if (status[i] != 1) {
+			printf("pin: page %p is on node %d, not 1\n", addr[i], status[i]);
+			bad = 1;
+		}
+	return bad;
+}
+
+/*
+ * cmd_pin -- bind to node 1 and fill all but 32 MiB of its free memory, find
+ * through /proc/self/pagemap one page in each of node 1's memory blocks,
+ * vmsplice() those pages into a pipe nobody reads (the pipe holds a reference
+ * from get_user_pages, so migrating them fails with EAGAIN and offline_pages
+ * retries until a signal), free everything else, create FLAG, and sleep
+ * until killed. Prints the blocks pinned and the blocks of node 1 it missed.
+ */
+static int cmd_pin(const char *flag)
+{
+	unsigned long mask = 1UL << 1, bsize, nr, i;
+	unsigned long long blocks[PIN_MAX];
+	void *addr[PIN_MAX];
+	struct iovec iov[PIN_MAX];
+	char buf[64] = "";
+	long before = memfree_kb(1);
+	int npin = 0, pfd[2], pm, j, missed = 0;
+	size_t len;
+	char *p;
+	FILE *f;
+	DIR *d;
+	struct dirent *e;
+
+	f = fopen("/sys/devices/system/memory/block_size_bytes", "r");
+	if (!f || !fgets(buf, sizeof(buf), f))
+		die("block_size_bytes");
+	fclose(f);
+	bsize = strtoul(buf, NULL, 16) / 4096; /* pages per block */
+	if (before < 64 * 1024) {
+		printf("pin: node 1 has only %ld kB free\n", before);
+		return 1;
+	}
+	len = (size_t)(before - 32 * 1024) << 10;
+	nr = len / 4096;
+	if (syscall(SYS_set_mempolicy, MPOL_BIND, &mask, 8 * sizeof(mask)))
+		die("set_mempolicy MPOL_BIND node 1");
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap anon");
+	for (i = 0; i < nr; i++)
+		p[i * 4096] = (char)(i | 1);
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	if (pm < 0)
+		die("/proc/self/pagemap");
+	for (i = 0; i < nr; i++) {
+		static uint64_t ents[512];
+		uint64_t ent;
+		unsigned long long blk;
+
+		if (i % 512 == 0) {
+			size_t want = (nr - i < 512 ? nr - i : 512) * 8;
+
+			if (pread(pm, ents, want, (off_t)(((uintptr_t)p / 4096 + i) * 8)) !=
+			    (ssize_t)want)
+				die("pagemap read");
+		}
+		ent = ents[i % 512];
+		if (!(ent >> 63) || !(ent & ((1ULL << 55) - 1)))
+			continue; /* not present, or no PFN (not root) */
+		blk = (ent & ((1ULL << 55) - 1)) / bsize;
+		for (j = 0; j < npin && blocks[j] != blk; j++)
+			;
+		if (j < npin || npin == PIN_MAX)
+			continue;
+		blocks[npin] = blk;
+		addr[npin] = p + i * 4096;
+		npin++;
+	}
+	close(pm);
+	if (!npin) {
+		printf("pin: no page of the fill has a PFN (pagemap needs CAP_SYS_ADMIN)\n");
+		return 1;
+	}
+	if (on_node1(addr, npin))
+		return 1;
+
+	if (pipe(pfd))
+		die("pipe");
+	if (fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20) < 0)
+		die("F_SETPIPE_SZ");
+	for (j = 0; j < npin; j++) {
+		iov[j].iov_base = addr[j];
+		iov[j].iov_len = 4096;
+	}
+	/* no SPLICE_F_GIFT: the pipe takes page references, the pages stay ours */
+	if (vmsplice(pfd[1], iov, (unsigned long)npin, 0) != (ssize_t)npin * 4096)
+		die("vmsplice");
+	/* free the fill around the pinned pages (which stay mapped) */
+	for (i = 0; i < nr;) {
+		unsigned long run = 0;
+
+		while (i + run < nr) {
+			for (j = 0; j < npin && addr[j] != p + (i + run) * 4096; j++)
+				;
+			if (j < npin)
+				break;
+			run++;
+		}
+		if (run && madvise(p + i * 4096, run * 4096, MADV_DONTNEED))
+			die("madvise DONTNEED");
+		i += run + 1;
+	}
+	if (on_node1(addr, npin))
+		return 1;
+
+	printf("pin: fill mapping at %lx\n", (unsigned long)(uintptr_t)p);
+	printf("pin: %d pages on node 1 pinned by vmsplice, in blocks:", npin);
+	for (j = 0; j < npin; j++)
+		printf(" memory%llu", blocks[j]);
+	printf("\n");
+	/* node 1's blocks we have no page in (a block of held file pages only) */
+	d = opendir("/sys/devices/system/node/node1");
+	if (!d)
+		die("/sys/devices/system/node/node1");
+	while ((e = readdir(d))) {
+		unsigned long long b;
+
+		if (sscanf(e->d_name, "memory%llu", &b) != 1)
+			continue;
+		for (j = 0; j < npin && blocks[j] != b; j++)
+			;
+		if (j == npin) {
+			printf("pin: no page pinned in %s of node 1\n", e->d_name);
+			missed++;
+		}
+	}
+	closedir(d);
+	printf("pin: node 1 MemFree %ld kB before the fill, %ld kB now; missed %d blocks\n",
+	       before, memfree_kb(1), missed);
+	close(open(flag, O_WRONLY | O_CREAT, 0644));
+	for (;;)
+		pause();
+}
+
 static int expect(const char *what, int rc, int want_errno)
 {
 	int e = errno;
@@ -484,6 +645,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "fill") && (argc == 4 || argc == 6))
 		return cmd_fill(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 16),
 				argc == 6 ? argv[4] : NULL, argc == 6 ? argv[5] : NULL);
+	if (!strcmp(cmd, "pin") && argc == 3)
+		return cmd_pin(argv[2]);
 	if (!strcmp(cmd, "attach-busy")) {
 		/* dax0.0 still bound to device_dax: its range is someone else's */
 		struct kmemfs_attach a;

@@ -6,7 +6,7 @@
 #   t_kmod_*       the tests (guest actions tests/vm/guest/kmod-*.sh)
 
 TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash kmod-powercut"
-TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken"
+TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken kmod-detach-busy"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -74,3 +74,8 @@ t_kmod_callback_taken() {
 		-device virtio-mem-pci,id=vm0,memdev=vmem0,node=0,requested-size=0)
 	need_kmod && need_kmemfs && boot 1 240 namespace,kmod-callback-taken
 }
+# kmod-detach-busy: unmount while a process pins lent pages (vmsplice into a
+# pipe never read): the detach hangs offlining until SIGTERM, then the daemon
+# exits 1 saying the device stays attached as System RAM, the module keeps it
+# attached; after the pin is gone a remount re-attaches and unmount detaches
+t_kmod_detach_busy() { need_kmod && need_kmemfs && boot 1 300 namespace,kmod-detach-busy; }
