@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* log.c -- "prog: message" on stderr, or syslog when daemonized. */
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,4 +72,24 @@ void log_debug(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_DEBUG, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * log_bad_option -- one line for what getopt_long refused: C is '?' (unknown
+ * option) or ':' (missing argument). The caller sets opterr = 0 and starts
+ * its optstring with ':', so getopt itself prints nothing.
+ */
+void log_bad_option(char *const argv[], int c)
+{
+	const char *arg = argv[optind - 1];
+	bool is_long = arg[0] == '-' && arg[1] == '-';
+
+	if (c == ':' && is_long)
+		log_err("option '%s' needs an argument (see --help)", arg);
+	else if (c == ':')
+		log_err("option '-%c' needs an argument (see --help)", optopt);
+	else if (!is_long && optopt)
+		log_err("unknown option '-%c' (see --help)", optopt);
+	else
+		log_err("unknown option '%s' (see --help)", arg);
 }

@@ -11,5 +11,6 @@ void log_set_debug(bool on);
 void log_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_bad_option(char *const argv[], int c);
 
 #endif

@@ -149,6 +149,31 @@ uint64_t pool_meta_used(const struct kmfs_pool *p)
 	return used > p->arena_bytes ? used - p->arena_bytes : 0;
 }
 
+/* Say in one line why media_probe refused PATH. */
+static void log_probe_error(const char *path, int rc)
+{
+	struct stat st;
+
+	if (rc == -ENOENT)
+		log_err("%s: does not exist", path);
+	else if (rc == -EINVAL && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		log_err("%s: is a directory, not a devdax device or pool file", path);
+	else if (rc == -EINVAL || rc == -ENODEV)
+		log_err("%s: not a devdax device or pool file", path);
+	else
+		log_err("%s: %s", path, strerror(-rc));
+}
+
+/* pmemobj's last error with the bytes of a foreign file made printable */
+static const char *pmem_error(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", pmemobj_errormsg());
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	return buf;
+}
+
 /* Is the start of a device or file non-empty (any non-zero byte)? */
 static bool media_has_data(const struct media *m)
 {
@@ -340,13 +365,16 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 		log_err("%s: does not exist (give --size to create a pool file)", path);
 		return rc;
 	}
-	if (rc == -ENODEV) {
-		log_err("%s: not a devdax device or regular file", path);
+	if (rc < 0) {
+		log_probe_error(path, rc);
 		return rc;
 	}
-	if (rc < 0) {
-		log_err("%s: %s", path, strerror(-rc));
-		return rc;
+	if (o->size && !created && o->size != m.size) {
+		/* formatting at another size than asked would surprise */
+		log_err("%s: exists with %llu bytes, not the --size asked for "
+			"(--size only creates a new pool file)",
+			path, (unsigned long long)m.size);
+		return -EEXIST;
 	}
 	if (m.size < POOL_MIN_SIZE) {
 		log_err("%s: too small (%llu MiB; kmemfs needs at least %llu MiB)",
@@ -573,13 +601,8 @@ int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 
 	memset(p, 0, sizeof(*p));
 	rc = media_probe(path, &p->media);
-	if (rc == -ENOENT) {
-		log_err("%s: does not exist", path);
-		return rc;
-	}
 	if (rc < 0) {
-		log_err("%s: not a devdax device or pool file (%s)", path,
-			strerror(-rc));
+		log_probe_error(path, rc);
 		return rc;
 	}
 	if (p->media.size < POOL_MIN_SIZE) {
@@ -601,15 +624,20 @@ int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 		goto out_detach;
 	p->pop = pmemobj_open(open_path, KMFS_LAYOUT);
 	if (!p->pop) {
+		char msg[256];
+
 		rc = -errno;
 		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY) {
 			if (!open_quiet)
 				log_err("%s: in use by another kmemfs (or program)", path);
-		} else if (rc == -EINVAL && strstr(pmemobj_errormsg(), "layout"))
-			log_err("%s: not a kmemfs pool (%s)", path, pmemobj_errormsg());
+		} else if (rc == -EACCES || rc == -EPERM || rc == -EROFS)
+			log_err("%s: cannot open for writing: %s", path, strerror(-rc));
+		else if (rc == -EINVAL && strstr(pmemobj_errormsg(), "layout"))
+			log_err("%s: not a kmemfs pool (%s)", path,
+				pmem_error(msg, sizeof(msg)));
 		else
 			log_err("%s: not a valid kmemfs pool (pmemobj: %s)", path,
-				pmemobj_errormsg());
+				pmem_error(msg, sizeof(msg)));
 		if (!rc)
 			rc = -EINVAL;
 		/* a second daemon must not detach the first one's device */

@@ -20,15 +20,18 @@ enum { FSCK_OK = 0, FSCK_FIXED = 1, FSCK_ERRORS = 4, FSCK_OPERROR = 8,
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: fsck.kmemfs [-n | -y | -p] [-v] PATH\n"
+"usage: fsck.kmemfs [-n | -y | -p | -a] [-f] [-v] PATH\n"
 "\n"
 "Check the kmemfs pool at PATH (not mounted) and repair what is safe:\n"
 "link counts, block counts, page reference counts, lent units holding\n"
 "data, objects nothing refers to.\n"
 "\n"
-"  -n   check only, change nothing\n"
-"  -y   repair (the default; -p and -a are accepted as synonyms)\n"
-"  -v   print every finding\n"
+"  -n              check only, change nothing\n"
+"  -y              repair (the default; -p and -a are accepted as synonyms)\n"
+"  -f              accepted for fsck(8); every check is a full one\n"
+"  -v              print every finding\n"
+"  -h, --help      this text\n"
+"  -V, --version   version\n"
 "\n"
 "Exit status: 0 clean, 1 errors corrected, 4 errors left,\n"
 "8 operational error (cannot open), 16 usage error.\n");
@@ -58,20 +61,31 @@ int main(int argc, char **argv)
 	log_set_prog("fsck.kmemfs");
 	static const struct option lopts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	while ((c = getopt_long(argc, argv, "nypafvh", lopts, NULL)) != -1) {
+	opterr = 0; /* one line of our own, not getopt's and the whole usage */
+	while ((c = getopt_long(argc, argv, ":nypafvhV", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.repair = false; break;
 		case 'y': case 'p': case 'a': o.repair = true; break;
 		case 'f': break;
 		case 'v': o.verbose = true; break;
 		case 'h': usage(stdout); return FSCK_OK;
-		default: usage(stderr); return FSCK_USAGE;
+		case 'V':
+			printf("fsck.kmemfs %s (format %u.%u)\n", KMEMFS_VERSION,
+			       KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR);
+			return FSCK_OK;
+		default: log_bad_option(argv, c); return FSCK_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind == argc) {
 		usage(stderr);
+		return FSCK_USAGE;
+	}
+	if (optind != argc - 1) {
+		log_err("unexpected argument '%s' (one PATH; see --help)",
+			argv[optind + 1]);
 		return FSCK_USAGE;
 	}
 	/* a device a crashed daemon left attached to kmemfs.ko is read

@@ -20,6 +20,7 @@ static void usage(FILE *f)
 "usage: kmemfsctl stat MOUNTPOINT [--json]\n"
 "       kmemfsctl clone SRC DST\n"
 "       kmemfsctl snapshot SRCDIR DSTDIR\n"
+"       kmemfsctl -h | --help | -V | --version\n"
 "\n"
 "  stat      pages used by files, shared pages, free, lent to the host or\n"
 "            kernel, lending counters, and the pool's metadata use\n"
@@ -253,22 +254,25 @@ static int cmd_snapshot(const char *src, const char *dst)
 
 int main(int argc, char **argv)
 {
-	int json = 0;
+	const char *cmd = argc >= 2 ? argv[1] : NULL;
 
-	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (!cmd) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (argc >= 3 && !strcmp(argv[1], "stat")) {
-		if (argc == 4 && !strcmp(argv[3], "--json"))
-			json = 1;
-		else if (argc != 3) {
-			usage(stderr);
-			return 2;
-		}
-		return cmd_stat(argv[2], json);
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("kmemfsctl %s (ioctl version %u)\n", KMEMFS_VERSION,
+		       KMEMFS_IOCTL_VERSION);
+		return 0;
 	}
-	if (argc == 4 && !strcmp(argv[1], "clone")) {
+	if (!strcmp(cmd, "stat") &&
+	    (argc == 3 || (argc == 4 && !strcmp(argv[3], "--json"))))
+		return cmd_stat(argv[2], argc == 4);
+	if (!strcmp(cmd, "clone") && argc == 4) {
 		struct stat st;
 		if (stat(argv[2], &st) != 0 || !S_ISREG(st.st_mode)) {
 			fprintf(stderr, "kmemfsctl: %s: not a regular file\n", argv[2]);
@@ -276,8 +280,11 @@ int main(int argc, char **argv)
 		}
 		return clone_file(argv[2], argv[3], &st);
 	}
-	if (argc == 4 && !strcmp(argv[1], "snapshot"))
+	if (!strcmp(cmd, "snapshot") && argc == 4)
 		return cmd_snapshot(argv[2], argv[3]);
-	usage(stderr);
+	if (strcmp(cmd, "stat") && strcmp(cmd, "clone") && strcmp(cmd, "snapshot"))
+		fprintf(stderr, "kmemfsctl: unknown command '%s' (see --help)\n", cmd);
+	else
+		fprintf(stderr, "kmemfsctl: %s: wrong arguments (see --help)\n", cmd);
 	return 2;
 }

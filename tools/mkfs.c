@@ -20,7 +20,8 @@ static void usage(FILE *f)
 "  -s, --size SIZE        size of a new pool file (e.g. 1G; at least 64M)\n"
 "  -f, --force            overwrite whatever PATH holds\n"
 "  -m, --meta-percent N   share of the pool kept for metadata (default %d)\n"
-"  -h, --help             this text\n", POOL_DEFAULT_META_PCT);
+"  -h, --help             this text\n"
+"  -V, --version          version\n", POOL_DEFAULT_META_PCT);
 }
 
 int main(int argc, char **argv)
@@ -30,16 +31,19 @@ int main(int argc, char **argv)
 		{ "force", no_argument, NULL, 'f' },
 		{ "meta-percent", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct pool_format_opts o = { .meta_pct = POOL_DEFAULT_META_PCT };
 	int c;
 
 	log_set_prog("mkfs.kmemfs");
-	while ((c = getopt_long(argc, argv, "s:fm:h", lopts, NULL)) != -1) {
+	opterr = 0; /* one line of our own, not getopt's and the whole usage */
+	while ((c = getopt_long(argc, argv, ":s:fm:hV", lopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (parse_size(optarg, &o.size) < 0) {
+			/* 0 would read as "no --size" further down */
+			if (parse_size(optarg, &o.size) < 0 || o.size == 0) {
 				log_err("bad size '%s'", optarg);
 				return 2;
 			}
@@ -60,13 +64,22 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			printf("mkfs.kmemfs %s (format %u.%u)\n", KMEMFS_VERSION,
+			       KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR);
+			return 0;
 		default:
-			usage(stderr);
+			log_bad_option(argv, c);
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind == argc) {
 		usage(stderr);
+		return 2;
+	}
+	if (optind != argc - 1) {
+		log_err("unexpected argument '%s' (one PATH; see --help)",
+			argv[optind + 1]);
 		return 2;
 	}
 	if (pool_format(argv[optind], &o) < 0)

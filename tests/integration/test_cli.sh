@@ -1,7 +1,7 @@
 #!/bin/bash
-# test_cli.sh -- the command lines: --help, bad options, bad mount points,
-# --size creation, refusing a second daemon and mkfs over a pool, signals,
-# daemonizing, allow_other, fsck exit codes.
+# test_cli.sh -- the command lines: --help, -V, bad options, sizes and paths,
+# bad mount points, --size creation, refusing a second daemon and mkfs over a
+# pool, signals, daemonizing, allow_other, fsck exit codes.
 . "$(dirname "$0")/lib.sh" "$@"
 kmemfs_only
 K=$BIN_DIR/kmemfs
@@ -38,6 +38,40 @@ for t in "$K" "$MKFS" "$FSCK" "$CTL"; do
 		fail "$(basename "$t") is built"
 	fi
 done
+
+# -V, and one line naming the mistake for a bad option or argument
+for t in "$MKFS" "$FSCK" "$CTL"; do
+	[ -x "$t" ] || continue
+	name=$(basename "$t")
+	for v in -V --version; do
+		run_tool "$WORK/out" "$t" $v
+		rc=$?
+		check "[ $rc -eq 0 ] && grep -q '^$name [0-9]' '$WORK/out'" "$name $v prints its version (exit $rc: $(head -c 80 "$WORK/out"))"
+	done
+	check "'$t' --help | grep -q -- '-V, --version\|--version'" "$name --help lists --version"
+	expect_refusal "$name -z says what is wrong in one line" "$t" -z
+	expect_refusal "$name --no-such-option says what is wrong in one line" "$t" --no-such-option
+done
+expect_refusal "mkfs.kmemfs --size without a value" "$MKFS" --size
+expect_refusal "mkfs.kmemfs with two paths" "$MKFS" "$WORK/a.pool" "$WORK/b.pool"
+expect_refusal "fsck.kmemfs with two paths" "$FSCK" -n "$WORK/a.pool" "$WORK/b.pool"
+expect_refusal "kmemfsctl with an unknown command" "$CTL" frobnicate "$WORK"
+check "'$FSCK' --help | grep -q -- '-f'" "fsck.kmemfs --help lists -f, which it accepts"
+for sz in 0 -1 1x 99999999T 1M; do
+	expect_refusal "mkfs.kmemfs --size $sz" "$MKFS" --size "$sz" "$WORK/bad.pool"
+	check "[ ! -e '$WORK/bad.pool' ]" "mkfs.kmemfs --size $sz leaves no file behind"
+done
+check "! '$MKFS' --size 0 '$WORK/bad.pool' 2>&1 | grep -q 'give --size'" "mkfs.kmemfs --size 0 does not ask for the --size it was given"
+mkdir "$WORK/adir"
+expect_refusal "mkfs.kmemfs on a directory" "$MKFS" "$WORK/adir"
+check "grep -q directory '$WORK/out'" "... and says it is a directory: $(cat "$WORK/out")"
+run_tool "$WORK/out" "$FSCK" -n "$WORK/adir"
+check "[ $? -eq 8 ] && grep -q directory '$WORK/out'" "fsck.kmemfs on a directory: exit 8, says it is a directory: $(cat "$WORK/out")"
+expect_refusal "mkfs.kmemfs on /dev/null" "$MKFS" --force /dev/null
+truncate -s 100M "$WORK/zero.img"
+expect_refusal "mkfs.kmemfs --size 200M over an existing 100M file" "$MKFS" --size 200M "$WORK/zero.img"
+check_eq "$(stat -c %s "$WORK/zero.img"):$(tr -d '\0' <"$WORK/zero.img" | wc -c)" "104857600:0" "the refused mkfs --size left the file as it was"
+rm -f "$WORK/zero.img"
 
 fs_create 64M
 expect_refusal "mount on a missing mount point" "$K" "$POOL" "$WORK/no/such/dir"
@@ -76,6 +110,14 @@ if [ -x "$FSCK" ]; then
 	check_eq "$?" 0 "fsck.kmemfs -y of a clean pool"
 	run_tool "$WORK/out" "$FSCK" -n "$WORK/missing.pool"
 	check_eq "$?" 8 "fsck.kmemfs of a missing file is an operational error (8)"
+	# a pool the user may not write: say so, not "not a valid pool"
+	cp "$POOL" "$WORK/ro.pool"
+	chmod 444 "$WORK/ro.pool"
+	run_tool "$WORK/out" setpriv --reuid=1000 --regid=1000 --clear-groups "$FSCK" -n "$WORK/ro.pool"
+	rc=$?
+	check "[ $rc -eq 8 ] && [ \$(lines '$WORK/out') -eq 1 ] && grep -q 'Permission denied' '$WORK/out' && ! grep -q 'not a valid' '$WORK/out'" \
+		"fsck.kmemfs of a pool the user cannot write names the permission (exit $rc: $(cat "$WORK/out"))"
+	rm -f "$WORK/ro.pool"
 fi
 
 if fs_mount; then

@@ -33,6 +33,7 @@ fsck_reports() {
 
 head -c $((64 * MiB)) /dev/urandom >"$WORK/random.pool"
 try_mount_refused "random bytes" "$WORK/random.pool"
+check "! grep -q '[^[:print:]]' '$WORK/out'" "random bytes: the message is printable text"
 fsck_reports "random bytes" "$WORK/random.pool"
 truncate -s $((64 * MiB)) "$WORK/zero.pool"
 try_mount_refused "all zeros" "$WORK/zero.pool"
