@@ -7,6 +7,8 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -201,7 +203,8 @@ static int snap_one(const char *path, const struct stat *st, int type,
 		rc = mknod(dst, st->st_mode, st->st_rdev) != 0;
 	}
 	if (rc) {
-		if (errno)
+		/* clone_file has said why */
+		if (!S_ISREG(st->st_mode) && errno)
 			fprintf(stderr, "kmemfsctl: %s: %s\n", dst, strerror(errno));
 		snap_errors++;
 		return 0;
@@ -226,9 +229,25 @@ static int snap_fix_dir(const char *path, const struct stat *st, int type,
 	return 0;
 }
 
+/* on_kmemfs -- does directory DIR answer kmemfs's ioctl? */
+static bool on_kmemfs(const char *dir)
+{
+	struct kmemfs_stat s;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	memset(&s, 0, sizeof(s));
+	yes = ioctl(fd, KMEMFS_IOC_STAT, &s) == 0;
+	close(fd);
+	return yes;
+}
+
 static int cmd_snapshot(const char *src, const char *dst)
 {
-	struct stat st;
+	char parent[PATH_MAX];
+	struct stat st, pst;
 
 	if (lstat(src, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "kmemfsctl: %s: not a directory\n", src);
@@ -236,6 +255,22 @@ static int cmd_snapshot(const char *src, const char *dst)
 	}
 	if (access(dst, F_OK) == 0) {
 		fprintf(stderr, "kmemfsctl: %s: exists; a snapshot makes a new tree\n", dst);
+		return 1;
+	}
+	/* refuse before creating anything: a tree half made of failed clones
+	 * helps nobody */
+	if (!on_kmemfs(src)) {
+		fprintf(stderr, "kmemfsctl: %s: not on a kmemfs\n", src);
+		return 1;
+	}
+	snprintf(parent, sizeof(parent), "%s", dst);
+	if (stat(dirname(parent), &pst) != 0) {
+		fprintf(stderr, "kmemfsctl: %s: %s\n", parent, strerror(errno));
+		return 1;
+	}
+	if (pst.st_dev != st.st_dev) {
+		fprintf(stderr, "kmemfsctl: %s: not on the same kmemfs as %s\n",
+			dst, src);
 		return 1;
 	}
 	snap_src = src;

@@ -31,6 +31,19 @@ done
 rc=$?
 check "[ $rc -ne 0 ] && [ \$(grep -c . '$WORK/out') -eq 1 ]" "kmemfsctl stat on a non-kmemfs directory fails with one line (exit $rc)"
 
+# a snapshot that cannot clone is refused before anything is created
+mkdir -p "$MNT/tree/d" "$WORK/plain/d"
+echo x >"$MNT/tree/d/f"
+echo x >"$WORK/plain/d/f"
+for pair in "$MNT/tree $WORK/snap1" "$WORK/plain $MNT/snap2" "$WORK/plain $WORK/snap3"; do
+	read -r src dst <<<"$pair"
+	"$CTL" snapshot "$src" "$dst" >"$WORK/out" 2>&1
+	rc=$?
+	check "[ $rc -ne 0 ] && [ \$(grep -c . '$WORK/out') -eq 1 ] && [ ! -e '$dst' ]" \
+		"kmemfsctl snapshot ${src#$WORK/} -> ${dst#$WORK/} (not one kmemfs) fails with one line, creates nothing (exit $rc: $(head -n 3 "$WORK/out" | tr '\n' ';'))"
+done
+rm -rf "$MNT/tree"
+
 f0=$(field used_pages)
 s0=$(field shared_pages)
 free0=$(avail_pages)
