@@ -529,7 +529,7 @@ int kmemfs_mem_attach(struct kmemfs_dev *kdev)
 	if (rc) {
 		pr_err("the online-page callback is taken by another driver (virtio-mem, a Hyper-V or Xen balloon): cannot hot-add %#llx-%#llx\n",
 		       (u64)kdev->hot_start, (u64)kdev->hot_end - 1);
-		rc = -EBUSY;
+		rc = -EEXIST;	/* uapi.h: not -EBUSY, so the daemon can say which */
 		goto out_clear_active;
 	}
 	rc = register_memory_notifier(&kmemfs_memory_nb);

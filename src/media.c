@@ -221,22 +221,23 @@ int media_attach(struct media *m)
 		DIR *d;
 
 		rc = -errno;
-		/* a probed virtio-mem device holds the online-page callback */
-		if (rc == -EBUSY && (d = opendir("/sys/bus/virtio/drivers/virtio_mem"))) {
+		/* EEXIST: the online-page callback is held (uapi.h); name
+		 * virtio-mem when a probed device of it is the holder */
+		if (rc == -EEXIST && (d = opendir("/sys/bus/virtio/drivers/virtio_mem"))) {
 			struct dirent *e;
 			while ((e = readdir(d)))
 				vmem |= !strncmp(e->d_name, "virtio", 6);
 			closedir(d);
 		}
-		if (vmem)
+		if (rc == -EEXIST)
 			log_err("%s: kmemfs.ko cannot attach the device: the online-page"
-				" callback is taken by virtio-mem (only one driver can"
-				" hold it)", m->path);
+				" callback is taken by %s (only one driver can hold it)",
+				m->path, vmem ? "virtio-mem" : "another driver (a balloon?)");
 		else
 			log_err("%s: kmemfs.ko cannot attach the device: %s%s", m->path,
 				strerror(-rc), rc == -EBUSY ?
-				" (another driver owns the range, or the online-page"
-				" callback is taken by a balloon or virtio-mem; see dmesg)" : "");
+				" (the range is already System RAM, another driver owns it,"
+				" or kmemfs.ko serves another device; see dmesg)" : "");
 		close(m->kfd);
 		m->kfd = -1;
 		goto out_rebind;

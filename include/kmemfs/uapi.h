@@ -34,6 +34,12 @@
  * a new fd; the module's unit states (QUERY) are what they were: nothing is
  * lent or reclaimed implicitly.
  *
+ * ATTACH fails with EBUSY when the range is already System RAM, is owned by
+ * another driver (still bound to device_dax?) or another device is attached
+ * (one at a time), and with EEXIST when the kernel's online-page callback is
+ * held by another driver (virtio-mem, a Hyper-V or Xen balloon): only one
+ * driver can hold it. dmesg names the case.
+ *
  * Structs hold fixed-width fields only; the one user pointer is a __u64.
  * KMEMFS_UAPI_VERSION changes with any struct or ioctl.
  */
