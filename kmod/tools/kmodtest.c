@@ -15,11 +15,13 @@
  *   kmodtest fill MIB WORD [FLAG RELEASE]
  *                               allocate MIB on node 1 (MPOL_BIND), fill; with
  *                               FLAG: create it, wait for RELEASE, verify, free
- *   kmodtest pin FLAG           fill node 1 (MPOL_BIND), keep one page in each of
+ *   kmodtest pin [--last] FLAG  fill node 1 (MPOL_BIND), keep one page in each of
  *                               node 1's memory blocks and pin it with vmsplice()
  *                               into a pipe never read (the kernel cannot migrate
  *                               it, so offlining the block cannot finish); free
- *                               the rest, create FLAG, wait to be killed
+ *                               the rest, create FLAG, wait to be killed. With
+ *                               --last only node 1's highest block is pinned: a
+ *                               detach offlines the others first, then fails
  *   kmodtest detach             DETACH and bind dax0.0 to device_dax again
  *   kmodtest daxcheck U N SEED  verify the fill through /dev/dax0.0 (after detach)
  *   kmodtest attach-busy        ATTACH while device_dax owns dax0.0 must be EBUSY
@@ -66,6 +68,8 @@
 #define UNIT KMEMFS_UNIT_SIZE
 
 static struct kmemfs_attach geo;
+/* QUERY bitmap size for print_query: 64 blocks of 128 MiB */
+#define QUERY_BITS (64 * 32)
 static int ctl = -1;
 
 static void die(const char *what)
@@ -217,8 +221,14 @@ static int query(struct kmemfs_query *q, uint64_t *bits, unsigned long long nbit
 	return ioctl(ctl, KMEMFS_IOC_QUERY, q);
 }
 
+/*
+ * print_query -- QUERY's counters, then per memory block how many of its
+ * units are lent ("lent units per block: memory33:20/32 ...")
+ */
 static void print_query(void)
 {
+	unsigned long long per = geo.block_size / UNIT, nb = geo.nr_blocks, b, u;
+	static uint64_t bits[QUERY_BITS / 64];
 	struct kmemfs_query q;
 
 	if (query(&q, NULL, 0))
@@ -229,6 +239,17 @@ static void print_query(void)
 	       (unsigned long long)q.units_held, (unsigned long long)q.units_offline,
 	       (unsigned long long)q.lend_events, (unsigned long long)q.reclaim_events,
 	       (unsigned long long)q.reclaim_failures, q.lend_ns / 1e6, q.reclaim_ns / 1e6);
+	if (!per || q.nr_units > QUERY_BITS || query(&q, bits, QUERY_BITS))
+		return;
+	printf("lent units per block:");
+	for (b = 0; b < nb; b++) {
+		unsigned long long lent = 0;
+
+		for (u = b * per; u < (b + 1) * per && u < q.nr_units; u++)
+			lent += bits[u / 64] >> (u % 64) & 1;
+		printf(" memory%llu:%llu/%llu", geo.first_block + b, lent, per);
+	}
+	printf("\n");
 }
 
 static int range_op(unsigned long cmd, unsigned long long u, unsigned long long n,
@@ -384,15 +405,33 @@ static int on_node1(void **addr, int n)
 	return bad;
 }
 
+/* last_block -- the highest memory block of node 1, -1 if none */
+static long long last_block(void)
+{
+	DIR *d = opendir("/sys/devices/system/node/node1");
+	struct dirent *e;
+	long long last = -1;
+	unsigned long long b;
+
+	if (!d)
+		die("/sys/devices/system/node/node1");
+	while ((e = readdir(d)))
+		if (sscanf(e->d_name, "memory%llu", &b) == 1 && (long long)b > last)
+			last = (long long)b;
+	closedir(d);
+	return last;
+}
+
 /*
  * cmd_pin -- bind to node 1 and fill all but 32 MiB of its free memory, find
- * through /proc/self/pagemap one page in each of node 1's memory blocks,
- * vmsplice() those pages into a pipe nobody reads (the pipe holds a reference
- * from get_user_pages, so migrating them fails with EAGAIN and offline_pages
- * retries until a signal), free everything else, create FLAG, and sleep
- * until killed. Prints the blocks pinned and the blocks of node 1 it missed.
+ * through /proc/self/pagemap one page in each of node 1's memory blocks (with
+ * LAST: only in its highest block), vmsplice() those pages into a pipe nobody
+ * reads (the pipe holds a reference from get_user_pages, so migrating them
+ * fails with EAGAIN and offline_pages retries until a signal), free
+ * everything else, create FLAG, and sleep until killed. Prints the blocks
+ * pinned and the blocks of node 1 it left unpinned.
  */
-static int cmd_pin(const char *flag)
+static int cmd_pin(const char *flag, int last)
 {
 	unsigned long mask = 1UL << 1, bsize, nr, i;
 	unsigned long long blocks[PIN_MAX];
@@ -406,7 +445,12 @@ static int cmd_pin(const char *flag)
 	FILE *f;
 	DIR *d;
 	struct dirent *e;
+	long long only = last ? last_block() : -1;
 
+	if (last && only < 0) {
+		printf("pin: node 1 has no memory blocks\n");
+		return 1;
+	}
 	f = fopen("/sys/devices/system/memory/block_size_bytes", "r");
 	if (!f || !fgets(buf, sizeof(buf), f))
 		die("block_size_bytes");
@@ -444,6 +488,8 @@ static int cmd_pin(const char *flag)
 		if (!(ent >> 63) || !(ent & ((1ULL << 55) - 1)))
 			continue; /* not present, or no PFN (not root) */
 		blk = (ent & ((1ULL << 55) - 1)) / bsize;
+		if (last && blk != (unsigned long long)only)
+			continue;
 		for (j = 0; j < npin && blocks[j] != blk; j++)
 			;
 		if (j < npin || npin == PIN_MAX)
@@ -453,6 +499,10 @@ static int cmd_pin(const char *flag)
 		npin++;
 	}
 	close(pm);
+	if (!npin && last) {
+		printf("pin: no page of the fill is in memory%lld, node 1's last block\n", only);
+		return 1;
+	}
 	if (!npin) {
 		printf("pin: no page of the fill has a PFN (pagemap needs CAP_SYS_ADMIN)\n");
 		return 1;
@@ -506,13 +556,14 @@ static int cmd_pin(const char *flag)
 		for (j = 0; j < npin && blocks[j] != b; j++)
 			;
 		if (j == npin) {
-			printf("pin: no page pinned in %s of node 1\n", e->d_name);
+			printf("pin: no page pinned in %s of node 1%s\n", e->d_name,
+			       last ? " (--last)" : "");
 			missed++;
 		}
 	}
 	closedir(d);
-	printf("pin: node 1 MemFree %ld kB before the fill, %ld kB now; missed %d blocks\n",
-	       before, memfree_kb(1), missed);
+	printf("pin: node 1 MemFree %ld kB before the fill, %ld kB now; %s %d blocks\n",
+	       before, memfree_kb(1), last ? "left unpinned" : "missed", missed);
 	close(open(flag, O_WRONLY | O_CREAT, 0644));
 	for (;;)
 		pause();
@@ -646,7 +697,9 @@ int main(int argc, char **argv)
 		return cmd_fill(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 16),
 				argc == 6 ? argv[4] : NULL, argc == 6 ? argv[5] : NULL);
 	if (!strcmp(cmd, "pin") && argc == 3)
-		return cmd_pin(argv[2]);
+		return cmd_pin(argv[2], 0);
+	if (!strcmp(cmd, "pin") && argc == 4 && !strcmp(argv[2], "--last"))
+		return cmd_pin(argv[3], 1);
 	if (!strcmp(cmd, "attach-busy")) {
 		/* dax0.0 still bound to device_dax: its range is someone else's */
 		struct kmemfs_attach a;

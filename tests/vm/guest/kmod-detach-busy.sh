@@ -1,5 +1,5 @@
 # kmod-detach-busy.sh -- unmount while the kernel cannot take the lent memory
-# offline: a process pins one page in each of node 1's memory blocks with
+# offline. 1. A process pins one page in each of node 1's memory blocks with
 # vmsplice() into a pipe it never reads (get_user_pages references, so
 # migration fails with EAGAIN and offline_pages() retries until a signal).
 # The daemon's detach must hang in offlining, not fail by itself; SIGTERM
@@ -7,6 +7,13 @@
 # and exits 1, the module says why in dmesg and keeps everything attached
 # (rmmod refused). Once the pin is gone, mounting again re-attaches with the
 # file intact, and a normal unmount detaches; fsck clean, rmmod works.
+#
+# 2. Rollback: with only node 1's last block pinned (kmodtest pin --last) the
+# detach offlines every other block first, then sticks in the last one; on
+# SIGTERM offline_and_remove_memory() re-onlines the others. The module's
+# counts per block are what they were (held units held, lent units lent),
+# MemFree did not grow, and after a process filled node 1's free memory with
+# a pattern the files' md5 are unchanged: no file page reached the buddy.
 . /kmemfs/kmod-lib.sh
 
 DRV=/sys/bus/dax/devices/dax0.0/driver
@@ -145,5 +152,122 @@ sed 's/^/    daemon: /' /tmp/kmemfs.log
 grep -q kmemfs /proc/iomem && { fail kmod-detach-busy-detach "kmemfs still in /proc/iomem"; exit 1; }
 pass kmod-detach-busy-detach
 fsck_clean kmod-detach-busy-fsck || exit 1
+
+# ---- 2. the rollback: only node 1's last block pinned. offline_and_remove_memory()
+# offlines the blocks before it (held units' pages dropped by the notifier, the
+# kernel's pages migrated off lent units), sticks in the last one, and on the
+# signal re-onlines the others. Held units must come back held (their file data
+# never in the buddy), lent ones lent.
+start_daemon kmod-detach-busy-rb-mount
+# a file larger than the free space that is not lent: the daemon takes units
+# back from the kernel for it, so file data lies in the hot part
+i=0
+while [ $i -lt 24 ]; do cat /tmp/r8; i=$((i + 1)); done >"$MNT/big" || { fail kmod-detach-busy-rb-write "writing 192 MiB"; exit 1; }
+sync
+bsum=$(md5sum <"$MNT/big" | cut -d' ' -f1)
+kmemfsctl stat "$MNT" | sed 's/^/    stat: /'
+kmt kmod-detach-busy-rb-query info
+lent0=$(kv lent)
+held0=$(kv held)
+per0=$(sed -n 's/^lent units per block: //p' "$CMDLOG")
+first=$(kv first_block)
+last=$((first + nblk - 1))
+# units held in the blocks the detach will offline and bring back
+heldlow=0
+for e in $per0; do
+	b=${e%%:*}; b=${b#memory}; l=${e#*:}; l=${l%/*}; per=${e#*/}
+	[ "$b" -lt "$last" ] && heldlow=$((heldlow + per - l))
+done
+echo "kmod-detach-busy: module: $lent0 units lent, $held0 held; $heldlow held in memory$first..memory$((last - 1))"
+[ "$heldlow" -ge 16 ] || { fail kmod-detach-busy-rb-query "only $heldlow held units before the last block, want >= 16 (file data there)"; exit 1; }
+pass kmod-detach-busy-rb-write
+
+rm -f /tmp/pinned
+kmodtest pin --last /tmp/pinned >/tmp/pin.log 2>&1 &
+PPID_PIN=$!
+i=0
+while [ ! -e /tmp/pinned ] && running $PPID_PIN && [ $i -lt 1200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+sed 's/^/    /' /tmp/pin.log
+grep -q "^pin: 1 pages on node 1 pinned by vmsplice, in blocks: memory$last\$" /tmp/pin.log ||
+	{ fail kmod-detach-busy-rb-pin "kmodtest pin --last did not pin one page in memory$last"; exit 1; }
+pass kmod-detach-busy-rb-pin
+m3=$(memfree)
+
+ncant=$(dmesg | grep -c 'kmemfs: cannot offline .*interrupted by a signal.*still attached')
+run umount "$MNT" || { fail_out kmod-detach-busy-rb-umount "umount"; exit 1; }
+t0=$(date +%s)
+i=0
+while { [ "$(blocks_in offline)" -lt $((nblk - 1)) ] || [ "$(blocks_in going-offline)" -ne 1 ]; } &&
+	running $KPID && [ $i -lt 1200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+sleep 3
+off=$(blocks_in offline)
+going=$(blocks_in going-offline)
+echo "kmod-detach-busy: $(($(date +%s) - t0)) s after umount: $off of $nblk blocks offline, memory$last $(cat /sys/devices/system/memory/memory$last/state), daemon $(running $KPID && echo running || echo gone)"
+running $KPID || { cat /tmp/kmemfs.log; fail kmod-detach-busy-rb-stuck "the daemon ended although memory$last could not be offlined"; exit 1; }
+[ "$off" -eq $((nblk - 1)) ] && [ "$going" -eq 1 ] &&
+	[ "$(cat /sys/devices/system/memory/memory$last/state)" = going-offline ] ||
+	{ fail kmod-detach-busy-rb-stuck "$off blocks offline and $going going-offline, want $((nblk - 1)) and memory$last"; exit 1; }
+dmesg | grep 'migrating pfn .* failed' | tail -n 1 | sed 's/^/    dmesg: /'
+pass kmod-detach-busy-rb-stuck
+
+kill -TERM $KPID
+wait_exit $KPID 30 || { fail kmod-detach-busy-rb-signal "the daemon is still running 30 s after SIGTERM"; exit 1; }
+wait $KPID
+rc=$?
+sed 's/^/    daemon: /' /tmp/kmemfs.log
+[ $rc -eq 1 ] || { fail kmod-detach-busy-rb-signal "the daemon exited $rc after SIGTERM, want 1"; exit 1; }
+grep -q 'still attached to kmemfs.ko as System RAM' /tmp/kmemfs.log &&
+	grep -q 'the detach was stopped by' /tmp/kmemfs.log ||
+	{ fail kmod-detach-busy-rb-signal "the daemon did not say the device stays attached and why"; exit 1; }
+dmesg | grep 'kmemfs: cannot offline' | tail -n 1 | sed 's/^/    dmesg: /'
+[ "$(dmesg | grep -c 'kmemfs: cannot offline .*interrupted by a signal.*still attached')" -gt "$ncant" ] ||
+	{ fail kmod-detach-busy-rb-signal "no new 'cannot offline ... still attached' from the module"; exit 1; }
+pass kmod-detach-busy-rb-signal
+
+# the rolled-back blocks are online again, with the same units lent and held
+online=$(blocks_in online)
+m4=$(memfree)
+kmt kmod-detach-busy-rb-units info
+per1=$(sed -n 's/^lent units per block: //p' "$CMDLOG")
+echo "kmod-detach-busy: after the rollback: $online of $nblk blocks online; node 1 MemFree ${m3} kB before umount, ${m4} kB now"
+[ "$online" -eq "$nblk" ] || { fail kmod-detach-busy-rb-online "$online of $nblk blocks of node 1 online"; exit 1; }
+[ "$(kv lent)" = "$lent0" ] && [ "$(kv held)" = "$held0" ] && [ "$(kv offline)" = 0 ] ||
+	{ fail kmod-detach-busy-rb-units "lent $(kv lent) held $(kv held) offline $(kv offline), want $lent0 $held0 0"; exit 1; }
+[ "$per1" = "$per0" ] || { fail kmod-detach-busy-rb-units "lent units per block: $per1, want $per0"; exit 1; }
+# a held unit given to the buddy would raise MemFree by 4 MiB
+[ "$m4" -le $((m3 + 8 * 1024)) ] || { fail kmod-detach-busy-rb-units "MemFree rose by $((m4 - m3)) kB: held pages in the buddy?"; exit 1; }
+pass kmod-detach-busy-rb-units
+
+# the kernel uses all of node 1's free memory: a file page among it would be overwritten
+kmt kmod-detach-busy-rb-fill fill $((m4 / 1024 - 32)) 4b4d454d46535041
+kill $PPID_PIN
+wait $PPID_PIN 2>/dev/null
+start_daemon kmod-detach-busy-rb-remount
+got=$(md5sum <"$MNT/keep" | cut -d' ' -f1)
+bgot=$(md5sum <"$MNT/big" | cut -d' ' -f1)
+[ "$got" = "$sum" ] && [ "$bgot" = "$bsum" ] ||
+	{ fail kmod-detach-busy-rb-data "md5 keep $got big $bgot, want $sum $bsum"; exit 1; }
+pass kmod-detach-busy-rb-data
+kmemfsctl stat "$MNT" | sed 's/^/    stat: /'
+plent=$(kmemfsctl stat "$MNT" --json | sed -n 's/.*"lent_pages": \([0-9]*\).*/\1/p')
+kmt kmod-detach-busy-rb-stat info
+echo "kmod-detach-busy: remounted: the pool says ${plent} pages lent, the module $(kv lent) units"
+[ "$(kv lent)" -eq "$lent0" ] && [ "${plent:-0}" -eq $((lent0 * 1024)) ] ||
+	{ fail kmod-detach-busy-rb-stat "module $(kv lent) units lent, pool ${plent} pages, want $lent0 units"; exit 1; }
+pass kmod-detach-busy-rb-stat
+run umount "$MNT" || { fail_out kmod-detach-busy-rb-detach "umount"; exit 1; }
+wait_exit $KPID 60 || { cat /tmp/kmemfs.log; fail kmod-detach-busy-rb-detach "the daemon is still running 60 s after umount without the pin"; exit 1; }
+wait $KPID
+rc=$?
+[ $rc -eq 0 ] && [ -e "$DRV" ] || { cat /tmp/kmemfs.log; fail kmod-detach-busy-rb-detach "the daemon exited $rc, dax0.0 $([ -e "$DRV" ] || echo not) on device_dax"; exit 1; }
+pass kmod-detach-busy-rb-detach
+fsck_clean kmod-detach-busy-rb-fsck || exit 1
+
 run rmmod kmemfs || { fail_out kmod-detach-busy-unload "rmmod after unmount"; exit 1; }
 pass kmod-detach-busy

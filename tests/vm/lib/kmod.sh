@@ -77,5 +77,7 @@ t_kmod_callback_taken() {
 # kmod-detach-busy: unmount while a process pins lent pages (vmsplice into a
 # pipe never read): the detach hangs offlining until SIGTERM, then the daemon
 # exits 1 saying the device stays attached as System RAM, the module keeps it
-# attached; after the pin is gone a remount re-attaches and unmount detaches
-t_kmod_detach_busy() { need_kmod && need_kmemfs && boot 1 300 namespace,kmod-detach-busy; }
+# attached; after the pin is gone a remount re-attaches and unmount detaches.
+# Then the rollback: only the last block pinned, the others offlined and
+# onlined again; held units stay held (file data intact), lent ones lent
+t_kmod_detach_busy() { need_kmod && need_kmemfs && boot 1 480 namespace,kmod-detach-busy; }
