@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,8 @@ static int inode_destroy(struct kmfs_fs *fs, uint64_t off)
 	if (rc < 0)
 		log_err("cannot free inode %llu: %s", (unsigned long long)off,
 			strerror(-rc));
+	else
+		atomic_fetch_sub(&fs->nr_inodes, 1);
 	return rc;
 }
 
@@ -176,25 +179,31 @@ static bool vreferenced(struct kmfs_fs *fs, uint64_t off)
 
 /* ---- mount ----------------------------------------------------------- */
 
-/* Free inodes that were unlinked while open when the daemon stopped. */
-static void free_orphans(struct kmfs_fs *fs)
+/*
+ * Count the inodes (df -i) and, on a writable mount, free those that were
+ * unlinked while open when the daemon stopped.
+ */
+static void scan_inodes(struct kmfs_fs *fs)
 {
 	PMEMoid oid = pmemobj_first(fs->pool.pop);
-	uint64_t n = 0;
+	uint64_t count = 0, freed = 0;
 
 	while (!OID_IS_NULL(oid)) {
 		PMEMoid next = pmemobj_next(oid);
-		if (pmemobj_type_num(oid) == KMFS_T_INODE &&
-		    ((struct kmfs_inode *)pmemobj_direct(oid))->nlink == 0 &&
-		    oid.off != fs->pool.sb->root_off) {
-			if (inode_destroy(fs, oid.off) == 0)
-				n++;
+		if (pmemobj_type_num(oid) == KMFS_T_INODE) {
+			bool orphan = ((struct kmfs_inode *)pmemobj_direct(oid))->nlink == 0 &&
+				      oid.off != fs->pool.sb->root_off;
+			if (orphan && !fs->readonly && inode_destroy(fs, oid.off) == 0)
+				freed++;
+			else
+				count++;
 		}
 		oid = next;
 	}
-	if (n)
+	atomic_store(&fs->nr_inodes, count);
+	if (freed)
 		log_info("freed %llu inodes unlinked before the last unmount",
-			 (unsigned long long)n);
+			 (unsigned long long)freed);
 }
 
 static void set_mounted(struct kmfs_fs *fs, bool on)
@@ -253,10 +262,9 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->vlock, NULL);
 	fs->readonly = o->readonly;
-	if (!fs->readonly) {
-		free_orphans(fs);
+	scan_inodes(fs);
+	if (!fs->readonly)
 		set_mounted(fs, true);
-	}
 	return 0;
 out_pages:
 	pages_fini(&fs->pages);
@@ -579,6 +587,8 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		rc = dir_touch(dir, now);
 out_end:
 	rc = txn_end(&t, rc);
+	if (rc == 0)
+		atomic_fetch_add(&fs->nr_inodes, 1);
 	if (rc == 0)
 		rc = vlookup(fs, off);
 	if (rc == 0)
@@ -1130,9 +1140,11 @@ int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 	st->f_blocks = ps.total_pages;
 	st->f_bfree = ps.free_pages + ps.lent_pages;
 	st->f_bavail = st->f_bfree;
-	/* an inode with its entry and maps takes about 512 bytes */
-	st->f_files = meta_total / 512;
+	/* used: the inodes there are; free: what the metadata left would
+	 * hold at about 512 bytes an inode with its entry and maps (an upper
+	 * bound: large directories and extent maps take more) */
 	st->f_ffree = meta_used < meta_total ? (meta_total - meta_used) / 512 : 0;
+	st->f_files = atomic_load(&fs->nr_inodes) + st->f_ffree;
 	st->f_favail = st->f_ffree;
 	st->f_namemax = KMFS_NAME_MAX;
 	return 0;

@@ -15,6 +15,7 @@
 #define KMEMFS_FS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -57,6 +58,7 @@ struct kmfs_fs {
 	struct vnode **vtab;
 	uint64_t vtab_size;
 	bool readonly;
+	_Atomic uint64_t nr_inodes; /* allocated, orphans included: df -i's IUsed */
 	/* set by the FUSE layer once mounted; opaque below it */
 	void *session;
 	char mountpoint[4096];  /* absolute path */

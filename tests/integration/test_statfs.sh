@@ -48,11 +48,26 @@ rm "$MNT/pre"
 # inodes
 read -r files ffree <<<"$(probe statfs "$MNT" | tr ' ' '\n' | sed -n 's/^files=//p;s/^ffree=//p' | tr '\n' ' ')"
 check "[ $files -gt 0 ] && [ $ffree -le $files ]" "inode counts are sane (files=$files ffree=$ffree)"
+iused() { df --output=iused "$MNT" | tail -n 1 | tr -d ' '; }
+iused1=$(iused)
+check_eq "$iused1" "$(find "$MNT" | wc -l)" "df -i counts every inode there is"
 mkdir "$MNT/many"
 (cd "$MNT/many" && seq -f 'i%04g' 1 1000 | xargs touch)
 ffree2=$(probe statfs "$MNT" | tr ' ' '\n' | sed -n 's/^ffree=//p')
 check "[ $ffree2 -lt $ffree ]" "free inodes drop after 1000 creates ($ffree -> $ffree2)"
+check_eq "$(iused)" "$((iused1 + 1001))" "df -i: a directory and 1000 files are 1001 inodes more"
+ln "$MNT/many/i0001" "$MNT/many/link"
+check_eq "$(iused)" "$((iused1 + 1001))" "df -i: a hard link is no new inode"
 rm -rf "$MNT/many"
+check "wait_until 10 '[ \$(iused) -eq $iused1 ]'" "df -i: the inodes are gone after rm -rf ($(iused), want $iused1)"
 check "wait_until 10 '[ \$(probe statfs $MNT | tr \" \" \"\\n\" | sed -n s/^ffree=//p) -ge $((ffree - 16)) ]'" \
 	"free inodes come back after rm (within 16 of $ffree)"
+
+# the count is rebuilt at mount, read-only mounts included
+touch "$MNT/a" "$MNT/b"
+want=$(find "$MNT" | wc -l)
+fs_remount
+check_eq "$(iused)" "$want" "df -i after a remount"
+fs_remount ro
+check_eq "$(iused)" "$want" "df -i on a read-only mount"
 finish
