@@ -23,6 +23,7 @@ struct options {
 	char *size;
 	char *reserve;
 	char *lend_max;
+	char *detach_timeout;
 	int nolend;
 	int foreground;
 	int debug;
@@ -39,6 +40,7 @@ static const struct fuse_opt spec[] = {
 	OPT("--size %s", size),
 	OPT("reserve=%s", reserve),
 	OPT("lend_max=%s", lend_max),
+	OPT("detach_timeout=%s", detach_timeout),
 	OPT("nolend", nolend),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -71,6 +73,10 @@ static void usage(FILE *f)
 "       lend_max=SIZE       lend at most SIZE (default: no limit)\n"
 "       nolend              never lend free 4 MiB units (to the host, or\n"
 "                           with kmemfs.ko loaded, to the kernel as RAM)\n"
+"       detach_timeout=SECS with kmemfs.ko: at unmount, stop waiting for the\n"
+"                           kernel to take the device's memory offline after\n"
+"                           SECS and exit 1, the device left attached as\n"
+"                           System RAM (default 0: wait until a signal)\n"
 "     and the standard FUSE options (fsname, max_threads, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
@@ -132,6 +138,24 @@ static void interruptible_teardown(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* parse_seconds -- whole seconds, at most a year */
+static int parse_seconds(const char *s, unsigned int *out)
+{
+	unsigned long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v > 366ul * 86400)
+			return -ERANGE;
+	}
+	*out = (unsigned int)v;
+	return 0;
+}
+
 /* Is PATH already the root of a mount? */
 static bool is_mount_point(const char *path)
 {
@@ -155,6 +179,7 @@ int main(int argc, char **argv)
 	struct kmfs_fs *fs;
 	char fsname[PATH_MAX + 16];
 	struct stat st;
+	unsigned int detach_timeout = 0;
 	int rc = 1;
 
 	log_set_prog("kmemfs");
@@ -185,6 +210,12 @@ int main(int argc, char **argv)
 	}
 	if (o.lend_max && parse_size(o.lend_max, &fo.lend_max) < 0) {
 		log_err("bad lend_max size '%s'", o.lend_max);
+		rc = 2;
+		goto out_args;
+	}
+	if (o.detach_timeout && parse_seconds(o.detach_timeout, &detach_timeout) < 0) {
+		log_err("bad detach_timeout '%s' (whole seconds, 0 = no limit)",
+			o.detach_timeout);
 		rc = 2;
 		goto out_args;
 	}
@@ -225,6 +256,7 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out_args;
 	}
+	fs->pool.media.detach_timeout = detach_timeout;
 	if (o.debug) {
 		char desc[256];
 		log_set_debug(true);

@@ -6,12 +6,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
 
@@ -246,6 +249,8 @@ int media_attach(struct media *m)
 	m->hot_off = a.hot_start - m->phys_start;
 	m->hot_end_off = a.hot_end - m->phys_start;
 	m->reattached = a.reattached;
+	m->first_block = a.first_block;
+	m->nr_blocks = a.nr_blocks;
 	m->kind = MEDIA_KMOD;
 	online_blocks(a.first_block, a.nr_blocks);
 	snprintf(m->open_path, sizeof(m->open_path), "/proc/self/fd/%d", a.fd);
@@ -256,22 +261,170 @@ out_rebind:
 	return rc;
 }
 
+/*
+ * The detach watcher: a thread that exists only while the DETACH ioctl runs
+ * (offline_and_remove_memory() on 6.1 retries migration until a signal is
+ * pending). Every DETACH_REPORT_S it says how many of the device's memory
+ * blocks are still online; once m->detach_timeout passes it sends
+ * DETACH_SIGNAL to the thread in the ioctl, whose handler only notes it, so
+ * the kernel stops offlining and the ioctl fails (EBUSY). It resends once a
+ * second until the ioctl returns, so a signal that arrived just before the
+ * thread entered the kernel cannot be lost. Every signal is blocked in the
+ * watcher: SIGINT/SIGTERM/SIGHUP reach the detaching thread, as before.
+ */
+#define DETACH_REPORT_S 10
+#define DETACH_SIGNAL SIGUSR1
+
+struct detach_watch {
+	const struct media *m;
+	pthread_t target;       /* the thread in the DETACH ioctl */
+	struct timespec start;  /* CLOCK_MONOTONIC, just before the ioctl */
+	pthread_mutex_t lock;   /* protects done */
+	pthread_cond_t cond;    /* signalled when done is set */
+	bool done;              /* the ioctl returned */
+	bool gave_up;           /* watcher only; read after pthread_join */
+};
+
+static volatile sig_atomic_t detach_interrupted;
+
+static void note_detach_signal(int sig)
+{
+	(void)sig;
+	detach_interrupted = 1; /* the signal's only job: end the ioctl */
+}
+
+/* blocks_online -- how many of the device's memory blocks are not offline */
+static uint64_t blocks_online(const struct media *m)
+{
+	char path[128], buf[32];
+	uint64_t b, n = 0;
+
+	for (b = m->first_block; b < m->first_block + m->nr_blocks; b++) {
+		ssize_t len;
+		int fd;
+
+		snprintf(path, sizeof(path), "/sys/devices/system/memory/memory%llu/state",
+			 (unsigned long long)b);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* removed: not online */
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[len > 0 ? len : 0] = 0;
+		/* "online", or "going-offline" for the block being offlined */
+		n += len > 0 && strncmp(buf, "offline", 7) != 0;
+	}
+	return n;
+}
+
+static struct timespec ts_add(struct timespec t, unsigned int s)
+{
+	t.tv_sec += s;
+	return t;
+}
+
+/* detach_watcher -- the watcher thread; see above */
+static void *detach_watcher(void *arg)
+{
+	struct detach_watch *w = arg;
+	unsigned int limit = w->m->detach_timeout, report = DETACH_REPORT_S, at;
+
+	pthread_mutex_lock(&w->lock);
+	for (at = limit && limit < report ? limit : report; !w->done;) {
+		struct timespec deadline = ts_add(w->start, at);
+
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &deadline) != ETIMEDOUT)
+			continue; /* done, or a spurious wakeup */
+		if (limit && at >= limit) {
+			w->gave_up = true;
+			pthread_kill(w->target, DETACH_SIGNAL);
+			at++; /* again in a second if the ioctl is still there */
+			continue;
+		}
+		log_info("%s: waiting for the kernel to move its pages off the device"
+			 " (%u s): %llu of %llu memory blocks still online; SIGTERM or"
+			 " Ctrl-C stops the wait and leaves the device attached as System"
+			 " RAM", w->m->path, at, (unsigned long long)blocks_online(w->m),
+			 (unsigned long long)w->m->nr_blocks);
+		report += DETACH_REPORT_S;
+		at = limit && limit < report ? limit : report;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/*
+ * detach_watched -- the DETACH ioctl with a watcher thread beside it; 0 or
+ * -errno. *gave_up: the watcher interrupted it (detach_timeout).
+ */
+static int detach_watched(struct media *m, struct kmemfs_detach *d, bool *gave_up)
+{
+	struct detach_watch w = { .m = m, .target = pthread_self() };
+	struct sigaction sa = { .sa_handler = note_detach_signal };
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	pthread_t tid;
+	int rc, err;
+
+	*gave_up = false;
+	/* no SA_RESTART; left installed: a resent signal may still be pending */
+	sigemptyset(&sa.sa_mask);
+	sigaction(DETACH_SIGNAL, &sa, NULL);
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	clock_gettime(CLOCK_MONOTONIC, &w.start);
+
+	/* the watcher inherits a mask with every signal blocked */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&tid, NULL, detach_watcher, &w);
+	sigdelset(&old, DETACH_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err)
+		log_err("%s: no detach watcher (%s): no progress reports, no time limit",
+			m->path, strerror(err));
+
+	rc = ioctl(m->kfd, KMEMFS_IOC_DETACH, d) != 0 ? -errno : 0;
+
+	if (!err) {
+		pthread_mutex_lock(&w.lock);
+		w.done = true;
+		pthread_cond_signal(&w.cond);
+		pthread_mutex_unlock(&w.lock);
+		pthread_join(tid, NULL);
+		*gave_up = w.gave_up;
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return rc;
+}
+
 void media_detach(struct media *m)
 {
 	struct kmemfs_detach d = { .phys_start = m->phys_start, .size = m->size };
+	bool gave_up;
+	int rc;
 
 	if (m->kind != MEDIA_KMOD)
 		return;
 	if (m->dev_fd >= 0)
 		close(m->dev_fd);
 	m->dev_fd = -1;
-	if (ioctl(m->kfd, KMEMFS_IOC_DETACH, &d) != 0) {
+	rc = detach_watched(m, &d, &gave_up);
+	if (rc) {
 		m->left_attached = true;
+		if (gave_up)
+			log_err("%s: gave up after %u s (-o detach_timeout=%u): the kernel"
+				" did not take the device's memory offline in time",
+				m->path, m->detach_timeout, m->detach_timeout);
 		log_err("%s: still attached to kmemfs.ko as System RAM: %s: the kernel"
 			" could not take the memory offline (pages it uses there cannot"
 			" be moved, or a signal stopped the wait; see dmesg). File data is"
 			" safe; mount again to use it, unmount again to retry the detach",
-			m->path, strerror(errno));
+			m->path, strerror(-rc));
 	} else if (sysfs_write("/sys/bus/dax/drivers/device_dax/bind", m->dax_name) < 0) {
 		log_err("%s: detached, but binding %s to device_dax failed: %s",
 			m->path, m->dax_name, strerror(errno));

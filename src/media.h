@@ -34,6 +34,8 @@ struct media {
 	int dev_fd;              /* the module's file spanning the device */
 	uint64_t hot_off, hot_end_off; /* lendable part, device offsets */
 	bool reattached;
+	uint64_t first_block, nr_blocks; /* its memory blocks (sysfs memoryN) */
+	unsigned int detach_timeout; /* s the detach may wait for offlining; 0: no limit */
 	bool left_attached;      /* detach failed: still System RAM of kmemfs.ko */
 	char open_path[64];      /* what pmemobj opens: /proc/self/fd/N */
 	char dax_name[64];       /* daxX.Y, to unbind and bind again */
@@ -55,7 +57,10 @@ bool media_kmod_available(void);
 /* media_attach -- unbind devdax, attach it to the module, online its
  * memory; afterwards the pool is opened at m->open_path */
 int media_attach(struct media *m);
-/* media_detach -- after the pool is closed: give the device back */
+/* media_detach -- after the pool is closed: give the device back. While the
+ * kernel offlines the memory, a line every 10 s says how far it got; after
+ * m->detach_timeout s (0: never) the wait is interrupted. SIGINT, SIGTERM and
+ * SIGHUP, if the caller catches them, stop it too (left_attached) */
 void media_detach(struct media *m);
 /* media_lendable -- may the unit at pool offset OFF be lent? */
 bool media_lendable(const struct media *m, uint64_t off, uint64_t len);

@@ -14,6 +14,10 @@
 # counts per block are what they were (held units held, lent units lent),
 # MemFree did not grow, and after a process filled node 1's free memory with
 # a pattern the files' md5 are unchanged: no file page reached the buddy.
+#
+# 3. -o detach_timeout=12, last block pinned: one progress line at 10 s (1 of
+# 6 blocks still online), then the daemon gives up by itself, exit 1, the
+# device attached; remount, clean unmount, fsck.
 . /kmemfs/kmod-lib.sh
 
 DRV=/sys/bus/dax/devices/dax0.0/driver
@@ -41,14 +45,16 @@ wait_exit() {
 	done
 	! running "$1"
 }
-# start_daemon NAME -- kmemfs -f in the background (KPID), its messages in
-# /tmp/kmemfs.log; waits for the mount
+# start_daemon NAME [OPTS...] -- kmemfs -f in the background (KPID), its
+# messages in /tmp/kmemfs.log; waits for the mount
 start_daemon() {
-	kmemfs -f "$DEV" "$MNT" >/tmp/kmemfs.log 2>&1 &
+	sdname=$1
+	shift
+	kmemfs -f "$@" "$DEV" "$MNT" >/tmp/kmemfs.log 2>&1 &
 	KPID=$!
 	i=0
 	while ! grep -q " $MNT fuse" /proc/mounts && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	grep -q " $MNT fuse" /proc/mounts || { cat /tmp/kmemfs.log; fail "$1" "kmemfs $DEV $MNT with kmemfs.ko loaded"; exit 1; }
+	grep -q " $MNT fuse" /proc/mounts || { cat /tmp/kmemfs.log; fail "$sdname" "kmemfs $* $DEV $MNT with kmemfs.ko loaded"; exit 1; }
 }
 
 run mkfs.kmemfs "$DEV" || { fail_out kmod-detach-busy-mkfs "mkfs.kmemfs $DEV"; exit 1; }
@@ -268,6 +274,59 @@ rc=$?
 [ $rc -eq 0 ] && [ -e "$DRV" ] || { cat /tmp/kmemfs.log; fail kmod-detach-busy-rb-detach "the daemon exited $rc, dax0.0 $([ -e "$DRV" ] || echo not) on device_dax"; exit 1; }
 pass kmod-detach-busy-rb-detach
 fsck_clean kmod-detach-busy-rb-fsck || exit 1
+
+# ---- 3. -o detach_timeout=12: a line every 10 s while the detach waits, and
+# the daemon gives up by itself after 12 s, device attached, exit 1
+start_daemon kmod-detach-busy-tmo-mount -o detach_timeout=12
+rm -f /tmp/pinned
+kmodtest pin --last /tmp/pinned >/tmp/pin.log 2>&1 &
+PPID_PIN=$!
+i=0
+while [ ! -e /tmp/pinned ] && running $PPID_PIN && [ $i -lt 1200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+grep -q "^pin: 1 pages on node 1 pinned by vmsplice, in blocks: memory$last\$" /tmp/pin.log ||
+	{ sed 's/^/    /' /tmp/pin.log; fail kmod-detach-busy-tmo-pin "kmodtest pin --last did not pin one page in memory$last"; exit 1; }
+t0=$(date +%s)
+run umount "$MNT" || { fail_out kmod-detach-busy-tmo-umount "umount"; exit 1; }
+wait_exit $KPID 60 || { cat /tmp/kmemfs.log; fail kmod-detach-busy-tmo "the daemon is still running 60 s after umount with detach_timeout=12"; exit 1; }
+took=$(($(date +%s) - t0))
+wait $KPID
+rc=$?
+sed 's/^/    daemon: /' /tmp/kmemfs.log
+echo "kmod-detach-busy: with detach_timeout=12 the daemon exited $rc by itself $took s after umount"
+[ $rc -eq 1 ] || { fail kmod-detach-busy-tmo "the daemon exited $rc, want 1"; exit 1; }
+[ $took -ge 12 ] && [ $took -le 30 ] || { fail kmod-detach-busy-tmo "the daemon exited $took s after umount, want 12-30 s"; exit 1; }
+grep -q 'gave up after 12 s (-o detach_timeout=12)' /tmp/kmemfs.log &&
+	grep -q 'still attached to kmemfs.ko as System RAM' /tmp/kmemfs.log ||
+	{ fail kmod-detach-busy-tmo "no 'gave up after 12 s' and 'still attached' from the daemon"; exit 1; }
+grep -q 'the detach was stopped by signal' /tmp/kmemfs.log &&
+	{ fail kmod-detach-busy-tmo "the daemon says a signal stopped it; it gave up by itself"; exit 1; }
+pass kmod-detach-busy-tmo
+# one progress line, at 10 s, with the blocks still online: the last one
+np=$(grep -c 'waiting for the kernel to move its pages off the device' /tmp/kmemfs.log)
+grep -q "waiting for the kernel to move its pages off the device (10 s): 1 of $nblk memory blocks still online; SIGTERM or Ctrl-C stops the wait and leaves the device attached as System RAM" /tmp/kmemfs.log &&
+	[ "$np" -eq 1 ] || { fail kmod-detach-busy-tmo-progress "$np progress lines, want one at 10 s saying 1 of $nblk blocks still online"; exit 1; }
+pass kmod-detach-busy-tmo-progress
+online=$(blocks_in online)
+[ "$online" -eq "$nblk" ] && [ ! -e "$DRV" ] && grep -q 'System RAM (kmemfs)' /proc/iomem ||
+	{ fail kmod-detach-busy-tmo-attached "$online of $nblk blocks online, dax0.0 $([ -e "$DRV" ] && echo bound || echo unbound)"; exit 1; }
+pass kmod-detach-busy-tmo-attached
+kill $PPID_PIN
+wait $PPID_PIN 2>/dev/null
+start_daemon kmod-detach-busy-tmo-remount -o detach_timeout=12
+got=$(md5sum <"$MNT/keep" | cut -d' ' -f1)
+bgot=$(md5sum <"$MNT/big" | cut -d' ' -f1)
+[ "$got" = "$sum" ] && [ "$bgot" = "$bsum" ] ||
+	{ fail kmod-detach-busy-tmo-remount "md5 keep $got big $bgot, want $sum $bsum"; exit 1; }
+run umount "$MNT" || { fail_out kmod-detach-busy-tmo-detach "umount"; exit 1; }
+wait_exit $KPID 60 || { cat /tmp/kmemfs.log; fail kmod-detach-busy-tmo-detach "the daemon is still running 60 s after umount without the pin"; exit 1; }
+wait $KPID
+rc=$?
+[ $rc -eq 0 ] && [ -e "$DRV" ] || { cat /tmp/kmemfs.log; fail kmod-detach-busy-tmo-detach "the daemon exited $rc, dax0.0 $([ -e "$DRV" ] || echo not) on device_dax"; exit 1; }
+pass kmod-detach-busy-tmo-detach
+fsck_clean kmod-detach-busy-tmo-fsck || exit 1
 
 run rmmod kmemfs || { fail_out kmod-detach-busy-unload "rmmod after unmount"; exit 1; }
 pass kmod-detach-busy
