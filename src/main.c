@@ -237,24 +237,38 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out_args;
 	}
+	/* the session first: it checks the -o options, and a bad one must
+	 * fail before the pool is opened (opening writes pmemobj's header) */
+	fs = calloc(1, sizeof(*fs));
+	if (!fs) {
+		log_err("out of memory");
+		goto out_args;
+	}
+	snprintf(fsname, sizeof(fsname), "-ofsname=kmemfs:%s,subtype=kmemfs,"
+		 "default_permissions", o.source);
+	fuse_opt_add_arg(&args, fsname);
+	se = fuse_session_new(&args, &kmemfs_ops, sizeof(kmemfs_ops), fs);
+	if (!se) {
+		free(fs);
+		rc = 2;
+		goto out_args;
+	}
 	if (o.size && access(o.source, F_OK) != 0) {
 		struct pool_format_opts po = { .meta_pct = POOL_DEFAULT_META_PCT };
-		if (parse_size(o.size, &po.size) < 0) {
+		if (parse_size(o.size, &po.size) < 0 || po.size == 0) {
 			log_err("bad size '%s'", o.size);
 			rc = 2;
-			goto out_args;
+			goto out_session;
 		}
 		if (pool_format(o.source, &po) < 0) {
 			rc = 1;
-			goto out_args;
+			goto out_session;
 		}
 		log_info("created %s (%s)", o.source, o.size);
 	}
-	fs = calloc(1, sizeof(*fs));
-	if (!fs || fs_mount(fs, o.source, &fo) < 0) {
-		free(fs);
+	if (fs_mount(fs, o.source, &fo) < 0) {
 		rc = 1;
-		goto out_args;
+		goto out_session;
 	}
 	fs->pool.media.detach_timeout = detach_timeout;
 	if (o.debug) {
@@ -263,12 +277,6 @@ int main(int argc, char **argv)
 		media_describe(&fs->pool.media, desc, sizeof(desc));
 		log_info("%s", desc);
 	}
-	snprintf(fsname, sizeof(fsname), "-ofsname=kmemfs:%s,subtype=kmemfs,"
-		 "default_permissions", o.source);
-	fuse_opt_add_arg(&args, fsname);
-	se = fuse_session_new(&args, &kmemfs_ops, sizeof(kmemfs_ops), fs);
-	if (!se)
-		goto out_unmount_fs;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(se, o.mountpoint) != 0) {
@@ -301,7 +309,7 @@ out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
-out_unmount_fs:
+	se = NULL;
 	interruptible_teardown();
 	fs_unmount(fs);
 	if (fs->pool.media.left_attached) {
@@ -310,6 +318,9 @@ out_unmount_fs:
 				strsignal(stop_signal));
 		rc = 1;
 	}
+out_session:
+	if (se)
+		fuse_session_destroy(se);
 	free(fs);
 out_args:
 	fuse_opt_free_args(&args);
