@@ -84,6 +84,11 @@ expect_refusal "an unknown -o option" "$K" -o no_such_mount_option "$POOL" "$MNT
 check_eq "$(sha256sum <"$POOL")" "$sum" "a bad -o option fails before the pool is opened (pool unchanged)"
 expect_refusal "an unknown -o option with --size" "$K" -o no_such_mount_option --size 64M "$WORK/new.pool" "$MNT"
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
+for o in reserve=abc lend_max=1x detach_timeout=abc detach_timeout=-1 detach_timeout=1.5; do
+	expect_refusal "kmemfs -o $o" "$K" -o "$o" "$POOL" "$MNT"
+	check "grep -q \"bad .*'\" '$WORK/out'" "... names the bad value: $(cat "$WORK/out")"
+done
+check_eq "$(sha256sum <"$POOL")" "$sum" "bad kmemfs option values leave the pool unchanged"
 expect_refusal "kmemfs --size 0" "$K" --size 0 "$WORK/new.pool" "$MNT"
 check "grep -q \"bad size '0'\" '$WORK/out'" "kmemfs --size 0 says the size is bad: $(cat "$WORK/out")"
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
@@ -95,8 +100,8 @@ sum=$(sha256sum <"$POOL")
 expect_refusal "mkfs.kmemfs without --force over an existing pool" "$MKFS" "$POOL"
 check_eq "$(sha256sum <"$POOL")" "$sum" "the refused mkfs left the pool untouched"
 
-# -- a second daemon on the same pool
-fs_mount || abort_test "mount"
+# -- a second daemon on the same pool (mounted with every policy option set)
+fs_mount reserve=8M,lend_max=16M,detach_timeout=5 || abort_test "mount with reserve, lend_max, detach_timeout"
 echo first >"$MNT/first"
 mkdir "$WORK/mnt2"
 expect_refusal "a second daemon on a mounted pool" "$K" "$POOL" "$WORK/mnt2"
