@@ -324,5 +324,10 @@ out_session:
 	free(fs);
 out_args:
 	fuse_opt_free_args(&args);
+	/* the "%s" options are copies made by fuse_opt_parse */
+	free(o.size);
+	free(o.reserve);
+	free(o.lend_max);
+	free(o.detach_timeout);
 	return rc;
 }
