@@ -80,5 +80,20 @@ for line in $lines; do
 		grep -e 'error' -e 'warning' -e 'undefined' "$log" | head -n 20 >&2
 		fail=1
 	fi
+	first=${first:-$unpacked/usr/src/linux-headers-$abi-amd64}
 done
+
+# the CMake target (`cmake --build B --target kmod`) builds the same module in kmod/
+if [ -n "${first:-}" ]; then
+	rm -f "$root/kmod/kmemfs.ko"
+	if cmake -S "$root" -B "$cache/cmake" -DKMEMFS_TESTS=OFF -DKMEMFS_KDIR="$first" \
+		>"$cache/cmake-kmod.log" 2>&1 &&
+		cmake --build "$cache/cmake" --target kmod >>"$cache/cmake-kmod.log" 2>&1 &&
+		[ -f "$root/kmod/kmemfs.ko" ]; then
+		echo "check-kernels: cmake --target kmod builds kmemfs.ko against ${first##*/}"
+	else
+		echo "check-kernels: cmake --target kmod failed (see $cache/cmake-kmod.log)" >&2
+		fail=1
+	fi
+fi
 exit $fail
