@@ -85,7 +85,9 @@ done
 
 # the CMake target (`cmake --build B --target kmod`) builds the same module in kmod/
 if [ -n "${first:-}" ]; then
+	# a fresh build dir: the cache outlives checkouts, CMake's cache may not
 	rm -f "$root/kmod/kmemfs.ko"
+	rm -rf "$cache/cmake"
 	if cmake -S "$root" -B "$cache/cmake" -DKMEMFS_TESTS=OFF -DKMEMFS_KDIR="$first" \
 		>"$cache/cmake-kmod.log" 2>&1 &&
 		cmake --build "$cache/cmake" --target kmod >>"$cache/cmake-kmod.log" 2>&1 &&
