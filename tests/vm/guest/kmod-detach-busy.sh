@@ -45,6 +45,18 @@ wait_exit() {
 	done
 	! running "$1"
 }
+# start_pin [--last] -- kmodtest pin in the background (PPID_PIN); waits up to
+# 120 s until it says it has pinned (/tmp/pinned) or ends; output in /tmp/pin.log
+start_pin() {
+	rm -f /tmp/pinned
+	kmodtest pin "$@" /tmp/pinned >/tmp/pin.log 2>&1 &
+	PPID_PIN=$!
+	i=0
+	while [ ! -e /tmp/pinned ] && running $PPID_PIN && [ $i -lt 1200 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 # start_daemon NAME [OPTS...] -- kmemfs -f in the background (KPID), its
 # messages in /tmp/kmemfs.log; waits for the mount
 start_daemon() {
@@ -72,14 +84,7 @@ echo "kmod-detach-busy: node 1 MemFree ${m0} kB before mount, ${m1} kB mounted"
 pass kmod-detach-busy-lends
 
 # pin one page per block of node 1 (the lent memory is ZONE_MOVABLE there)
-rm -f /tmp/pinned
-kmodtest pin /tmp/pinned >/tmp/pin.log 2>&1 &
-PPID_PIN=$!
-i=0
-while [ ! -e /tmp/pinned ] && running $PPID_PIN && [ $i -lt 1200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+start_pin
 sed 's/^/    /' /tmp/pin.log
 [ -e /tmp/pinned ] || { fail kmod-detach-busy-pin "kmodtest pin did not pin its pages"; exit 1; }
 npin=$(sed -n 's/^pin: \([0-9]*\) pages on node 1 pinned.*/\1/p' /tmp/pin.log)
@@ -188,14 +193,7 @@ echo "kmod-detach-busy: module: $lent0 units lent, $held0 held; $heldlow held in
 [ "$heldlow" -ge 16 ] || { fail kmod-detach-busy-rb-query "only $heldlow held units before the last block, want >= 16 (file data there)"; exit 1; }
 pass kmod-detach-busy-rb-write
 
-rm -f /tmp/pinned
-kmodtest pin --last /tmp/pinned >/tmp/pin.log 2>&1 &
-PPID_PIN=$!
-i=0
-while [ ! -e /tmp/pinned ] && running $PPID_PIN && [ $i -lt 1200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+start_pin --last
 sed 's/^/    /' /tmp/pin.log
 grep -q "^pin: 1 pages on node 1 pinned by vmsplice, in blocks: memory$last\$" /tmp/pin.log ||
 	{ fail kmod-detach-busy-rb-pin "kmodtest pin --last did not pin one page in memory$last"; exit 1; }
@@ -278,14 +276,7 @@ fsck_clean kmod-detach-busy-rb-fsck || exit 1
 # ---- 3. -o detach_timeout=12: a line every 10 s while the detach waits, and
 # the daemon gives up by itself after 12 s, device attached, exit 1
 start_daemon kmod-detach-busy-tmo-mount -o detach_timeout=12
-rm -f /tmp/pinned
-kmodtest pin --last /tmp/pinned >/tmp/pin.log 2>&1 &
-PPID_PIN=$!
-i=0
-while [ ! -e /tmp/pinned ] && running $PPID_PIN && [ $i -lt 1200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+start_pin --last
 grep -q "^pin: 1 pages on node 1 pinned by vmsplice, in blocks: memory$last\$" /tmp/pin.log ||
 	{ sed 's/^/    /' /tmp/pin.log; fail kmod-detach-busy-tmo-pin "kmodtest pin --last did not pin one page in memory$last"; exit 1; }
 t0=$(date +%s)
