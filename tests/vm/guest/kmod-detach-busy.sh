@@ -57,6 +57,16 @@ start_pin() {
 		i=$((i + 1))
 	done
 }
+# clean_detach NAME -- umount with nothing pinned: the daemon exits 0 within
+# 60 s and dax0.0 is back on device_dax
+clean_detach() {
+	run umount "$MNT" || { fail_out "$1" "umount"; return 1; }
+	wait_exit $KPID 60 || { cat /tmp/kmemfs.log; fail "$1" "the daemon is still running 60 s after umount without the pin"; return 1; }
+	wait $KPID
+	rc=$?
+	[ $rc -eq 0 ] && [ -e "$DRV" ] || { cat /tmp/kmemfs.log; fail "$1" "the daemon exited $rc, dax0.0 $([ -e "$DRV" ] || echo not) on device_dax"; return 1; }
+	pass "$1"
+}
 # start_daemon NAME [OPTS...] -- kmemfs -f in the background (KPID), its
 # messages in /tmp/kmemfs.log; waits for the mount
 start_daemon() {
@@ -265,12 +275,7 @@ echo "kmod-detach-busy: remounted: the pool says ${plent} pages lent, the module
 [ "$(kv lent)" -eq "$lent0" ] && [ "${plent:-0}" -eq $((lent0 * 1024)) ] ||
 	{ fail kmod-detach-busy-rb-stat "module $(kv lent) units lent, pool ${plent} pages, want $lent0 units"; exit 1; }
 pass kmod-detach-busy-rb-stat
-run umount "$MNT" || { fail_out kmod-detach-busy-rb-detach "umount"; exit 1; }
-wait_exit $KPID 60 || { cat /tmp/kmemfs.log; fail kmod-detach-busy-rb-detach "the daemon is still running 60 s after umount without the pin"; exit 1; }
-wait $KPID
-rc=$?
-[ $rc -eq 0 ] && [ -e "$DRV" ] || { cat /tmp/kmemfs.log; fail kmod-detach-busy-rb-detach "the daemon exited $rc, dax0.0 $([ -e "$DRV" ] || echo not) on device_dax"; exit 1; }
-pass kmod-detach-busy-rb-detach
+clean_detach kmod-detach-busy-rb-detach || exit 1
 fsck_clean kmod-detach-busy-rb-fsck || exit 1
 
 # ---- 3. -o detach_timeout=12: a line every 10 s while the detach waits, and
@@ -311,12 +316,7 @@ got=$(md5sum <"$MNT/keep" | cut -d' ' -f1)
 bgot=$(md5sum <"$MNT/big" | cut -d' ' -f1)
 [ "$got" = "$sum" ] && [ "$bgot" = "$bsum" ] ||
 	{ fail kmod-detach-busy-tmo-remount "md5 keep $got big $bgot, want $sum $bsum"; exit 1; }
-run umount "$MNT" || { fail_out kmod-detach-busy-tmo-detach "umount"; exit 1; }
-wait_exit $KPID 60 || { cat /tmp/kmemfs.log; fail kmod-detach-busy-tmo-detach "the daemon is still running 60 s after umount without the pin"; exit 1; }
-wait $KPID
-rc=$?
-[ $rc -eq 0 ] && [ -e "$DRV" ] || { cat /tmp/kmemfs.log; fail kmod-detach-busy-tmo-detach "the daemon exited $rc, dax0.0 $([ -e "$DRV" ] || echo not) on device_dax"; exit 1; }
-pass kmod-detach-busy-tmo-detach
+clean_detach kmod-detach-busy-tmo-detach || exit 1
 fsck_clean kmod-detach-busy-tmo-fsck || exit 1
 
 run rmmod kmemfs || { fail_out kmod-detach-busy-unload "rmmod after unmount"; exit 1; }
