@@ -186,21 +186,21 @@ static bool vreferenced(struct kmfs_fs *fs, uint64_t off)
 static void scan_inodes(struct kmfs_fs *fs)
 {
 	PMEMoid oid = pmemobj_first(fs->pool.pop);
-	uint64_t count = 0, freed = 0;
+	uint64_t freed = 0;
 
+	atomic_store(&fs->nr_inodes, 0);
 	while (!OID_IS_NULL(oid)) {
 		PMEMoid next = pmemobj_next(oid);
 		if (pmemobj_type_num(oid) == KMFS_T_INODE) {
 			bool orphan = ((struct kmfs_inode *)pmemobj_direct(oid))->nlink == 0 &&
 				      oid.off != fs->pool.sb->root_off;
+			/* counted, so that inode_destroy's uncount balances */
+			atomic_fetch_add(&fs->nr_inodes, 1);
 			if (orphan && !fs->readonly && inode_destroy(fs, oid.off) == 0)
 				freed++;
-			else
-				count++;
 		}
 		oid = next;
 	}
-	atomic_store(&fs->nr_inodes, count);
 	if (freed)
 		log_info("freed %llu inodes unlinked before the last unmount",
 			 (unsigned long long)freed);
