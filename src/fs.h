@@ -64,6 +64,7 @@ struct kmfs_fs {
 	char mountpoint[4096];  /* absolute path */
 	dev_t mount_dev;        /* st_dev of files on this mount, once known */
 	bool mount_dev_known;
+	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
 };
 
 #define FS_ROOT_INO 1

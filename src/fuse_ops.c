@@ -91,9 +91,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->max_write = 1u << 20;
-	/* page-cache reads in 1 MiB requests rather than 128-256 KiB */
-	if (conn->max_readahead < (1u << 20))
-		conn->max_readahead = 1u << 20;
+	/* the kernel keeps the smaller of this and the window main.c set */
+	conn->max_readahead = ((struct kmfs_fs *)userdata)->readahead;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

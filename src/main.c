@@ -24,6 +24,7 @@ struct options {
 	char *reserve;
 	char *lend_max;
 	char *detach_timeout;
+	char *readahead;
 	int nolend;
 	int foreground;
 	int debug;
@@ -41,6 +42,7 @@ static const struct fuse_opt spec[] = {
 	OPT("reserve=%s", reserve),
 	OPT("lend_max=%s", lend_max),
 	OPT("detach_timeout=%s", detach_timeout),
+	OPT("readahead=%s", readahead),
 	OPT("nolend", nolend),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -77,6 +79,9 @@ static void usage(FILE *f)
 "                           kernel to take the device's memory offline after\n"
 "                           SECS and exit 1, the device left attached as\n"
 "                           System RAM (default 0: wait until a signal)\n"
+"       readahead=SIZE      how far the kernel reads ahead of a sequential\n"
+"                           reader (1M: one request of max_write; the\n"
+"                           kernel's own default is 128K)\n"
 "     and the standard FUSE options (fsname, max_threads, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
@@ -156,6 +161,63 @@ static int parse_seconds(const char *s, unsigned int *out)
 	return 0;
 }
 
+/* Undo mountinfo's octal escapes (\\040 for a space) in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*out++ = *s;
+		}
+	}
+	*out = '\0';
+}
+
+/*
+ * set_readahead -- the FUSE superblock's backing device starts with the
+ * kernel's 128 KiB read-ahead window, and INIT can only lower it; reads from
+ * the pool are cheap, so page-cache readers gain from whole 1 MiB requests
+ * (1.5-1.9 against 2.6-2.8 GiB/s, docs/performance.md). INIT's reply can
+ * only lower the window, so this runs before the loop answers INIT. The device is named
+ * by the mount's st_dev, read from mountinfo: a stat of MOUNTPOINT would ask
+ * this daemon, whose loop is not running yet. Only root may write sysfs.
+ */
+static int set_readahead(const char *mountpoint, uint64_t bytes)
+{
+	char line[2 * PATH_MAX], dev[32] = "", path[64];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int rc = 0;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char mdev[32], mpoint[PATH_MAX];
+
+		if (sscanf(line, "%*u %*u %31s %*s %4095s", mdev, mpoint) != 2)
+			continue;
+		unescape_mountinfo(mpoint);
+		if (strcmp(mpoint, mountpoint) == 0 && strstr(line, " - fuse."))
+			snprintf(dev, sizeof(dev), "%s", mdev); /* the last one is ours */
+	}
+	fclose(f);
+	if (!dev[0])
+		return -ENOENT;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	if (fprintf(f, "%llu\n", (unsigned long long)(bytes >> 10)) < 0)
+		rc = -EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
 /* Is PATH already the root of a mount? */
 static bool is_mount_point(const char *path)
 {
@@ -180,6 +242,7 @@ int main(int argc, char **argv)
 	char fsname[PATH_MAX + 16];
 	struct stat st;
 	unsigned int detach_timeout = 0;
+	uint64_t readahead = 1u << 20;
 	int rc = 1;
 
 	log_set_prog("kmemfs");
@@ -216,6 +279,12 @@ int main(int argc, char **argv)
 	if (o.detach_timeout && parse_seconds(o.detach_timeout, &detach_timeout) < 0) {
 		log_err("bad detach_timeout '%s' (whole seconds, 0 = no limit)",
 			o.detach_timeout);
+		rc = 2;
+		goto out_args;
+	}
+	if (o.readahead && (parse_size(o.readahead, &readahead) < 0 ||
+			    readahead > (1ull << 30))) {
+		log_err("bad readahead size '%s' (0 to 1G)", o.readahead);
 		rc = 2;
 		goto out_args;
 	}
@@ -290,6 +359,15 @@ int main(int argc, char **argv)
 	fs->session = se;
 	if (!realpath(o.mountpoint, fs->mountpoint))
 		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
+	fs->readahead = (uint32_t)readahead;
+	if ((rc = set_readahead(fs->mountpoint, readahead)) < 0) {
+		/* a user's mount keeps the kernel's window: no need to shout */
+		if (o.readahead)
+			log_err("cannot set readahead=%s: %s", o.readahead, strerror(-rc));
+		else
+			log_debug("cannot set the read-ahead window: %s", strerror(-rc));
+	}
+	rc = 1;
 	if (!o.foreground) {
 		if (fuse_daemonize(0) != 0)
 			goto out_fuse_unmount;
@@ -329,5 +407,6 @@ out_args:
 	free(o.reserve);
 	free(o.lend_max);
 	free(o.detach_timeout);
+	free(o.readahead);
 	return rc;
 }

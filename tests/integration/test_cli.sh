@@ -84,7 +84,8 @@ expect_refusal "an unknown -o option" "$K" -o no_such_mount_option "$POOL" "$MNT
 check_eq "$(sha256sum <"$POOL")" "$sum" "a bad -o option fails before the pool is opened (pool unchanged)"
 expect_refusal "an unknown -o option with --size" "$K" -o no_such_mount_option --size 64M "$WORK/new.pool" "$MNT"
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
-for o in reserve=abc lend_max=1x detach_timeout=abc detach_timeout=-1 detach_timeout=1.5; do
+for o in reserve=abc lend_max=1x detach_timeout=abc detach_timeout=-1 detach_timeout=1.5 \
+	readahead=1x readahead=2G; do
 	expect_refusal "kmemfs -o $o" "$K" -o "$o" "$POOL" "$MNT"
 	check "grep -q \"bad .*'\" '$WORK/out'" "... names the bad value: $(cat "$WORK/out")"
 done
@@ -112,8 +113,14 @@ check_eq "$(cat "$MNT/first")" first "the mounted filesystem survived the refuse
 check "pgrep -x kmemfs >/dev/null && [ -n \"\$(daemon_pids)\" ]" "kmemfs daemonized (no -f) and runs"
 pid=$(daemon_pids)
 check "[ \"\$(ps -o ppid= -p $pid | tr -d ' ')\" != $$ ]" "the daemon is not a child of the shell that started it"
+# the read-ahead window of the mount's backing device (the kernel's is 128 KiB)
+ra_kb() { cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb"; }
+check_eq "$(ra_kb)" 1024 "the mount reads ahead 1 MiB by default (one max_write request)"
 # without allow_other, other users are kept out (FUSE rule)
 expect_errno EACCES "without allow_other uid 1000 cannot enter the mount" as_user 1000 probe stat "$MNT/first"
+fs_umount
+fs_mount readahead=4M || abort_test "mount with readahead=4M"
+check_eq "$(ra_kb)" 4096 "-o readahead=4M sets a 4 MiB window (INIT did not lower it)"
 fs_umount
 if [ -x "$FSCK" ]; then
 	run_tool "$WORK/out" "$FSCK" -n "$POOL"
