@@ -15,6 +15,7 @@
 #include "fs.h"
 #include "fuse_ops.h"
 #include "log.h"
+#include "loop.h"
 #include "wire.h"
 
 struct options {
@@ -25,6 +26,7 @@ struct options {
 	char *lend_max;
 	char *detach_timeout;
 	char *readahead;
+	char *max_threads;
 	int nolend;
 	int foreground;
 	int debug;
@@ -43,6 +45,7 @@ static const struct fuse_opt spec[] = {
 	OPT("lend_max=%s", lend_max),
 	OPT("detach_timeout=%s", detach_timeout),
 	OPT("readahead=%s", readahead),
+	OPT("max_threads=%s", max_threads),
 	OPT("nolend", nolend),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -82,7 +85,9 @@ static void usage(FILE *f)
 "       readahead=SIZE      how far the kernel reads ahead of a sequential\n"
 "                           reader (1M: one request of max_write; the\n"
 "                           kernel's own default is 128K)\n"
-"     and the standard FUSE options (fsname, max_threads, ...).\n"
+"       max_threads=N       at most N worker threads (16); one per CPU serve\n"
+"                           requests, more start only while all are blocked\n"
+"     and the standard FUSE options (fsname, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
 "\n"
@@ -143,8 +148,9 @@ static void interruptible_teardown(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
-/* parse_seconds -- whole seconds, at most a year */
-static int parse_seconds(const char *s, unsigned int *out)
+/* parse_uint -- a decimal number from MIN to MAX, digits only */
+static int parse_uint(const char *s, unsigned long min, unsigned long max,
+		      unsigned int *out)
 {
 	unsigned long v = 0;
 
@@ -154,12 +160,43 @@ static int parse_seconds(const char *s, unsigned int *out)
 		if (*s < '0' || *s > '9')
 			return -EINVAL;
 		v = v * 10 + (unsigned long)(*s - '0');
-		if (v > 366ul * 86400)
+		if (v > max)
 			return -ERANGE;
 	}
+	if (v < min)
+		return -ERANGE;
 	*out = (unsigned int)v;
 	return 0;
 }
+
+/* The FUSE session as loop.c's request source; a slot is a struct fuse_buf. */
+static int session_receive(void *se, void *slot)
+{
+	return fuse_session_receive_buf(se, slot);
+}
+
+static void session_process(void *se, void *slot)
+{
+	fuse_session_process_buf(se, slot);
+}
+
+static bool session_exited(void *se)
+{
+	return fuse_session_exited(se) != 0;
+}
+
+static void session_slot_free(void *slot)
+{
+	free(((struct fuse_buf *)slot)->mem);
+}
+
+static const struct loop_ops session_loop_ops = {
+	.receive = session_receive,
+	.process = session_process,
+	.exited = session_exited,
+	.slot_free = session_slot_free,
+	.slot_size = sizeof(struct fuse_buf),
+};
 
 /* Undo mountinfo's octal escapes (\\040 for a space) in place. */
 static void unescape_mountinfo(char *s)
@@ -237,12 +274,13 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct fs_opts fo = { .lend = true, .reserve = 32ull << 20 };
 	struct fuse_session *se;
-	struct fuse_loop_config *lc;
+	struct loop *loop;
 	struct kmfs_fs *fs;
 	char fsname[PATH_MAX + 16];
 	struct stat st;
 	unsigned int detach_timeout = 0;
 	uint64_t readahead = 1u << 20;
+	unsigned int max_threads = 16;
 	int rc = 1;
 
 	log_set_prog("kmemfs");
@@ -276,7 +314,7 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_args;
 	}
-	if (o.detach_timeout && parse_seconds(o.detach_timeout, &detach_timeout) < 0) {
+	if (o.detach_timeout && parse_uint(o.detach_timeout, 0, 366ul * 86400, &detach_timeout) < 0) {
 		log_err("bad detach_timeout '%s' (whole seconds, 0 = no limit)",
 			o.detach_timeout);
 		rc = 2;
@@ -285,6 +323,11 @@ int main(int argc, char **argv)
 	if (o.readahead && (parse_size(o.readahead, &readahead) < 0 ||
 			    readahead > (1ull << 30))) {
 		log_err("bad readahead size '%s' (0 to 1G)", o.readahead);
+		rc = 2;
+		goto out_args;
+	}
+	if (o.max_threads && parse_uint(o.max_threads, 1, 1024, &max_threads) < 0) {
+		log_err("bad max_threads '%s' (1 to 1024)", o.max_threads);
 		rc = 2;
 		goto out_args;
 	}
@@ -373,14 +416,15 @@ int main(int argc, char **argv)
 			goto out_fuse_unmount;
 		log_use_syslog(true); /* stderr is gone */
 	}
-	lc = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(lc, 16);
-	/* keep the workers: creating one per burst costs more than it holds */
-	fuse_loop_cfg_set_idle_threads(lc, 16);
-	rc = fuse_session_loop_mt(se, lc);
-	/* a signal that asked us to stop is a clean exit */
-	rc = (rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP) ? 0 : 1;
-	fuse_loop_cfg_destroy(lc);
+	loop = loop_new(&session_loop_ops, se, loop_base_workers(max_threads),
+			max_threads);
+	if (!loop) {
+		log_err("out of memory");
+		goto out_fuse_unmount;
+	}
+	/* an unmount or a signal that asked us to stop is a clean exit */
+	rc = loop_run(loop) < 0 ? 1 : 0;
+	loop_free(loop);
 out_fuse_unmount:
 	fuse_session_unmount(se);
 out_signals:
@@ -408,5 +452,6 @@ out_args:
 	free(o.lend_max);
 	free(o.detach_timeout);
 	free(o.readahead);
+	free(o.max_threads);
 	return rc;
 }
