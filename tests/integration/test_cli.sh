@@ -85,7 +85,7 @@ check_eq "$(sha256sum <"$POOL")" "$sum" "a bad -o option fails before the pool i
 expect_refusal "an unknown -o option with --size" "$K" -o no_such_mount_option --size 64M "$WORK/new.pool" "$MNT"
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
 for o in reserve=abc lend_max=1x detach_timeout=abc detach_timeout=-1 detach_timeout=1.5 \
-	readahead=1x readahead=2G; do
+	readahead=1x readahead=2G max_threads=0 max_threads=4x max_threads=2000; do
 	expect_refusal "kmemfs -o $o" "$K" -o "$o" "$POOL" "$MNT"
 	check "grep -q \"bad .*'\" '$WORK/out'" "... names the bad value: $(cat "$WORK/out")"
 done
@@ -102,7 +102,7 @@ expect_refusal "mkfs.kmemfs without --force over an existing pool" "$MKFS" "$POO
 check_eq "$(sha256sum <"$POOL")" "$sum" "the refused mkfs left the pool untouched"
 
 # -- a second daemon on the same pool (mounted with every policy option set)
-fs_mount reserve=8M,lend_max=16M,detach_timeout=5 || abort_test "mount with reserve, lend_max, detach_timeout"
+fs_mount reserve=8M,lend_max=16M,detach_timeout=5,max_threads=4 || abort_test "mount with reserve, lend_max, detach_timeout, max_threads"
 echo first >"$MNT/first"
 mkdir "$WORK/mnt2"
 expect_refusal "a second daemon on a mounted pool" "$K" "$POOL" "$WORK/mnt2"
