@@ -11,10 +11,10 @@
  * (docs/performance.md). Blocked workers are the risk of a small pool, so a
  * monitor watches for a tick with every worker busy and none finishing.
  *
- * Locking: l->lock protects the worker list, nworkers, peak, stopping,
- * ended and error, and is the monitor's condition mutex. nidle, finished
- * and monitor_asleep are atomics, read and changed without it on the
- * request path.
+ * Locking: l->lock protects the worker list, peak, stopping, ended and
+ * error, and is the monitor's condition mutex; nworkers changes only under
+ * it but is read without it. nidle, finished and monitor_asleep are
+ * atomics, read and changed without it on the request path.
  */
 #include <errno.h>
 #include <poll.h>
@@ -49,7 +49,8 @@ struct loop {
 	pthread_cond_t cv;        /* wakes the monitor: all busy, or stopping */
 	int ended_fd;             /* eventfd: a worker saw the source end or fail */
 	struct worker *workers;   /* every live worker but those leaving */
-	unsigned nworkers, peak;
+	_Atomic unsigned nworkers; /* changed under lock; read without it */
+	unsigned peak;
 	bool stopping;            /* loop_run is tearing down: no spawns, no leaving */
 	bool ended;               /* a worker saw the source end or fail */
 	int error;                /* the first receive error */
@@ -120,7 +121,9 @@ static bool worker_leaves(struct loop *l, struct worker *w)
 {
 	bool leave;
 
-	if (atomic_load(&l->nidle) < 2) /* itself and at least one other */
+	/* the common case, without the lock: no extra worker, or none idle
+	 * besides itself */
+	if (atomic_load(&l->nworkers) <= l->base || atomic_load(&l->nidle) < 2)
 		return false;
 	pthread_mutex_lock(&l->lock);
 	leave = !l->stopping && l->nworkers > l->base && atomic_load(&l->nidle) >= 2;
