@@ -130,7 +130,7 @@ static bool worker_leaves(struct loop *l, struct worker *w)
 	if (leave) {
 		unlist(l, w);
 		atomic_fetch_sub(&l->nidle, 1);
-		pthread_detach(w->thread);
+		pthread_detach(pthread_self());
 	}
 	pthread_mutex_unlock(&l->lock);
 	return leave;
@@ -293,8 +293,10 @@ int loop_run(struct loop *l)
 	pthread_mutex_unlock(&l->lock);
 	if (rc < 0) {
 		log_err("cannot start the worker threads: %s", strerror(-rc));
-		l->error = rc;
-		l->stopping = true; /* nothing else runs yet but the workers */
+		pthread_mutex_lock(&l->lock);
+		if (!l->error)
+			l->error = rc;
+		pthread_mutex_unlock(&l->lock);
 	}
 	/*
 	 * Signals land here (the workers block them). They stay blocked but
