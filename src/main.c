@@ -217,12 +217,12 @@ static void unescape_mountinfo(char *s)
 
 /*
  * set_readahead -- the FUSE superblock's backing device starts with the
- * kernel's 128 KiB read-ahead window, and INIT can only lower it; reads from
- * the pool are cheap, so page-cache readers gain from whole 1 MiB requests
- * (1.5-1.9 against 2.6-2.8 GiB/s, docs/performance.md). INIT's reply can
- * only lower the window, so this runs before the loop answers INIT. The device is named
- * by the mount's st_dev, read from mountinfo: a stat of MOUNTPOINT would ask
- * this daemon, whose loop is not running yet. Only root may write sysfs.
+ * kernel's 128 KiB read-ahead window, and the INIT reply can only lower it,
+ * so this runs before the loop answers INIT (which then asks for the same).
+ * Reads from the pool are cheap: page-cache readers gain from whole 1 MiB
+ * requests (1.9-2.0 against 2.4-2.7 GiB/s, docs/performance.md). The device
+ * is named by the mount's maj:min from mountinfo; a stat of MOUNTPOINT would
+ * wait on this daemon, whose loop is not running yet. Only root may write it.
  */
 static int set_readahead(const char *mountpoint, uint64_t bytes)
 {
