@@ -3,12 +3,14 @@
  * main.c -- kmemfs: options, mount, the session loop, clean unmount.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,6 +257,57 @@ static int set_readahead(const char *mountpoint, uint64_t bytes)
 	return rc;
 }
 
+/* Is the pool at PATH (the same file) the source of a mounted kmemfs? */
+static bool pool_is_mounted(const char *path)
+{
+	char line[2 * PATH_MAX], src[PATH_MAX];
+	struct stat want, got;
+	bool found = false;
+	FILE *f;
+
+	if (stat(path, &want) != 0 || !(f = fopen("/proc/self/mountinfo", "r")))
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		const char *sep = strstr(line, " - fuse.kmemfs kmemfs:");
+
+		if (!sep || sscanf(sep + strlen(" - fuse.kmemfs kmemfs:"), "%4095s", src) != 1)
+			continue;
+		unescape_mountinfo(src);
+		found = stat(src, &got) == 0 && got.st_dev == want.st_dev &&
+			got.st_ino == want.st_ino && got.st_rdev == want.st_rdev;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * wait_for_pool -- a kmemfs that was just unmounted holds its pool
+ * (libpmemobj's flock) until it has closed it, and umount(8) does not wait
+ * for that: an immediate remount would fail as "in use". So while PATH is
+ * locked and no mount serves it, wait up to 10 s for the holder to let go.
+ * A pool that is mounted fails at once, in fs_mount, as before.
+ */
+static void wait_for_pool(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 100; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			flock(fd, LOCK_UN);
+			break;
+		}
+		if (errno != EWOULDBLOCK || pool_is_mounted(path))
+			break;
+		if (i == 0)
+			log_info("%s: held by a program that is not a mounted kmemfs "
+				 "(one still closing it?): waiting up to 10 s", path);
+		usleep(100 * 1000);
+	}
+	close(fd);
+}
+
 /* Is PATH already the root of a mount? */
 static bool is_mount_point(const char *path)
 {
@@ -276,7 +329,7 @@ int main(int argc, char **argv)
 	struct fuse_session *se;
 	struct loop *loop;
 	struct kmfs_fs *fs;
-	char fsname[PATH_MAX + 16];
+	char fsname[PATH_MAX + 64], abs_source[PATH_MAX];
 	struct stat st;
 	unsigned int detach_timeout = 0;
 	uint64_t readahead = 1u << 20;
@@ -356,8 +409,16 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		goto out_args;
 	}
+	/* an absolute source, so that pool_is_mounted finds it from anywhere */
+	if (o.source[0] != '/' && getcwd(abs_source, sizeof(abs_source)) &&
+	    strlen(abs_source) + strlen(o.source) + 2 <= sizeof(abs_source)) {
+		strcat(abs_source, "/");
+		strcat(abs_source, o.source);
+	} else {
+		snprintf(abs_source, sizeof(abs_source), "%s", o.source);
+	}
 	snprintf(fsname, sizeof(fsname), "-ofsname=kmemfs:%s,subtype=kmemfs,"
-		 "default_permissions", o.source);
+		 "default_permissions", abs_source);
 	fuse_opt_add_arg(&args, fsname);
 	se = fuse_session_new(&args, &kmemfs_ops, sizeof(kmemfs_ops), fs);
 	if (!se) {
@@ -378,6 +439,7 @@ int main(int argc, char **argv)
 		}
 		log_info("created %s (%s)", o.source, o.size);
 	}
+	wait_for_pool(o.source);
 	if (fs_mount(fs, o.source, &fo) < 0) {
 		rc = 1;
 		goto out_session;

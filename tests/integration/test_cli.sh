@@ -105,7 +105,10 @@ check_eq "$(sha256sum <"$POOL")" "$sum" "the refused mkfs left the pool untouche
 fs_mount reserve=8M,lend_max=16M,detach_timeout=5,max_threads=4 || abort_test "mount with reserve, lend_max, detach_timeout, max_threads"
 echo first >"$MNT/first"
 mkdir "$WORK/mnt2"
+t0=$(date +%s%N)
 expect_refusal "a second daemon on a mounted pool" "$K" "$POOL" "$WORK/mnt2"
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "[ $ms -lt 3000 ]" "... refused at once, without waiting for the pool ($ms ms)"
 check "! mountpoint -q '$WORK/mnt2'" "the second mount point stays unmounted"
 check_eq "$(cat "$MNT/first")" first "the first mount still serves"
 expect_refusal "mkfs --force of a pool in use" "$MKFS" --force "$POOL"
@@ -121,6 +124,29 @@ expect_errno EACCES "without allow_other uid 1000 cannot enter the mount" as_use
 fs_umount
 fs_mount readahead=4M || abort_test "mount with readahead=4M"
 check_eq "$(ra_kb)" 4096 "-o readahead=4M sets a 4 MiB window (INIT did not lower it)"
+fs_umount
+
+# -- a pool held by something that is not a mounted kmemfs (a daemon still
+# closing it after umount returned): kmemfs waits for it instead of failing
+flock "$POOL" sleep 2 &
+holder=$!
+sleep 0.3
+t0=$(date +%s%N)
+run_tool "$WORK/out" "$K" "$POOL" "$MNT"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "[ $rc -eq 0 ] && [ $ms -ge 1000 ] && is_mounted" "a pool locked by another program (flock, 2 s) is waited for, then mounted (exit $rc after $ms ms)"
+check "grep -q 'waiting up to 10 s' '$WORK/out'" "... and kmemfs says it waits: $(head -c 150 "$WORK/out")"
+wait "$holder"
+check_eq "$(cat "$MNT/first")" first "... with the data of before"
+# umount(8) returns before the daemon has closed the pool; mount again at once
+for i in 1 2 3; do
+	umount "$MNT"
+	run_tool "$WORK/out" "$K" "$POOL" "$MNT"
+	rc=$?
+	[ $rc -eq 0 ] && is_mounted || break
+done
+check "[ $rc -eq 0 ] && is_mounted" "an immediate remount after umount(8) succeeds, 3 times (exit $rc: $(head -c 150 "$WORK/out"))"
 fs_umount
 if [ -x "$FSCK" ]; then
 	run_tool "$WORK/out" "$FSCK" -n "$POOL"
