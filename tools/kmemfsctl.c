@@ -93,14 +93,16 @@ static int cmd_stat(const char *path, int json)
 	ROW("free", s.free_pages);
 	ROW("lent", s.lent_pages);
 #undef ROW
-	printf("%-22s %12llu\n", "units lent", (unsigned long long)s.units_lent);
-	printf("%-22s %12llu\n", "units reclaimed", (unsigned long long)s.units_reclaimed);
-	printf("%-22s %12llu\n", "reclaim failures", (unsigned long long)s.reclaim_failures);
+	/* events, not a state: "lent" above is what is lent now */
+	printf("since mount:\n");
+	printf("%-22s %12llu\n", "  units lent", (unsigned long long)s.units_lent);
+	printf("%-22s %12llu\n", "  units reclaimed", (unsigned long long)s.units_reclaimed);
+	printf("%-22s %12llu\n", "  reclaim failures", (unsigned long long)s.reclaim_failures);
 	if (s.units_lent)
-		printf("%-22s %12.1f us\n", "lend latency (mean)",
+		printf("%-22s %12.1f us\n", "  mean lend time",
 		       s.lend_ns / 1000.0 / (double)s.units_lent);
 	if (s.units_reclaimed)
-		printf("%-22s %12.1f us\n", "reclaim latency (mean)",
+		printf("%-22s %12.1f us\n", "  mean reclaim time",
 		       s.reclaim_ns / 1000.0 / (double)s.units_reclaimed);
 	printf("%-22s %12.1f of %.1f MiB\n", "metadata",
 	       s.meta_bytes_used / 1048576.0, s.meta_bytes_total / 1048576.0);
