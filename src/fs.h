@@ -62,8 +62,7 @@ struct kmfs_fs {
 	/* set by the FUSE layer once mounted; opaque below it */
 	void *session;
 	char mountpoint[4096];  /* absolute path */
-	dev_t mount_dev;        /* st_dev of files on this mount, once known */
-	bool mount_dev_known;
+	dev_t mount_dev;        /* st_dev of files on this mount (main.c) */
 	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
 };
 

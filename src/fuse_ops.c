@@ -533,37 +533,6 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 }
 
 /*
- * The device number of our own mount, from /proc/self/mountinfo: a stat
- * of the mount point from inside the daemon would wait on itself.
- */
-static bool mount_dev(struct kmfs_fs *fs, dev_t *dev)
-{
-	char line[8192], mnt[4096];
-	unsigned maj, min;
-	bool found = false;
-	FILE *f;
-
-	if (fs->mount_dev_known) {
-		*dev = fs->mount_dev;
-		return true;
-	}
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return false;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mnt) == 3 &&
-		    !strcmp(mnt, fs->mountpoint) && strstr(line, " - fuse.kmemfs ")) {
-			fs->mount_dev = makedev(maj, min);
-			found = true;
-		}
-	}
-	fclose(f);
-	fs->mount_dev_known = found;
-	*dev = fs->mount_dev;
-	return found;
-}
-
-/*
  * The source of a clone ioctl is a file descriptor of the calling
  * process: find it through /proc, check it is on this mount and open for
  * reading, as the kernel would for FICLONERANGE.
@@ -583,8 +552,7 @@ static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)ctx->pid, (int)fd);
 	if (stat(path, &st) != 0)
 		return -EBADF;
-	dev_t dev;
-	if (!mount_dev(fs, &dev) || st.st_dev != dev)
+	if (st.st_dev != fs->mount_dev)
 		return -EXDEV; /* not a file of this mount */
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)ctx->pid, (int)fd);
 	f = fopen(path, "r");

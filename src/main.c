@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -218,35 +219,49 @@ static void unescape_mountinfo(char *s)
 }
 
 /*
- * set_readahead -- the FUSE superblock's backing device starts with the
- * kernel's 128 KiB read-ahead window, and the INIT reply can only lower it,
- * so this runs before the loop answers INIT (which then asks for the same).
- * Reads from the pool are cheap: page-cache readers gain from whole 1 MiB
- * requests (1.9-2.0 against 2.4-2.7 GiB/s, docs/performance.md). The device
- * is named by the mount's maj:min from mountinfo; a stat of MOUNTPOINT would
- * wait on this daemon, whose loop is not running yet. Only root may write it.
+ * find_mount_dev -- the device number of our own mount (the st_dev of its
+ * files), from the last fuse.kmemfs line for MOUNTPOINT in mountinfo: a
+ * stat of MOUNTPOINT would wait on this daemon, whose loop is not running
+ * yet. The clone ioctl uses it to tell our files from others.
  */
-static int set_readahead(const char *mountpoint, uint64_t bytes)
+static int find_mount_dev(const char *mountpoint, dev_t *dev)
 {
-	char line[2 * PATH_MAX], dev[32] = "", path[64];
+	char line[2 * PATH_MAX], mpoint[PATH_MAX];
 	FILE *f = fopen("/proc/self/mountinfo", "r");
-	int rc = 0;
+	unsigned maj, min;
+	bool found = false;
 
 	if (!f)
 		return -errno;
 	while (fgets(line, sizeof(line), f)) {
-		char mdev[32], mpoint[PATH_MAX];
-
-		if (sscanf(line, "%*u %*u %31s %*s %4095s", mdev, mpoint) != 2)
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, mpoint) != 3)
 			continue;
 		unescape_mountinfo(mpoint);
-		if (strcmp(mpoint, mountpoint) == 0 && strstr(line, " - fuse."))
-			snprintf(dev, sizeof(dev), "%s", mdev); /* the last one is ours */
+		if (strcmp(mpoint, mountpoint) == 0 && strstr(line, " - fuse.kmemfs ")) {
+			*dev = makedev(maj, min); /* the last one is ours */
+			found = true;
+		}
 	}
 	fclose(f);
-	if (!dev[0])
-		return -ENOENT;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	return found ? 0 : -ENOENT;
+}
+
+/*
+ * set_readahead -- the FUSE superblock's backing device starts with the
+ * kernel's 128 KiB read-ahead window, and the INIT reply can only lower it,
+ * so this runs before the loop answers INIT (which then asks for the same).
+ * Reads from the pool are cheap: page-cache readers gain from whole 1 MiB
+ * requests (1.9-2.0 against 2.4-2.7 GiB/s, docs/performance.md). Only root
+ * may write it.
+ */
+static int set_readahead(dev_t dev, uint64_t bytes)
+{
+	char path[64];
+	FILE *f;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(dev), minor(dev));
 	f = fopen(path, "w");
 	if (!f)
 		return -errno;
@@ -465,7 +480,12 @@ int main(int argc, char **argv)
 	if (!realpath(o.mountpoint, fs->mountpoint))
 		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
 	fs->readahead = (uint32_t)readahead;
-	if ((rc = set_readahead(fs->mountpoint, readahead)) < 0) {
+	if ((rc = find_mount_dev(fs->mountpoint, &fs->mount_dev)) < 0) {
+		/* mount_dev stays 0, which no file has: clones become copies */
+		log_err("warning: %s not found in /proc/self/mountinfo (%s): cp will "
+			"copy instead of clone, and read-ahead stays the kernel's",
+			fs->mountpoint, strerror(-rc));
+	} else if ((rc = set_readahead(fs->mount_dev, readahead)) < 0) {
 		/* a user's mount keeps the kernel's window: no need to shout */
 		if (o.readahead)
 			log_err("cannot set readahead=%s: %s", o.readahead, strerror(-rc));

@@ -98,6 +98,22 @@ echo change >>"$MNT/tree/d1/f"
 check "! cmp -s '$MNT/tree/d1/f' '$MNT/snap/d1/f'" "a later write does not reach the snapshot"
 fs_umount
 
+# a mount point with a space, which mountinfo spells as \040: the daemon
+# must still know its own mount, or the clone ioctl (which names its source
+# by a file descriptor) takes the source for a foreign file
+MNT_PLAIN=$MNT
+MNT="$WORK/mnt with space"
+mkdir "$MNT"
+fs_mount || abort_test "mount on a path with a space"
+head -c $((32 * 1024 * 1024)) /dev/urandom >"$MNT/spaced"
+used0=$(used_bytes)
+check_cmd "kmemfsctl clone under a spaced mount point" "$CTL" clone "$MNT/spaced" "$MNT/spaced.copy"
+check_cmd "the clone is identical" cmp "$MNT/spaced" "$MNT/spaced.copy"
+check "[ $(($(used_bytes) - used0)) -lt $((2 * 1024 * 1024)) ]" "the clone shares pages: df used grew by $(($(used_bytes) - used0)) bytes for 32 MiB"
+check_eq "$(cat /sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb)" 1024 "the spaced mount gets its 1 MiB read-ahead window"
+fs_umount
+MNT=$MNT_PLAIN
+
 # kill -9 while clones and copy-on-write writes run; then fsck
 env --default-signal=INT,TERM "$K" -f "$POOL" "$MNT" >"$WORK/daemon.out" 2>&1 &
 dpid=$!
