@@ -567,7 +567,9 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = zero_in_page(fs, &t, ino, off / PG, off % PG,
 				  end < pe ? end % PG ? end % PG : PG : PG, &pl);
 	}
-	if (rc == 0 && end % PG && end / PG != off / PG)
+	/* the partial last page, unless the branch above had it (a punch that
+	 * starts on a page boundary leaves that branch out) */
+	if (rc == 0 && end % PG && (off % PG == 0 || end / PG != off / PG))
 		rc = zero_in_page(fs, &t, ino, end / PG, 0, end % PG, &pl);
 	if (rc == 0)
 		rc = txn_begin(&t);

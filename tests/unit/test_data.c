@@ -110,6 +110,32 @@ static void test_data_new_pages_hold_no_stale_bytes(void **state)
 	verify(fs, b);
 }
 
+/* every shape of a punch that touches part of a page: the page start, the
+ * middle, the end, and pairs of partial pages; each checked byte by byte */
+static void test_data_punch_partial_pages_zeroes_exactly(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static const struct { uint64_t off, len; } cases[] = {
+		{ 8 * 4096, 6 },            /* a page's start (the fsexercise seed 2 case) */
+		{ 9 * 4096 + 100, 50 },     /* its middle */
+		{ 10 * 4096 + 4000, 96 },   /* up to its end */
+		{ 11 * 4096 + 4000, 200 },  /* the end of one and the start of the next */
+		{ 14 * 4096, 4096 + 10 },   /* a whole page and a bit */
+		{ 17 * 4096 + 1, 3 * 4096 }, /* partial, whole, whole, partial */
+	};
+	static unsigned char buf[24 * 4096];
+	uint64_t ino = new_file(fs, "punched");
+
+	memset(buf, 0xC3, sizeof(buf));
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					      cases[i].off, cases[i].len), 0);
+		memset(model + cases[i].off, 0, cases[i].len);
+		verify(fs, ino);
+	}
+}
+
 static void test_data_seek_data_and_hole(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
@@ -157,6 +183,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_random_ops_match_model,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_new_pages_hold_no_stale_bytes,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_punch_partial_pages_zeroes_exactly,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
