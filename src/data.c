@@ -722,40 +722,43 @@ static int bounce_copy(void *arg, void *dst, size_t len)
 	return 0;
 }
 
-/* Copy bytes the slow way (unaligned edges). */
-static int copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
-		      struct kmfs_inode *dst, uint64_t doff, uint64_t len)
+/*
+ * Copy bytes the slow way (unaligned edges), one transaction per 1 MiB.
+ * Returns the bytes copied, which is short if a later chunk failed (the
+ * earlier ones are in the file: the caller must report them, as a write
+ * does), or the error when nothing was copied.
+ */
+static ssize_t copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
+			  struct kmfs_inode *dst, uint64_t doff, uint64_t len)
 {
 	const size_t chunk = 1u << 20;
+	uint64_t done = 0;
+	ssize_t rc = 0;
 	char *buf;
-	int rc = 0;
 
 	if (!len)
 		return 0;
 	buf = malloc(chunk);
 	if (!buf)
 		return -ENOMEM;
-	while (len && rc == 0) {
-		size_t n = len < chunk ? (size_t)len : chunk;
+	while (done < len) {
+		size_t n = len - done < chunk ? (size_t)(len - done) : chunk;
 		struct bounce b = { buf, 0 };
 		struct data_src ds = { bounce_copy, &b, NULL };
-		ssize_t w;
 
-		rc = data_read(fs, src, soff, n, bounce_reply, &b);
+		rc = data_read(fs, src, soff + done, n, bounce_reply, &b);
 		if (rc < 0)
 			break;
 		if (b.n < n)
 			memset(buf + b.n, 0, n - b.n); /* past the source's end */
 		b.n = 0;
-		w = data_write(fs, dst, doff, n, &ds);
-		if (w < 0)
-			rc = (int)w;
-		soff += n;
-		doff += n;
-		len -= n;
+		rc = data_write(fs, dst, doff + done, n, &ds);
+		if (rc < 0)
+			break;
+		done += n;
 	}
 	free(buf);
-	return rc;
+	return done ? (ssize_t)done : rc;
 }
 
 ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
@@ -764,6 +767,7 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 {
 	uint64_t head = 0, mid, tail;
 	struct txn t;
+	ssize_t n;
 	int rc;
 
 	if (soff >= src->size)
@@ -775,8 +779,7 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 	if (soff % PG != doff % PG) {
 		if (must_share)
 			return -EINVAL; /* pages cannot line up */
-		rc = copy_bytes(fs, src, soff, dst, doff, len);
-		return rc < 0 ? rc : (ssize_t)len;
+		return copy_bytes(fs, src, soff, dst, doff, len);
 	}
 	if (doff % PG)
 		head = PG - doff % PG < len ? PG - doff % PG : len;
@@ -789,28 +792,35 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 	}
 	if (must_share && (head || tail))
 		return -EINVAL;
-	rc = copy_bytes(fs, src, soff, dst, doff, head);
-	if (rc < 0)
-		return rc;
+	/* head, middle, tail: each step is whole or not at all, except that
+	 * copy_bytes may stop short; bytes already in DST are reported, as a
+	 * short write would be, so that the caller knows what changed */
+	n = copy_bytes(fs, src, soff, dst, doff, head);
+	if (n < 0 || (uint64_t)n < head)
+		return n;
 	if (mid) {
+		/* the size covers what is shared now; the tail's copy extends it */
+		uint64_t end = doff + len - tail;
+
 		txn_init(&t, &fs->pages);
 		rc = txn_begin(&t);
 		if (rc < 0)
-			return rc;
+			return head ? (ssize_t)head : rc;
 		rc = share_pages(fs, &t, src, (soff + head) / PG, mid, dst,
 				 (doff + head) / PG);
-		if (rc == 0 && doff + len > dst->size) {
+		if (rc == 0 && end > dst->size) {
 			rc = TXADD(dst, size);
 			if (rc == 0)
-				dst->size = doff + len;
+				dst->size = end;
 		}
 		if (rc == 0)
 			rc = touch(dst, true);
 		rc = txn_end(&t, rc);
 		if (rc < 0)
-			return rc;
+			return head ? (ssize_t)head : rc;
 	}
-	rc = copy_bytes(fs, src, soff + head + mid * PG, dst,
-			doff + head + mid * PG, tail);
-	return rc < 0 ? rc : (ssize_t)len;
+	n = copy_bytes(fs, src, soff + len - tail, dst, doff + len - tail, tail);
+	if (n < 0)
+		return len - tail ? (ssize_t)(len - tail) : n;
+	return (ssize_t)(len - tail + (uint64_t)n);
 }

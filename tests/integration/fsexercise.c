@@ -4,7 +4,7 @@
  * would think of. Every read, every size, every SEEK_DATA/SEEK_HOLE answer
  * is compared with the shadow, and the whole of both files every so often.
  *
- * Usage: fsexercise [-s SEED] [-n OPS] [-S MAXSIZE] [-c EVERY] [-F FROM] [-o PREFIX] DIR
+ * Usage: fsexercise [-s SEED] [-n OPS] [-S MAXSIZE] [-c EVERY] [-F FROM] [-E] [-o PREFIX] DIR
  *
  * Works on DIR/fx.<seed>.a and DIR/fx.<seed>.b (created empty). Operations:
  * buffered and O_DIRECT writes and reads, writes through a shared mmap,
@@ -17,6 +17,11 @@
  * Both files are read back whole every EVERY operations (500), or after
  * every one from operation FROM on: the way to find the operation that went
  * wrong when a replay of a failing seed is needed.
+ *
+ * -E is for a filesystem too small for the files: an operation may then fail
+ * with ENOSPC, and must then have changed nothing (a write that stopped
+ * short must have written what it counted). Writes through mmap are left
+ * out there, since msync cannot say which pages did not make it.
  *
  * With -o, the final shadows are written to PREFIX.a and PREFIX.b, so that
  * a script can compare the files after a remount.
@@ -58,6 +63,8 @@ struct xfile {
 static struct xfile files[2];
 static uint64_t max_size = 24u << 20;
 static uint64_t rng_state;
+static bool enospc_ok;     /* -E */
+static uint64_t n_enospc;  /* operations refused for want of space */
 static uint64_t op_no;
 static char oplog[LOG_SIZE][160];
 static uint8_t *iobuf; /* page-aligned, for O_DIRECT */
@@ -87,6 +94,16 @@ static void logop(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(slot + n, sizeof(oplog[0]) - (size_t)n, fmt, ap);
 	va_end(ap);
+}
+
+/* an operation refused for want of space (-E): say so in its log line */
+static void refused(void)
+{
+	char *slot = oplog[op_no % LOG_SIZE];
+	size_t n = strlen(slot);
+
+	snprintf(slot + n, sizeof(oplog[0]) - n, " -> ENOSPC");
+	n_enospc++;
 }
 
 static void __attribute__((noreturn)) die(const char *fmt, ...)
@@ -202,11 +219,15 @@ static void do_write(struct xfile *f, bool direct)
 	      off, len);
 	fill_random(iobuf, len);
 	n = pwrite(direct ? f->dfd : f->fd, iobuf, len, (off_t)off);
-	if (n != (ssize_t)len)
+	if (n < 0 && errno == ENOSPC && enospc_ok) {
+		refused();
+		return;
+	}
+	if (n < 0 || (n < (ssize_t)len && !enospc_ok))
 		die("pwrite returned %zd: %s", n, n < 0 ? strerror(errno) : "short");
-	memcpy(f->shadow + off, iobuf, len);
-	if (off + len > f->size)
-		f->size = off + len;
+	memcpy(f->shadow + off, iobuf, (size_t)n);
+	if (off + (uint64_t)n > f->size)
+		f->size = off + (uint64_t)n;
 }
 
 static void do_read(struct xfile *f, bool direct)
@@ -238,7 +259,7 @@ static void do_mmap_write(struct xfile *f)
 	uint64_t off, len, map_off;
 	uint8_t *map;
 
-	if (f->size == 0)
+	if (f->size == 0 || enospc_ok)
 		return;
 	off = pick_offset(f->size);
 	len = pick_length(f->size - off < MAX_IO ? f->size - off : MAX_IO);
@@ -262,8 +283,14 @@ static void do_truncate(struct xfile *f)
 	uint64_t size = below(4) == 0 ? 0 : pick_offset(max_size + 1);
 
 	logop("truncate %s %" PRIu64 " -> %" PRIu64, f->path, f->size, size);
-	if (ftruncate(f->fd, (off_t)size) != 0)
+	if (ftruncate(f->fd, (off_t)size) != 0) {
+		/* a shorter size zeroes the tail of a shared page: a copy */
+		if (errno == ENOSPC && enospc_ok) {
+			refused();
+			return;
+		}
 		die("ftruncate: %s", strerror(errno));
+	}
 	set_size(f, size);
 }
 
@@ -280,8 +307,13 @@ static void do_fallocate(struct xfile *f)
 	if (off + len > max_size)
 		len = max_size - off;
 	logop("fallocate %s %s %" PRIu64 "+%" PRIu64, names[m], f->path, off, len);
-	if (fallocate(f->fd, modes[m], (off_t)off, (off_t)len) != 0)
+	if (fallocate(f->fd, modes[m], (off_t)off, (off_t)len) != 0) {
+		if (errno == ENOSPC && enospc_ok) {
+			refused();
+			return;
+		}
 		die("fallocate %s: %s", names[m], strerror(errno));
+	}
 	if (modes[m] & FALLOC_FL_PUNCH_HOLE) {
 		if (off < f->size)
 			memset(f->shadow + off, 0,
@@ -320,6 +352,10 @@ static void do_copy(void)
 		loff_t so = (loff_t)(soff + done), dof = (loff_t)(doff + done);
 		ssize_t n = copy_file_range(src->fd, &so, dst->fd, &dof, expect - done, 0);
 
+		if (n < 0 && errno == ENOSPC && enospc_ok) {
+			refused();
+			break; /* what was copied so far stays copied */
+		}
 		if (n < 0)
 			die("copy_file_range: %s", strerror(errno));
 		if (n == 0)
@@ -438,24 +474,25 @@ int main(int argc, char **argv)
 	const char *prefix = NULL;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:n:S:c:F:o:")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:S:c:F:Eo:")) != -1) {
 		switch (c) {
 		case 's': seed = number(optarg); break;
 		case 'n': nops = number(optarg); break;
 		case 'S': max_size = number(optarg); break;
 		case 'c': every = number(optarg); break;
 		case 'F': from = number(optarg); break;
+		case 'E': enospc_ok = true; break;
 		case 'o': prefix = optarg; break;
 		default:
 			fprintf(stderr, "usage: fsexercise [-s SEED] [-n OPS] [-S MAXSIZE] "
-					"[-o PREFIX] DIR\n");
+					"[-E] [-o PREFIX] DIR\n");
 			return 2;
 		}
 	}
 	if (optind != argc - 1 || max_size < 2 * MAX_IO || max_size > (1ull << 32) ||
 	    every == 0) {
 		fprintf(stderr, "usage: fsexercise [-s SEED] [-n OPS] [-S MAXSIZE "
-				"(512K..4G)] [-o PREFIX] DIR\n");
+				"(512K..4G)] [-E] [-o PREFIX] DIR\n");
 		return 2;
 	}
 	rng_state = seed ? seed : 1;
@@ -515,7 +552,10 @@ int main(int argc, char **argv)
 				return 2;
 		}
 	}
-	printf("fsexercise: %" PRIu64 " operations passed; sizes %" PRIu64 " and %" PRIu64 "\n",
+	printf("fsexercise: %" PRIu64 " operations passed; sizes %" PRIu64 " and %" PRIu64,
 	       nops, files[0].size, files[1].size);
+	if (enospc_ok)
+		printf("; %" PRIu64 " refused with ENOSPC", n_enospc);
+	printf("\n");
 	return 0;
 }

@@ -4,7 +4,10 @@
 # truncate, fallocate and punch, copy_file_range clones, SEEK_DATA/SEEK_HOLE.
 # Two exercisers run at once, so their allocations interleave; then the
 # files must survive a remount unchanged and fsck.kmemfs must find the pool
-# clean. Each run draws new seeds (printed); KMEMFS_FX_SEEDS="S1 S2" replays.
+# clean. Then a third one on a filesystem too small for its files, where an
+# operation refused with ENOSPC must have changed nothing (and a copy that
+# stopped short must have copied what it said). Each run draws new seeds
+# (printed); KMEMFS_FX_SEEDS="S1 S2 S3" replays.
 . "$(dirname "$0")/lib.sh" "$@"
 FX=$WORK/fsexercise
 if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/fsexercise" ]; then
@@ -14,7 +17,7 @@ else
 		"$LIB_DIR/fsexercise.c" || abort_test "cannot build fsexercise"
 fi
 OPS=${KMEMFS_FX_OPS:-15000}
-read -r seed1 seed2 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N8 /dev/urandom)}"
+read -r seed1 seed2 seed3 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N12 /dev/urandom)}"
 fs_setup 1G "" /dev/shm
 
 mkdir "$MNT/one" "$MNT/two"
@@ -28,7 +31,7 @@ fx_result() { # RC SEED OUTPUT
 	if [ "$1" -eq 0 ]; then
 		pass "seed $2: $(tail -n 1 "$3" | sed 's/^fsexercise: //'), every read, size and seek matched"
 	else
-		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2\")" "$(tail -n 30 "$3")"
+		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3\")" "$(tail -n 30 "$3")"
 	fi
 }
 fx_result $rc1 "$seed1" "$WORK/fx1.out"
@@ -44,9 +47,22 @@ for n in 1 2; do
 			cmp "$MNT/$d/fx.$s.$f" "$WORK/shadow$n.$f"
 	done
 done
-if on_kmemfs; then
+fsck_clean() { # WHEN
+	on_kmemfs || return 0
 	fs_umount || abort_test "unmount"
 	timeout 120 "$BIN_DIR/fsck.kmemfs" -n "$POOL" >"$WORK/fsck.out" 2>&1
-	check_eq "$?" 0 "fsck.kmemfs -n: clean after the exercise ($(tail -n 1 "$WORK/fsck.out"))"
+	check_eq "$?" 0 "fsck.kmemfs -n: clean $1 ($(tail -n 1 "$WORK/fsck.out"))"
+	rm -f "$POOL"
+}
+fsck_clean "after the exercise"
+if ! on_kmemfs; then
+	umount "$MNT" && umount "$WORK/backing" || abort_test "unmount the tmpfs"
 fi
+
+# a 64 MiB filesystem (40 MiB for data) and two files of up to 64 MiB each
+fs_setup 64M "" /dev/shm
+"$FX" -E -S $((64 * 1024 * 1024)) -s "$seed3" -n "$OPS" "$MNT" >"$WORK/fx3.out" 2>&1
+fx_result $? "$seed3 (full filesystem)" "$WORK/fx3.out"
+check "grep -q 'refused with ENOSPC' '$WORK/fx3.out' && ! grep -q '; 0 refused' '$WORK/fx3.out'" "the small filesystem did fill up"
+fsck_clean "after operations on a full filesystem"
 finish

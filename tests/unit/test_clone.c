@@ -135,12 +135,59 @@ static void test_clone_must_share_refuses_unaligned(void **state)
 	assert_int_equal(fs_clone(fs, ino[0], 0, ino[0], 4096, 8192, false), -EINVAL);
 }
 
+/* an unaligned copy (done in 1 MiB transactions) that runs out of space
+ * part way reports the bytes it copied, like a short write, and those are
+ * in the file; a copy that can do nothing fails with ENOSPC */
+static void test_clone_out_of_space_reports_what_was_copied(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[1 << 20], out[(4 << 20) + 8192];
+	const uint64_t len = 4 << 20;
+	struct membuf m;
+	struct data_src src = { src_copy, &m, NULL };
+	struct readbuf r = { out, 0 };
+	uint64_t off = 0;
+	ssize_t n;
+
+	for (int i = 0; i < 3; i++)
+		create(fs, i);
+	for (uint64_t o = 0; o < len; o += sizeof(buf)) {
+		for (size_t j = 0; j < sizeof(buf); j++)
+			buf[j] = (unsigned char)((o + j) * 7 + 1);
+		m.p = buf;
+		assert_int_equal(fs_write(fs, ino[0], o, sizeof(buf), &src, false), sizeof(buf));
+	}
+	do { /* fill the pool with file 2, then free 2.5 MiB of it */
+		m.p = buf;
+		n = fs_write(fs, ino[2], off, sizeof(buf), &src, false);
+		off += n > 0 ? (uint64_t)n : 0;
+	} while (n > 0);
+	assert_int_equal(n, -ENOSPC);
+	assert_int_equal(fs_fallocate(fs, ino[2], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      0, 5u << 19), 0);
+
+	n = fs_clone(fs, ino[0], 0, ino[1], 1, len, false);
+	assert_true(n > 0 && (uint64_t)n < len);
+	assert_int_equal(n % (1 << 20), 0);
+	assert_int_equal(fs_read(fs, ino[1], 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, 1 + (uint64_t)n);
+	assert_int_equal(out[0], 0);
+	for (uint64_t j = 0; j < (uint64_t)n; j++)
+		if (out[1 + j] != (unsigned char)(j * 7 + 1))
+			fail_msg("byte %llu of the copy is wrong", (unsigned long long)j);
+	/* the rest does not fit at all */
+	assert_int_equal(fs_clone(fs, ino[0], (uint64_t)n, ino[1], 1 + (uint64_t)n,
+				  len - (uint64_t)n, false), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_clone_random_ops_match_shadow,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_clone_must_share_refuses_unaligned,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_clone_out_of_space_reports_what_was_copied,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
