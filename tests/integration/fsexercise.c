@@ -5,6 +5,7 @@
  * is compared with the shadow, and the whole of both files every so often.
  *
  * Usage: fsexercise [-s SEED] [-n OPS] [-S MAXSIZE] [-c EVERY] [-F FROM] [-E] [-o PREFIX] DIR
+ *        fsexercise -T THREADS [-s SEED] [-n OPS] [-S MAXSIZE] DIR
  *
  * Works on DIR/fx.<seed>.a and DIR/fx.<seed>.b (created empty). Operations:
  * buffered and O_DIRECT writes and reads, writes through a shared mmap,
@@ -23,6 +24,11 @@
  * short must have written what it counted). Writes through mmap are left
  * out there, since msync cannot say which pages did not make it.
  *
+ * -T runs THREADS threads on one file instead, each owning stripes of
+ * bytes that interleave inside pages (stripe sizes 1000 to 9000 bytes), so
+ * that writes, punches and reads of different threads meet in the same
+ * pages at the same time: each thread checks its own bytes.
+ *
  * With -o, the final shadows are written to PREFIX.a and PREFIX.b, so that
  * a script can compare the files after a remount.
  *
@@ -37,6 +43,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -467,14 +474,138 @@ static uint64_t number(const char *s)
 	return v;
 }
 
+/* ---- -T: threads sharing one file ---------------------------------------- */
+
+struct striped {
+	int fd;
+	uint64_t size, stripe;
+	unsigned nthreads;
+	uint64_t nops;
+	uint8_t *shadow; /* each byte written only by the thread owning its stripe */
+};
+
+struct worker {
+	struct striped *sf;
+	unsigned id;
+	uint64_t rng;
+	pthread_t thread;
+};
+
+static uint64_t rnd_r(uint64_t *st)
+{
+	*st ^= *st >> 12;
+	*st ^= *st << 25;
+	*st ^= *st >> 27;
+	return *st * 2685821657736338717ull;
+}
+
+static void __attribute__((noreturn)) thread_die(const struct worker *w, const char *what,
+						 uint64_t off, uint64_t len, const char *why)
+{
+	fprintf(stderr, "fsexercise: FAILED: thread %u, %s %" PRIu64 "+%" PRIu64
+		" (stripes of %" PRIu64 " bytes): %s\n", w->id, what, off, len, w->sf->stripe, why);
+	exit(1);
+}
+
+static void *striped_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct striped *sf = w->sf;
+	uint64_t nstripes = sf->size / sf->stripe;
+	uint8_t *buf = malloc(sf->stripe);
+
+	if (!buf)
+		thread_die(w, "malloc", 0, 0, "out of memory");
+	for (uint64_t i = 0; i < sf->nops; i++) {
+		/* one of this thread's stripes, then a piece of it */
+		uint64_t k = rnd_r(&w->rng) % (nstripes / sf->nthreads) * sf->nthreads + w->id;
+		uint64_t base = k * sf->stripe;
+		uint64_t off = base + rnd_r(&w->rng) % sf->stripe;
+		uint64_t len = 1 + rnd_r(&w->rng) % (base + sf->stripe - off);
+		unsigned what = (unsigned)(rnd_r(&w->rng) % 10);
+		char why[128];
+		ssize_t n;
+
+		if (what < 5) {
+			for (uint64_t j = 0; j < len; j++)
+				buf[j] = (uint8_t)rnd_r(&w->rng);
+			n = pwrite(sf->fd, buf, len, (off_t)off);
+			if (n != (ssize_t)len)
+				thread_die(w, "pwrite", off, len, n < 0 ? strerror(errno) : "short");
+			memcpy(sf->shadow + off, buf, len);
+		} else if (what < 8) {
+			n = pread(sf->fd, buf, len, (off_t)off);
+			if (n != (ssize_t)len)
+				thread_die(w, "pread", off, len, n < 0 ? strerror(errno) : "short");
+			for (uint64_t j = 0; j < len; j++) {
+				if (buf[j] == sf->shadow[off + j])
+					continue;
+				snprintf(why, sizeof(why), "byte at %" PRIu64 " is 0x%02x, "
+					 "expected 0x%02x", off + j, buf[j], sf->shadow[off + j]);
+				thread_die(w, "pread", off, len, why);
+			}
+		} else if (what < 9) {
+			if (fallocate(sf->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      (off_t)off, (off_t)len) != 0)
+				thread_die(w, "punch", off, len, strerror(errno));
+			memset(sf->shadow + off, 0, len);
+		} else if (fdatasync(sf->fd) != 0) {
+			thread_die(w, "fdatasync", 0, 0, strerror(errno));
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static int run_striped(const char *dir, uint64_t seed, uint64_t nops, unsigned nthreads)
+{
+	static const uint64_t stripes[] = { 1000, 3000, 5000, 9000 };
+	struct striped sf = { .nthreads = nthreads, .nops = nops };
+	struct worker *w = calloc(nthreads, sizeof(*w));
+	char path[4096];
+
+	rng_state = seed ? seed : 1;
+	sf.stripe = stripes[below(4)];
+	sf.size = max_size / (sf.stripe * nthreads) * (sf.stripe * nthreads);
+	snprintf(path, sizeof(path), "%s/fx.%" PRIu64 ".striped", dir, seed);
+	sf.fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	sf.shadow = calloc(1, sf.size);
+	readbuf = malloc(MAX_IO);
+	if (!w || !sf.shadow || !readbuf || sf.fd < 0 || ftruncate(sf.fd, (off_t)sf.size) != 0) {
+		fprintf(stderr, "fsexercise: cannot set up %s: %s\n", path, strerror(errno));
+		return 2;
+	}
+	printf("fsexercise: seed %" PRIu64 ", %u threads x %" PRIu64 " operations on one file "
+	       "of %" PRIu64 " bytes in stripes of %" PRIu64 "\n", seed, nthreads, nops, sf.size,
+	       sf.stripe);
+	fflush(stdout);
+	for (unsigned i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ &sf, i, rnd() | 1, 0 };
+		if (pthread_create(&w[i].thread, NULL, striped_worker, &w[i]) != 0) {
+			fprintf(stderr, "fsexercise: cannot start a thread\n");
+			return 2;
+		}
+	}
+	for (unsigned i = 0; i < nthreads; i++)
+		pthread_join(w[i].thread, NULL);
+	/* all threads done: the whole file against the whole shadow */
+	files[0] = (struct xfile){ .fd = sf.fd, .shadow = sf.shadow, .size = sf.size };
+	snprintf(files[0].path, sizeof(files[0].path), "%s", path);
+	files[1] = files[0];
+	verify_all("final check");
+	printf("fsexercise: %u x %" PRIu64 " operations passed\n", nthreads, nops);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32), nops = 20000;
 	uint64_t every = 500, from = UINT64_MAX;
 	const char *prefix = NULL;
+	unsigned nthreads = 0;
 	int c;
 
-	while ((c = getopt(argc, argv, "s:n:S:c:F:Eo:")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:S:c:F:ET:o:")) != -1) {
 		switch (c) {
 		case 's': seed = number(optarg); break;
 		case 'n': nops = number(optarg); break;
@@ -482,6 +613,7 @@ int main(int argc, char **argv)
 		case 'c': every = number(optarg); break;
 		case 'F': from = number(optarg); break;
 		case 'E': enospc_ok = true; break;
+		case 'T': nthreads = (unsigned)number(optarg); break;
 		case 'o': prefix = optarg; break;
 		default:
 			fprintf(stderr, "usage: fsexercise [-s SEED] [-n OPS] [-S MAXSIZE] "
@@ -495,6 +627,8 @@ int main(int argc, char **argv)
 				"(512K..4G)] [-E] [-o PREFIX] DIR\n");
 		return 2;
 	}
+	if (nthreads)
+		return nthreads > 64 ? 2 : run_striped(argv[optind], seed, nops, nthreads);
 	rng_state = seed ? seed : 1;
 	printf("fsexercise: seed %" PRIu64 ", %" PRIu64 " operations, files up to %" PRIu64
 	       " bytes\n", seed, nops, max_size);

@@ -2,7 +2,8 @@
 # test_exercise.sh -- random file operations checked byte for byte against a
 # copy kept in memory (fsexercise.c): buffered, O_DIRECT and mmap I/O,
 # truncate, fallocate and punch, copy_file_range clones, SEEK_DATA/SEEK_HOLE.
-# Two exercisers run at once, so their allocations interleave; then the
+# Two exercisers run at once, so their allocations interleave, beside four
+# threads that share one file in stripes that meet inside pages; then the
 # files must survive a remount unchanged and fsck.kmemfs must find the pool
 # clean. Then a third one on a filesystem too small for its files, where an
 # operation refused with ENOSPC must have changed nothing (and a copy that
@@ -17,7 +18,7 @@ else
 		"$LIB_DIR/fsexercise.c" || abort_test "cannot build fsexercise"
 fi
 OPS=${KMEMFS_FX_OPS:-15000}
-read -r seed1 seed2 seed3 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N12 /dev/urandom)}"
+read -r seed1 seed2 seed3 seed4 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N16 /dev/urandom)}"
 fs_setup 1G "" /dev/shm
 
 mkdir "$MNT/one" "$MNT/two"
@@ -25,17 +26,21 @@ mkdir "$MNT/one" "$MNT/two"
 p1=$!
 "$FX" -s "$seed2" -n "$OPS" -o "$WORK/shadow2" "$MNT/two" >"$WORK/fx2.out" 2>&1 &
 p2=$!
+"$FX" -T 4 -s "$seed4" -n $((OPS / 2)) "$MNT" >"$WORK/fx4.out" 2>&1 &
+p4=$!
 wait $p1; rc1=$?
 wait $p2; rc2=$?
+wait $p4; rc4=$?
 fx_result() { # RC SEED OUTPUT
 	if [ "$1" -eq 0 ]; then
-		pass "seed $2: $(tail -n 1 "$3" | sed 's/^fsexercise: //'), every read, size and seek matched"
+		pass "seed $2: $(tail -n 1 "$3" | sed 's/^fsexercise: //'), every check against the in-memory copy matched"
 	else
-		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3\")" "$(tail -n 30 "$3")"
+		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3 $seed4\")" "$(tail -n 30 "$3")"
 	fi
 }
 fx_result $rc1 "$seed1" "$WORK/fx1.out"
 fx_result $rc2 "$seed2" "$WORK/fx2.out"
+fx_result $rc4 "$seed4 (4 threads, one file)" "$WORK/fx4.out"
 
 fs_remount || abort_test "remount"
 for n in 1 2; do
