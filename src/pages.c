@@ -127,6 +127,8 @@ static void maybe_lend(struct pages *pg, uint64_t u)
 {
 	if (may_lend(pg, u))
 		unit_lend(pg, u);
+	else if (pg->u[u].state == UNIT_FREE && pg->count[UNIT_FREE] <= pg->reserve_units)
+		pg->lend_deferred = true;
 }
 
 /* Lend wholly free units beyond the reserve. pg->lock held. */
@@ -432,6 +434,12 @@ void pages_commit(struct pages *pg, struct txn *t)
 		for (uint64_t u = r->start / KMFS_UNIT_PAGES;
 		     u <= (r->start + r->count - 1) / KMFS_UNIT_PAGES; u++)
 			maybe_lend(pg, u);
+	}
+	/* a lendable unit kept for the reserve, which units the module cannot
+	 * lend (the device's unaligned ends) have since filled: lend it now */
+	if (pg->lend_deferred && pg->count[UNIT_FREE] > pg->reserve_units) {
+		lend_excess(pg);
+		pg->lend_deferred = pg->count[UNIT_FREE] <= pg->reserve_units;
 	}
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;

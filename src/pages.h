@@ -64,6 +64,8 @@ struct pages {
 	uint64_t reserve_units;  /* free units kept present for growth */
 	uint64_t lend_max_units; /* lend no more than this (0: no limit) */
 	bool lend;               /* lend wholly free units beyond the reserve */
+	bool lend_deferred;      /* a unit freed while the reserve was short may
+				  * be lendable: look again once it is whole */
 	struct pages_stats st;
 	pthread_mutex_t tx_lock; /* serialises transactions, see txn.h */
 };

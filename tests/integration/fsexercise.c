@@ -592,6 +592,7 @@ static int run_striped(const char *dir, uint64_t seed, uint64_t nops, unsigned n
 	files[0] = (struct xfile){ .fd = sf.fd, .shadow = sf.shadow, .size = sf.size };
 	snprintf(files[0].path, sizeof(files[0].path), "%s", path);
 	files[1] = files[0];
+	free(w);
 	verify_all("final check");
 	printf("fsexercise: %u x %" PRIu64 " operations passed\n", nthreads, nops);
 	return 0;

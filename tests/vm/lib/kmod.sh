@@ -6,7 +6,7 @@
 #   t_kmod_*       the tests (guest actions tests/vm/guest/kmod-*.sh)
 
 TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash kmod-powercut"
-TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken kmod-detach-busy"
+TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken kmod-detach-busy kmod-exercise"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -51,6 +51,9 @@ t_kmod_pressure() { need_kmod && kmod_boot 300 namespace,kmod-pressure; }
 t_kmod_detach() { need_kmod && boot 1 240 namespace,kmod-detach; }
 # kmod-fs: kmemfs on devdax with the module: lends free units, reclaims for writes
 t_kmod_fs() { need_kmod && boot 1 300 namespace,kmod-fs; }
+# kmod-exercise: random file operations checked against an in-memory copy, on
+# devdax with units reclaimed and lent as files grow and shrink
+t_kmod_exercise() { need_kmod && need_kmemfs && kmod_boot 400 namespace,kmod-exercise; }
 # kmod-crash: kill -9 of the daemon while lending; re-attach, reconcile, data intact
 t_kmod_crash() { need_kmod && boot 1 300 namespace,kmod-crash; }
 # kmod-powercut: power cuts while the filesystem lends and reclaims units through
