@@ -208,6 +208,7 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 		const uint32_t *r = &pool->refs[u * KMFS_UNIT_PAGES];
 
 		for (unsigned i = 0; i < KMFS_UNIT_PAGES; i++) {
+			pg->shared_pages += r[i] > 1;
 			if (r[i]) {
 				ui->used[i / 64] |= 1ull << (i % 64);
 				ui->nused++;
@@ -398,7 +399,7 @@ int pages_ref(struct txn *t, uint64_t start, uint64_t count)
 	for (uint64_t i = 0; i < count; i++) {
 		if (r[i] == UINT32_MAX)
 			return -EMLINK;
-		r[i]++;
+		t->shared_delta += ++r[i] == 2;
 	}
 	return 0;
 }
@@ -413,6 +414,7 @@ int pages_unref(struct txn *t, uint64_t start, uint64_t count)
 	for (uint64_t i = 0; i < count; i++) {
 		if (r[i] == 0)
 			return -EUCLEAN; /* corrupt: never hand out a page twice */
+		t->shared_delta -= r[i] == 2;
 		if (--r[i] == 0) {
 			rc = run_list_add(&t->freed, start + i, 1);
 			if (rc < 0)
@@ -425,6 +427,7 @@ int pages_unref(struct txn *t, uint64_t start, uint64_t count)
 void pages_commit(struct pages *pg, struct txn *t)
 {
 	pthread_mutex_lock(&pg->lock);
+	pg->shared_pages += (uint64_t)t->shared_delta;
 	for (size_t i = 0; i < t->freed.n; i++) {
 		mark(pg, t->freed.v[i].start, t->freed.v[i].count, false);
 		pg->used_pages -= t->freed.v[i].count;
@@ -444,6 +447,7 @@ void pages_commit(struct pages *pg, struct txn *t)
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->freed.n = 0;
+	t->shared_delta = 0;
 }
 
 /*
@@ -460,21 +464,17 @@ void pages_abort(struct pages *pg, struct txn *t)
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->freed.n = 0;
+	t->shared_delta = 0; /* pmemobj rolled the counts back */
 }
 
 void pages_stats(struct pages *pg, struct pages_stats *out)
 {
-	const uint32_t *r = pg->pool->refs;
-	uint64_t shared = 0;
-
-	for (uint64_t i = 0; i < pg->nunits * KMFS_UNIT_PAGES; i++)
-		shared += r[i] > 1;
 	pthread_mutex_lock(&pg->lock);
 	*out = pg->st;
 	out->total_pages = pg->nunits * KMFS_UNIT_PAGES;
 	out->used_pages = pg->used_pages;
 	out->lent_pages = pg->count[UNIT_LENT] * KMFS_UNIT_PAGES;
 	out->free_pages = out->total_pages - out->used_pages - out->lent_pages;
-	out->shared_pages = shared;
+	out->shared_pages = pg->shared_pages;
 	pthread_mutex_unlock(&pg->lock);
 }

@@ -58,6 +58,8 @@ struct pages {
 	uint64_t nunits;
 	uint64_t count[4];       /* units per enum unit_state */
 	uint64_t used_pages;
+	uint64_t shared_pages;   /* pages with more than one reference: statfs and
+				  * kmemfsctl read it, so no scan of every page */
 	uint64_t cursor;         /* partial unit tried first */
 	uint64_t free_hint;      /* where the last free unit was found */
 	uint64_t lent_hint;      /* where the last lent unit was found */

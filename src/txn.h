@@ -37,6 +37,8 @@ struct txn {
 	struct pages *pages;
 	struct run_list allocated; /* returned to the allocator on abort */
 	struct run_list freed;     /* given to the allocator on commit */
+	int64_t shared_delta;      /* pages that became shared, minus those that
+				    * stopped being: counted on commit only */
 	bool active;
 };
 

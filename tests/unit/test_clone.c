@@ -38,12 +38,26 @@ static void verify_all(struct kmfs_fs *fs)
 	}
 }
 
+/* pages with more than one reference, by a scan; the running count must agree */
+static uint64_t count_shared(struct kmfs_fs *fs)
+{
+	struct pages_stats ps;
+	uint64_t shared = 0;
+
+	for (uint64_t i = 0; i < fs->pages.nunits * KMFS_UNIT_PAGES; i++)
+		shared += fs->pool.refs[i] > 1;
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.shared_pages, shared);
+	return shared;
+}
+
 static void test_clone_random_ops_match_shadow(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	static unsigned char buf[65536];
 	uint64_t seed = 7;
 	long clones = 0;
+	uint64_t max_shared = 0;
 
 	for (int i = 0; i < NF; i++)
 		create(fs, i);
@@ -100,8 +114,11 @@ static void test_clone_random_ops_match_shadow(void **state)
 			fs_forget(fs, ino[a], 1);
 			create(fs, a);
 		}
-		if (op % 10000 == 0)
+		if (op % 10000 == 0) {
 			verify_all(fs);
+			uint64_t n = count_shared(fs);
+			max_shared = n > max_shared ? n : max_shared;
+		}
 	}
 	verify_all(fs);
 	assert_true(clones > 10000);
@@ -110,6 +127,15 @@ static void test_clone_random_ops_match_shadow(void **state)
 	struct check_result cr;
 	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
 	assert_int_equal(cr.errors, 0);
+	/* the running count of shared pages is what a remount (which counts
+	 * them afresh) finds */
+	uint64_t shared = count_shared(fs);
+	struct pages_stats ps;
+	assert_true(max_shared > 0);
+	assert_int_equal(tpool_remount(*state), 0);
+	fs = &((struct tpool *)*state)->fs;
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.shared_pages, shared);
 	/* after removing everything no page is in use */
 	for (int i = 0; i < NF; i++) {
 		char name[16];
@@ -118,6 +144,8 @@ static void test_clone_random_ops_match_shadow(void **state)
 		fs_forget(fs, ino[i], 1);
 	}
 	assert_int_equal(fs->pages.used_pages, 0);
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.shared_pages, 0);
 }
 
 static void test_clone_must_share_refuses_unaligned(void **state)
