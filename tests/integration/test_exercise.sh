@@ -3,46 +3,67 @@
 # copy kept in memory (fsexercise.c): buffered, O_DIRECT and mmap I/O,
 # truncate, fallocate and punch, copy_file_range clones, SEEK_DATA/SEEK_HOLE.
 # Two exercisers run at once, so their allocations interleave, beside four
-# threads that share one file in stripes that meet inside pages; then the
+# threads that share one file in stripes that meet inside pages, and two
+# namespace exercisers (nsexercise.c: create, mkdir, unlink, rmdir, link,
+# symlink, rename with its flags, each errno and link count checked against
+# a model tree, directories listed and stat'ed); then the
 # files must survive a remount unchanged and fsck.kmemfs must find the pool
 # clean. Then a third one on a filesystem too small for its files, where an
 # operation refused with ENOSPC must have changed nothing (and a copy that
 # stopped short must have copied what it said). Each run draws new seeds
 # (printed); KMEMFS_FX_SEEDS="S1 S2 S3" replays.
 . "$(dirname "$0")/lib.sh" "$@"
+# tool NAME: the build's copy, else compiled from the source (tmpfs target)
+tool() {
+	if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/$1" ]; then
+		cp "$BIN_DIR/$1" "$WORK/$1"
+	else
+		${CC:-cc} -O2 -Wall -pthread -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -o "$WORK/$1" \
+			"$LIB_DIR/$1.c" || abort_test "cannot build $1"
+	fi
+}
+tool fsexercise
+tool nsexercise
 FX=$WORK/fsexercise
-if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/fsexercise" ]; then
-	cp "$BIN_DIR/fsexercise" "$FX"
-else
-	${CC:-cc} -O2 -Wall -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -o "$FX" \
-		"$LIB_DIR/fsexercise.c" || abort_test "cannot build fsexercise"
-fi
+NSX=$WORK/nsexercise
 OPS=${KMEMFS_FX_OPS:-15000}
-read -r seed1 seed2 seed3 seed4 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N16 /dev/urandom)}"
+read -r seed1 seed2 seed3 seed4 seed5 seed6 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N24 /dev/urandom | tr -s "\n" " ")}"
 fs_setup 1G "" /dev/shm
 
-mkdir "$MNT/one" "$MNT/two"
+mkdir "$MNT/one" "$MNT/two" "$MNT/ns5" "$MNT/ns6"
 "$FX" -s "$seed1" -n "$OPS" -o "$WORK/shadow1" "$MNT/one" >"$WORK/fx1.out" 2>&1 &
 p1=$!
 "$FX" -s "$seed2" -n "$OPS" -o "$WORK/shadow2" "$MNT/two" >"$WORK/fx2.out" 2>&1 &
 p2=$!
 "$FX" -T 4 -s "$seed4" -n $((OPS / 2)) "$MNT" >"$WORK/fx4.out" 2>&1 &
 p4=$!
+"$NSX" -s "$seed5" -n $((OPS / 2)) "$MNT/ns5" >"$WORK/fx5.out" 2>&1 &
+p5=$!
+"$NSX" -s "$seed6" -n $((OPS / 2)) "$MNT/ns6" >"$WORK/fx6.out" 2>&1 &
+p6=$!
 wait $p1; rc1=$?
 wait $p2; rc2=$?
 wait $p4; rc4=$?
+wait $p5; rc5=$?
+wait $p6; rc6=$?
 fx_result() { # RC SEED OUTPUT
 	if [ "$1" -eq 0 ]; then
-		pass "seed $2: $(tail -n 1 "$3" | sed 's/^fsexercise: //'), every check against the in-memory copy matched"
+		pass "seed $2: $(tail -n 1 "$3" | sed 's/^[a-z]*exercise: //'), every check against the in-memory copy matched"
 	else
-		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3 $seed4\")" "$(tail -n 30 "$3")"
+		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3 $seed4 $seed5 $seed6\")" "$(tail -n 30 "$3")"
 	fi
 }
 fx_result $rc1 "$seed1" "$WORK/fx1.out"
 fx_result $rc2 "$seed2" "$WORK/fx2.out"
 fx_result $rc4 "$seed4 (4 threads, one file)" "$WORK/fx4.out"
+fx_result $rc5 "$seed5 (namespace)" "$WORK/fx5.out"
+fx_result $rc6 "$seed6 (namespace, at the same time)" "$WORK/fx6.out"
+manifest "$MNT/ns5" >"$WORK/ns5.before"
+manifest "$MNT/ns6" >"$WORK/ns6.before"
 
 fs_remount || abort_test "remount"
+check_eq "$(manifest "$MNT/ns5")" "$(cat "$WORK/ns5.before")" "after a remount, the namespace tree of seed $seed5 is the same (names, types, links, inodes, times)"
+check_eq "$(manifest "$MNT/ns6")" "$(cat "$WORK/ns6.before")" "after a remount, the namespace tree of seed $seed6 is the same"
 for n in 1 2; do
 	d=$([ $n = 1 ] && echo one || echo two)
 	s=$([ $n = 1 ] && echo "$seed1" || echo "$seed2")
