@@ -89,6 +89,10 @@ fi
 
 # a 64 MiB filesystem (40 MiB for data) and two files of up to 64 MiB each
 fs_setup 64M "" /dev/shm
+# leave 16 MiB free, so that the files' up to 128 MiB surely run into the end
+avail_mb=$(($(df -B1 --output=avail "$MNT" | tail -n 1) / 1048576))
+dd if=/dev/zero of="$MNT/filler" bs=1M count=$((avail_mb - 16)) status=none ||
+	abort_test "cannot write the $((avail_mb - 16)) MiB filler"
 "$FX" -E -S $((64 * 1024 * 1024)) -s "$seed3" -n "$OPS" "$MNT" >"$WORK/fx3.out" 2>&1
 fx_result $? "$seed3 (full filesystem)" "$WORK/fx3.out"
 check "grep -q 'refused with ENOSPC' '$WORK/fx3.out' && ! grep -q '; 0 refused' '$WORK/fx3.out'" "the small filesystem did fill up"
