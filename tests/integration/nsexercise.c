@@ -6,7 +6,10 @@
  * do, down to the errno (EEXIST, ENOENT, ENOTEMPTY, ENOTDIR, EISDIR, EINVAL);
  * every so often directories are listed and every entry is stat'ed: the set
  * of names, each type, link count, symlink target, and that hard links share
- * an inode number must all agree with the model.
+ * an inode number must all agree with the model. Extended attributes too:
+ * setxattr with and without XATTR_CREATE/XATTR_REPLACE, getxattr, removexattr
+ * and listxattr on files and directories, values of up to 3000 bytes, kept
+ * with the inode (so hard links share them and renames keep them).
  *
  * Usage: nsexercise [-s SEED] [-n OPS] DIR     (DIR must be empty)
  * Exit: 0 passed; 1 a check failed (seed and last operations printed);
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +37,8 @@
 #define MAX_ENTS 512 /* per directory */
 #define NAME_MAX_LEN 255
 #define LOG_SIZE 16
+#define NXATTR 6      /* user.x0 .. user.x5 */
+#define XATTR_VAL_MAX 3000
 
 enum kind { K_FREE, K_FILE, K_DIR, K_LINK };
 
@@ -49,6 +55,8 @@ struct node {
 	char target[64];  /* symlinks */
 	struct entry *ents; /* directories */
 	int nents;
+	unsigned char *xval[NXATTR]; /* NULL: not set */
+	size_t xlen[NXATTR];
 };
 
 static struct node nodes[MAX_NODES];
@@ -112,6 +120,8 @@ static int new_node(enum kind k)
 
 static void free_node(int n)
 {
+	for (int i = 0; i < NXATTR; i++)
+		free(nodes[n].xval[i]);
 	free(nodes[n].ents);
 	nodes[n] = (struct node){ .kind = K_FREE };
 }
@@ -241,6 +251,37 @@ static void expect(int rc, int want_errno, const char *what)
 		    want_errno ? strerror(want_errno) : "success");
 }
 
+/* the user.* names listxattr gives and every value must be the model's */
+static void check_xattrs(const struct node *n, const char *path)
+{
+	char list[1024], name[16];
+	unsigned char val[XATTR_VAL_MAX];
+	bool listed[NXATTR] = { false };
+	ssize_t len = llistxattr(path, list, sizeof(list));
+
+	if (len < 0)
+		die("listxattr %.60s...: %s", path, strerror(errno));
+	for (ssize_t off = 0; off < len; off += (ssize_t)strlen(list + off) + 1) {
+		int i;
+		if (strncmp(list + off, "user.", 5))
+			continue; /* security.* and the like are not ours */
+		if (sscanf(list + off, "user.x%d", &i) != 1 || i < 0 || i >= NXATTR || !n->xval[i])
+			die("listxattr %.60s... names '%s', which is not set", path, list + off);
+		listed[i] = true;
+	}
+	for (int i = 0; i < NXATTR; i++) {
+		if (!n->xval[i] != !listed[i])
+			die("listxattr %.60s... leaves out user.x%d", path, i);
+		if (!n->xval[i])
+			continue;
+		snprintf(name, sizeof(name), "user.x%d", i);
+		len = lgetxattr(path, name, val, sizeof(val));
+		if (len != (ssize_t)n->xlen[i] || memcmp(val, n->xval[i], n->xlen[i]))
+			die("getxattr %s of %.60s...: %zd bytes%s, want %zu", name, path, len,
+			    len == (ssize_t)n->xlen[i] ? " that differ" : "", n->xlen[i]);
+	}
+}
+
 static void check_dir(int d)
 {
 	char path[8192], p2[8192 + 300];
@@ -292,6 +333,8 @@ static void check_dir(int d)
 			if (l < 0 || (target[l] = '\0', strcmp(target, n->target)))
 				die("%.60s...: readlink gave '%s', want '%s'", p2,
 				    l < 0 ? strerror(errno) : target, n->target);
+		} else {
+			check_xattrs(n, p2);
 		}
 	}
 }
@@ -473,6 +516,75 @@ static void op_rename(void)
 	add_entry(dd, dname, sn);
 }
 
+/* setxattr, getxattr, removexattr or listxattr on an entry's inode */
+static void op_xattr(void)
+{
+	int d = random_dir(), i = (int)below(NXATTR), want = 0, rc;
+	char ename[NAME_MAX_LEN + 1], path[8192 + 300], name[16];
+	unsigned char val[XATTR_VAL_MAX];
+	struct node *n;
+
+	if (nodes[d].nents == 0)
+		return;
+	snprintf(ename, sizeof(ename), "%s", nodes[d].ents[below(nodes[d].nents)].name);
+	if (!entry_path(d, ename, path, sizeof(path)))
+		return;
+	n = &nodes[nodes[d].ents[find(d, ename)].node];
+	if (n->kind == K_LINK)
+		return; /* user.* is not allowed on symlinks */
+	snprintf(name, sizeof(name), "user.x%d", i);
+	switch (below(4)) {
+	case 0:
+	case 1: { /* set, with a flag one time in three each */
+		static const int flag_set[] = { 0, XATTR_CREATE, XATTR_REPLACE };
+		int flags = flag_set[below(3)];
+		size_t len = below(4) ? below(64) : below(XATTR_VAL_MAX + 1);
+
+		for (size_t k = 0; k < len; k++)
+			val[k] = (unsigned char)rnd();
+		if (flags == XATTR_CREATE && n->xval[i])
+			want = EEXIST;
+		else if (flags == XATTR_REPLACE && !n->xval[i])
+			want = ENODATA;
+		logop("setxattr%s %s=%zu bytes %.80s", flags == XATTR_CREATE ? " create" :
+		      flags == XATTR_REPLACE ? " replace" : "", name, len, path);
+		expect(lsetxattr(path, name, val, len, flags), want, "setxattr");
+		if (want == 0) {
+			free(n->xval[i]);
+			if (!(n->xval[i] = malloc(len ? len : 1)))
+				die("out of memory");
+			memcpy(n->xval[i], val, len);
+			n->xlen[i] = len;
+		}
+		break;
+	}
+	case 2: /* remove */
+		want = n->xval[i] ? 0 : ENODATA;
+		logop("removexattr %s %.80s", name, path);
+		expect(lremovexattr(path, name), want, "removexattr");
+		if (want == 0) {
+			free(n->xval[i]);
+			n->xval[i] = NULL;
+		}
+		break;
+	default: /* get: the size first, as callers do, then the value */
+		logop("getxattr %s %.80s", name, path);
+		rc = (int)lgetxattr(path, name, NULL, 0);
+		if (!n->xval[i]) {
+			expect(rc < 0 ? -1 : 0, ENODATA, "getxattr");
+			break;
+		}
+		if (rc != (int)n->xlen[i])
+			die("getxattr %s size: %d, want %zu", name, rc, n->xlen[i]);
+		/* (a buffer of 0 bytes would ask for the size again) */
+		if (n->xlen[i] > 1 && lgetxattr(path, name, val, n->xlen[i] - 1) >= 0)
+			die("getxattr %s into a buffer one byte short succeeded", name);
+		if (n->xlen[i] > 1)
+			expect(-1, ERANGE, "getxattr into a short buffer");
+		check_xattrs(n, path);
+	}
+}
+
 static uint64_t number(const char *s)
 {
 	char *end;
@@ -533,8 +645,10 @@ int main(int argc, char **argv)
 			op_unlink(true);
 		else if (what < 68)
 			op_link();
-		else if (what < 92)
+		else if (what < 84)
 			op_rename();
+		else if (what < 92)
+			op_xattr();
 		else
 			check_dir(random_dir());
 		if (op_no % 1000 == 999)
