@@ -28,7 +28,8 @@ tool fsexercise
 tool nsexercise
 FX=$WORK/fsexercise
 NSX=$WORK/nsexercise
-OPS=${KMEMFS_FX_OPS:-15000}
+OPS=${KMEMFS_FX_OPS:-12000}
+watchdog 280 # the ASan build takes about two minutes
 read -r seed1 seed2 seed3 seed4 seed5 seed6 seed7 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N28 /dev/urandom | tr -s "\n" " ")}"
 fs_setup 1G "" /dev/shm
 
