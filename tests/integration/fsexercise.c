@@ -54,10 +54,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define EXERCISE_NAME "fsexercise"
+#include "exercise.h"
+
 #define PAGE 4096u
 #define UNIT (4u << 20)
 #define MAX_IO (256u << 10) /* longest single read or write */
-#define LOG_SIZE 24         /* operations shown when a check fails */
 
 struct xfile {
 	char path[4096];
@@ -69,62 +71,16 @@ struct xfile {
 
 static struct xfile files[2];
 static uint64_t max_size = 24u << 20;
-static uint64_t rng_state;
 static bool enospc_ok;     /* -E */
 static uint64_t n_enospc;  /* operations refused for want of space */
-static uint64_t op_no;
-static char oplog[LOG_SIZE][160];
 static uint8_t *iobuf; /* page-aligned, for O_DIRECT */
 static uint8_t *readbuf;
-
-static uint64_t rnd(void)
-{
-	/* xorshift64*: small, fast, and the same sequence for the same seed */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ull;
-}
-
-static uint64_t below(uint64_t n)
-{
-	return n ? rnd() % n : 0;
-}
-
-static void logop(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logop(const char *fmt, ...)
-{
-	va_list ap;
-	char *slot = oplog[op_no % LOG_SIZE];
-	int n = snprintf(slot, sizeof(oplog[0]), "%6" PRIu64 " ", op_no);
-
-	va_start(ap, fmt);
-	vsnprintf(slot + n, sizeof(oplog[0]) - (size_t)n, fmt, ap);
-	va_end(ap);
-}
 
 /* an operation refused for want of space (-E): say so in its log line */
 static void refused(void)
 {
-	char *slot = oplog[op_no % LOG_SIZE];
-	size_t n = strlen(slot);
-
-	snprintf(slot + n, sizeof(oplog[0]) - n, " -> ENOSPC");
+	logop_append(" -> ENOSPC");
 	n_enospc++;
-}
-
-static void __attribute__((noreturn)) die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "fsexercise: FAILED at operation %" PRIu64 ": ", op_no);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nfsexercise: the last operations:\n");
-	for (uint64_t i = op_no >= LOG_SIZE - 1 ? op_no - (LOG_SIZE - 1) : 0; i <= op_no; i++)
-		fprintf(stderr, "  %s\n", oplog[i % LOG_SIZE]);
-	exit(1);
 }
 
 /* an offset in [0, limit), often on a page or a unit edge */
@@ -458,20 +414,6 @@ static int save_shadow(const struct xfile *f, const char *path)
 		return -1;
 	}
 	return 0;
-}
-
-static uint64_t number(const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || end == s) {
-		fprintf(stderr, "fsexercise: bad number '%s'\n", s);
-		exit(2);
-	}
-	return v;
 }
 
 /* ---- -T: threads sharing one file ---------------------------------------- */

@@ -33,10 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#define EXERCISE_NAME "nsexercise"
+#include "exercise.h"
+
 #define MAX_NODES 4096
 #define MAX_ENTS 512 /* per directory */
 #define NAME_MAX_LEN 255
-#define LOG_SIZE 16
 #define NXATTR 6      /* user.x0 .. user.x5 */
 #define XATTR_VAL_MAX 3000
 
@@ -61,47 +63,6 @@ struct node {
 
 static struct node nodes[MAX_NODES];
 static char root[4096];
-static uint64_t rng_state, op_no;
-static char oplog[LOG_SIZE][600];
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ull;
-}
-
-static uint64_t below(uint64_t n)
-{
-	return n ? rnd() % n : 0;
-}
-
-static void logop(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void logop(const char *fmt, ...)
-{
-	va_list ap;
-	char *slot = oplog[op_no % LOG_SIZE];
-	int n = snprintf(slot, sizeof(oplog[0]), "%6" PRIu64 " ", op_no);
-
-	va_start(ap, fmt);
-	vsnprintf(slot + n, sizeof(oplog[0]) - (size_t)n, fmt, ap);
-	va_end(ap);
-}
-
-static void __attribute__((noreturn)) die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "nsexercise: FAILED at operation %" PRIu64 ": ", op_no);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\nnsexercise: the last operations:\n");
-	for (uint64_t i = op_no >= LOG_SIZE - 1 ? op_no - (LOG_SIZE - 1) : 0; i <= op_no; i++)
-		fprintf(stderr, "  %s\n", oplog[i % LOG_SIZE]);
-	exit(1);
-}
 
 /* ---- the model -------------------------------------------------------------- */
 
@@ -417,31 +378,44 @@ static void op_unlink(bool dir_op)
 	}
 }
 
-static void op_link(void)
-{
-	int sd = random_dir(), dd = random_dir(), si, want = 0;
+/* a source and a target for link and rename: directory, name and path each */
+struct pair {
+	int sd, dd;
 	char sname[NAME_MAX_LEN + 1], dname[NAME_MAX_LEN + 1];
 	char spath[8192 + 300], dpath[8192 + 300];
+};
 
-	pick(sd, sname);
-	pick(dd, dname);
-	if (!entry_path(sd, sname, spath, sizeof(spath)) ||
-	    !entry_path(dd, dname, dpath, sizeof(dpath)))
+static bool pick_pair(struct pair *p)
+{
+	p->sd = random_dir();
+	p->dd = random_dir();
+	pick(p->sd, p->sname);
+	pick(p->dd, p->dname);
+	return entry_path(p->sd, p->sname, p->spath, sizeof(p->spath)) &&
+	       entry_path(p->dd, p->dname, p->dpath, sizeof(p->dpath));
+}
+
+static void op_link(void)
+{
+	struct pair p;
+	int si, want = 0;
+
+	if (!pick_pair(&p))
 		return;
-	si = find(sd, sname);
+	si = find(p.sd, p.sname);
 	if (si < 0)
 		want = ENOENT;
-	else if (find(dd, dname) >= 0)
+	else if (find(p.dd, p.dname) >= 0)
 		want = EEXIST; /* the new name is looked up before vfs_link */
-	else if (nodes[nodes[sd].ents[si].node].kind == K_DIR)
+	else if (nodes[nodes[p.sd].ents[si].node].kind == K_DIR)
 		want = EPERM;
-	if (!want && nodes[dd].nents >= MAX_ENTS - 1)
+	if (!want && nodes[p.dd].nents >= MAX_ENTS - 1)
 		return;
-	logop("link %.80s -> %.80s", spath, dpath);
-	expect(link(spath, dpath), want, "link");
+	logop("link %.80s -> %.80s", p.spath, p.dpath);
+	expect(link(p.spath, p.dpath), want, "link");
 	if (want == 0) {
-		int n = nodes[sd].ents[si].node;
-		add_entry(dd, dname, n);
+		int n = nodes[p.sd].ents[si].node;
+		add_entry(p.dd, p.dname, n);
 		nodes[n].nlink++;
 	}
 }
@@ -450,19 +424,15 @@ static void op_rename(void)
 {
 	static const unsigned flag_set[] = { 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE };
 	unsigned flags = flag_set[below(4)];
-	int sd = random_dir(), dd = random_dir(), si, di, want = 0;
-	char sname[NAME_MAX_LEN + 1], dname[NAME_MAX_LEN + 1];
-	char spath[8192 + 300], dpath[8192 + 300];
+	struct pair p;
+	int si, di, want = 0;
 
-	pick(sd, sname);
-	pick(dd, dname);
-	if (!entry_path(sd, sname, spath, sizeof(spath)) ||
-	    !entry_path(dd, dname, dpath, sizeof(dpath)))
+	if (!pick_pair(&p))
 		return;
-	si = find(sd, sname);
-	di = find(dd, dname);
-	int sn = si >= 0 ? nodes[sd].ents[si].node : -1;
-	int dn = di >= 0 ? nodes[dd].ents[di].node : -1;
+	si = find(p.sd, p.sname);
+	di = find(p.dd, p.dname);
+	int sn = si >= 0 ? nodes[p.sd].ents[si].node : -1;
+	int dn = di >= 0 ? nodes[p.dd].ents[di].node : -1;
 
 	/* in the order the kernel checks (do_renameat2, then vfs_rename) */
 	if (si < 0)
@@ -471,9 +441,9 @@ static void op_rename(void)
 		want = EEXIST; /* even for another name of the same file */
 	else if (flags == RENAME_EXCHANGE && di < 0)
 		want = ENOENT;
-	else if (sn != dn && nodes[sn].kind == K_DIR && is_ancestor(sn, dd))
+	else if (sn != dn && nodes[sn].kind == K_DIR && is_ancestor(sn, p.dd))
 		want = EINVAL; /* into itself */
-	else if (sn != dn && di >= 0 && nodes[dn].kind == K_DIR && is_ancestor(dn, sd))
+	else if (sn != dn && di >= 0 && nodes[dn].kind == K_DIR && is_ancestor(dn, p.sd))
 		want = flags == RENAME_EXCHANGE ? EINVAL : ENOTEMPTY; /* holds the source */
 	else if (sn == dn || flags == RENAME_EXCHANGE)
 		want = 0;
@@ -483,37 +453,37 @@ static void op_rename(void)
 		want = EISDIR;
 	else if (di >= 0 && nodes[dn].kind == K_DIR && nodes[dn].nents)
 		want = ENOTEMPTY;
-	if (!want && di < 0 && nodes[dd].nents >= MAX_ENTS - 1)
+	if (!want && di < 0 && nodes[p.dd].nents >= MAX_ENTS - 1)
 		return;
 	logop("rename%s %.80s -> %.80s", flags == RENAME_EXCHANGE ? " exchange" :
-	      flags == RENAME_NOREPLACE ? " noreplace" : "", spath, dpath);
-	expect(renameat2(AT_FDCWD, spath, AT_FDCWD, dpath, flags), want, "rename");
+	      flags == RENAME_NOREPLACE ? " noreplace" : "", p.spath, p.dpath);
+	expect(renameat2(AT_FDCWD, p.spath, AT_FDCWD, p.dpath, flags), want, "rename");
 	if (want || sn == dn)
 		return;
 	if (flags == RENAME_EXCHANGE) {
 		/* swap what the two entries name, keeping parents and link counts right */
-		nodes[sd].ents[si].node = dn;
-		nodes[dd].ents[di].node = sn;
+		nodes[p.sd].ents[si].node = dn;
+		nodes[p.dd].ents[di].node = sn;
 		if (nodes[sn].kind == K_DIR) {
-			nodes[sd].nlink--;
-			nodes[dd].nlink++;
-			nodes[sn].parent = dd;
+			nodes[p.sd].nlink--;
+			nodes[p.dd].nlink++;
+			nodes[sn].parent = p.dd;
 		}
 		if (nodes[dn].kind == K_DIR) {
-			nodes[dd].nlink--;
-			nodes[sd].nlink++;
-			nodes[dn].parent = sd;
+			nodes[p.dd].nlink--;
+			nodes[p.sd].nlink++;
+			nodes[dn].parent = p.sd;
 		}
 		return;
 	}
 	if (di >= 0) { /* the replaced entry goes */
-		remove_entry(dd, di);
+		remove_entry(p.dd, di);
 		if (nodes[dn].kind == K_DIR || --nodes[dn].nlink == 0)
 			free_node(dn);
-		si = find(sd, sname); /* remove_entry moved entries around */
+		si = find(p.sd, p.sname); /* remove_entry moved entries around */
 	}
-	remove_entry(sd, si);
-	add_entry(dd, dname, sn);
+	remove_entry(p.sd, si);
+	add_entry(p.dd, p.dname, sn);
 }
 
 /* setxattr, getxattr, removexattr or listxattr on an entry's inode */
@@ -583,20 +553,6 @@ static void op_xattr(void)
 			expect(-1, ERANGE, "getxattr into a short buffer");
 		check_xattrs(n, path);
 	}
-}
-
-static uint64_t number(const char *s)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || *end || end == s) {
-		fprintf(stderr, "nsexercise: bad number '%s'\n", s);
-		exit(2);
-	}
-	return v;
 }
 
 int main(int argc, char **argv)
