@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <libpmemobj.h>
 
@@ -516,6 +517,41 @@ static int dir_touch(struct kmfs_inode *dir, struct kmfs_time now)
 }
 
 /*
+ * A new inode of MODE for directory DIR, owned by CR (or DIR's group when
+ * DIR is set-group-ID), with DIR's default ACL; not yet named anywhere.
+ * Caller is inside transaction T. Returns 0 and its offset in *OFF.
+ */
+static int new_inode(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *dir,
+		     mode_t mode, dev_t rdev, const struct fs_cred *cr,
+		     struct kmfs_time now, uint64_t *off)
+{
+	struct kmfs_super *sb = fs->pool.sb;
+	struct kmfs_inode *ino;
+	int rc;
+
+	*off = tx_alloc(sizeof(*ino), KMFS_T_INODE, true);
+	if (!*off)
+		return -ENOSPC;
+	ino = fs_inode(fs, *off);
+	ino->mode = mode;
+	ino->uid = cr->uid;
+	ino->gid = cr->gid;
+	if (dir->mode & S_ISGID) {
+		ino->gid = dir->gid;
+		if (S_ISDIR(mode))
+			ino->mode |= S_ISGID;
+	}
+	ino->rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
+	ino->nlink = S_ISDIR(mode) ? 2 : 1;
+	ino->atime = ino->mtime = ino->ctime = ino->btime = now;
+	rc = TXADD(sb, next_generation);
+	if (rc < 0)
+		return rc;
+	ino->generation = sb->next_generation++;
+	return acl_inherit(t, dir, ino, cr->umask);
+}
+
+/*
  * Create an inode named NAME in DIR_INO: regular, device, FIFO, socket,
  * directory or symlink (TARGET). One transaction.
  */
@@ -524,7 +560,6 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		       const struct fs_cred *cr, uint64_t *out_off)
 {
 	struct kmfs_inode *dir, *ino;
-	struct kmfs_super *sb = fs->pool.sb;
 	struct kmfs_time now = pool_now();
 	struct txn t;
 	uint64_t off;
@@ -541,30 +576,10 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	rc = txn_begin(&t);
 	if (rc < 0)
 		goto out;
-	off = tx_alloc(sizeof(*ino), KMFS_T_INODE, true);
-	if (!off) {
-		rc = -ENOSPC;
+	rc = new_inode(fs, &t, dir, mode, rdev, cr, now, &off);
+	if (rc < 0)
 		goto out_end;
-	}
 	ino = fs_inode(fs, off);
-	ino->mode = mode;
-	ino->uid = cr->uid;
-	ino->gid = cr->gid;
-	if (dir->mode & S_ISGID) {
-		ino->gid = dir->gid;
-		if (S_ISDIR(mode))
-			ino->mode |= S_ISGID;
-	}
-	ino->rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
-	ino->nlink = S_ISDIR(mode) ? 2 : 1;
-	ino->atime = ino->mtime = ino->ctime = ino->btime = now;
-	rc = TXADD(sb, next_generation);
-	if (rc < 0)
-		goto out_end;
-	ino->generation = sb->next_generation++;
-	rc = acl_inherit(&t, dir, ino, cr->umask);
-	if (rc < 0)
-		goto out_end;
 	if (S_ISDIR(mode)) {
 		ino->parent_off = fs_ino_off(fs, dir_ino);
 		rc = dir_init(&t, ino);
@@ -798,21 +813,24 @@ static int move_dir(struct kmfs_inode *d, struct kmfs_inode *from,
 }
 
 int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
-	      uint64_t newdir_ino, const char *newname, unsigned flags)
+	      uint64_t newdir_ino, const char *newname, unsigned flags,
+	      const struct fs_cred *cr)
 {
 	struct kmfs_inode *dir, *ndir, *src, *dst = NULL;
 	uint64_t dir_off = fs_ino_off(fs, dir_ino), ndir_off = fs_ino_off(fs, newdir_ino);
 	struct kmfs_time now = pool_now();
 	struct dir_entry se, de;
 	bool unlinked = false;
+	uint64_t wo_off;
 	struct txn t;
 	int rc;
 
 	if (fs->readonly)
 		return -EROFS;
-	if (flags & ~(FS_RENAME_NOREPLACE | FS_RENAME_EXCHANGE))
+	if (flags & ~(FS_RENAME_NOREPLACE | FS_RENAME_EXCHANGE | FS_RENAME_WHITEOUT))
 		return -EINVAL;
-	if ((flags & FS_RENAME_NOREPLACE) && (flags & FS_RENAME_EXCHANGE))
+	if ((flags & FS_RENAME_EXCHANGE) &&
+	    (flags & (FS_RENAME_NOREPLACE | FS_RENAME_WHITEOUT)))
 		return -EINVAL;
 	rc = check_name(name);
 	if (rc == 0)
@@ -895,7 +913,12 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			rc = dir_add(&t, ndir, newname, strlen(newname),
 				     se.ino_off, se.type);
 		}
-		if (rc == 0)
+		/* the old name goes, or names a whiteout (for overlayfs) */
+		if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
+			rc = new_inode(fs, &t, dir, S_IFCHR, makedev(0, 0), cr, now, &wo_off);
+		if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
+			rc = dir_retarget(&t, dir, name, strlen(name), wo_off, dtype(S_IFCHR));
+		else if (rc == 0)
 			rc = dir_remove(&t, dir, name, strlen(name));
 		if (rc == 0 && S_ISDIR(src->mode))
 			rc = move_dir(src, dir, ndir, ndir_off);
@@ -909,6 +932,8 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	if (rc == 0 && ndir != dir)
 		rc = dir_touch(ndir, now);
 	rc = txn_end(&t, rc);
+	if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
+		atomic_fetch_add(&fs->nr_inodes, 1);
 	if (rc == 0 && unlinked)
 		reap(fs, de.ino_off);
 out:

@@ -108,8 +108,11 @@ int fs_unlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name);
 int fs_rmdir(struct kmfs_fs *fs, uint64_t dir_ino, const char *name);
 #define FS_RENAME_NOREPLACE 1
 #define FS_RENAME_EXCHANGE  2
+#define FS_RENAME_WHITEOUT  4 /* leave a whiteout (char device 0:0) at the old name */
+/* fs_rename -- FS_RENAME_* FLAGS; CR owns the whiteout FS_RENAME_WHITEOUT leaves */
 int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
-	      uint64_t newdir_ino, const char *newname, unsigned flags);
+	      uint64_t newdir_ino, const char *newname, unsigned flags,
+	      const struct fs_cred *cr);
 int fs_readlink(struct kmfs_fs *fs, uint64_t ino, char *buf, size_t size);
 
 /* open files */

@@ -233,18 +233,21 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
+	struct fs_cred cr = cred(req);
 	unsigned f = 0;
 
 	if (flags & RENAME_NOREPLACE)
 		f |= FS_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		f |= FS_RENAME_EXCHANGE;
-	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+	if (flags & RENAME_WHITEOUT)
+		f |= FS_RENAME_WHITEOUT; /* the kernel checked CAP_MKNOD */
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	fuse_reply_err(req, -fs_rename(FS(req), parent, name, newparent,
-				       newname, f));
+				       newname, f, &cr));
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

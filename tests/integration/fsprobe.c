@@ -368,7 +368,7 @@ static int op_mknod(char **a)
 	return mknod(a[0], type | (mode_t)num(a[2]), dev) ? errno : 0;
 }
 
-/* rename2 OLD NEW none|noreplace|exchange */
+/* rename2 OLD NEW none|noreplace|exchange|whiteout */
 static int op_rename2(char **a)
 {
 	unsigned int flags = 0;
@@ -377,6 +377,8 @@ static int op_rename2(char **a)
 		flags = RENAME_NOREPLACE;
 	else if (!strcmp(a[2], "exchange"))
 		flags = RENAME_EXCHANGE;
+	else if (!strcmp(a[2], "whiteout"))
+		flags = RENAME_WHITEOUT;
 	else if (strcmp(a[2], "none"))
 		return fail("unknown rename flag %s", a[2]);
 	return renameat2(AT_FDCWD, a[0], AT_FDCWD, a[1], flags) ? errno : 0;
@@ -968,7 +970,7 @@ static const struct op ops[] = {
 	{ "cfr", 5, op_cfr, "SRC OFF_IN DST OFF_OUT LEN" },
 	{ "utimens", 5, op_utimens, "PATH ASEC ANSEC|now|omit MSEC MNSEC|now|omit [nofollow]" },
 	{ "mknod", 3, op_mknod, "PATH fifo|chr|blk|sock|reg MODE [MAJOR MINOR]" },
-	{ "rename2", 3, op_rename2, "OLD NEW none|noreplace|exchange" },
+	{ "rename2", 3, op_rename2, "OLD NEW none|noreplace|exchange|whiteout" },
 	{ "unlink", 1, op_unlink, "PATH" },
 	{ "rmdir", 1, op_rmdir, "PATH" },
 	{ "mkdir", 2, op_mkdir, "PATH MODE" },

@@ -68,6 +68,38 @@ check_eq "$(stat_field p2/f/.. ino)" "$(stat_field p2 ino)" ".. of the exchanged
 expect_errno ENOENT "RENAME_EXCHANGE with a missing target" probe rename2 n2 missing exchange
 check_eq "$(cat n2)" N "source untouched after the failed exchange"
 
+# -- RENAME_WHITEOUT (what overlayfs does to its upper layer): the old name
+# becomes a character device 0:0, the file moves, both in one step
+echo W >w1
+mkdir wd && echo in >wd/x
+expect_errno OK "RENAME_WHITEOUT of a file" probe rename2 w1 w2 whiteout
+check_eq "$(stat -c '%F %t:%T %a' w1 2>&1)" "character special file 0:0 0" "the old name is a whiteout (char device 0:0, mode 0)"
+check_eq "$(cat w2)" W "the file is under its new name"
+links=$(stat_field . nlink)
+expect_errno OK "RENAME_WHITEOUT of a directory" probe rename2 wd wd2 whiteout
+check_eq "$(cat wd2/x)" in "the directory moved with its contents"
+check_eq "$(stat -c %F wd)" "character special file" "a whiteout where the directory was"
+check_eq "$(stat_field . nlink)" "$links" "the parent's link count: one subdirectory still"
+expect_errno EISDIR "RENAME_WHITEOUT of a file over a directory" probe rename2 w2 wd2 whiteout
+check_eq "$(cat w2)" W "the file stays where it was"
+expect_errno OK "RENAME_WHITEOUT over an existing file" probe rename2 w2 n2 whiteout
+check_eq "$(cat n2)" W "the target was replaced"
+# overlayfs with kmemfs as its upper layer: a file of the lower layer removed
+# through the overlay leaves a whiteout in kmemfs, and is gone from the merge
+if on_kmemfs && mkdir -p "$WORK/lower" "$MNT/ov/up" "$MNT/ov/work" "$WORK/merged" &&
+	echo low >"$WORK/lower/lf" && echo low2 >"$WORK/lower/lf2" &&
+	mount -t overlay overlay -o "lowerdir=$WORK/lower,upperdir=$MNT/ov/up,workdir=$MNT/ov/work" \
+		"$WORK/merged" 2>"$WORK/ov.err"; then
+	rm "$WORK/merged/lf"
+	mv "$WORK/merged/lf2" "$WORK/merged/lf3"
+	check "[ ! -e '$WORK/merged/lf' ] && [ \"\$(cat '$WORK/merged/lf3')\" = low2 ]" "overlayfs on kmemfs: rm and mv of lower files show in the merged view"
+	check_eq "$(stat -c '%F %t:%T' "$MNT/ov/up/lf" "$MNT/ov/up/lf2" 2>&1 | tr '\n' ,)" \
+		"character special file 0:0,character special file 0:0," "overlayfs left whiteouts in kmemfs for both"
+	umount "$WORK/merged"
+elif on_kmemfs; then
+	fail "overlayfs mounts with kmemfs as the upper layer" "$(cat "$WORK/ov.err")"
+fi
+
 # -- many renames keep the directory consistent
 mkdir r
 for i in $(seq 200); do echo $i >r/f$i; done

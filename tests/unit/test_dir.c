@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "helpers.h"
+#include "check.h"
 #include "dir.h"
 
 
@@ -127,7 +128,7 @@ static void test_dir_names_and_errors(void **state)
 	mk(fs, d, "inner");
 	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "d"), -ENOTEMPTY);
 	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "d"), -EISDIR);
-	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "d", d, "sub", 0), -EINVAL);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "d", d, "sub", 0, &root), -EINVAL);
 	assert_int_equal(fs_unlink(fs, d, "inner"), 0);
 	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "d"), 0);
 	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "d", &off), -ENOENT);
@@ -138,18 +139,54 @@ static void test_dir_rename_flags(void **state)
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	uint64_t a = mk(fs, FS_ROOT_INO, "a"), b = mk(fs, FS_ROOT_INO, "b"), off;
 
-	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", FS_RENAME_NOREPLACE), -EEXIST);
-	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", FS_RENAME_EXCHANGE), 0);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", FS_RENAME_NOREPLACE, &root), -EEXIST);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", FS_RENAME_EXCHANGE, &root), 0);
 	assert_int_equal(fs_lookup(fs, 1, "a", &off), 0);
 	assert_true(off == b);
 	assert_int_equal(fs_lookup(fs, 1, "b", &off), 0);
 	assert_true(off == a);
-	assert_int_equal(fs_rename(fs, 1, "a", 1, "c", FS_RENAME_EXCHANGE), -ENOENT);
-	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", 0), 0);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "c", FS_RENAME_EXCHANGE, &root), -ENOENT);
+	assert_int_equal(fs_rename(fs, 1, "a", 1, "b", 0, &root), 0);
 	assert_int_equal(fs_lookup(fs, 1, "a", &off), -ENOENT);
 	assert_int_equal(fs_lookup(fs, 1, "b", &off), 0);
 	assert_true(off == b);
 	assert_int_equal(fs_inode(fs, a)->nlink, 0); /* replaced: unlinked */
+
+	/* RENAME_WHITEOUT (overlayfs): the old name now names a char device 0:0
+	 * owned by the caller, in the same transaction; a directory moves too */
+	struct fs_cred user = { 1000, 1000, 022 };
+	uint64_t d, w;
+	assert_int_equal(fs_rename(fs, 1, "b", 1, "c", FS_RENAME_WHITEOUT, &user), 0);
+	assert_int_equal(fs_lookup(fs, 1, "c", &off), 0);
+	assert_true(off == b);
+	assert_int_equal(fs_lookup(fs, 1, "b", &w), 0);
+	assert_true(w != b);
+	assert_true(S_ISCHR(fs_inode(fs, w)->mode));
+	assert_int_equal(fs_inode(fs, w)->mode & 07777, 0);
+	assert_int_equal(fs_inode(fs, w)->rdev, 0);
+	assert_int_equal(fs_inode(fs, w)->uid, 1000);
+	assert_int_equal(fs_mkdir(fs, 1, "dir", 0755, &root, &d), 0);
+	uint32_t nlink = fs_inode(fs, fs_ino_off(fs, 1))->nlink;
+	assert_int_equal(fs_rename(fs, 1, "dir", 1, "dir2", FS_RENAME_WHITEOUT, &root), 0);
+	assert_int_equal(fs_inode(fs, fs_ino_off(fs, 1))->nlink, nlink);
+	assert_int_equal(fs_lookup(fs, 1, "dir", &w), 0);
+	assert_true(S_ISCHR(fs_inode(fs, w)->mode));
+	/* over an existing name, and never with EXCHANGE */
+	assert_int_equal(fs_rename(fs, 1, "c", 1, "dir2", FS_RENAME_WHITEOUT, &root), -EISDIR);
+	assert_int_equal(fs_rename(fs, 1, "c", 1, "b", FS_RENAME_WHITEOUT | FS_RENAME_NOREPLACE,
+				   &root), -EEXIST);
+	assert_int_equal(fs_rename(fs, 1, "c", 1, "b", FS_RENAME_WHITEOUT | FS_RENAME_EXCHANGE,
+				   &root), -EINVAL);
+	assert_int_equal(fs_rename(fs, 1, "c", 1, "b", FS_RENAME_WHITEOUT, &root), 0);
+	assert_int_equal(fs_lookup(fs, 1, "b", &off), 0);
+	assert_true(off == b);
+	assert_int_equal(fs_lookup(fs, 1, "c", &w), 0);
+	assert_true(S_ISCHR(fs_inode(fs, w)->mode));
+	/* and the checker agrees with all of it */
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
 }
 
 int main(void)
