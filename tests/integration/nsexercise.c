@@ -1,7 +1,7 @@
 /*
  * nsexercise -- random namespace operations checked against a model of the
  * tree kept in memory: create, mkdir, unlink, rmdir, link, symlink and
- * rename (plain, RENAME_NOREPLACE, RENAME_EXCHANGE) with names that collide
+ * rename (plain, NOREPLACE, EXCHANGE, WHITEOUT) with names that collide
  * often, plus some of the full 255 bytes. The model says what each call must
  * do, down to the errno (EEXIST, ENOENT, ENOTEMPTY, ENOTDIR, EISDIR, EINVAL);
  * every so often directories are listed and every entry is stat'ed: the set
@@ -42,7 +42,7 @@
 #define NXATTR 6      /* user.x0 .. user.x5 */
 #define XATTR_VAL_MAX 3000
 
-enum kind { K_FREE, K_FILE, K_DIR, K_LINK };
+enum kind { K_FREE, K_FILE, K_DIR, K_LINK, K_WHITEOUT /* char device 0:0 */ };
 
 struct entry {
 	char name[NAME_MAX_LEN + 1];
@@ -280,7 +280,8 @@ static void check_dir(int d)
 			die("lstat %.60s...: %s", p2, strerror(errno));
 		if ((n->kind == K_FILE && !S_ISREG(st.st_mode)) ||
 		    (n->kind == K_DIR && !S_ISDIR(st.st_mode)) ||
-		    (n->kind == K_LINK && !S_ISLNK(st.st_mode)))
+		    (n->kind == K_LINK && !S_ISLNK(st.st_mode)) ||
+		    (n->kind == K_WHITEOUT && (!S_ISCHR(st.st_mode) || st.st_rdev != 0)))
 			die("%.60s...: wrong type (mode 0%o)", p2, st.st_mode);
 		if ((int)st.st_nlink != n->nlink)
 			die("%.60s...: nlink %d, want %d", p2, (int)st.st_nlink, n->nlink);
@@ -422,8 +423,9 @@ static void op_link(void)
 
 static void op_rename(void)
 {
-	static const unsigned flag_set[] = { 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE };
-	unsigned flags = flag_set[below(4)];
+	static const unsigned flag_set[] = { 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE,
+					     RENAME_WHITEOUT, RENAME_WHITEOUT | RENAME_NOREPLACE };
+	unsigned flags = flag_set[below(6)];
 	struct pair p;
 	int si, di, want = 0;
 
@@ -437,7 +439,7 @@ static void op_rename(void)
 	/* in the order the kernel checks (do_renameat2, then vfs_rename) */
 	if (si < 0)
 		want = ENOENT;
-	else if (flags == RENAME_NOREPLACE && di >= 0)
+	else if ((flags & RENAME_NOREPLACE) && di >= 0)
 		want = EEXIST; /* even for another name of the same file */
 	else if (flags == RENAME_EXCHANGE && di < 0)
 		want = ENOENT;
@@ -455,8 +457,9 @@ static void op_rename(void)
 		want = ENOTEMPTY;
 	if (!want && di < 0 && nodes[p.dd].nents >= MAX_ENTS - 1)
 		return;
-	logop("rename%s %.80s -> %.80s", flags == RENAME_EXCHANGE ? " exchange" :
-	      flags == RENAME_NOREPLACE ? " noreplace" : "", p.spath, p.dpath);
+	logop("rename%s%s%s %.80s -> %.80s", flags & RENAME_EXCHANGE ? " exchange" : "",
+	      flags & RENAME_NOREPLACE ? " noreplace" : "",
+	      flags & RENAME_WHITEOUT ? " whiteout" : "", p.spath, p.dpath);
 	expect(renameat2(AT_FDCWD, p.spath, AT_FDCWD, p.dpath, flags), want, "rename");
 	if (want || sn == dn)
 		return;
@@ -484,6 +487,12 @@ static void op_rename(void)
 	}
 	remove_entry(p.sd, si);
 	add_entry(p.dd, p.dname, sn);
+	if (flags & RENAME_WHITEOUT) { /* the old name now names a whiteout */
+		int w = new_node(K_WHITEOUT);
+		if (w < 0)
+			die("model full");
+		add_entry(p.sd, p.sname, w);
+	}
 }
 
 /* setxattr, getxattr, removexattr or listxattr on an entry's inode */
@@ -500,8 +509,8 @@ static void op_xattr(void)
 	if (!entry_path(d, ename, path, sizeof(path)))
 		return;
 	n = &nodes[nodes[d].ents[find(d, ename)].node];
-	if (n->kind == K_LINK)
-		return; /* user.* is not allowed on symlinks */
+	if (n->kind == K_LINK || n->kind == K_WHITEOUT)
+		return; /* user.* is for files and directories only */
 	snprintf(name, sizeof(name), "user.x%d", i);
 	switch (below(4)) {
 	case 0:
@@ -613,7 +622,8 @@ int main(int argc, char **argv)
 	check_all();
 	int files = 0, dirs = 0;
 	for (int i = 0; i < MAX_NODES; i++) {
-		files += nodes[i].kind == K_FILE || nodes[i].kind == K_LINK;
+		files += nodes[i].kind == K_FILE || nodes[i].kind == K_LINK ||
+			 nodes[i].kind == K_WHITEOUT;
 		dirs += nodes[i].kind == K_DIR;
 	}
 	printf("nsexercise: %" PRIu64 " operations passed; %d files and symlinks, %d directories at the end\n",
