@@ -45,7 +45,9 @@ recl=$(($(counter units_reclaimed) - recl0))
 # the reserve refills first; removing everything frees whole units to lend
 rm -f "$MNT"/fx.* "$MNT/filler"
 sync
-sleep 1
+# the kernel's FORGETs of the removed inodes come asynchronously
+i=0
+while [ "$(counter lent_pages)" != "$lentp0" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kmemfsctl stat "$MNT" | sed "s/^/    /"
 lent=$(($(counter units_lent) - lent0))
 echo "kmod-exercise: units reclaimed from the kernel during the runs $recl, lent back after rm $lent"
