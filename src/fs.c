@@ -914,12 +914,14 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 				     se.ino_off, se.type);
 		}
 		/* the old name goes, or names a whiteout (for overlayfs) */
-		if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
+		if (rc == 0 && (flags & FS_RENAME_WHITEOUT)) {
 			rc = new_inode(fs, &t, dir, S_IFCHR, makedev(0, 0), cr, now, &wo_off);
-		if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
-			rc = dir_retarget(&t, dir, name, strlen(name), wo_off, dtype(S_IFCHR));
-		else if (rc == 0)
+			if (rc == 0)
+				rc = dir_retarget(&t, dir, name, strlen(name), wo_off,
+						  dtype(S_IFCHR));
+		} else if (rc == 0) {
 			rc = dir_remove(&t, dir, name, strlen(name));
+		}
 		if (rc == 0 && S_ISDIR(src->mode))
 			rc = move_dir(src, dir, ndir, ndir_off);
 	}
