@@ -163,16 +163,21 @@ on_kmemfs() { [ "$TARGET" = kmemfs ]; }
 
 # ---- running things ------------------------------------------------------------
 
-# fsprobe: take the build's copy when there is one, else compile the source (the
-# tmpfs target needs no build). Copied into $WORK so other users may run it.
+# test_tool NAME: $WORK/NAME, a helper program of these tests (fsprobe,
+# fsexercise, ...): the build's copy when there is one, else compiled from
+# $LIB_DIR/NAME.c (the tmpfs target needs no build). Copied into $WORK so other
+# users may run it.
+test_tool() {
+	if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/$1" ]; then
+		cp "$BIN_DIR/$1" "$WORK/$1"
+	else
+		${CC:-cc} -O2 -Wall -pthread -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -o "$WORK/$1" \
+			"$LIB_DIR/$1.c"
+	fi && chmod 755 "$WORK/$1"
+}
+
 FSPROBE=$WORK/fsprobe
-if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/fsprobe" ]; then
-	cp "$BIN_DIR/fsprobe" "$FSPROBE"
-else
-	${CC:-cc} -O2 -Wall -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -o "$FSPROBE" \
-		"$LIB_DIR/fsprobe.c" || { echo "$TEST_NAME: cannot build fsprobe" >&2; exit 2; }
-fi
-chmod 755 "$FSPROBE"
+test_tool fsprobe || { echo "$TEST_NAME: cannot build fsprobe" >&2; exit 2; }
 
 probe() { "$FSPROBE" "$@"; }
 

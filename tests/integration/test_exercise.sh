@@ -15,17 +15,8 @@
 # clean as the kill left it, and every file must read. Each run draws new seeds
 # (printed); KMEMFS_FX_SEEDS="S1 S2 S3" replays.
 . "$(dirname "$0")/lib.sh" "$@"
-# tool NAME: the build's copy, else compiled from the source (tmpfs target)
-tool() {
-	if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/$1" ]; then
-		cp "$BIN_DIR/$1" "$WORK/$1"
-	else
-		${CC:-cc} -O2 -Wall -pthread -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -o "$WORK/$1" \
-			"$LIB_DIR/$1.c" || abort_test "cannot build $1"
-	fi
-}
-tool fsexercise
-tool nsexercise
+test_tool fsexercise || abort_test "cannot build fsexercise"
+test_tool nsexercise || abort_test "cannot build nsexercise"
 FX=$WORK/fsexercise
 NSX=$WORK/nsexercise
 OPS=${KMEMFS_FX_OPS:-12000}
