@@ -538,6 +538,8 @@ static int run_striped(const char *dir, uint64_t seed, uint64_t nops, unsigned n
 	snprintf(whole.path, sizeof(whole.path), "%s", path);
 	free(w);
 	verify_file(&whole, "final check");
+	close(sf.fd);
+	free(sf.shadow);
 	printf("fsexercise: %u x %" PRIu64 " operations passed\n", nthreads, nops);
 	return 0;
 }
