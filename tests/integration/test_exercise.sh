@@ -44,7 +44,12 @@ fx_result() { # RC SEED OUTPUT
 	if [ "$1" -eq 0 ]; then
 		pass "seed $2: $(tail -n 1 "$3" | sed 's/^[a-z]*exercise: //'), every check against the in-memory copy matched"
 	else
-		fail "seed $2: random operations found a difference (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3 $seed4 $seed5 $seed6 $seed7\")" "$(tail -n 30 "$3")"
+		case $1 in
+		1) why="random operations found a difference" ;;
+		2) why="the exerciser could not set up" ;;
+		*) why="the exerciser ended with status $1 (a sanitizer's report or a crash)" ;;
+		esac
+		fail "seed $2: $why (replay: KMEMFS_FX_SEEDS=\"$seed1 $seed2 $seed3 $seed4 $seed5 $seed6 $seed7\")" "$(tail -n 30 "$3")"
 	fi
 }
 fx_result $rc1 "$seed1" "$WORK/fx1.out"
