@@ -641,6 +641,66 @@ int fs_symlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			   out_off);
 }
 
+int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
+	       bool linkable, const struct fs_cred *cr, uint64_t *out_off)
+{
+	struct kmfs_inode *dir;
+	struct vnode *v;
+	struct txn t;
+	uint64_t off;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = get_dir(fs, dir_ino, &dir);
+	if (rc < 0)
+		goto out;
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	/* a new object: written without snapshots, like new_inode's fields */
+	rc = new_inode(fs, &t, dir, S_IFREG | (mode & 07777), 0, cr, pool_now(), &off);
+	if (rc == 0)
+		fs_inode(fs, off)->nlink = 0;
+	rc = txn_end(&t, rc);
+	if (rc < 0)
+		goto out;
+	atomic_fetch_add(&fs->nr_inodes, 1);
+	v = vget(fs, off);
+	if (!v) {
+		rc = -ENOMEM; /* nothing holds the inode: the next mount frees it */
+		goto out;
+	}
+	pthread_mutex_lock(&fs->vlock);
+	v->nlookup++;
+	v->busy--;
+	v->linkable = linkable;
+	pthread_mutex_unlock(&fs->vlock);
+	*out_off = off;
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+/* Whether OFF is an fs_tmpfile inode that may still be named; CLEAR: no more. */
+static bool vlinkable(struct kmfs_fs *fs, uint64_t off, bool clear)
+{
+	struct vnode *v;
+	bool linkable = false;
+
+	pthread_mutex_lock(&fs->vlock);
+	for (v = *vslot(fs, off); v; v = v->next)
+		if (v->off == off) {
+			linkable = v->linkable;
+			if (clear)
+				v->linkable = false;
+		}
+	pthread_mutex_unlock(&fs->vlock);
+	return linkable;
+}
+
 int fs_link(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t dir_ino,
 	    const char *name, uint64_t *out_off)
 {
@@ -661,7 +721,8 @@ int fs_link(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t dir_ino,
 		rc = -EMLINK;
 		goto out;
 	}
-	if (ino->nlink == 0) {
+	/* an unlinked inode comes back only as the kernel's I_LINKABLE allows */
+	if (ino->nlink == 0 && !vlinkable(fs, off, false)) {
 		rc = -ENOENT;
 		goto out;
 	}
@@ -680,6 +741,8 @@ int fs_link(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t dir_ino,
 		rc = dir_touch(dir, now);
 	}
 	rc = txn_end(&t, rc);
+	if (rc == 0)
+		vlinkable(fs, off, true); /* as vfs_link clears I_LINKABLE */
 	if (rc == 0)
 		rc = vlookup(fs, off);
 	if (rc == 0)

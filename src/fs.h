@@ -33,6 +33,7 @@ struct vnode {
 	uint64_t nlookup;      /* kernel references (lookup/forget) */
 	uint32_t nopen;        /* open file handles */
 	uint32_t busy;         /* operations in flight */
+	bool linkable;         /* an O_TMPFILE inode linkat(2) may still name */
 	pthread_rwlock_t lock; /* the inode's data: size, extent map */
 	struct vnode *next;    /* hash chain */
 };
@@ -102,6 +103,14 @@ int fs_mkdir(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 int fs_symlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	       const char *target, const struct fs_cred *cr,
 	       uint64_t *out_off);
+/*
+ * fs_tmpfile -- open(2) with O_TMPFILE in DIR_INO: a regular inode no
+ * directory names, freed when the kernel lets go of it unless fs_link names
+ * it first (when LINKABLE: not O_EXCL), and at the next mount after a crash.
+ */
+int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
+	       bool linkable, const struct fs_cred *cr, uint64_t *out_off);
+/* fs_link -- name INO in DIR_INO; an unnamed inode only if fs_tmpfile's LINKABLE */
 int fs_link(struct kmfs_fs *fs, uint64_t ino, uint64_t dir_ino,
 	    const char *name, uint64_t *out_off);
 int fs_unlink(struct kmfs_fs *fs, uint64_t dir_ino, const char *name);

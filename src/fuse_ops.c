@@ -273,7 +273,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct fs_cred cr = cred(req);
 	struct fuse_entry_param e;
 	uint64_t off = 0;
-	int rc = fs_mknod(fs, parent, name, (mode & 07777) | S_IFREG, 0, &cr, &off);
+	int rc = wire_tmpfile()
+		 ? fs_tmpfile(fs, parent, mode, !(fi->flags & O_EXCL), &cr, &off)
+		 : fs_mknod(fs, parent, name, (mode & 07777) | S_IFREG, 0, &cr, &off);
 
 	if (rc == 0)
 		rc = fs_open(fs, fs_ino(fs, off), fi->flags);

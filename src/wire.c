@@ -11,6 +11,11 @@
  * thread, the kill flag of the request the thread is about to handle (libfuse
  * handles a request on the thread that read it); the INIT reply gets the bit
  * when the kernel offered it.
+ *
+ * libfuse 3.14 also predates FUSE_TMPFILE (open(2) with O_TMPFILE, kernel
+ * 6.1+) and would answer it ENOSYS. The request is a CREATE in all but its
+ * opcode (the same arguments, the name "/", the same reply), so a read turns
+ * it into one and marks the thread; the create handler asks wire_tmpfile().
  */
 #include "wire.h"
 
@@ -30,6 +35,7 @@ static _Atomic uint64_t init_unique;   /* the INIT request, until answered */
 static atomic_bool kernel_offers_v2;
 static atomic_bool killpriv_v2;
 static __thread bool req_kills_suidgid;
+static __thread bool req_is_tmpfile;
 
 /* The kill flag a request carries, by opcode; false when it has none. */
 static bool request_kill_flag(const struct fuse_in_header *h, const void *arg,
@@ -65,8 +71,13 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 
 	(void)userdata;
 	req_kills_suidgid = false;
+	req_is_tmpfile = false;
 	if (n < (ssize_t)sizeof(*h))
 		return n;
+	if (h->opcode == FUSE_TMPFILE) {
+		((struct fuse_in_header *)buf)->opcode = FUSE_CREATE;
+		req_is_tmpfile = true;
+	}
 	if (h->opcode == FUSE_INIT) {
 		const struct fuse_init_in *in = (const void *)arg;
 		if ((size_t)n >= sizeof(*h) + offsetof(struct fuse_init_in, flags2))
@@ -115,4 +126,9 @@ bool wire_killpriv_v2(void)
 bool wire_kill_suidgid(void)
 {
 	return req_kills_suidgid;
+}
+
+bool wire_tmpfile(void)
+{
+	return req_is_tmpfile;
 }

@@ -22,4 +22,10 @@ bool wire_killpriv_v2(void);
  */
 bool wire_kill_suidgid(void);
 
+/*
+ * Whether the CREATE this thread is handling was an O_TMPFILE open: the new
+ * inode gets no name (FUSE_TMPFILE, which libfuse 3.14 does not know).
+ */
+bool wire_tmpfile(void);
+
 #endif

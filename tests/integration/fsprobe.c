@@ -889,16 +889,13 @@ static void pattern(char *buf, size_t len, uint64_t pos, uint64_t seed)
 	}
 }
 
-static int op_patwrite(char **a)
+/* SIZE pattern bytes into FD from its start, fsync'ed; 0 or the errno */
+static int pattern_fill(int fd, long long size, uint64_t seed)
 {
-	long long size = num(a[1]), pos = 0;
-	uint64_t seed = num(a[2]);
+	long long pos = 0;
 	char buf[65536];
-	int fd = open(a[0], O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	int rc = 0;
 
-	if (fd < 0)
-		return errno;
 	while (pos < size && !rc) {
 		size_t len = size - pos < (long long)sizeof(buf) ? (size_t)(size - pos) : sizeof(buf);
 		pattern(buf, len, pos, seed);
@@ -907,9 +904,56 @@ static int op_patwrite(char **a)
 	}
 	if (!rc && fsync(fd))
 		rc = errno;
+	return rc;
+}
+
+static int op_patwrite(char **a)
+{
+	int fd = open(a[0], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int rc;
+
+	if (fd < 0)
+		return errno;
+	rc = pattern_fill(fd, num(a[1]), num(a[2]));
 	if (close(fd) && !rc)
 		rc = errno;
 	return rc;
+}
+
+/*
+ * tmpfile DIR MODE SIZE SEED [LINKPATH|-] [excl|-] [hold]: open(DIR, O_TMPFILE)
+ * (with O_EXCL: never to be linked), write SIZE pattern bytes and print its
+ * fstat; with LINKPATH, name it there with linkat through /proc/self/fd and
+ * print the fstat again; with hold, print "held" and wait to be killed with
+ * the file still open.
+ */
+static int op_tmpfile(char **a)
+{
+	bool excl = a[4] && a[5] && !strcmp(a[5], "excl");
+	int fd = open(a[0], O_TMPFILE | O_RDWR | (excl ? O_EXCL : 0), (mode_t)num(a[1]));
+	struct stat st;
+	char proc[64];
+	int rc;
+
+	if (fd < 0)
+		return errno;
+	rc = pattern_fill(fd, num(a[2]), num(a[3]));
+	if (rc || fstat(fd, &st))
+		return rc ? rc : errno;
+	print_stat(&st);
+	if (a[4] && strcmp(a[4], "-")) {
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, a[4], AT_SYMLINK_FOLLOW) || fstat(fd, &st))
+			return errno;
+		print_stat(&st);
+	}
+	if (a[4] && a[5] && a[6] && !strcmp(a[6], "hold")) {
+		printf("held\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	return close(fd) ? errno : 0;
 }
 
 static int op_patcheck(char **a)
@@ -998,6 +1042,7 @@ static const struct op ops[] = {
 	{ "churn", 2, op_churn, "DIR N" },
 	{ "patwrite", 3, op_patwrite, "PATH SIZE SEED" },
 	{ "patcheck", 3, op_patcheck, "PATH SIZE SEED" },
+	{ "tmpfile", 4, op_tmpfile, "DIR MODE SIZE SEED [LINKPATH|-] [excl|-] [hold]" },
 };
 
 int main(int argc, char **argv)

@@ -67,10 +67,21 @@ for round in 1 2; do
 	wait_until 10 is_mounted || abort_test "round $round: kmemfs -f mounts" "$(cat "$WORK/daemon.out")"
 	writer $round &
 	wpid=$!
+	# an open O_TMPFILE and an unlinked open file: the kill leaves both
+	# inodes with no name, for the next mount to free
+	probe tmpfile "$MNT" 0600 $((4 << 20)) 5 - - hold >"$WORK/held.out" 2>&1 &
+	hpid=$!
+	probe patwrite "$MNT/gone$round" $((2 << 20)) 5 >/dev/null 2>&1
+	sleep 1000 <"$MNT/gone$round" &
+	opid=$!
+	rm -f "$MNT/gone$round"
 	sleep $((round + 1))
+	check "grep -q held '$WORK/held.out'" "round $round: an O_TMPFILE is open when the daemon is killed"
 	kill -KILL $dpid
 	wait $dpid 2>/dev/null
 	wait $wpid 2>/dev/null
+	kill -KILL $hpid $opid 2>/dev/null
+	wait $hpid $opid 2>/dev/null
 	n=$(grep -c "^w $round " "$WORK/log")
 	note "round $round: killed the daemon after $n fsynced files"
 	check "[ $n -ge 5 ]" "round $round: the write loop made progress before the kill ($n files)"
@@ -86,6 +97,8 @@ for round in 1 2; do
 		fail "round $round: fsck.kmemfs is built"
 	fi
 	fs_mount || abort_test "round $round: remount after kill -9" "$(cat "$WORK/mount.out")"
+	iused=$(stat -f -c '%c %d' "$MNT" | awk '{ print $1 - $2 }')
+	check_eq "$iused" "$(find "$MNT" | wc -l)" "round $round: the mount freed the inodes that had no name (df -i counts only named ones)"
 	bad=$(verify_log)
 	check_eq "$bad" "" "round $round: every file fsynced before the kill reads back exactly"
 	check "timeout 60 find '$MNT' -type f -exec cat {} + >/dev/null" "round $round: every file (also half-written ones) is readable"

@@ -133,6 +133,16 @@ as_user 1000 probe mkdir sgid/sub 0755 >/dev/null
 check_eq "$(stat_field sgid/sub gid) $(stat_field sgid/sub mode)" "3000 42755" \
 	"a subdirectory of a setgid directory inherits group and setgid"
 
+# -- O_TMPFILE: the directory's write permission, the caller's ids, setgid
+mkdir tmpd
+chmod 0755 tmpd
+expect_errno EACCES "O_TMPFILE in a directory the caller may not write" as_user 1000 probe tmpfile tmpd 0600 1 1
+chmod 1777 tmpd
+expect_errno OK "O_TMPFILE in a directory the caller may write, then linkat" as_user 1000 probe tmpfile tmpd 0600 1 1 tmpd/user
+check_eq "$(stat_field tmpd/user uid):$(stat_field tmpd/user gid)" 1000:1000 "an O_TMPFILE is owned by its creator"
+expect_errno OK "O_TMPFILE in a setgid directory, then linkat" as_user 1000 probe tmpfile sgid 0600 1 1 sgid/tmp
+check_eq "$(stat_field sgid/tmp gid)" 3000 "an O_TMPFILE in a setgid directory takes the directory's group"
+
 # -- root's overrides
 expect_errno OK "root creates in a 0700 directory of another user" probe open home/by-root wronly,creat
 chmod 0000 d700

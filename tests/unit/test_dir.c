@@ -189,6 +189,50 @@ static void test_dir_rename_flags(void **state)
 	assert_int_equal(cr.errors, 0);
 }
 
+/* O_TMPFILE: an inode no directory names, that fs_link may name once */
+static void test_dir_tmpfile(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct fs_cred user = { 1000, 1000, 022 };
+	uint64_t inodes = atomic_load(&fs->nr_inodes), t, u, off, f = mk(fs, 1, "file");
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+
+	assert_int_equal(fs_tmpfile(fs, fs_ino(fs, f), 0600, true, &user, &t), -ENOTDIR);
+	assert_int_equal(fs_tmpfile(fs, 1, 0640, true, &user, &t), 0);
+	assert_int_equal(fs_inode(fs, t)->nlink, 0);
+	assert_int_equal(fs_inode(fs, t)->mode, S_IFREG | 0640);
+	assert_int_equal(fs_inode(fs, t)->uid, 1000);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes + 2);
+	/* an unlinked inode held open is what the checker expects of it */
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(cr.orphans, 1);
+	/* named: one link, and the kernel's reference from the link reply */
+	assert_int_equal(fs_link(fs, fs_ino(fs, t), 1, "named", &off), 0);
+	assert_true(off == t);
+	assert_int_equal(fs_inode(fs, t)->nlink, 1);
+	fs_forget(fs, fs_ino(fs, t), 1);
+	assert_int_equal(fs_lookup(fs, 1, "named", &off), 0);
+	assert_true(off == t);
+	fs_forget(fs, fs_ino(fs, t), 1);
+	/* named once only, as vfs_link clears I_LINKABLE; still open, then freed */
+	assert_int_equal(fs_unlink(fs, 1, "named"), 0);
+	assert_int_equal(fs_link(fs, fs_ino(fs, t), 1, "again", &off), -ENOENT);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes + 2);
+	fs_forget(fs, fs_ino(fs, t), 1);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes + 1);
+	/* O_EXCL: never named; the last reference frees it */
+	assert_int_equal(fs_tmpfile(fs, 1, 0600, false, &user, &u), 0);
+	assert_int_equal(fs_link(fs, fs_ino(fs, u), 1, "never", &off), -ENOENT);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes + 2);
+	fs_forget(fs, fs_ino(fs, u), 1);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes + 1);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(cr.orphans, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +243,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_names_and_errors,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_rename_flags,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_tmpfile,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
