@@ -547,8 +547,6 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 	return 0;
 }
 
-static bool open_quiet;
-
 /*
  * libpmemobj trusts its own heap metadata and can crash on a corrupted
  * pool. Let it check the pool in a child process first, so a broken pool
@@ -578,24 +576,58 @@ static int probe_heap(const char *path)
 	return 0; /* consistent, or an error pmemobj_open will name */
 }
 
+#define OPEN_KMOD       1 /* a devdax device is attached to kmemfs.ko */
+#define OPEN_QUIET_BUSY 2 /* no message when the pool is in use */
+#define OPEN_PRIVATE    4 /* copy-on-write: nothing reaches the file */
+
+static int open_common(const char *path, struct kmfs_pool *p, int how);
+
 int pool_open_quiet(const char *path, struct kmfs_pool *p, bool quiet_busy)
 {
-	int rc;
-
-	open_quiet = quiet_busy;
-	rc = pool_open(path, p);
-	open_quiet = false;
-	return rc;
+	return open_common(path, p, quiet_busy ? OPEN_QUIET_BUSY : 0);
 }
 
 int pool_open(const char *path, struct kmfs_pool *p)
 {
-	return pool_open_kmod(path, p, false);
+	return open_common(path, p, 0);
 }
 
 int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 {
+	return open_common(path, p, use_kmod ? OPEN_KMOD : 0);
+}
+
+int pool_open_private(const char *path, struct kmfs_pool *p, bool quiet_busy)
+{
+	return open_common(path, p, OPEN_PRIVATE | (quiet_busy ? OPEN_QUIET_BUSY : 0));
+}
+
+/*
+ * pmemobj_open, mapping a pool file privately when asked: libpmemobj still
+ * recovers interrupted transactions and notes the open in its header, but
+ * in this process's copy of the pages only. Device DAX cannot be mapped so.
+ */
+static PMEMobjpool *open_pmemobj(const char *path, bool private)
+{
+	int on = 1, off = 0;
+	PMEMobjpool *pop;
+
+	if (private && pmemobj_ctl_set(NULL, "copy_on_write.at_open", &on) != 0)
+		return NULL;
+	pop = pmemobj_open(path, KMFS_LAYOUT);
+	if (private) {
+		int e = errno;
+		pmemobj_ctl_set(NULL, "copy_on_write.at_open", &off);
+		errno = e;
+	}
+	return pop;
+}
+
+static int open_common(const char *path, struct kmfs_pool *p, int how)
+{
 	const char *open_path = path;
+	bool use_kmod = how & OPEN_KMOD;
+	bool private = (how & OPEN_PRIVATE) != 0;
 	PMEMoid root;
 	int rc;
 
@@ -622,13 +654,14 @@ int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 	rc = probe_heap(open_path);
 	if (rc < 0)
 		goto out_detach;
-	p->pop = pmemobj_open(open_path, KMFS_LAYOUT);
+	private = private && p->media.kind == MEDIA_FILE;
+	p->pop = open_pmemobj(open_path, private);
 	if (!p->pop) {
 		char msg[256];
 
 		rc = -errno;
 		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY) {
-			if (!open_quiet)
+			if (!(how & OPEN_QUIET_BUSY))
 				log_err("%s: in use by another kmemfs (or program)", path);
 		} else if (rc == -EACCES || rc == -EPERM || rc == -EROFS)
 			log_err("%s: cannot open for writing: %s", path, strerror(-rc));
@@ -657,7 +690,8 @@ int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 	rc = validate_super(p, path);
 	if (rc < 0)
 		goto out_close;
-	rc = media_open(&p->media);
+	/* a private mapping is for reading: no file descriptor to write with */
+	rc = private ? 0 : media_open(&p->media);
 	if (rc < 0) {
 		log_err("%s: %s", path, strerror(-rc));
 		goto out_close;

@@ -47,6 +47,12 @@ int pool_open_quiet(const char *path, struct kmfs_pool *pool, bool quiet_busy);
 /* pool_open_kmod -- as pool_open; USE_KMOD: a devdax device is attached
  * to kmemfs.ko (when loaded) so its free units can be lent as RAM */
 int pool_open_kmod(const char *path, struct kmfs_pool *pool, bool use_kmod);
+/*
+ * pool_open_private -- as pool_open_quiet, but a pool file is mapped
+ * copy-on-write, so nothing this process does reaches it (fsck -n); a
+ * devdax device cannot be, and is opened as usual.
+ */
+int pool_open_private(const char *path, struct kmfs_pool *pool, bool quiet_busy);
 void pool_close(struct kmfs_pool *pool);
 
 /* pool_ptr -- pointer for a pool offset (0 -> NULL) */

@@ -26,9 +26,11 @@ static void usage(FILE *f)
 "link counts, block counts, page reference counts, lent units holding\n"
 "data, objects nothing refers to.\n"
 "\n"
-"  -n              check only, repair nothing (opening the pool still lets\n"
-"                  libpmemobj finish an interrupted transaction and note the\n"
-"                  open in its own header)\n"
+"  -n              check only: nothing is written to a pool file (it is\n"
+"                  mapped copy-on-write; the check sees what a mount would,\n"
+"                  interrupted transactions undone). On a devdax device\n"
+"                  libpmemobj still undoes those and notes the open in its\n"
+"                  header\n"
 "  -y              repair (the default; -p and -a are accepted as synonyms)\n"
 "  -f              accepted for fsck(8); every check is a full one\n"
 "  -v              print every finding\n"
@@ -98,8 +100,12 @@ int main(int argc, char **argv)
 		       argv[optind]);
 	/* a daemon that was just unmounted may still be closing the pool */
 	for (int tries = 0; ; tries++) {
-		rc = via_kmod ? pool_open_kmod(argv[optind], &pool, true)
-			      : pool_open_quiet(argv[optind], &pool, tries < 50);
+		if (via_kmod)
+			rc = pool_open_kmod(argv[optind], &pool, true);
+		else if (!o.repair)
+			rc = pool_open_private(argv[optind], &pool, tries < 50);
+		else
+			rc = pool_open_quiet(argv[optind], &pool, tries < 50);
 		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
 			break;
 		usleep(100 * 1000);

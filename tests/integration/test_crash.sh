@@ -90,9 +90,11 @@ for round in 1 2; do
 	fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT"
 	check "! is_mounted" "round $round: the dead mount is detached"
 	if [ -x "$FSCK" ]; then
+		sum=$(sha256sum <"$POOL")
 		timeout 120 "$FSCK" -n "$POOL" >"$WORK/fsck.out" 2>&1
 		rc=$?
 		check_eq "$rc" 0 "round $round: fsck.kmemfs -n after kill -9 says clean ($(tail -n 1 "$WORK/fsck.out"))"
+		check_eq "$(sha256sum <"$POOL")" "$sum" "round $round: fsck.kmemfs -n changed no byte of the pool the kill left"
 	else
 		fail "round $round: fsck.kmemfs is built"
 	fi
