@@ -79,8 +79,8 @@ static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-	if (conn->capable & FUSE_CAP_SPLICE_READ)
-		conn->want |= FUSE_CAP_SPLICE_READ;
+	/* no FUSE_CAP_SPLICE_READ: libfuse offers it only to sessions that read
+	 * /dev/fuse themselves, and wire.c's hooks must see every request */
 	/* v1 would have us clear setuid on every write; wire.c offers v2 */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	if (conn->capable & FUSE_CAP_POSIX_ACL)
