@@ -322,9 +322,30 @@ static void op_create(enum kind k)
 	want = find(d, name) >= 0 ? EEXIST : 0;
 	if (!want && nodes[d].nents >= MAX_ENTS - 1)
 		return;
-	logop("%s %.80s", k == K_DIR ? "mkdir" : k == K_FILE ? "create" : "symlink", path);
+	bool tmpfile = k == K_FILE && below(4) == 0;
+	logop("%s %.80s", k == K_DIR ? "mkdir" : tmpfile ? "O_TMPFILE+linkat" :
+	      k == K_FILE ? "create" : "symlink", path);
 	if (k == K_DIR) {
 		rc = mkdir(path, 0755);
+	} else if (tmpfile) {
+		/* O_TMPFILE in the directory, then linkat names it */
+		char dir[sizeof(path)], proc[64];
+		int fd;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		*strrchr(dir, '/') = '\0';
+		fd = open(dir, O_TMPFILE | O_WRONLY, 0644);
+		if (fd < 0)
+			die("open O_TMPFILE in %.60s...: %s", dir, strerror(errno));
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+		if (rc != 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+		} else {
+			rc = close(fd);
+		}
 	} else if (k == K_FILE) {
 		int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
 		rc = fd < 0 ? -1 : close(fd);
