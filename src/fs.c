@@ -653,9 +653,12 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 	if (fs->readonly)
 		return -EROFS;
 	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, dir_ino, &dir);
-	if (rc < 0)
+	/* a directory, even one already removed: Linux allows that too */
+	dir = ino_ptr(fs, dir_ino);
+	if (!S_ISDIR(dir->mode)) {
+		rc = -ENOTDIR;
 		goto out;
+	}
 	txn_init(&t, &fs->pages);
 	rc = txn_begin(&t);
 	if (rc < 0)
@@ -670,7 +673,8 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 	atomic_fetch_add(&fs->nr_inodes, 1);
 	v = vget(fs, off);
 	if (!v) {
-		rc = -ENOMEM; /* nothing holds the inode: the next mount frees it */
+		inode_destroy(fs, off); /* no reference can be kept: never used */
+		rc = -ENOMEM;
 		goto out;
 	}
 	pthread_mutex_lock(&fs->vlock);

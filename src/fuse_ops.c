@@ -277,8 +277,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 ? fs_tmpfile(fs, parent, mode, !(fi->flags & O_EXCL), &cr, &off)
 		 : fs_mknod(fs, parent, name, (mode & 07777) | S_IFREG, 0, &cr, &off);
 
-	if (rc == 0)
+	if (rc == 0) {
 		rc = fs_open(fs, fs_ino(fs, off), fi->flags);
+		if (rc < 0)
+			fs_forget(fs, fs_ino(fs, off), 1); /* no reply: no kernel ref */
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

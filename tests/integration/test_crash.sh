@@ -69,14 +69,18 @@ for round in 1 2; do
 	wpid=$!
 	# an open O_TMPFILE and an unlinked open file: the kill leaves both
 	# inodes with no name, for the next mount to free
-	probe tmpfile "$MNT" 0600 $((4 << 20)) 5 - - hold >"$WORK/held.out" 2>&1 &
+	# (the helper itself in the background, not the probe function: $! must
+	# be the process to kill)
+	"$FSPROBE" tmpfile "$MNT" 0600 $((4 << 20)) 5 - - hold >"$WORK/held.out" 2>&1 &
 	hpid=$!
 	probe patwrite "$MNT/gone$round" $((2 << 20)) 5 >/dev/null 2>&1
 	sleep 1000 <"$MNT/gone$round" &
 	opid=$!
+	wait_until 10 "[ \"\$(readlink /proc/$opid/fd/0)\" = '$MNT/gone$round' ]"
 	rm -f "$MNT/gone$round"
 	sleep $((round + 1))
 	check "grep -q held '$WORK/held.out'" "round $round: an O_TMPFILE is open when the daemon is killed"
+	check "[ -e /proc/$opid/fd/0 ] && ! [ -e '$MNT/gone$round' ]" "round $round: so is a file unlinked while open"
 	kill -KILL $dpid
 	wait $dpid 2>/dev/null
 	wait $wpid 2>/dev/null

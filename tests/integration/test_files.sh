@@ -201,6 +201,9 @@ check "[ ! -e tmpd/never ]" "O_TMPFILE|O_EXCL: no name appeared"
 expect_errno EEXIST "O_TMPFILE: linkat over an existing name" probe tmpfile tmpd 0600 10 1 tmpd/named
 check_cmd "O_TMPFILE: the existing name kept its file" probe patcheck tmpd/named 100000 9
 expect_errno ENOTDIR "O_TMPFILE on a file" probe tmpfile f 0600 1 1
+mkdir tmpd/gone
+check_eq "$(cd tmpd/gone && rmdir ../gone && "$FSPROBE" tmpfile . 0600 1 1 | sed -n 's/.* nlink=\([0-9]*\) .*/\1/p')" 0 \
+	"O_TMPFILE in a directory already removed (as Linux allows)"
 
 cd /
 finish

@@ -199,6 +199,14 @@ static void test_dir_tmpfile(void **state)
 	struct check_result cr;
 
 	assert_int_equal(fs_tmpfile(fs, fs_ino(fs, f), 0600, true, &user, &t), -ENOTDIR);
+	/* in a directory already removed, as Linux allows; freed at the forget */
+	uint64_t gone;
+	assert_int_equal(fs_mkdir(fs, 1, "gone", 0755, &root, &gone), 0);
+	assert_int_equal(fs_rmdir(fs, 1, "gone"), 0);
+	assert_int_equal(fs_tmpfile(fs, fs_ino(fs, gone), 0600, true, &user, &t), 0);
+	assert_int_equal(fs_link(fs, fs_ino(fs, t), fs_ino(fs, gone), "x", &off), -ENOENT);
+	fs_forget(fs, fs_ino(fs, t), 1);
+	fs_forget(fs, fs_ino(fs, gone), 1);
 	assert_int_equal(fs_tmpfile(fs, 1, 0640, true, &user, &t), 0);
 	assert_int_equal(fs_inode(fs, t)->nlink, 0);
 	assert_int_equal(fs_inode(fs, t)->mode, S_IFREG | 0640);
@@ -208,6 +216,9 @@ static void test_dir_tmpfile(void **state)
 	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
 	assert_int_equal(cr.errors, 0);
 	assert_int_equal(cr.orphans, 1);
+	/* a name that is taken leaves it unnamed and linkable */
+	assert_int_equal(fs_link(fs, fs_ino(fs, t), 1, "file", &off), -EEXIST);
+	assert_int_equal(fs_inode(fs, t)->nlink, 0);
 	/* named: one link, and the kernel's reference from the link reply */
 	assert_int_equal(fs_link(fs, fs_ino(fs, t), 1, "named", &off), 0);
 	assert_true(off == t);
