@@ -23,7 +23,8 @@
 #include "txn.h"
 
 #define PG ((uint64_t)KMFS_PAGE_SIZE)
-#define MAX_FPAGE (1ull << 50) /* 4 EiB of file offsets */
+/* 2^63 bytes: every offset Linux allows a file (MAX_LFS_FILESIZE = 2^63 - 1) */
+#define MAX_FPAGE (1ull << 51)
 
 /* zeroes for the holes of a read: never written */
 static char zero_buf[1u << 20];

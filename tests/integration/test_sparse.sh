@@ -119,5 +119,21 @@ rm src
 check_cmd "copies survive the removal of their source" cmp src.cp "$WORK/src.now"
 check "cmp -i 8192:8192 -n 4096 dst $ref" "the first copy is unchanged after the source is gone"
 
+# -- offsets up to the largest Linux allows (MAX_LFS_FILESIZE = 2^63 - 1)
+max=9223372036854775807
+expect_errno OK "pwrite ending at the largest file size" probe pwrite huge $((max - 5)) hello
+check_eq "$(stat_field huge size)" $max "size is the largest file size"
+expect_errno OK "pwrite beyond 2^62" probe pwrite huge $((1 << 62)) again
+check_eq "$(probe pread huge $((max - 5)) 5)$(probe pread huge $((1 << 62)) 5)" helloagain "both read back"
+check_eq "$(probe seek huge hole $((1 << 62)))" $(((1 << 62) + 4096)) "SEEK_HOLE after the page beyond 2^62"
+expect_errno EINVAL "a write past the largest offset" probe pwrite huge $max x
+expect_errno OK "copy_file_range to the last bytes" probe cfr huge $((1 << 62)) huge2 $((max - 5)) 5
+check_eq "$(probe pread huge2 $((max - 5)) 5)" again "the copy reads back at the end"
+expect_errno OK "punch everything below the last page" probe falloc huge punch 0 $((max - 4095))
+# (tmpfs itself finds no data this far out: SEEK_DATA says ENXIO)
+on_kmemfs && check_eq "$(probe seek huge data 0)" $((max - 4095)) "only the last page holds data"
+expect_errno OK "truncate to the largest size, then down" probe truncate huge2 0
+rm huge huge2
+
 cd /
 finish
