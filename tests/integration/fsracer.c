@@ -12,7 +12,10 @@
  * for afterwards (fsck, and the space a full rm gives back).
  *
  * Each thread holds up to four open files across operations and keeps using
- * them after their names are renamed, replaced or removed.
+ * them after their names are renamed, replaced or removed. Names also become
+ * FIFOs and whiteouts (character devices 0:0, which the nodev FUSE mount
+ * refuses to open: EACCES), so opens are non-blocking and I/O on what turns
+ * out not to be a regular file may fail as it would anywhere (ESPIPE, EINVAL).
  *
  * Exit status: 0 done, 1 an operation gave an errno it may not give (the
  * operation and errno are printed), 2 usage or setup.
@@ -32,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
@@ -103,7 +107,8 @@ static void expect_ok(const char *op, const char *path, int rc, const char *allo
 	static const struct { int e; char c; } codes[] = {
 		{ ENOENT, 'n' }, { EEXIST, 'e' }, { ENOTDIR, 'd' }, { EISDIR, 'i' },
 		{ ENOTEMPTY, 'y' }, { EINVAL, 'v' }, { EPERM, 'p' }, { ENODATA, 'a' },
-		{ ENOSPC, 's' }, { EMLINK, 'm' }, { ELOOP, 'l' },
+		{ ENOSPC, 's' }, { EMLINK, 'm' }, { ELOOP, 'l' }, { ENXIO, 'x' },
+		{ ESPIPE, 'z' }, { EACCES, 'c' },
 	};
 
 	if (rc >= 0)
@@ -139,19 +144,19 @@ static void use_held(struct racer *r)
 	switch (below_r(r, 5)) {
 	case 0:
 		memset(r->buf, (int)below_r(r, 256), len);
-		expect_ok("pwrite (held)", "-", (int)pwrite(fd, r->buf, len, off), "s");
+		expect_ok("pwrite (held)", "-", (int)pwrite(fd, r->buf, len, off), "sz");
 		break;
 	case 1:
-		expect_ok("pread (held)", "-", (int)pread(fd, r->buf, len, off), "");
+		expect_ok("pread (held)", "-", (int)pread(fd, r->buf, len, off), "z");
 		break;
 	case 2:
 		expect_ok("fstat (held)", "-", fstat(fd, &st), "");
 		break;
 	case 3:
-		expect_ok("ftruncate (held)", "-", ftruncate(fd, off), "s");
+		expect_ok("ftruncate (held)", "-", ftruncate(fd, off), "sv");
 		break;
 	default:
-		expect_ok("fsync (held)", "-", fsync(fd), "");
+		expect_ok("fsync (held)", "-", fsync(fd), "v");
 	}
 }
 
@@ -162,15 +167,15 @@ static void one_op(struct racer *r)
 
 	pick_path(r, a, sizeof(a), false);
 	pick_path(r, b, sizeof(b), false);
-	switch (below_r(r, 18)) {
+	switch (below_r(r, 20)) {
 	case 0: case 1: /* create or open, write, maybe keep it open */
-		fd = open(a, O_RDWR | O_CREAT, 0644);
-		expect_ok("open O_CREAT", a, fd, "is");
+		fd = open(a, O_RDWR | O_CREAT | O_NONBLOCK, 0644);
+		expect_ok("open O_CREAT", a, fd, "isxc");
 		if (fd < 0)
 			return;
 		memset(r->buf, 'w', 8192);
 		expect_ok("pwrite", a, (int)pwrite(fd, r->buf, 1 + below_r(r, 8192),
-						   (off_t)below_r(r, 1 << 20)), "s");
+						   (off_t)below_r(r, 1 << 20)), "sz");
 		if (below_r(r, 2))
 			hold(r, fd);
 		else
@@ -180,13 +185,14 @@ static void one_op(struct racer *r)
 		expect_ok("unlink", a, unlink(a), "i");
 		break;
 	case 3: case 4: { /* rename, of files and directories alike */
-		static const unsigned flags[] = { 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE };
+		static const unsigned flags[] = { 0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE,
+						  RENAME_WHITEOUT };
 		if (below_r(r, 3) == 0)
 			pick_path(r, a, sizeof(a), true);
 		if (below_r(r, 3) == 0)
 			pick_path(r, b, sizeof(b), true);
 		expect_ok("rename", a, renameat2(AT_FDCWD, a, AT_FDCWD, b,
-						 flags[below_r(r, 4)]), "edivy");
+						 flags[below_r(r, 5)]), "edivys");
 		break;
 	}
 	case 5:
@@ -204,7 +210,7 @@ static void one_op(struct racer *r)
 		expect_ok("symlink", b, symlink(a, b), "es");
 		break;
 	case 9:
-		expect_ok("truncate", a, truncate(a, (off_t)below_r(r, 2 << 20)), "is");
+		expect_ok("truncate", a, truncate(a, (off_t)below_r(r, 2 << 20)), "isv");
 		break;
 	case 10:
 		expect_ok("setxattr", a, lsetxattr(a, "user.race", "v", 1 + below_r(r, 100), 0),
@@ -233,12 +239,12 @@ static void one_op(struct racer *r)
 		break;
 	}
 	case 13: { /* copy_file_range: the clone path */
-		int in = open(a, O_RDONLY), out;
-		expect_ok("open", a, in, "");
+		int in = open(a, O_RDONLY | O_NONBLOCK), out;
+		expect_ok("open", a, in, "xc");
 		if (in < 0)
 			return;
-		out = open(b, O_WRONLY | O_CREAT, 0644);
-		expect_ok("open O_CREAT", b, out, "is");
+		out = open(b, O_WRONLY | O_CREAT | O_NONBLOCK, 0644);
+		expect_ok("open O_CREAT", b, out, "isxc");
 		if (out >= 0) {
 			loff_t i = (loff_t)below_r(r, 1 << 20), o = (loff_t)below_r(r, 1 << 20);
 			expect_ok("copy_file_range", a,
@@ -250,13 +256,13 @@ static void one_op(struct racer *r)
 		break;
 	}
 	case 14:
-		fd = open(a, O_WRONLY);
-		expect_ok("open", a, fd, "i");
+		fd = open(a, O_WRONLY | O_NONBLOCK);
+		expect_ok("open", a, fd, "ixc");
 		if (fd >= 0) {
 			expect_ok("fallocate punch", a,
 				  fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					    (off_t)below_r(r, 1 << 20), 1 + (off_t)below_r(r, 1 << 20)),
-				  "s");
+				  "sz");
 			close(fd);
 		}
 		break;
@@ -280,6 +286,18 @@ static void one_op(struct racer *r)
 		expect_ok("stat", a, stat(a, &st), "");
 		break;
 	}
+	case 17: /* the other kinds of inode, and attribute changes */
+		switch (below_r(r, 3)) {
+		case 0:
+			expect_ok("mkfifo", a, mkfifo(a, 0600), "es");
+			break;
+		case 1:
+			expect_ok("chmod", a, chmod(a, 0600 | (mode_t)below_r(r, 0200)), "");
+			break;
+		default:
+			expect_ok("utimensat", a, utimensat(AT_FDCWD, a, NULL, AT_SYMLINK_NOFOLLOW), "");
+		}
+		break;
 	default:
 		use_held(r);
 	}
