@@ -4,7 +4,8 @@
 # mapping, not pwrite into a pool file), with units taken back from the kernel
 # as files grow and lent again as punches and truncates free them; booted with
 # init_on_alloc=0, so a reclaimed page that kept the kernel's bytes would show.
-# Then 2 threads on one file; rm lends units again; umount, fsck clean.
+# Then 2 threads on one file, and 4 racing on the same names (fsracer); rm
+# lends units again (all that was lent at mount); umount, fsck clean.
 . /kmemfs/kmod-lib.sh
 
 # the guest's clock and pid differ per boot: new seeds, printed for replay
@@ -40,6 +41,14 @@ recl0=$(counter units_reclaimed)
 # 16 MiB files: four units each, so whole units come and go
 exercise kmod-exercise-files -s $SEED -n 1500 -S 16777216
 exercise kmod-exercise-threads -T 2 -s $((SEED + 1)) -n 600 -S 16777216
+# threads racing namespace and data operations on the same names (fsracer)
+mkdir "$MNT/race"
+fsracer -s $((SEED + 2)) -t 10 -T 4 "$MNT/race" >/tmp/racer.out 2>&1
+rrc=$?
+sed 's/^/    /' /tmp/racer.out | tail -n 5
+[ $rrc -eq 0 ] || { fail kmod-exercise-racer "fsracer exited $rrc"; exit 1; }
+pass kmod-exercise-racer
+rm -rf "$MNT/race"
 # the runs must have moved units both ways, or they tested less than they say
 recl=$(($(counter units_reclaimed) - recl0))
 # the reserve refills first; removing everything frees whole units to lend

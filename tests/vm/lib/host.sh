@@ -18,7 +18,7 @@ VM_MODULES="nfit nd_pmem dax_pmem device_dax kmem fuse virtio_pci virtio_mem"
 # qemu_cmd sees it only during that test's boots.
 QEMU_EXTRA=()
 # kmemfs programs copied from the build dir when they exist.
-VM_KMEMFS_PROGS="kmemfs mkfs.kmemfs fsck.kmemfs kmemfsctl fsexercise"
+VM_KMEMFS_PROGS="kmemfs mkfs.kmemfs fsck.kmemfs kmemfsctl fsexercise fsracer"
 
 log() { echo "vm: $*" >&2; }
 die() { echo "vm: error: $*" >&2; exit 2; }
