@@ -160,6 +160,8 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct loop *l = w->l;
+	/* a worker that left may outlive L (loop_run no longer waits for it) */
+	const struct loop_ops *ops = l->ops;
 	int rc;
 
 	for (;;) {
@@ -184,8 +186,8 @@ static void *worker_main(void *arg)
 			break;
 		}
 		if (worker_leaves(l, w)) {
-			if (l->ops->slot_free)
-				l->ops->slot_free(w->slot);
+			if (ops->slot_free)
+				ops->slot_free(w->slot);
 			free(w);
 			return NULL;
 		}

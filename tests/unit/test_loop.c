@@ -85,7 +85,9 @@ static bool src_exited(void *arg)
 
 static void src_slot_free(void *slot)
 {
-	src.slots_freed++;
+	/* relaxed: no ordering of its own, so under TSan a worker that left
+	 * and still touched the loop after loop_free shows as a race */
+	atomic_fetch_add_explicit(&src.slots_freed, 1, memory_order_relaxed);
 }
 
 static const struct loop_ops ops = {
