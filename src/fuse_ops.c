@@ -44,7 +44,8 @@ static void fill_entry(struct kmfs_fs *fs, uint64_t off, struct fuse_entry_param
 	e->generation = fs_inode(fs, off)->generation;
 	e->attr_timeout = ATTR_TIMEOUT;
 	e->entry_timeout = ENTRY_TIMEOUT;
-	fs_stat(fs, off, &e->attr);
+	/* under the namespace lock, as GETATTR: not torn by a rename or create */
+	fs_getattr(fs, e->ino, &e->attr);
 }
 
 static void reply_entry(fuse_req_t req, int rc, uint64_t off)
