@@ -150,8 +150,8 @@ static void vput(struct kmfs_fs *fs, struct vnode *v)
 	vput_counts(fs, v, 0, 0, 1);
 }
 
-/* Count one kernel lookup of OFF (an entry reply). */
-static int vlookup(struct kmfs_fs *fs, uint64_t off)
+/* Count one kernel lookup of OFF (an entry reply); LINKABLE: fs_tmpfile's. */
+static int vlookup_linkable(struct kmfs_fs *fs, uint64_t off, bool linkable)
 {
 	struct vnode *v = vget(fs, off);
 
@@ -160,8 +160,15 @@ static int vlookup(struct kmfs_fs *fs, uint64_t off)
 	pthread_mutex_lock(&fs->vlock);
 	v->nlookup++;
 	v->busy--;
+	if (linkable)
+		v->linkable = true;
 	pthread_mutex_unlock(&fs->vlock);
 	return 0;
+}
+
+static int vlookup(struct kmfs_fs *fs, uint64_t off)
+{
+	return vlookup_linkable(fs, off, false);
 }
 
 /* Has the kernel or an open file a reference to OFF? (vlock taken) */
@@ -645,7 +652,6 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 	       bool linkable, const struct fs_cred *cr, uint64_t *out_off)
 {
 	struct kmfs_inode *dir;
-	struct vnode *v;
 	struct txn t;
 	uint64_t off;
 	int rc;
@@ -671,18 +677,11 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 	if (rc < 0)
 		goto out;
 	atomic_fetch_add(&fs->nr_inodes, 1);
-	v = vget(fs, off);
-	if (!v) {
+	rc = vlookup_linkable(fs, off, linkable);
+	if (rc < 0)
 		inode_destroy(fs, off); /* no reference can be kept: never used */
-		rc = -ENOMEM;
-		goto out;
-	}
-	pthread_mutex_lock(&fs->vlock);
-	v->nlookup++;
-	v->busy--;
-	v->linkable = linkable;
-	pthread_mutex_unlock(&fs->vlock);
-	*out_off = off;
+	else
+		*out_off = off;
 out:
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;

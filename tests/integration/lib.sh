@@ -233,6 +233,11 @@ used_bytes() {
 	stat -f -c '%b %f %S' "$MNT" | awk '{ printf "%d\n", ($1 - $2) * $3 }'
 }
 
+# used_inodes: inodes in use on the mounted fs as statfs reports them (df -i)
+used_inodes() {
+	stat -f -c '%c %d' "$MNT" | awk '{ print $1 - $2 }'
+}
+
 # manifest DIR [noino]: every name with type, mode, owner, size, links, blocks,
 # mtime/ctime in ns, symlink target, content hash, xattrs and ACLs; one line per
 # entry, sorted. Equal manifests mean equal trees (atime left out: reads move it).

@@ -103,8 +103,7 @@ for round in 1 2; do
 		fail "round $round: fsck.kmemfs is built"
 	fi
 	fs_mount || abort_test "round $round: remount after kill -9" "$(cat "$WORK/mount.out")"
-	iused=$(stat -f -c '%c %d' "$MNT" | awk '{ print $1 - $2 }')
-	check_eq "$iused" "$(find "$MNT" | wc -l)" "round $round: the mount freed the inodes that had no name (df -i counts only named ones)"
+	check_eq "$(used_inodes)" "$(find "$MNT" | wc -l)" "round $round: the mount freed the inodes that had no name (df -i counts only named ones)"
 	bad=$(verify_log)
 	check_eq "$bad" "" "round $round: every file fsynced before the kill reads back exactly"
 	check "timeout 60 find '$MNT' -type f -exec cat {} + >/dev/null" "round $round: every file (also half-written ones) is readable"

@@ -183,14 +183,13 @@ check_cmd "sync -f on the filesystem" sync -f "$MNT/fs"
 
 # -- O_TMPFILE: a file no directory names, until linkat names it or its close frees it
 mkdir tmpd
-inodes() { stat -f -c '%c %d' "$MNT" | awk '{ print $1 - $2 }'; }
-used0=$(used_bytes) inodes0=$(inodes)
+used0=$(used_bytes) inodes0=$(used_inodes)
 out=$(probe tmpfile tmpd 0640 3000000 7 - - 2>&1)
 check_eq "$(echo "$out" | tr ' ' '\n' | sed -n 's/^nlink=//p')" 0 "O_TMPFILE: the open file has no link"
 check_eq "$(echo "$out" | tr ' ' '\n' | sed -n 's/^mode=//p')" 100640 "O_TMPFILE: a regular file with the mode asked for"
 check_eq "$(echo "$out" | tr ' ' '\n' | sed -n 's/^size=//p')" 3000000 "O_TMPFILE: it takes writes"
 check_eq "$(ls -A tmpd)" "" "O_TMPFILE: the directory stays empty"
-check "wait_until 10 '[ \$(used_bytes) -le $used0 ] && [ \$(inodes) -eq $inodes0 ]'" \
+check "wait_until 10 '[ \$(used_bytes) -le $used0 ] && [ \$(used_inodes) -eq $inodes0 ]'" \
 	"O_TMPFILE: its space and inode are free again once it is closed"
 out=$(probe tmpfile tmpd 0600 100000 9 tmpd/named 2>&1)
 check_eq "$(echo "$out" | tail -n 1 | tr ' ' '\n' | sed -n 's/^nlink=//p')" 1 "O_TMPFILE then linkat: one link"

@@ -19,8 +19,7 @@ watchdog 170
 seed=${KMEMFS_RACER_SEED:-$(od -An -tu4 -N4 /dev/urandom | tr -d ' ')}
 fs_setup 512M "" /dev/shm
 
-inodes() { stat -f -c '%c %d' "$MNT" | awk '{ print $1 - $2 }'; }
-used0=$(used_bytes) inodes0=$(inodes)
+used0=$(used_bytes) inodes0=$(used_inodes)
 mkdir "$MNT/race"
 "$WORK/fsracer" -s "$seed" -t "$SECS" -T 4 "$MNT/race" >"$WORK/racer.out" 2>&1
 rc=$?
@@ -42,8 +41,8 @@ check "timeout 60 find '$MNT/race' -type f -exec cat {} + >/dev/null" "after a r
 note "left: $(find "$MNT/race" | wc -l) names, $(($(used_bytes) - used0)) bytes"
 rm -rf "$MNT/race"
 # (the kernel forgets the last inodes asynchronously)
-wait_until 10 "[ \$(used_bytes) -le $used0 ] && [ \$(inodes) -eq $inodes0 ]"
-check_eq "$(used_bytes) bytes, $(inodes) inodes" "$used0 bytes, $inodes0 inodes" \
+wait_until 10 "[ \$(used_bytes) -le $used0 ] && [ \$(used_inodes) -eq $inodes0 ]"
+check_eq "$(used_bytes) bytes, $(used_inodes) inodes" "$used0 bytes, $inodes0 inodes" \
 	"removing everything gives back every byte and inode"
 on_kmemfs || finish
 fs_umount || abort_test "unmount"
@@ -69,8 +68,8 @@ check_eq "$?" 0 "fsck.kmemfs -n: clean as the kill left the pool ($(tail -n 1 "$
 fs_mount || abort_test "mount after kill -9" "$(cat "$WORK/mount.out")"
 check "timeout 60 find '$MNT/race' -type f -exec cat {} + >/dev/null" "after the kill every file reads"
 rm -rf "$MNT/race"
-wait_until 10 "[ \$(used_bytes) -le $used0 ] && [ \$(inodes) -eq $inodes0 ]"
-check_eq "$(used_bytes) bytes, $(inodes) inodes" "$used0 bytes, $inodes0 inodes" \
+wait_until 10 "[ \$(used_bytes) -le $used0 ] && [ \$(used_inodes) -eq $inodes0 ]"
+check_eq "$(used_bytes) bytes, $(used_inodes) inodes" "$used0 bytes, $inodes0 inodes" \
 	"after the kill, removing everything gives back every byte and inode"
 fs_umount || abort_test "unmount"
 timeout 120 "$BIN_DIR/fsck.kmemfs" -n "$POOL" >"$WORK/fsck.out" 2>&1
