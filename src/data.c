@@ -176,7 +176,9 @@ static int plan_commit(struct txn *t, struct kmfs_inode *ino,
 	return 0;
 }
 
-static int touch(struct kmfs_inode *ino, bool mtime)
+/* the caller holds the inode's vnode lock, not the namespace lock for
+ * writing: the times go under their stripe (fs_times_lock) */
+static int touch(struct kmfs_fs *fs, struct kmfs_inode *ino, bool mtime)
 {
 	struct kmfs_time now = pool_now();
 	int rc = TXADD(ino, ctime);
@@ -185,9 +187,11 @@ static int touch(struct kmfs_inode *ino, bool mtime)
 		rc = TXADD(ino, mtime);
 	if (rc < 0)
 		return rc;
+	pthread_mutex_lock(fs_times_lock(fs, ino));
 	ino->ctime = now;
 	if (mtime)
 		ino->mtime = now;
+	pthread_mutex_unlock(fs_times_lock(fs, ino));
 	return 0;
 }
 
@@ -426,11 +430,14 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		if (rc < 0)
 			return rc;
 	}
-	/* no metadata changes but the times, which need no transaction: any
-	 * mix of old and new is a valid time */
+	/* no metadata changes but the times, which need no transaction: after
+	 * a crash either time is valid. Overwriters share the vnode lock, so
+	 * the stripe keeps each time whole for them and for readers. */
 	struct kmfs_time now = pool_now();
+	pthread_mutex_lock(fs_times_lock(fs, ino));
 	ino->mtime = now;
 	ino->ctime = now;
+	pthread_mutex_unlock(fs_times_lock(fs, ino));
 	pool_persist(&fs->pool, &ino->mtime, 2 * sizeof(now));
 	return (ssize_t)size;
 }
@@ -477,7 +484,7 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 			ino->size = end;
 	}
 	if (rc == 0)
-		rc = touch(ino, true);
+		rc = touch(fs, ino, true);
 	rc = txn_end(&t, rc);
 	free(pl.v);
 	return rc < 0 ? rc : (ssize_t)size;
@@ -544,7 +551,7 @@ int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
 		rc = TXADD(ino, size);
 	if (rc == 0) {
 		ino->size = size;
-		rc = touch(ino, true);
+		rc = touch(fs, ino, true);
 	}
 	free(pl.v);
 	return txn_end(&t, rc);
@@ -581,7 +588,7 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE,
 				  unref_cb, &t);
 	if (rc == 0)
-		rc = touch(ino, true);
+		rc = touch(fs, ino, true);
 	free(pl.v);
 	return txn_end(&t, rc);
 }
@@ -624,7 +631,7 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 			ino->size = end;
 	}
 	if (rc == 0)
-		rc = touch(ino, !keep_size);
+		rc = touch(fs, ino, !keep_size);
 	free(pl.v);
 	return txn_end(&t, rc);
 }
@@ -815,7 +822,7 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 				dst->size = end;
 		}
 		if (rc == 0)
-			rc = touch(dst, true);
+			rc = touch(fs, dst, true);
 		rc = txn_end(&t, rc);
 		if (rc < 0)
 			return head ? (ssize_t)head : rc;

@@ -269,6 +269,8 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	fs->vtab_size = VTAB_SIZE;
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->vlock, NULL);
+	for (int i = 0; i < FS_TIMES_LOCKS; i++)
+		pthread_mutex_init(&fs->times_lock[i], NULL);
 	fs->readonly = o->readonly;
 	scan_inodes(fs);
 	if (!fs->readonly)
@@ -298,11 +300,13 @@ void fs_unmount(struct kmfs_fs *fs)
 	pool_close(&fs->pool);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->vlock);
+	for (int i = 0; i < FS_TIMES_LOCKS; i++)
+		pthread_mutex_destroy(&fs->times_lock[i]);
 }
 
 /* ---- attributes -------------------------------------------------------- */
 
-void fs_stat(const struct kmfs_fs *fs, uint64_t off, struct stat *st)
+void fs_stat(struct kmfs_fs *fs, uint64_t off, struct stat *st)
 {
 	const struct kmfs_inode *ino = fs_inode(fs, off);
 
@@ -320,19 +324,32 @@ void fs_stat(const struct kmfs_fs *fs, uint64_t off, struct stat *st)
 		st->st_size = (off_t)((dir_count(&fs->pool, ino) + 2) * 20);
 	st->st_blocks = (blkcnt_t)(ino->blocks * (KMFS_PAGE_SIZE / 512));
 	st->st_blksize = KMFS_PAGE_SIZE;
+	pthread_mutex_lock(fs_times_lock(fs, ino));
 	st->st_atim.tv_sec = ino->atime.sec;
 	st->st_atim.tv_nsec = ino->atime.nsec;
 	st->st_mtim.tv_sec = ino->mtime.sec;
 	st->st_mtim.tv_nsec = ino->mtime.nsec;
 	st->st_ctim.tv_sec = ino->ctime.sec;
 	st->st_ctim.tv_nsec = ino->ctime.nsec;
+	pthread_mutex_unlock(fs_times_lock(fs, ino));
 }
 
 int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st)
 {
+	uint64_t off = fs_ino_off(fs, ino);
+	/* data writes change size and blocks holding the namespace lock only
+	 * for reading, and the vnode lock for writing: its read side gives a
+	 * size and block count of one moment */
+	struct vnode *v = vget(fs, off);
+
+	if (!v)
+		return -ENOMEM;
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	fs_stat(fs, fs_ino_off(fs, ino), st);
+	pthread_rwlock_rdlock(&v->lock);
+	fs_stat(fs, off, st);
+	pthread_rwlock_unlock(&v->lock);
 	pthread_rwlock_unlock(&fs->ns_lock);
+	vput(fs, v);
 	return 0;
 }
 
@@ -1070,17 +1087,28 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	struct txn t;
 	int rc;
 
+	bool fresh;
+
 	if (fs->readonly)
 		return;
-	if (ino->atime.sec > ino->mtime.sec && ino->atime.sec > ino->ctime.sec &&
-	    now.sec - ino->atime.sec < 24 * 3600)
+	/* readers of one file share its vnode lock, and overwrites store the
+	 * other times under it: the stripe orders all of them */
+	pthread_mutex_lock(fs_times_lock(fs, ino));
+	fresh = ino->atime.sec > ino->mtime.sec &&
+		ino->atime.sec > ino->ctime.sec &&
+		now.sec - ino->atime.sec < 24 * 3600;
+	pthread_mutex_unlock(fs_times_lock(fs, ino));
+	if (fresh)
 		return;
 	txn_init(&t, &fs->pages);
 	if (txn_begin(&t) < 0)
 		return;
 	rc = TXADD(ino, atime);
-	if (rc == 0)
+	if (rc == 0) {
+		pthread_mutex_lock(fs_times_lock(fs, ino));
 		ino->atime = now;
+		pthread_mutex_unlock(fs_times_lock(fs, ino));
+	}
 	txn_end(&t, rc);
 }
 

@@ -10,6 +10,7 @@
  *   pages.tx_lock   one transaction at a time (txn.h)
  *   pages.lock      allocator state
  *   fs.vlock        the vnode table
+ *   fs.times_lock[] a stripe of inodes' timestamps (fs_times_lock)
  */
 #ifndef KMEMFS_FS_H
 #define KMEMFS_FS_H
@@ -51,6 +52,8 @@ struct fs_opts {
 	bool readonly;
 };
 
+#define FS_TIMES_LOCKS 64
+
 struct kmfs_fs {
 	struct kmfs_pool pool;
 	struct pages pages;
@@ -65,7 +68,22 @@ struct kmfs_fs {
 	char mountpoint[4096];  /* absolute path */
 	dev_t mount_dev;        /* st_dev of files on this mount (main.c) */
 	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
+	pthread_mutex_t times_lock[FS_TIMES_LOCKS];
 };
+
+/*
+ * A timestamp is 16 bytes, too wide to store or load in one instruction.
+ * Data writes and reads change a file's times holding only the namespace
+ * lock for reading, as do attribute readers: both sides take the inode's
+ * stripe so a reader never sees the seconds of one time with the
+ * nanoseconds of another. Changes made under the namespace lock for
+ * writing need no stripe. Innermost lock: nothing is taken while held.
+ */
+static inline pthread_mutex_t *fs_times_lock(struct kmfs_fs *fs,
+					     const struct kmfs_inode *ino)
+{
+	return &fs->times_lock[((uintptr_t)ino / sizeof(*ino)) % FS_TIMES_LOCKS];
+}
 
 #define FS_ROOT_INO 1
 
@@ -73,7 +91,7 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o);
 void fs_unmount(struct kmfs_fs *fs);
 
 uint64_t fs_ino(const struct kmfs_fs *fs, uint64_t off);
-void fs_stat(const struct kmfs_fs *fs, uint64_t off, struct stat *st);
+void fs_stat(struct kmfs_fs *fs, uint64_t off, struct stat *st);
 
 /* namespace; *out_off receives the inode, which gains one lookup */
 int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,

@@ -44,7 +44,9 @@ static void fill_entry(struct kmfs_fs *fs, uint64_t off, struct fuse_entry_param
 	e->generation = fs_inode(fs, off)->generation;
 	e->attr_timeout = ATTR_TIMEOUT;
 	e->entry_timeout = ENTRY_TIMEOUT;
-	/* under the namespace lock, as GETATTR: not torn by a rename or create */
+	/* locked as GETATTR is, so not torn by a rename, create or write; the
+	 * lookup that precedes every entry reply pinned the vnode, so this
+	 * finds it and cannot fail */
 	fs_getattr(fs, e->ino, &e->attr);
 }
 

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * test_threads.c -- the fs layer under concurrent callers, as the daemon's
+ * workers call it: in-place overwrites, appends, truncates, reads, attribute
+ * reads and renames on one file at once. The plain build checks the end
+ * state; the ThreadSanitizer build (unit_threads_tsan) fails on any data
+ * race between them, such as an attribute read tearing a timestamp that a
+ * write stores.
+ */
+#include <pthread.h>
+#include <stdio.h>
+
+#include "check.h"
+#include "helpers.h"
+
+#define BASE    (256u << 10) /* bytes the file keeps: overwrites land here */
+#define BLOCK   4096u
+#define ROUNDS  3000
+
+struct shared {
+	struct kmfs_fs *fs;
+	uint64_t ino;
+	uint64_t final_size; /* the appender's model of the size it left */
+	int failures;        /* calls that returned an error */
+};
+
+static void note_failure(struct shared *sh, const char *what, long rc)
+{
+	fprintf(stderr, "%s failed: %ld\n", what, rc);
+	__atomic_add_fetch(&sh->failures, 1, __ATOMIC_RELAXED);
+}
+
+static ssize_t write_block(struct shared *sh, uint64_t off, unsigned char fill,
+			   bool append)
+{
+	unsigned char buf[BLOCK];
+	struct membuf m = { buf };
+	struct data_src src = { src_copy, &m, NULL };
+
+	memset(buf, fill, sizeof(buf));
+	return fs_write(sh->fs, sh->ino, off, sizeof(buf), &src, append);
+}
+
+/* in place, inside BASE: the shared-lock path that stores only the times */
+static void *overwriter(void *arg)
+{
+	struct shared *sh = arg;
+	uint64_t seed = 7;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		uint64_t off = trand(&seed) % (BASE / BLOCK) * BLOCK;
+		ssize_t n = write_block(sh, off, (unsigned char)i, false);
+		if (n != BLOCK)
+			note_failure(sh, "overwrite", (long)n);
+	}
+	return NULL;
+}
+
+/* grows the file past BASE and cuts it back: size and blocks change */
+static void *appender(void *arg)
+{
+	struct shared *sh = arg;
+	uint64_t size = BASE;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		if (i % 32 == 31) {
+			struct stat a = { .st_size = BASE }, out;
+			int rc = fs_setattr(sh->fs, sh->ino, &a, FS_SET_SIZE, &out);
+			if (rc < 0)
+				note_failure(sh, "truncate", rc);
+			size = BASE;
+			continue;
+		}
+		ssize_t n = write_block(sh, 0, 0xa5, true);
+		if (n != BLOCK)
+			note_failure(sh, "append", (long)n);
+		size += BLOCK;
+	}
+	sh->final_size = size;
+	return NULL;
+}
+
+/* reads move the access time (relatime: it trails the modification time) */
+static void *reader(void *arg)
+{
+	struct shared *sh = arg;
+	static __thread unsigned char out[2 * BLOCK];
+	uint64_t seed = 11;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		struct readbuf r = { out, 0 };
+		uint64_t off = trand(&seed) % (BASE / BLOCK - 1) * BLOCK;
+		int rc = fs_read(sh->fs, sh->ino, off, sizeof(out), reply, &r);
+		if (rc < 0 || r.n != sizeof(out))
+			note_failure(sh, "read", rc < 0 ? rc : (long)r.n);
+	}
+	return NULL;
+}
+
+static void *stater(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < 4 * ROUNDS; i++) {
+		struct stat st;
+		int rc = fs_getattr(sh->fs, sh->ino, &st);
+		/* every change keeps the size a whole number of blocks */
+		if (rc < 0 || st.st_size < (off_t)BASE || st.st_size % BLOCK)
+			note_failure(sh, "getattr", rc < 0 ? rc : (long)st.st_size);
+		if (st.st_mtim.tv_nsec < 0 || st.st_mtim.tv_nsec >= 1000000000)
+			note_failure(sh, "getattr mtime", st.st_mtim.tv_nsec);
+	}
+	return NULL;
+}
+
+/* renames change the file's ctime under the namespace lock */
+static void *renamer(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < ROUNDS / 4; i++) {
+		const char *from = i % 2 ? "b" : "a", *to = i % 2 ? "a" : "b";
+		int rc = fs_rename(sh->fs, FS_ROOT_INO, from, FS_ROOT_INO, to, 0,
+				   &root);
+		if (rc < 0)
+			note_failure(sh, "rename", rc);
+	}
+	return NULL;
+}
+
+static void test_threads_one_file(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	void *(*fn[])(void *) = { overwriter, appender, reader, stater, renamer };
+	pthread_t th[sizeof(fn) / sizeof(fn[0])];
+	struct shared sh = { fs, 0, 0, 0 };
+	uint64_t off;
+	struct stat st;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "a", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+	for (uint64_t pos = 0; pos < BASE; pos += BLOCK)
+		assert_int_equal(write_block(&sh, pos, 1, false), BLOCK);
+
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		pthread_join(th[i], NULL);
+
+	assert_int_equal(sh.failures, 0);
+	assert_int_equal(fs_getattr(fs, sh.ino, &st), 0);
+	assert_int_equal(st.st_size, sh.final_size);
+	assert_int_equal(st.st_blocks * 512, sh.final_size);
+
+	struct check_opts o = { .quiet = true };
+	struct check_result r;
+	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
+	if (r.errors)
+		fprintf(stderr, "check: %s\n", r.first);
+	assert_int_equal(r.errors, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_threads_one_file,
+						tpool_setup_default,
+						tpool_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
