@@ -110,10 +110,13 @@ static int plan_range(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
 		if (r == 0) {
 			uint64_t run = (e.fpage + e.count < end ? e.fpage + e.count : end) - pos;
 			uint64_t dp = e.dpage + (pos - e.fpage), k = 0;
-			bool shared = pages_refcount(&fs->pages, dp) > 1;
+			bool shared;
 
+			txn_hold_off(&fs->pages); /* committed counts only */
+			shared = pages_refcount(&fs->pages, dp) > 1;
 			while (k < run && (pages_refcount(&fs->pages, dp + k) > 1) == shared)
 				k++;
+			txn_let_in(&fs->pages);
 			if (shared && cow)
 				rc = plan_new(t, pl, pos, k, dp);
 			else
@@ -419,11 +422,17 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 
 	if (size == 0 || end < off || end > ino->size)
 		return -EAGAIN;
-	/* all or nothing: every page must be mapped and this file's alone
-	 * before the first byte is stored (the source is a stream) */
+	/* all or nothing: every page must be mapped and this file's alone,
+	 * as committed, before the first byte is stored (the source is a
+	 * stream); the second pass finds the same runs */
+	rc = 0;
+	txn_hold_off(&fs->pages);
 	for (uint64_t pos = first; pos < last; pos += s.count)
 		if ((rc = owned_run(fs, ino, pos, last, &s)) < 0)
-			return rc;
+			break;
+	txn_let_in(&fs->pages);
+	if (rc < 0)
+		return rc;
 	for (uint64_t pos = first; pos < last; pos += s.count) {
 		owned_run(fs, ino, pos, last, &s);
 		rc = store_in_place(fs, &s, off, end, src);

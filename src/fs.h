@@ -7,7 +7,8 @@
  *   fs.ns_lock      rwlock; write for operations that change the namespace
  *                   or inode metadata, read for lookups and file I/O
  *   vnode.lock      rwlock per inode; protects its size and extent map
- *   pages.tx_lock   one transaction at a time (txn.h)
+ *   pages.tx_lock   one transaction at a time (txn.h); also held briefly
+ *                   to read committed page reference counts (txn_hold_off)
  *   pages.lock      allocator state
  *   fs.vlock        the vnode table
  *   fs.times_lock[] a stripe of inodes' timestamps (fs_times_lock)

@@ -89,6 +89,16 @@ int txn_end(struct txn *t, int rc)
 	return rc;
 }
 
+void txn_hold_off(struct pages *pages)
+{
+	pthread_mutex_lock(&pages->tx_lock);
+}
+
+void txn_let_in(struct pages *pages)
+{
+	pthread_mutex_unlock(&pages->tx_lock);
+}
+
 void txn_release(struct txn *t)
 {
 	pages_abort(t->pages, t);
