@@ -123,7 +123,7 @@ static void vput_counts(struct kmfs_fs *fs, struct vnode *v, uint64_t nlookup,
 			uint32_t nopen, uint32_t busy)
 {
 	struct vnode **pp;
-	bool gone;
+	bool gone, unlinked = false;
 	uint64_t off = v->off;
 
 	pthread_mutex_lock(&fs->vlock);
@@ -135,13 +135,17 @@ static void vput_counts(struct kmfs_fs *fs, struct vnode *v, uint64_t nlookup,
 		for (pp = vslot(fs, off); *pp != v; pp = &(*pp)->next)
 			;
 		*pp = v->next;
+		/* read with the vnode leaving: an unlink pins the inode
+		 * (vget) before it drops the link, so either it is done and
+		 * this sees no link, or its own vput comes later */
+		unlinked = fs_inode(fs, off)->nlink == 0;
 	}
 	pthread_mutex_unlock(&fs->vlock);
 	if (!gone)
 		return;
 	pthread_rwlock_destroy(&v->lock);
 	free(v);
-	if (fs_inode(fs, off)->nlink == 0 && !fs->readonly)
+	if (unlinked && !fs->readonly)
 		inode_destroy(fs, off);
 }
 
@@ -169,20 +173,6 @@ static int vlookup_linkable(struct kmfs_fs *fs, uint64_t off, bool linkable)
 static int vlookup(struct kmfs_fs *fs, uint64_t off)
 {
 	return vlookup_linkable(fs, off, false);
-}
-
-/* Has the kernel or an open file a reference to OFF? (vlock taken) */
-static bool vreferenced(struct kmfs_fs *fs, uint64_t off)
-{
-	struct vnode *v;
-	bool ref = false;
-
-	pthread_mutex_lock(&fs->vlock);
-	for (v = *vslot(fs, off); v; v = v->next)
-		if (v->off == off)
-			ref = true;
-	pthread_mutex_unlock(&fs->vlock);
-	return ref;
 }
 
 /* ---- mount ----------------------------------------------------------- */
@@ -774,11 +764,10 @@ out:
 
 /*
  * One link of VICTIM goes away (caller in txn). A directory loses "." too
- * and its parent loses "..". Returns whether the inode is now unlinked.
+ * and its parent loses "..".
  */
-static int drop_link(struct kmfs_fs *fs, struct kmfs_inode *parent,
-		     struct kmfs_inode *victim, struct kmfs_time now,
-		     bool *unlinked)
+static int drop_link(struct kmfs_inode *parent, struct kmfs_inode *victim,
+		     struct kmfs_time now)
 {
 	int rc = tx_add(victim, sizeof(*victim));
 
@@ -794,16 +783,16 @@ static int drop_link(struct kmfs_fs *fs, struct kmfs_inode *parent,
 	} else {
 		victim->nlink--;
 	}
-	*unlinked = victim->nlink == 0;
 	return 0;
 }
 
-/* An inode that lost its last link: free now unless someone holds it. */
-static void reap(struct kmfs_fs *fs, uint64_t off)
-{
-	if (!vreferenced(fs, off))
-		inode_destroy(fs, off);
-}
+/*
+ * The inode an unlink or a replacing rename may take the last link of is
+ * pinned across the transaction: whichever of that operation's vput and the
+ * kernel's last FORGET comes last sees no link and no reference, and frees
+ * it, once. (Checking for a vnode after the commit let a FORGET that
+ * dropped the vnode in between free it too.)
+ */
 
 static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			bool want_dir)
@@ -811,8 +800,8 @@ static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	struct kmfs_inode *dir, *victim;
 	struct kmfs_time now = pool_now();
 	struct dir_entry de;
+	struct vnode *pin = NULL;
 	struct txn t;
-	bool unlinked = false;
 	int rc;
 
 	if (want_dir && (!strcmp(name, ".") || !strcmp(name, "..")))
@@ -832,19 +821,24 @@ static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		rc = -ENOTEMPTY;
 	if (rc < 0)
 		goto out;
+	pin = vget(fs, de.ino_off);
+	if (!pin) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	txn_init(&t, &fs->pages);
 	rc = txn_begin(&t);
 	if (rc < 0)
 		goto out;
 	rc = dir_remove(&t, dir, name, strlen(name));
 	if (rc == 0)
-		rc = drop_link(fs, dir, victim, now, &unlinked);
+		rc = drop_link(dir, victim, now);
 	if (rc == 0)
 		rc = dir_touch(dir, now);
 	rc = txn_end(&t, rc);
-	if (rc == 0 && unlinked)
-		reap(fs, de.ino_off);
 out:
+	if (pin)
+		vput(fs, pin); /* frees the inode if this was all that held it */
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
 }
@@ -903,7 +897,7 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	uint64_t dir_off = fs_ino_off(fs, dir_ino), ndir_off = fs_ino_off(fs, newdir_ino);
 	struct kmfs_time now = pool_now();
 	struct dir_entry se, de;
-	bool unlinked = false;
+	struct vnode *pin = NULL;
 	uint64_t wo_off;
 	struct txn t;
 	int rc;
@@ -969,6 +963,13 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		rc = -EINVAL;
 		goto out;
 	}
+	if (dst && !(flags & FS_RENAME_EXCHANGE)) {
+		pin = vget(fs, de.ino_off); /* the replaced inode: see remove_entry */
+		if (!pin) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
 	txn_init(&t, &fs->pages);
 	rc = txn_begin(&t);
 	if (rc < 0)
@@ -991,7 +992,7 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			rc = dir_retarget(&t, ndir, newname, strlen(newname),
 					  se.ino_off, se.type);
 			if (rc == 0)
-				rc = drop_link(fs, ndir, dst, now, &unlinked);
+				rc = drop_link(ndir, dst, now);
 		} else {
 			rc = dir_add(&t, ndir, newname, strlen(newname),
 				     se.ino_off, se.type);
@@ -1019,9 +1020,9 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	rc = txn_end(&t, rc);
 	if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
 		atomic_fetch_add(&fs->nr_inodes, 1);
-	if (rc == 0 && unlinked)
-		reap(fs, de.ino_off);
 out:
+	if (pin)
+		vput(fs, pin);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
 }

@@ -9,6 +9,7 @@
  * write stores.
  */
 #include <pthread.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/statvfs.h>
@@ -289,6 +290,140 @@ static void test_threads_clones(void **state)
 	assert_true(r.pages_used > 0);
 }
 
+/* ---- one directory: names made, linked, renamed and removed at once ---- */
+
+#define NAMES 12
+
+/* errors the namespace races may give; anything else fails the test */
+static bool expected(int rc)
+{
+	return rc >= 0 || rc == -ENOENT || rc == -EEXIST || rc == -ENOTEMPTY ||
+	       rc == -ENOTDIR || rc == -EISDIR || rc == -EINVAL ||
+	       rc == -EPERM; /* a hard link to a directory */
+}
+
+static void pick(uint64_t *seed, char *name, const char *prefix)
+{
+	snprintf(name, 16, "%s%u", prefix, (unsigned)(trand(seed) % NAMES));
+}
+
+static int count_fn(void *arg, const char *name, size_t len, uint64_t ino,
+		    unsigned type, uint64_t next_off)
+{
+	(void)name, (void)len, (void)ino, (void)type, (void)next_off;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void *ns_worker(void *arg)
+{
+	struct shared *sh = arg;
+	struct kmfs_fs *fs = sh->fs;
+	uint64_t seed = 29 + __atomic_fetch_add(&sh->ino_b, 1, __ATOMIC_RELAXED);
+
+	for (int i = 0; i < ROUNDS / 2; i++) {
+		char a[16], b[16];
+		uint64_t off;
+		int rc = 0, n = 0;
+		struct stat st;
+
+		pick(&seed, a, trand(&seed) % 4 ? "f" : "d");
+		pick(&seed, b, trand(&seed) % 4 ? "f" : "d");
+		int op = (int)(trand(&seed) % 9);
+		switch (op) {
+		case 0:
+			rc = fs_mknod(fs, FS_ROOT_INO, a, S_IFREG | 0600, 0,
+				      &root, &off);
+			if (rc == 0)
+				fs_forget(fs, fs_ino(fs, off), 1);
+			break;
+		case 1:
+			rc = fs_mkdir(fs, FS_ROOT_INO, b, 0700, &root, &off);
+			if (rc == 0)
+				fs_forget(fs, fs_ino(fs, off), 1);
+			break;
+		case 2:
+			rc = fs_unlink(fs, FS_ROOT_INO, a);
+			break;
+		case 3:
+			rc = fs_rmdir(fs, FS_ROOT_INO, b);
+			break;
+		case 4:
+			rc = fs_rename(fs, FS_ROOT_INO, a, FS_ROOT_INO, b,
+				       (unsigned)(trand(&seed) % 3), &root);
+			break;
+		case 5: /* hard link, then write through the new name */
+			rc = fs_lookup(fs, FS_ROOT_INO, a, &off);
+			if (rc < 0)
+				break;
+			uint64_t ino = fs_ino(fs, off), loff;
+			rc = fs_link(fs, ino, FS_ROOT_INO, b, &loff);
+			if (rc == 0)
+				fs_forget(fs, ino, 1);
+			if (rc == 0 && S_ISREG(fs_inode(fs, off)->mode) &&
+			    write_block(&(struct shared){ .fs = fs, .ino = ino },
+					0, 2, true) != BLOCK)
+				rc = -EIO;
+			fs_forget(fs, ino, 1);
+			break;
+		case 6: /* an unnamed file, named or dropped */
+			rc = fs_tmpfile(fs, FS_ROOT_INO, 0600, true, &root, &off);
+			if (rc < 0)
+				break;
+			if (trand(&seed) % 2) {
+				uint64_t loff;
+				rc = fs_link(fs, fs_ino(fs, off), FS_ROOT_INO, a, &loff);
+				if (rc == 0)
+					fs_forget(fs, fs_ino(fs, off), 1);
+			}
+			fs_forget(fs, fs_ino(fs, off), 1);
+			break;
+		case 7:
+			rc = fs_readdir(fs, FS_ROOT_INO, 0, count_fn, &n);
+			if (rc == 0 && n < 2)
+				rc = -EIO;
+			break;
+		default:
+			rc = fs_lookup(fs, FS_ROOT_INO, a, &off);
+			if (rc == 0) {
+				rc = fs_getattr(fs, fs_ino(fs, off), &st);
+				fs_forget(fs, fs_ino(fs, off), 1);
+			}
+			break;
+		}
+		if (!expected(rc)) {
+			fprintf(stderr, "op %d on %s, %s: ", op, a, b);
+			note_failure(sh, "namespace op", rc);
+		}
+	}
+	return NULL;
+}
+
+static void test_threads_namespace(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	pthread_t th[4];
+	struct shared sh = { .fs = fs };
+	struct statvfs sv;
+
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, ns_worker, &sh), 0);
+	for (size_t i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(sh.failures, 0);
+
+	/* every reference was dropped: what no name holds is gone */
+	struct check_opts o = { .quiet = true };
+	struct check_result r;
+	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
+	if (r.errors)
+		fprintf(stderr, "check: %s\n", r.first);
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(r.orphans, 0);
+	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(sv.f_files - sv.f_ffree, r.inodes);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +431,9 @@ int main(void)
 						tpool_setup_default,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_clones,
+						tpool_setup_default,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_namespace,
 						tpool_setup_default,
 						tpool_teardown),
 	};
