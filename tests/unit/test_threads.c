@@ -424,6 +424,127 @@ static void test_threads_namespace(void **state)
 	assert_int_equal(sv.f_files - sv.f_ffree, r.inodes);
 }
 
+/* ---- attributes: modes, owners, ACLs and xattrs changed while read ---- */
+
+/* system.posix_acl_* values as the kernel passes them (version 2) */
+struct acl_entry_x { uint16_t tag, perm; uint32_t id; };
+struct acl_x { uint32_t version; struct acl_entry_x e[5]; };
+
+static const struct acl_x acl_value = { 2, {
+	{ 0x01, 6, ~0u },  /* user:: rw */
+	{ 0x02, 4, 1000 }, /* user:1000: r */
+	{ 0x04, 4, ~0u },  /* group:: r */
+	{ 0x10, 4, ~0u },  /* mask:: r */
+	{ 0x20, 0, ~0u },  /* other:: - */
+} };
+
+static void *chmodder(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		struct stat a = { .st_mode = S_IFREG | (i % 2 ? 0640 : 0604),
+				  .st_uid = (uid_t)(i % 3), .st_gid = 7 }, out;
+		int rc = fs_setattr(sh->fs, sh->ino, &a,
+				    FS_SET_MODE | FS_SET_UID | FS_SET_GID, &out);
+		if (rc < 0)
+			note_failure(sh, "chmod", rc);
+	}
+	return NULL;
+}
+
+static void *acl_setter(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		int rc = i % 4 == 3
+			 ? fs_removexattr(sh->fs, sh->ino, "system.posix_acl_access")
+			 : fs_setxattr(sh->fs, sh->ino, "system.posix_acl_access",
+				       &acl_value, sizeof(acl_value), 0);
+		if (rc < 0 && rc != -ENODATA)
+			note_failure(sh, "acl", rc);
+		rc = fs_setxattr(sh->fs, sh->ino_b, "system.posix_acl_default",
+				 &acl_value, sizeof(acl_value), 0);
+		if (rc < 0)
+			note_failure(sh, "default acl", rc);
+	}
+	return NULL;
+}
+
+/* files made in a directory with a default ACL inherit it */
+static void *inheritor(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < ROUNDS / 2; i++) {
+		uint64_t off;
+		int rc = fs_mknod(sh->fs, sh->ino_b, "child", S_IFREG | 0666, 0,
+				  &root, &off);
+		if (rc == 0)
+			fs_forget(sh->fs, fs_ino(sh->fs, off), 1);
+		if (rc == 0)
+			rc = fs_unlink(sh->fs, sh->ino_b, "child");
+		if (rc < 0)
+			note_failure(sh, "create in dir", rc);
+	}
+	return NULL;
+}
+
+static void *attr_reader(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < 2 * ROUNDS; i++) {
+		char buf[256];
+		struct stat st;
+		ssize_t n = fs_getxattr(sh->fs, sh->ino, "system.posix_acl_access",
+					buf, sizeof(buf));
+		if (n < 0 && n != -ENODATA)
+			note_failure(sh, "get acl", (long)n);
+		n = fs_listxattr(sh->fs, sh->ino, buf, sizeof(buf), true);
+		if (n < 0)
+			note_failure(sh, "listxattr", (long)n);
+		if (fs_getattr(sh->fs, sh->ino, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_gid != 7)
+			note_failure(sh, "getattr", (long)st.st_mode);
+	}
+	return NULL;
+}
+
+static void test_threads_attributes(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	void *(*fn[])(void *) = { chmodder, acl_setter, inheritor, attr_reader,
+				  appender };
+	pthread_t th[sizeof(fn) / sizeof(fn[0])];
+	struct shared sh = { .fs = fs };
+	struct stat a = { .st_gid = 7 }, out;
+	uint64_t off;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "a", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+	assert_int_equal(fs_setattr(fs, sh.ino, &a, FS_SET_GID, &out), 0);
+	for (uint64_t pos = 0; pos < BASE; pos += BLOCK)
+		assert_int_equal(write_block(&sh, pos, 1, false), BLOCK);
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "d", 0755, &root, &off), 0);
+	sh.ino_b = fs_ino(fs, off);
+
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(sh.failures, 0);
+
+	struct check_opts o = { .quiet = true };
+	struct check_result r;
+	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
+	if (r.errors)
+		fprintf(stderr, "check: %s\n", r.first);
+	assert_int_equal(r.errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -434,6 +555,9 @@ int main(void)
 						tpool_setup_default,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_namespace,
+						tpool_setup_default,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_attributes,
 						tpool_setup_default,
 						tpool_teardown),
 	};
