@@ -545,6 +545,88 @@ static void test_threads_attributes(void **state)
 	assert_int_equal(r.errors, 0);
 }
 
+/* ---- whole units freed and taken back while others allocate ---------- */
+
+#define CHURN_BYTES (6u << 20) /* more than a 4 MiB unit */
+
+static void *churner(void *arg)
+{
+	struct shared *sh = arg;
+	unsigned me = __atomic_fetch_add(&sh->final_size, 1, __ATOMIC_RELAXED);
+	static __thread unsigned char buf[1 << 20];
+	char name[16];
+	uint64_t off;
+
+	snprintf(name, sizeof(name), "c%u", me);
+	if (fs_mknod(sh->fs, FS_ROOT_INO, name, S_IFREG | 0644, 0, &root, &off)) {
+		note_failure(sh, "create", 0);
+		return NULL;
+	}
+	uint64_t ino = fs_ino(sh->fs, off);
+	memset(buf, (int)me + 1, sizeof(buf));
+	for (int i = 0; i < 12; i++) {
+		for (uint64_t pos = 0; pos < CHURN_BYTES; pos += sizeof(buf)) {
+			struct membuf m = { buf };
+			struct data_src src = { src_copy, &m, NULL };
+			if (fs_write(sh->fs, ino, pos, sizeof(buf), &src, false) !=
+			    (ssize_t)sizeof(buf))
+				note_failure(sh, "write", (long)pos);
+		}
+		struct stat a = { .st_size = 0 }, out;
+		if (i % 2)
+			fs_fallocate(sh->fs, ino, FALLOC_FL_PUNCH_HOLE |
+				     FALLOC_FL_KEEP_SIZE, 0, CHURN_BYTES);
+		else if (fs_setattr(sh->fs, ino, &a, FS_SET_SIZE, &out) < 0)
+			note_failure(sh, "truncate", 0);
+	}
+	return NULL;
+}
+
+static void *space_watcher(void *arg)
+{
+	struct shared *sh = arg;
+
+	for (int i = 0; i < ROUNDS / 4; i++) {
+		struct statvfs sv;
+		if (fs_statfs(sh->fs, &sv) < 0 || sv.f_bfree > sv.f_blocks ||
+		    sv.f_bavail > sv.f_bfree)
+			note_failure(sh, "statfs", (long)sv.f_bfree);
+	}
+	return NULL;
+}
+
+static void test_threads_units(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	void *(*fn[])(void *) = { churner, churner, churner, space_watcher };
+	pthread_t th[sizeof(fn) / sizeof(fn[0])];
+	struct shared sh = { .fs = fs };
+	struct statvfs before, after;
+	struct pages_stats ps0, ps1;
+
+	assert_int_equal(fs_statfs(fs, &before), 0);
+	pages_stats(&fs->pages, &ps0);
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
+	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(sh.failures, 0);
+
+	/* every file ends empty: all the space is free again, and whole
+	 * units went back and forth on the way */
+	assert_int_equal(fs_statfs(fs, &after), 0);
+	assert_int_equal(after.f_bfree, before.f_bfree);
+	pages_stats(&fs->pages, &ps1);
+	assert_true(ps1.units_lent_total > ps0.units_lent_total);
+	assert_true(ps1.units_reclaimed_total > ps0.units_reclaimed_total);
+	struct check_opts o = { .quiet = true };
+	struct check_result r;
+	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
+	if (r.errors)
+		fprintf(stderr, "check: %s\n", r.first);
+	assert_int_equal(r.errors, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,6 +640,9 @@ int main(void)
 						tpool_setup_default,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_attributes,
+						tpool_setup_default,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_units,
 						tpool_setup_default,
 						tpool_teardown),
 	};
