@@ -1,6 +1,7 @@
 #!/bin/sh
 # test.sh -- install what is needed, build, and run every test:
-#   1. unit and integration tests (ctest) on a -Werror build,
+#   1. unit and integration tests (ctest) on a -Werror build, the race
+#      tests also against ThreadSanitizer builds of the layers and daemon,
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the VM suite (real kernel, emulated NVDIMM, devdax) when present,
 #   4. kmod/kmemfs.ko compiled against the 6.1 and 6.12 kernel headers.
