@@ -110,13 +110,13 @@ static int plan_range(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
 		if (r == 0) {
 			uint64_t run = (e.fpage + e.count < end ? e.fpage + e.count : end) - pos;
 			uint64_t dp = e.dpage + (pos - e.fpage), k = 0;
-			bool shared;
+			bool shared = pages_refcount(&fs->pages, dp) > 1;
 
-			txn_hold_off(&fs->pages); /* committed counts only */
-			shared = pages_refcount(&fs->pages, dp) > 1;
 			while (k < run && (pages_refcount(&fs->pages, dp + k) > 1) == shared)
 				k++;
-			txn_let_in(&fs->pages);
+			/* a count of 1 that may roll back is as good as shared */
+			if (!shared && !pages_counts_settled(&fs->pages))
+				shared = true;
 			if (shared && cow)
 				rc = plan_new(t, pl, pos, k, dp);
 			else
@@ -423,18 +423,18 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (size == 0 || end < off || end > ino->size)
 		return -EAGAIN;
 	/* all or nothing: every page must be mapped and this file's alone,
-	 * as committed, before the first byte is stored (the source is a
+	 * for good, before the first byte is stored (the source is a
 	 * stream); the second pass finds the same runs */
-	rc = 0;
-	txn_hold_off(&fs->pages);
 	for (uint64_t pos = first; pos < last; pos += s.count)
 		if ((rc = owned_run(fs, ino, pos, last, &s)) < 0)
-			break;
-	txn_let_in(&fs->pages);
-	if (rc < 0)
-		return rc;
+			return rc;
+	if (!pages_counts_settled(&fs->pages))
+		return -EAGAIN;
 	for (uint64_t pos = first; pos < last; pos += s.count) {
-		owned_run(fs, ino, pos, last, &s);
+		/* found by the first pass under the same lock: failing here
+		 * would leave the stream half consumed, so no retry */
+		if (owned_run(fs, ino, pos, last, &s) < 0)
+			return -EIO;
 		rc = store_in_place(fs, &s, off, end, src);
 		if (rc < 0)
 			return rc;

@@ -263,9 +263,20 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 		pthread_mutex_init(&fs->times_lock[i], NULL);
 	fs->readonly = o->readonly;
 	scan_inodes(fs);
+	fs->root_pin = vget(fs, fs_ino_off(fs, FS_ROOT_INO));
+	if (!fs->root_pin) {
+		rc = -ENOMEM;
+		goto out_vtab;
+	}
 	if (!fs->readonly)
 		set_mounted(fs, true);
 	return 0;
+out_vtab:
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->vlock);
+	for (int i = 0; i < FS_TIMES_LOCKS; i++)
+		pthread_mutex_destroy(&fs->times_lock[i]);
+	free(fs->vtab);
 out_pages:
 	pages_fini(&fs->pages);
 out_close:
@@ -275,6 +286,7 @@ out_close:
 
 void fs_unmount(struct kmfs_fs *fs)
 {
+	vput(fs, fs->root_pin);
 	/* inodes the kernel still held: free the unlinked ones now */
 	for (uint64_t i = 0; i < fs->vtab_size; i++) {
 		while (fs->vtab[i]) {

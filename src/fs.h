@@ -7,8 +7,7 @@
  *   fs.ns_lock      rwlock; write for operations that change the namespace
  *                   or inode metadata, read for lookups and file I/O
  *   vnode.lock      rwlock per inode; protects its size and extent map
- *   pages.tx_lock   one transaction at a time (txn.h); also held briefly
- *                   to read committed page reference counts (txn_hold_off)
+ *   pages.tx_lock   one transaction at a time (txn.h)
  *   pages.lock      allocator state
  *   fs.vlock        the vnode table
  *   fs.times_lock[] a stripe of inodes' timestamps (fs_times_lock)
@@ -70,6 +69,9 @@ struct kmfs_fs {
 	dev_t mount_dev;        /* st_dev of files on this mount (main.c) */
 	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
 	pthread_mutex_t times_lock[FS_TIMES_LOCKS];
+	/* the kernel never looks the root up nor forgets it: pinned for the
+	 * mount, so its vnode does not come and go with each GETATTR */
+	struct vnode *root_pin;
 };
 
 /*

@@ -360,9 +360,16 @@ found:
 	return (int64_t)got;
 }
 
+/* counts change inside transactions while data writes read them outside
+ * one (pages_counts_settled): those loads and stores are atomic */
 uint32_t pages_refcount(const struct pages *pg, uint64_t page)
 {
-	return pg->pool->refs[page];
+	return __atomic_load_n(&pg->pool->refs[page], __ATOMIC_ACQUIRE);
+}
+
+bool pages_counts_settled(struct pages *pg)
+{
+	return atomic_load(&pg->unsharing) == 0;
 }
 
 bool pages_same_arena(const struct pages *pg, uint64_t a, uint64_t b)
@@ -399,7 +406,8 @@ int pages_ref(struct txn *t, uint64_t start, uint64_t count)
 	for (uint64_t i = 0; i < count; i++) {
 		if (r[i] == UINT32_MAX)
 			return -EMLINK;
-		t->shared_delta += ++r[i] == 2;
+		__atomic_store_n(&r[i], r[i] + 1, __ATOMIC_RELEASE);
+		t->shared_delta += r[i] == 2;
 	}
 	return 0;
 }
@@ -414,8 +422,14 @@ int pages_unref(struct txn *t, uint64_t start, uint64_t count)
 	for (uint64_t i = 0; i < count; i++) {
 		if (r[i] == 0)
 			return -EUCLEAN; /* corrupt: never hand out a page twice */
+		if (r[i] == 2 && !t->unsharing) {
+			/* before the store: a reader that sees the 1 sees this */
+			atomic_fetch_add(&t->pages->unsharing, 1);
+			t->unsharing = true;
+		}
 		t->shared_delta -= r[i] == 2;
-		if (--r[i] == 0) {
+		__atomic_store_n(&r[i], r[i] - 1, __ATOMIC_RELEASE);
+		if (r[i] == 0) {
 			rc = run_list_add(&t->freed, start + i, 1);
 			if (rc < 0)
 				return rc;

@@ -15,6 +15,7 @@
 #define KMEMFS_PAGES_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,6 +71,9 @@ struct pages {
 				  * be lendable: look again once it is whole */
 	struct pages_stats st;
 	pthread_mutex_t tx_lock; /* serialises transactions, see txn.h */
+	/* transactions in flight that took a page from shared to one
+	 * reference: that count of 1 may still roll back (pages_counts_settled) */
+	_Atomic uint64_t unsharing;
 };
 
 /* pages_init -- rebuild the volatile state from the pool; may lend */
@@ -96,5 +100,16 @@ void pages_commit(struct pages *pg, struct txn *t);
 void pages_abort(struct pages *pg, struct txn *t);
 
 void pages_stats(struct pages *pg, struct pages_stats *out);
+
+/*
+ * pages_counts_settled -- may the counts of 1 just read with pages_refcount
+ * be trusted outside a transaction? Not while a transaction that dropped a
+ * shared page to one reference is in flight: it may roll back (or be lost
+ * in a crash), and the other file would then see a store made in place.
+ * Such a count, once committed, stays 1 while the caller holds its file's
+ * vnode lock: only a clone of that file could raise it. Read the counts
+ * first, then ask; when false, treat the pages as shared (copy on write).
+ */
+bool pages_counts_settled(struct pages *pg);
 
 #endif

@@ -81,22 +81,16 @@ int txn_end(struct txn *t, int rc)
 		pages_commit(t->pages, t);
 	else
 		pages_abort(t->pages, t);
+	/* its counts are final now, committed or rolled back */
+	if (t->unsharing)
+		atomic_fetch_sub(&t->pages->unsharing, 1);
+	t->unsharing = false;
 	pthread_mutex_unlock(&t->pages->tx_lock);
 	run_list_free(&t->allocated);
 	run_list_free(&t->freed);
 	if (rc == 0 && err != 0)
 		rc = -err;
 	return rc;
-}
-
-void txn_hold_off(struct pages *pages)
-{
-	pthread_mutex_lock(&pages->tx_lock);
-}
-
-void txn_let_in(struct pages *pages)
-{
-	pthread_mutex_unlock(&pages->tx_lock);
 }
 
 void txn_release(struct txn *t)

@@ -40,6 +40,7 @@ struct txn {
 	int64_t shared_delta;      /* pages that became shared, minus those that
 				    * stopped being: counted on commit only */
 	bool active;
+	bool unsharing;            /* counted in pages.unsharing (pages_unref) */
 };
 
 int run_list_add(struct run_list *l, uint64_t start, uint64_t count);
@@ -53,20 +54,6 @@ int txn_begin(struct txn *t);
 int txn_end(struct txn *t, int rc);
 /* txn_release -- undo allocations of a txn that never began */
 void txn_release(struct txn *t);
-
-/*
- * txn_hold_off / txn_let_in -- keep transactions out while deciding from
- * page reference counts, outside a transaction, whether a page may be
- * written in place. A transaction in flight may have dropped a shared page
- * to this file's alone and can still roll back (or be lost in a crash),
- * after which the other file would see the in-place store. Once the count
- * of 1 is committed it stays so while the caller holds the file's vnode
- * lock: only a clone of this file could raise it. Never held across an
- * allocation (taking a lent unit back may wait on the kernel, which may
- * wait on a READ that needs a transaction).
- */
-void txn_hold_off(struct pages *pages);
-void txn_let_in(struct pages *pages);
 
 /* transactional helpers: 0 or -errno, caller is inside txn_begin/end */
 int tx_add(const void *ptr, size_t len);

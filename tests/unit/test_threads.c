@@ -9,12 +9,15 @@
  * write stores.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/statvfs.h>
 
 #include "check.h"
+#include "emap.h"
+#include "txn.h"
 #include "helpers.h"
 
 #define BASE    (256u << 10) /* bytes the file keeps: overwrites land here */
@@ -627,6 +630,74 @@ static void test_threads_units(void **state)
 	assert_int_equal(r.errors, 0);
 }
 
+/* ---- a count of 1 that rolls back is not this file's alone ------------ */
+
+struct overwrite_job {
+	struct shared *sh;
+	_Atomic bool done;
+};
+
+static void *overwrite_first_page(void *arg)
+{
+	struct overwrite_job *j = arg;
+
+	if (write_block(j->sh, 0, 0xee, false) != BLOCK)
+		note_failure(j->sh, "write", 0);
+	atomic_store(&j->done, true);
+	return NULL;
+}
+
+/*
+ * B shares its first page with A. Another operation's transaction drops
+ * that page to one reference and then aborts; a write to A meanwhile must
+ * copy, not store in place, or B would read A's new data after the abort.
+ */
+static void test_threads_unshare_rollback(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct shared sh = { .fs = fs };
+	struct overwrite_job job = { &sh, false };
+	unsigned char out[BLOCK], want[BLOCK];
+	struct readbuf r = { out, 0 };
+	struct kmfs_extent e;
+	struct txn t;
+	pthread_t th;
+	uint64_t off;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "a", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+	assert_int_equal(write_block(&sh, 0, 1, false), BLOCK);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "b", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino_b = fs_ino(fs, off);
+	assert_int_equal(fs_clone(fs, sh.ino, 0, sh.ino_b, 0, BLOCK, true), BLOCK);
+	assert_int_equal(emap_lookup(&fs->pool, fs_inode(fs, off), 0, &e), 0);
+	assert_int_equal(pages_refcount(&fs->pages, e.dpage), 2);
+
+	txn_init(&t, &fs->pages);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(pages_unref(&t, e.dpage, 1), 0);
+	assert_int_equal(pages_refcount(&fs->pages, e.dpage), 1);
+	assert_int_equal(pthread_create(&th, NULL, overwrite_first_page, &job), 0);
+	/* the write must wait for this transaction (it copies, and commits
+	 * its copy after this ends); give a wrong one time to store */
+	for (int i = 0; i < 50 && !atomic_load(&job.done); i++)
+		usleep(10000);
+	assert_int_equal(txn_end(&t, -ECANCELED), -ECANCELED);
+	pthread_join(th, NULL);
+	assert_int_equal(sh.failures, 0);
+
+	memset(want, 1, sizeof(want));
+	assert_int_equal(fs_read(fs, sh.ino_b, 0, BLOCK, reply, &r), 0);
+	assert_memory_equal(out, want, BLOCK);
+	memset(want, 0xee, sizeof(want));
+	r.n = 0;
+	assert_int_equal(fs_read(fs, sh.ino, 0, BLOCK, reply, &r), 0);
+	assert_memory_equal(out, want, BLOCK);
+	assert_int_equal(pages_refcount(&fs->pages, e.dpage), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -643,6 +714,9 @@ int main(void)
 						tpool_setup_default,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_units,
+						tpool_setup_default,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_unshare_rollback,
 						tpool_setup_default,
 						tpool_teardown),
 	};
