@@ -54,7 +54,7 @@ static void mark(struct pages *pg, uint64_t start, uint64_t count, bool used)
 				ui->nused--;
 			}
 		}
-		if (ui->state != UNIT_LENT)
+		if (ui->state != UNIT_LENT && ui->state != UNIT_RECLAIMING)
 			unit_set_state(pg, u, state_for(ui));
 	}
 }
@@ -86,7 +86,11 @@ static int unit_lend(struct pages *pg, uint64_t u)
 /*
  * Take unit U back. The host backs it again first; only then is it
  * recorded present, so a crash never leaves a present unit without
- * storage. pg->lock held.
+ * storage. pg->lock held, and dropped meanwhile: with kmemfs.ko the
+ * kernel may have to migrate a page-cache folio it keeps locked until the
+ * daemon answers a READ or WRITE, and that answer may wait for a
+ * transaction whose commit needs pg->lock. The unit is UNIT_RECLAIMING
+ * until then, which no one allocates from or lends.
  */
 static int unit_reclaim(struct pages *pg, uint64_t u)
 {
@@ -96,10 +100,17 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 
 	uint64_t t0 = now_ns();
 
+	unit_set_state(pg, u, UNIT_RECLAIMING);
+	pthread_mutex_unlock(&pg->lock);
 	rc = media_reclaim(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
 			   KMFS_UNIT_SIZE);
+	if (pg->reclaim_hook)
+		pg->reclaim_hook();
+	pthread_mutex_lock(&pg->lock);
 	pg->st.reclaim_ns += now_ns() - t0;
+	pthread_cond_broadcast(&pg->reclaimed);
 	if (rc < 0) {
+		unit_set_state(pg, u, UNIT_LENT);
 		pg->st.reclaim_failures++;
 		return rc;
 	}
@@ -198,6 +209,7 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	if (!pg->u)
 		return -ENOMEM;
 	pthread_mutex_init(&pg->lock, NULL);
+	pthread_cond_init(&pg->reclaimed, NULL);
 	pthread_mutex_init(&pg->tx_lock, NULL);
 	pg->lend = lend;
 	pg->reserve_units = (reserve_bytes + KMFS_UNIT_SIZE - 1) / KMFS_UNIT_SIZE;
@@ -232,6 +244,7 @@ void pages_fini(struct pages *pg)
 	free(pg->u);
 	pg->u = NULL;
 	pthread_mutex_destroy(&pg->lock);
+	pthread_cond_destroy(&pg->reclaimed);
 	pthread_mutex_destroy(&pg->tx_lock);
 }
 
@@ -290,22 +303,28 @@ static int64_t find_state(struct pages *pg, enum unit_state st, uint64_t *hint)
  */
 static int64_t pick_unit(struct pages *pg, uint64_t want)
 {
-	int64_t u = -1;
+	int64_t u;
 
+again:
+	u = -1;
 	if (want < KMFS_UNIT_PAGES)
 		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
 	if (u < 0)
 		u = find_state(pg, UNIT_FREE, &pg->free_hint);
 	if (u < 0)
 		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
-	while (u < 0 && pg->count[UNIT_LENT]) {
+	if (u < 0 && pg->count[UNIT_LENT]) {
 		int64_t l = find_state(pg, UNIT_LENT, &pg->lent_hint);
-		if (l < 0)
-			break;
-		if (unit_reclaim(pg, (uint64_t)l) == 0)
-			u = l;
-		else
-			return -ENOSPC; /* the host or kernel keeps it */
+		if (l >= 0) {
+			if (unit_reclaim(pg, (uint64_t)l) < 0)
+				return -ENOSPC; /* the host or kernel keeps it */
+			goto again; /* the lock was dropped: look afresh */
+		}
+	}
+	/* another thread is taking a unit back: wait for it, then look again */
+	if (u < 0 && pg->count[UNIT_RECLAIMING]) {
+		pthread_cond_wait(&pg->reclaimed, &pg->lock);
+		goto again;
 	}
 	return u < 0 ? -ENOSPC : u;
 }
@@ -327,7 +346,8 @@ int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
 	if (hint && hint < pg->nunits * KMFS_UNIT_PAGES) {
 		struct unit_info *ui = &pg->u[hint / KMFS_UNIT_PAGES];
 		uint64_t i = hint % KMFS_UNIT_PAGES;
-		if (ui->state != UNIT_LENT && !(ui->used[i / 64] & (1ull << (i % 64)))) {
+		if (ui->state != UNIT_LENT && ui->state != UNIT_RECLAIMING &&
+		    !(ui->used[i / 64] & (1ull << (i % 64)))) {
 			got = 0;
 			while (i + got < KMFS_UNIT_PAGES && got < want &&
 			       !(ui->used[(i + got) / 64] & (1ull << ((i + got) % 64))))
@@ -487,7 +507,8 @@ void pages_stats(struct pages *pg, struct pages_stats *out)
 	*out = pg->st;
 	out->total_pages = pg->nunits * KMFS_UNIT_PAGES;
 	out->used_pages = pg->used_pages;
-	out->lent_pages = pg->count[UNIT_LENT] * KMFS_UNIT_PAGES;
+	out->lent_pages = (pg->count[UNIT_LENT] + pg->count[UNIT_RECLAIMING]) *
+			  KMFS_UNIT_PAGES;
 	out->free_pages = out->total_pages - out->used_pages - out->lent_pages;
 	out->shared_pages = pg->shared_pages;
 	pthread_mutex_unlock(&pg->lock);

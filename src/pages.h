@@ -30,6 +30,8 @@ enum unit_state {
 	UNIT_PARTIAL, /* present, some pages used */
 	UNIT_FULL,    /* present, every page used */
 	UNIT_LENT,    /* given away; holds no file data */
+	UNIT_RECLAIMING, /* lent, being taken back without pages.lock held */
+	UNIT_NSTATES
 };
 
 struct unit_info {
@@ -57,7 +59,9 @@ struct pages {
 	pthread_mutex_t lock;    /* protects everything below */
 	struct unit_info *u;
 	uint64_t nunits;
-	uint64_t count[4];       /* units per enum unit_state */
+	uint64_t count[UNIT_NSTATES]; /* units per enum unit_state */
+	pthread_cond_t reclaimed; /* a UNIT_RECLAIMING unit came back or not */
+	void (*reclaim_hook)(void); /* tests: runs while a unit is taken back */
 	uint64_t used_pages;
 	uint64_t shared_pages;   /* pages with more than one reference: statfs and
 				  * kmemfsctl read it, so no scan of every page */

@@ -698,6 +698,100 @@ static void test_threads_unshare_rollback(void **state)
 	assert_int_equal(pages_refcount(&fs->pages, e.dpage), 1);
 }
 
+/* ---- two writers want the one unit still lent ------------------------- */
+
+struct last_unit {
+	struct shared *sh;
+	pthread_barrier_t go;
+	int id;
+};
+
+static void *last_unit_writer(void *arg)
+{
+	struct last_unit *lu = arg;
+	struct shared *sh = lu->sh;
+	int id = __atomic_fetch_add(&lu->id, 1, __ATOMIC_RELAXED);
+	char name[16];
+
+	snprintf(name, sizeof(name), "w%d", id);
+	for (int i = 0; i < 200; i++) {
+		uint64_t off;
+		unsigned char buf[BLOCK];
+		struct membuf m = { buf };
+		struct data_src src = { src_copy, &m, NULL };
+
+		memset(buf, id, sizeof(buf));
+		if (fs_mknod(sh->fs, FS_ROOT_INO, name, S_IFREG | 0644, 0, &root,
+			     &off) < 0) {
+			note_failure(sh, "create", 0);
+			break;
+		}
+		pthread_barrier_wait(&lu->go); /* both write at once */
+		ssize_t n = fs_write(sh->fs, fs_ino(sh->fs, off), 0, BLOCK, &src,
+				     false);
+		if (n != BLOCK)
+			note_failure(sh, "write into the last unit", (long)n);
+		fs_forget(sh->fs, fs_ino(sh->fs, off), 1);
+		pthread_barrier_wait(&lu->go);
+		if (fs_unlink(sh->fs, FS_ROOT_INO, name) < 0)
+			note_failure(sh, "unlink", 0);
+	}
+	return NULL;
+}
+
+/* a reclaim through kmemfs.ko takes milliseconds; a pool file's, nothing */
+static void slow_reclaim(void)
+{
+	usleep(2000);
+}
+
+/*
+ * Every unit but one is full and that one is lent: while one writer takes
+ * it back (without the allocator's lock), the other must wait for it, not
+ * fail with ENOSPC.
+ */
+static void test_threads_last_unit(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct shared sh = { .fs = fs };
+	struct last_unit lu = { .sh = &sh };
+	struct pages_stats ps;
+	static unsigned char big[1 << 20];
+	pthread_t th[2];
+	uint64_t off, fill;
+
+	pages_stats(&fs->pages, &ps);
+	fill = ps.total_pages * KMFS_PAGE_SIZE - KMFS_UNIT_SIZE;
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "fill", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+	memset(big, 7, sizeof(big));
+	for (uint64_t pos = 0; pos < fill; pos += sizeof(big)) {
+		struct membuf m = { big };
+		struct data_src src = { src_copy, &m, NULL };
+		assert_int_equal(fs_write(fs, sh.ino, pos, sizeof(big), &src, false),
+				 sizeof(big));
+	}
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.lent_pages, KMFS_UNIT_PAGES);
+
+	fs->pages.reclaim_hook = slow_reclaim;
+	pthread_barrier_init(&lu.go, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, last_unit_writer, &lu), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&lu.go);
+	assert_int_equal(sh.failures, 0);
+	pages_stats(&fs->pages, &ps);
+	assert_true(ps.units_reclaimed_total >= 200);
+}
+
+static int tpool_setup_small(void **state)
+{
+	return tpool_setup(state, 64ull << 20, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -718,6 +812,9 @@ int main(void)
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_unshare_rollback,
 						tpool_setup_default,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_last_unit,
+						tpool_setup_small,
 						tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
