@@ -372,8 +372,25 @@ static mode_t suidgid_killed(mode_t mode)
 	return mode;
 }
 
-int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
-	       int to_set, struct stat *out)
+/*
+ * An allocation that only a lent unit could serve fails with
+ * -PAGES_ERECLAIM before the operation has done anything it cannot do
+ * again (the data source is not read yet). The unit is taken back with
+ * none of our locks held (see pages_take_back), then the operation runs
+ * again; ENOSPC if the host or kernel keeps its units.
+ */
+static bool again_after_reclaim(struct kmfs_fs *fs, ssize_t *rc)
+{
+	if (*rc != -PAGES_ERECLAIM)
+		return false;
+	if (pages_take_back(&fs->pages) == 0)
+		return true;
+	*rc = -ENOSPC;
+	return false;
+}
+
+static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
+			const struct stat *attr, int to_set, struct stat *out)
 {
 	uint64_t off = fs_ino_off(fs, ino_nr);
 	struct kmfs_inode *ino = fs_inode(fs, off);
@@ -431,6 +448,17 @@ out:
 		fs_stat(fs, off, out);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
+}
+
+int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
+	       int to_set, struct stat *out)
+{
+	ssize_t rc;
+
+	do
+		rc = setattr_once(fs, ino_nr, attr, to_set, out);
+	while (again_after_reclaim(fs, &rc));
+	return (int)rc;
 }
 
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
@@ -1145,8 +1173,8 @@ int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 	return rc;
 }
 
-ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
-		 const struct data_src *src, bool append)
+static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,
+			  size_t size, const struct data_src *src, bool append)
 {
 	uint64_t ioff = fs_ino_off(fs, ino_nr);
 	struct vnode *v;
@@ -1177,8 +1205,19 @@ ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 	return rc;
 }
 
-int fs_fallocate(struct kmfs_fs *fs, uint64_t ino_nr, int mode, uint64_t off,
-		 uint64_t len)
+ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
+		 const struct data_src *src, bool append)
+{
+	ssize_t rc;
+
+	do
+		rc = write_once(fs, ino_nr, off, size, src, append);
+	while (again_after_reclaim(fs, &rc));
+	return rc;
+}
+
+static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
+			  uint64_t off, uint64_t len)
 {
 	uint64_t ioff = fs_ino_off(fs, ino_nr);
 	struct kmfs_inode *ino = fs_inode(fs, ioff);
@@ -1206,6 +1245,17 @@ int fs_fallocate(struct kmfs_fs *fs, uint64_t ino_nr, int mode, uint64_t off,
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, v);
 	return rc;
+}
+
+int fs_fallocate(struct kmfs_fs *fs, uint64_t ino_nr, int mode, uint64_t off,
+		 uint64_t len)
+{
+	ssize_t rc;
+
+	do
+		rc = fallocate_once(fs, ino_nr, mode, off, len);
+	while (again_after_reclaim(fs, &rc));
+	return (int)rc;
 }
 
 int64_t fs_lseek(struct kmfs_fs *fs, uint64_t ino_nr, int64_t off, int whence)
@@ -1350,8 +1400,9 @@ int fs_removexattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name)
 
 /* ---- clones ------------------------------------------------------------ */
 
-ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
-		 uint64_t dst_ino, uint64_t doff, uint64_t len, bool must_share)
+static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
+			  uint64_t dst_ino, uint64_t doff, uint64_t len,
+			  bool must_share)
 {
 	uint64_t so = fs_ino_off(fs, src_ino), dof = fs_ino_off(fs, dst_ino);
 	struct kmfs_inode *src = fs_inode(fs, so), *dst = fs_inode(fs, dof);
@@ -1395,5 +1446,18 @@ ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, vs);
 	vput(fs, vd);
+	return rc;
+}
+
+/* a clone that stops short for a lent unit reports what it did; one that
+ * did nothing runs again */
+ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
+		 uint64_t dst_ino, uint64_t doff, uint64_t len, bool must_share)
+{
+	ssize_t rc;
+
+	do
+		rc = clone_once(fs, src_ino, soff, dst_ino, doff, len, must_share);
+	while (again_after_reclaim(fs, &rc));
 	return rc;
 }

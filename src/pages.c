@@ -88,9 +88,10 @@ static int unit_lend(struct pages *pg, uint64_t u)
  * recorded present, so a crash never leaves a present unit without
  * storage. pg->lock held, and dropped meanwhile: with kmemfs.ko the
  * kernel may have to migrate a page-cache folio it keeps locked until the
- * daemon answers a READ or WRITE, and that answer may wait for a
- * transaction whose commit needs pg->lock. The unit is UNIT_RECLAIMING
- * until then, which no one allocates from or lends.
+ * daemon answers a READ or WRITE, and that answer may need pg->lock (an
+ * allocation, a commit). The unit is UNIT_RECLAIMING until then, which no
+ * one allocates from or lends. No filesystem lock is held either
+ * (pages_take_back).
  */
 static int unit_reclaim(struct pages *pg, uint64_t u)
 {
@@ -303,30 +304,40 @@ static int64_t find_state(struct pages *pg, enum unit_state st, uint64_t *hint)
  */
 static int64_t pick_unit(struct pages *pg, uint64_t want)
 {
-	int64_t u;
+	int64_t u = -1;
 
-again:
-	u = -1;
 	if (want < KMFS_UNIT_PAGES)
 		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
 	if (u < 0)
 		u = find_state(pg, UNIT_FREE, &pg->free_hint);
 	if (u < 0)
 		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
-	if (u < 0 && pg->count[UNIT_LENT]) {
-		int64_t l = find_state(pg, UNIT_LENT, &pg->lent_hint);
-		if (l >= 0) {
-			if (unit_reclaim(pg, (uint64_t)l) < 0)
-				return -ENOSPC; /* the host or kernel keeps it */
-			goto again; /* the lock was dropped: look afresh */
-		}
-	}
-	/* another thread is taking a unit back: wait for it, then look again */
-	if (u < 0 && pg->count[UNIT_RECLAIMING]) {
-		pthread_cond_wait(&pg->reclaimed, &pg->lock);
-		goto again;
-	}
+	if (u < 0 && (pg->count[UNIT_LENT] || pg->count[UNIT_RECLAIMING]))
+		return -PAGES_ERECLAIM; /* the caller's locks must go first */
 	return u < 0 ? -ENOSPC : u;
+}
+
+int pages_take_back(struct pages *pg)
+{
+	int rc = 0;
+
+	/* one unit per call even if some pages are free: the operation may
+	 * need more than are (it gave back what it had before asking), and
+	 * each call gets it a unit closer, until none is lent */
+	pthread_mutex_lock(&pg->lock);
+	if (pg->count[UNIT_LENT]) {
+		int64_t l = find_state(pg, UNIT_LENT, &pg->lent_hint);
+		rc = l < 0 ? -ENOSPC : unit_reclaim(pg, (uint64_t)l);
+		if (rc < 0)
+			rc = -ENOSPC; /* the host or kernel keeps it */
+	} else if (pg->count[UNIT_RECLAIMING]) {
+		/* another thread is taking one back: wait, then try again */
+		pthread_cond_wait(&pg->reclaimed, &pg->lock);
+	} else if (!pg->count[UNIT_FREE] && !pg->count[UNIT_PARTIAL]) {
+		rc = -ENOSPC;
+	}
+	pthread_mutex_unlock(&pg->lock);
+	return rc;
 }
 
 int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,

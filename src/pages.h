@@ -86,7 +86,9 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 void pages_fini(struct pages *pg);
 
 /* pages_alloc -- reserve up to WANT contiguous pages (at least 1) near
- * HINT; records them in T. Returns the count or -ENOSPC. */
+ * HINT; records them in T. Returns the count, -ENOSPC, or -PAGES_ERECLAIM
+ * when only a lent unit could serve: the caller lets go of every lock it
+ * holds, calls pages_take_back and starts over. */
 int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
 		    uint64_t *start);
 
@@ -104,6 +106,17 @@ void pages_commit(struct pages *pg, struct txn *t);
 void pages_abort(struct pages *pg, struct txn *t);
 
 void pages_stats(struct pages *pg, struct pages_stats *out);
+
+/* not an errno: fs.c turns it into a retry, or ENOSPC */
+#define PAGES_ERECLAIM 1024
+
+/*
+ * pages_take_back -- after -PAGES_ERECLAIM: take a lent unit back (or wait
+ * for one being taken back), with no filesystem lock held, since through
+ * kmemfs.ko that can wait for the daemon to answer a READ or WRITE on any
+ * file. 0: allocate again; -ENOSPC: the host or kernel keeps its units.
+ */
+int pages_take_back(struct pages *pg);
 
 /*
  * pages_counts_settled -- may the counts of 1 just read with pages_refcount

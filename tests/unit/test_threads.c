@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <time.h>
 #include <sys/statvfs.h>
 
 #include "check.h"
@@ -739,6 +740,30 @@ static void *last_unit_writer(void *arg)
 	return NULL;
 }
 
+/* fill every unit but one, which is lent (reserve 0) */
+static void fill_but_one_unit(struct kmfs_fs *fs)
+{
+	static unsigned char big[1 << 20];
+	struct pages_stats ps;
+	uint64_t off, ino, fill;
+
+	pages_stats(&fs->pages, &ps);
+	fill = (ps.free_pages + ps.lent_pages) * KMFS_PAGE_SIZE - KMFS_UNIT_SIZE;
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "fill", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	ino = fs_ino(fs, off);
+	memset(big, 7, sizeof(big));
+	for (uint64_t pos = 0; pos < fill; pos += sizeof(big)) {
+		struct membuf m = { big };
+		struct data_src src = { src_copy, &m, NULL };
+		size_t n = fill - pos < sizeof(big) ? fill - pos : sizeof(big);
+		assert_int_equal(fs_write(fs, ino, pos, n, &src, false), n);
+	}
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.lent_pages, KMFS_UNIT_PAGES);
+	assert_int_equal(ps.free_pages, 0);
+}
+
 /* a reclaim through kmemfs.ko takes milliseconds; a pool file's, nothing */
 static void slow_reclaim(void)
 {
@@ -756,24 +781,9 @@ static void test_threads_last_unit(void **state)
 	struct shared sh = { .fs = fs };
 	struct last_unit lu = { .sh = &sh };
 	struct pages_stats ps;
-	static unsigned char big[1 << 20];
 	pthread_t th[2];
-	uint64_t off, fill;
 
-	pages_stats(&fs->pages, &ps);
-	fill = ps.total_pages * KMFS_PAGE_SIZE - KMFS_UNIT_SIZE;
-	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "fill", S_IFREG | 0644, 0,
-				  &root, &off), 0);
-	sh.ino = fs_ino(fs, off);
-	memset(big, 7, sizeof(big));
-	for (uint64_t pos = 0; pos < fill; pos += sizeof(big)) {
-		struct membuf m = { big };
-		struct data_src src = { src_copy, &m, NULL };
-		assert_int_equal(fs_write(fs, sh.ino, pos, sizeof(big), &src, false),
-				 sizeof(big));
-	}
-	pages_stats(&fs->pages, &ps);
-	assert_int_equal(ps.lent_pages, KMFS_UNIT_PAGES);
+	fill_but_one_unit(fs);
 
 	fs->pages.reclaim_hook = slow_reclaim;
 	pthread_barrier_init(&lu.go, NULL, 2);
@@ -785,6 +795,71 @@ static void test_threads_last_unit(void **state)
 	assert_int_equal(sh.failures, 0);
 	pages_stats(&fs->pages, &ps);
 	assert_true(ps.units_reclaimed_total >= 200);
+}
+
+/* ---- taking a unit back may wait for a READ of the file being written -- */
+
+static struct {
+	struct kmfs_fs *fs;
+	uint64_t ino;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool read_done, blocked;
+	pthread_t reader;
+} rr = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *read_during_reclaim(void *arg)
+{
+	unsigned char out[BLOCK];
+	struct readbuf r = { out, 0 };
+
+	(void)arg;
+	fs_read(rr.fs, rr.ino, 0, BLOCK, reply, &r);
+	pthread_mutex_lock(&rr.lock);
+	rr.read_done = true;
+	pthread_cond_signal(&rr.cond);
+	pthread_mutex_unlock(&rr.lock);
+	return NULL;
+}
+
+/* as the kernel migrating a folio locked for a READ: the reclaim goes on
+ * only once the daemon has answered that READ */
+static void reclaim_waits_for_read(void)
+{
+	struct timespec until;
+
+	rr.read_done = false;
+	pthread_create(&rr.reader, NULL, read_during_reclaim, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 2;
+	pthread_mutex_lock(&rr.lock);
+	while (!rr.read_done)
+		if (pthread_cond_timedwait(&rr.cond, &rr.lock, &until)) {
+			rr.blocked = true; /* a deadlock, were this the kernel */
+			break;
+		}
+	pthread_mutex_unlock(&rr.lock);
+}
+
+static void test_threads_reclaim_not_under_locks(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct shared sh = { .fs = fs };
+	uint64_t off;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "f", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+	assert_int_equal(write_block(&sh, 0, 3, false), BLOCK);
+	fill_but_one_unit(fs);
+	rr.fs = fs;
+	rr.ino = sh.ino;
+	fs->pages.reclaim_hook = reclaim_waits_for_read;
+	/* a new page of f: only the lent unit can serve it */
+	assert_int_equal(write_block(&sh, 16 * BLOCK, 4, false), BLOCK);
+	fs->pages.reclaim_hook = NULL;
+	pthread_join(rr.reader, NULL);
+	assert_false(rr.blocked);
 }
 
 static int tpool_setup_small(void **state)
@@ -814,6 +889,9 @@ int main(void)
 						tpool_setup_default,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_last_unit,
+						tpool_setup_small,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_reclaim_not_under_locks,
 						tpool_setup_small,
 						tpool_teardown),
 	};
