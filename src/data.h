@@ -44,6 +44,12 @@ int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
  */
 ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		       size_t size, const struct data_src *src);
+/*
+ * data_write, data_truncate, data_punch, data_allocate and data_clone may
+ * also return -PAGES_ERECLAIM (pages.h) when only a lent unit could give
+ * them pages: they have then changed nothing a rerun would not redo the
+ * same way, and the caller retries after pages_take_back, unlocked.
+ */
 /* data_write -- returns bytes written or -errno; all or nothing */
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src);

@@ -379,13 +379,16 @@ static mode_t suidgid_killed(mode_t mode)
  * none of our locks held (see pages_take_back), then the operation runs
  * again; ENOSPC if the host or kernel keeps its units.
  */
-static bool again_after_reclaim(struct kmfs_fs *fs, ssize_t *rc)
+static bool again_after_reclaim(struct kmfs_fs *fs, ssize_t *rc,
+				unsigned *round)
 {
-	if (*rc != -PAGES_ERECLAIM)
-		return false;
-	if (pages_take_back(&fs->pages) == 0)
-		return true;
-	*rc = -ENOSPC;
+	if (*rc == -PAGES_ERECLAIM) {
+		if (pages_take_back(&fs->pages, (*round)++) == 0)
+			return true;
+		*rc = -ENOSPC;
+	}
+	if (*round)
+		pages_take_back_done(&fs->pages);
 	return false;
 }
 
@@ -453,11 +456,12 @@ out:
 int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 	       int to_set, struct stat *out)
 {
+	unsigned round = 0;
 	ssize_t rc;
 
 	do
 		rc = setattr_once(fs, ino_nr, attr, to_set, out);
-	while (again_after_reclaim(fs, &rc));
+	while (again_after_reclaim(fs, &rc, &round));
 	return (int)rc;
 }
 
@@ -1208,11 +1212,12 @@ static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,
 ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 		 const struct data_src *src, bool append)
 {
+	unsigned round = 0;
 	ssize_t rc;
 
 	do
 		rc = write_once(fs, ino_nr, off, size, src, append);
-	while (again_after_reclaim(fs, &rc));
+	while (again_after_reclaim(fs, &rc, &round));
 	return rc;
 }
 
@@ -1250,11 +1255,12 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 int fs_fallocate(struct kmfs_fs *fs, uint64_t ino_nr, int mode, uint64_t off,
 		 uint64_t len)
 {
+	unsigned round = 0;
 	ssize_t rc;
 
 	do
 		rc = fallocate_once(fs, ino_nr, mode, off, len);
-	while (again_after_reclaim(fs, &rc));
+	while (again_after_reclaim(fs, &rc, &round));
 	return (int)rc;
 }
 
@@ -1454,10 +1460,11 @@ static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 		 uint64_t dst_ino, uint64_t doff, uint64_t len, bool must_share)
 {
+	unsigned round = 0;
 	ssize_t rc;
 
 	do
 		rc = clone_once(fs, src_ino, soff, dst_ino, doff, len, must_share);
-	while (again_after_reclaim(fs, &rc));
+	while (again_after_reclaim(fs, &rc, &round));
 	return rc;
 }

@@ -130,13 +130,20 @@ static bool may_lend(struct pages *pg, uint64_t u)
 	return pg->lend && media_can_lend(&p->media) &&
 	       pg->u[u].state == UNIT_FREE &&
 	       pg->count[UNIT_FREE] > pg->reserve_units &&
-	       (!pg->lend_max_units || pg->count[UNIT_LENT] < pg->lend_max_units) &&
+	       (!pg->lend_max_units ||
+		pg->count[UNIT_LENT] + pg->count[UNIT_RECLAIMING] < pg->lend_max_units) &&
 	       media_lendable(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
 			      KMFS_UNIT_SIZE);
 }
 
 static void maybe_lend(struct pages *pg, uint64_t u)
 {
+	if (pg->takers) {
+		/* someone is taking units back to rerun an operation: lending
+		 * one now could take it from under them, again and again */
+		pg->lend_deferred = true;
+		return;
+	}
 	if (may_lend(pg, u))
 		unit_lend(pg, u);
 	else if (pg->u[u].state == UNIT_FREE && pg->count[UNIT_FREE] <= pg->reserve_units)
@@ -300,7 +307,8 @@ static int64_t find_state(struct pages *pg, enum unit_state st, uint64_t *hint)
 
 /*
  * Pick a unit to allocate from: a partly used one first (keeps free units
- * whole for lending), then a free one, then take a lent one back.
+ * whole for lending), then a free one; when only a lent one is left, the
+ * caller must let go of its locks and call pages_take_back.
  */
 static int64_t pick_unit(struct pages *pg, uint64_t want)
 {
@@ -317,27 +325,68 @@ static int64_t pick_unit(struct pages *pg, uint64_t want)
 	return u < 0 ? -ENOSPC : u;
 }
 
-int pages_take_back(struct pages *pg)
+/* Wait for a unit being taken back by another thread. pg->lock held. A
+ * reclaim that has not ended in 10 s may be waiting on this very request
+ * (a folio the kernel keeps locked until it is answered): ENOSPC then. */
+static int wait_reclaimed(struct pages *pg)
 {
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	while (pg->count[UNIT_RECLAIMING] && !pg->count[UNIT_FREE] &&
+	       !pg->count[UNIT_PARTIAL])
+		if (pthread_cond_timedwait(&pg->reclaimed, &pg->lock, &until))
+			return -ENOSPC;
+	return 0;
+}
+
+int pages_take_back(struct pages *pg, unsigned round)
+{
+	unsigned want = round < 8 ? 1u << round : 256; /* 256 units: 1 GiB */
 	int rc = 0;
 
-	/* one unit per call even if some pages are free: the operation may
-	 * need more than are (it gave back what it had before asking), and
-	 * each call gets it a unit closer, until none is lent */
 	pthread_mutex_lock(&pg->lock);
-	if (pg->count[UNIT_LENT]) {
-		int64_t l = find_state(pg, UNIT_LENT, &pg->lent_hint);
-		rc = l < 0 ? -ENOSPC : unit_reclaim(pg, (uint64_t)l);
-		if (rc < 0)
-			rc = -ENOSPC; /* the host or kernel keeps it */
-	} else if (pg->count[UNIT_RECLAIMING]) {
-		/* another thread is taking one back: wait, then try again */
-		pthread_cond_wait(&pg->reclaimed, &pg->lock);
-	} else if (!pg->count[UNIT_FREE] && !pg->count[UNIT_PARTIAL]) {
-		rc = -ENOSPC;
+	if (round == 0)
+		pg->takers++;
+	/* even when some pages are free: the operation gave back what it had
+	 * before asking, and may need more than that */
+	for (unsigned got = 0; got < want; got++) {
+		int64_t l = pg->count[UNIT_LENT]
+			    ? find_state(pg, UNIT_LENT, &pg->lent_hint) : -1;
+
+		if (l >= 0) {
+			if (unit_reclaim(pg, (uint64_t)l) == 0) {
+				/* what the rerun leaves is lent again at
+				 * pages_take_back_done */
+				pg->lend_deferred = true;
+				continue;
+			}
+			if (got == 0)
+				rc = -ENOSPC; /* the host or kernel keeps it */
+			break;
+		}
+		if (got == 0) {
+			if (pg->count[UNIT_RECLAIMING])
+				rc = wait_reclaimed(pg);
+			else if (!pg->count[UNIT_FREE] && !pg->count[UNIT_PARTIAL])
+				rc = -ENOSPC;
+		}
+		break;
 	}
 	pthread_mutex_unlock(&pg->lock);
 	return rc;
+}
+
+void pages_take_back_done(struct pages *pg)
+{
+	pthread_mutex_lock(&pg->lock);
+	if (--pg->takers == 0 && pg->lend_deferred &&
+	    pg->count[UNIT_FREE] > pg->reserve_units) {
+		lend_excess(pg);
+		pg->lend_deferred = pg->count[UNIT_FREE] <= pg->reserve_units;
+	}
+	pthread_mutex_unlock(&pg->lock);
 }
 
 int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
@@ -485,7 +534,8 @@ void pages_commit(struct pages *pg, struct txn *t)
 	}
 	/* a lendable unit kept for the reserve, which units the module cannot
 	 * lend (the device's unaligned ends) have since filled: lend it now */
-	if (pg->lend_deferred && pg->count[UNIT_FREE] > pg->reserve_units) {
+	if (pg->lend_deferred && !pg->takers &&
+	    pg->count[UNIT_FREE] > pg->reserve_units) {
 		lend_excess(pg);
 		pg->lend_deferred = pg->count[UNIT_FREE] <= pg->reserve_units;
 	}

@@ -61,6 +61,8 @@ struct pages {
 	uint64_t nunits;
 	uint64_t count[UNIT_NSTATES]; /* units per enum unit_state */
 	pthread_cond_t reclaimed; /* a UNIT_RECLAIMING unit came back or not */
+	uint32_t takers;         /* operations between pages_take_back and
+				  * pages_take_back_done: lending waits */
 	void (*reclaim_hook)(void); /* tests: runs while a unit is taken back */
 	uint64_t used_pages;
 	uint64_t shared_pages;   /* pages with more than one reference: statfs and
@@ -111,12 +113,17 @@ void pages_stats(struct pages *pg, struct pages_stats *out);
 #define PAGES_ERECLAIM 1024
 
 /*
- * pages_take_back -- after -PAGES_ERECLAIM: take a lent unit back (or wait
+ * pages_take_back -- after -PAGES_ERECLAIM: take lent units back (or wait
  * for one being taken back), with no filesystem lock held, since through
  * kmemfs.ko that can wait for the daemon to answer a READ or WRITE on any
- * file. 0: allocate again; -ENOSPC: the host or kernel keeps its units.
+ * file. ROUND counts the operation's earlier calls: each takes back twice
+ * as many units as the last (a large allocation needs few reruns). From
+ * the first call until pages_take_back_done no unit is lent, so what was
+ * taken back stays for the rerun. 0: allocate again; -ENOSPC: the host or
+ * kernel keeps its units.
  */
-int pages_take_back(struct pages *pg);
+int pages_take_back(struct pages *pg, unsigned round);
+void pages_take_back_done(struct pages *pg);
 
 /*
  * pages_counts_settled -- may the counts of 1 just read with pages_refcount

@@ -16,8 +16,11 @@ static uint64_t alloc_ref(struct pages *pg, uint64_t count, int64_t *got)
 
 	txn_init(&t, pg);
 	/* a lent unit comes back through pages_take_back, as fs.c does it */
+	unsigned round = 0;
 	while ((*got = pages_alloc(&t, count, 0, &start)) == -PAGES_ERECLAIM)
-		assert_int_equal(pages_take_back(pg), 0);
+		assert_int_equal(pages_take_back(pg, round++), 0);
+	if (round)
+		pages_take_back_done(pg);
 	assert_true(*got > 0);
 	assert_int_equal(txn_begin(&t), 0);
 	assert_int_equal(pages_ref_new(&t, start, (uint64_t)*got), 0);
@@ -64,8 +67,11 @@ static void test_pages_abort_returns_allocation(void **state)
 
 	pages_stats(pg, &a);
 	txn_init(&t, pg);
+	unsigned round = 0;
 	while (pages_alloc(&t, 10, 0, &s) == -PAGES_ERECLAIM)
-		assert_int_equal(pages_take_back(pg), 0);
+		assert_int_equal(pages_take_back(pg, round++), 0);
+	if (round)
+		pages_take_back_done(pg);
 	assert_int_equal(pg->used_pages, a.used_pages + 10);
 	assert_int_equal(txn_begin(&t), 0);
 	assert_int_equal(pages_ref_new(&t, s, 10), 0);
@@ -134,12 +140,15 @@ static void test_pages_enospc_when_full(void **state)
 	struct txn t;
 	uint64_t s, total = 0;
 	int64_t got;
+	unsigned round = 0;
 
 	txn_init(&t, pg);
 	for (;;) {
 		got = pages_alloc(&t, 4096, 0, &s);
 		if (got == -PAGES_ERECLAIM) {
-			assert_int_equal(pages_take_back(pg), 0);
+			/* done only after the last rerun, as fs.c does */
+			if (pages_take_back(pg, round++) < 0)
+				break;
 			continue;
 		}
 		if (got <= 0)
@@ -147,7 +156,8 @@ static void test_pages_enospc_when_full(void **state)
 		total += (uint64_t)got;
 	}
 	assert_int_equal(got, -ENOSPC);
-	assert_int_equal(pages_take_back(pg), -ENOSPC);
+	assert_int_equal(pages_take_back(pg, round), -ENOSPC);
+	pages_take_back_done(pg);
 	assert_int_equal(total, pg->nunits * KMFS_UNIT_PAGES);
 	txn_release(&t);
 	assert_int_equal(pg->used_pages, 0);
