@@ -226,6 +226,14 @@ static void set_mounted(struct kmfs_fs *fs, bool on)
 	txn_end(&t, rc);
 }
 
+static void locks_destroy(struct kmfs_fs *fs)
+{
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->vlock);
+	for (int i = 0; i < FS_TIMES_LOCKS; i++)
+		pthread_mutex_destroy(&fs->times_lock[i]);
+}
+
 int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 {
 	int rc;
@@ -272,10 +280,7 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 		set_mounted(fs, true);
 	return 0;
 out_vtab:
-	pthread_rwlock_destroy(&fs->ns_lock);
-	pthread_mutex_destroy(&fs->vlock);
-	for (int i = 0; i < FS_TIMES_LOCKS; i++)
-		pthread_mutex_destroy(&fs->times_lock[i]);
+	locks_destroy(fs);
 	free(fs->vtab);
 out_pages:
 	pages_fini(&fs->pages);
@@ -300,10 +305,7 @@ void fs_unmount(struct kmfs_fs *fs)
 	free(fs->vtab);
 	pages_fini(&fs->pages);
 	pool_close(&fs->pool);
-	pthread_rwlock_destroy(&fs->ns_lock);
-	pthread_mutex_destroy(&fs->vlock);
-	for (int i = 0; i < FS_TIMES_LOCKS; i++)
-		pthread_mutex_destroy(&fs->times_lock[i]);
+	locks_destroy(fs);
 }
 
 /* ---- attributes -------------------------------------------------------- */
@@ -837,7 +839,6 @@ static int drop_link(struct kmfs_inode *parent, struct kmfs_inode *victim,
  * it, once. (Checking for a vnode after the commit let a FORGET that
  * dropped the vnode in between free it too.)
  */
-
 static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			bool want_dir)
 {
@@ -1130,9 +1131,8 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 {
 	struct kmfs_time now = pool_now();
 	struct txn t;
-	int rc;
-
 	bool fresh;
+	int rc;
 
 	if (fs->readonly)
 		return;

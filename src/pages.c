@@ -30,6 +30,12 @@ static void unit_set_state(struct pages *pg, uint64_t u, enum unit_state s)
 	pg->count[s]++;
 }
 
+/* present: its pages are the pool's to hand out (not lent, nor on the way back) */
+static bool unit_present(const struct unit_info *ui)
+{
+	return ui->state != UNIT_LENT && ui->state != UNIT_RECLAIMING;
+}
+
 static enum unit_state state_for(const struct unit_info *ui)
 {
 	if (ui->nused == 0)
@@ -54,7 +60,7 @@ static void mark(struct pages *pg, uint64_t start, uint64_t count, bool used)
 				ui->nused--;
 			}
 		}
-		if (ui->state != UNIT_LENT && ui->state != UNIT_RECLAIMING)
+		if (unit_present(ui))
 			unit_set_state(pg, u, state_for(ui));
 	}
 }
@@ -158,6 +164,19 @@ static void lend_excess(struct pages *pg)
 	for (uint64_t u = pg->nunits; u-- > 0 && pg->count[UNIT_FREE] > pg->reserve_units;) {
 		if (may_lend(pg, u) && unit_lend(pg, u) < 0)
 			break;
+	}
+}
+
+/*
+ * Lend what was kept back (lend_deferred) once the free units exceed the
+ * reserve, unless an operation is still taking units back. pg->lock held.
+ */
+static void lend_deferred_units(struct pages *pg)
+{
+	if (pg->lend_deferred && !pg->takers &&
+	    pg->count[UNIT_FREE] > pg->reserve_units) {
+		lend_excess(pg);
+		pg->lend_deferred = pg->count[UNIT_FREE] <= pg->reserve_units;
 	}
 }
 
@@ -381,11 +400,8 @@ int pages_take_back(struct pages *pg, unsigned round)
 void pages_take_back_done(struct pages *pg)
 {
 	pthread_mutex_lock(&pg->lock);
-	if (--pg->takers == 0 && pg->lend_deferred &&
-	    pg->count[UNIT_FREE] > pg->reserve_units) {
-		lend_excess(pg);
-		pg->lend_deferred = pg->count[UNIT_FREE] <= pg->reserve_units;
-	}
+	pg->takers--;
+	lend_deferred_units(pg);
 	pthread_mutex_unlock(&pg->lock);
 }
 
@@ -406,8 +422,7 @@ int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
 	if (hint && hint < pg->nunits * KMFS_UNIT_PAGES) {
 		struct unit_info *ui = &pg->u[hint / KMFS_UNIT_PAGES];
 		uint64_t i = hint % KMFS_UNIT_PAGES;
-		if (ui->state != UNIT_LENT && ui->state != UNIT_RECLAIMING &&
-		    !(ui->used[i / 64] & (1ull << (i % 64)))) {
+		if (unit_present(ui) && !(ui->used[i / 64] & (1ull << (i % 64)))) {
 			got = 0;
 			while (i + got < KMFS_UNIT_PAGES && got < want &&
 			       !(ui->used[(i + got) / 64] & (1ull << ((i + got) % 64))))
@@ -534,11 +549,7 @@ void pages_commit(struct pages *pg, struct txn *t)
 	}
 	/* a lendable unit kept for the reserve, which units the module cannot
 	 * lend (the device's unaligned ends) have since filled: lend it now */
-	if (pg->lend_deferred && !pg->takers &&
-	    pg->count[UNIT_FREE] > pg->reserve_units) {
-		lend_excess(pg);
-		pg->lend_deferred = pg->count[UNIT_FREE] <= pg->reserve_units;
-	}
+	lend_deferred_units(pg);
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->freed.n = 0;

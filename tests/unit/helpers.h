@@ -90,6 +90,15 @@ static inline int src_copy(void *arg, void *dst, size_t len)
 	return 0;
 }
 
+/* fs_write of LEN bytes from BUF */
+static inline ssize_t write_mem(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+				const void *buf, size_t len, bool append)
+{
+	struct membuf m = { buf };
+	struct data_src src = { src_copy, &m, NULL };
+	return fs_write(fs, ino, off, len, &src, append);
+}
+
 struct readbuf { unsigned char *p; size_t n; };
 
 /* a data_reply_fn that gathers the pieces of a read into memory */

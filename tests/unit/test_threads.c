@@ -43,11 +43,51 @@ static ssize_t write_block(struct shared *sh, uint64_t off, unsigned char fill,
 			   bool append)
 {
 	unsigned char buf[BLOCK];
-	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m, NULL };
 
 	memset(buf, fill, sizeof(buf));
-	return fs_write(sh->fs, sh->ino, off, sizeof(buf), &src, append);
+	return write_mem(sh->fs, sh->ino, off, buf, sizeof(buf), append);
+}
+
+/* start one thread per FN on SH, wait for all: none may have failed */
+static void race(void *(*const fn[])(void *), size_t n, struct shared *sh)
+{
+	pthread_t th[8];
+
+	assert_true(n <= sizeof(th) / sizeof(th[0]));
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, fn[i], sh), 0);
+	for (size_t i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(sh->failures, 0);
+}
+
+/* fsck's checks on the mounted pool: no error */
+static struct check_result check_clean(struct kmfs_fs *fs)
+{
+	struct check_opts o = { .quiet = true };
+	struct check_result r;
+
+	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
+	if (r.errors)
+		fprintf(stderr, "check: %s\n", r.first);
+	assert_int_equal(r.errors, 0);
+	return r;
+}
+
+/* NBLOCKS blocks at a random block offset below BASE, read back whole */
+static void read_randomly(struct shared *sh, uint64_t ino, size_t nblocks,
+			  uint64_t seed)
+{
+	unsigned char out[4 * BLOCK];
+	size_t len = nblocks * BLOCK;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		struct readbuf r = { out, 0 };
+		uint64_t off = trand(&seed) % (BASE / BLOCK - nblocks) * BLOCK;
+		int rc = fs_read(sh->fs, ino, off, len, reply, &r);
+		if (rc < 0 || r.n != len)
+			note_failure(sh, "read", rc < 0 ? rc : (long)r.n);
+	}
 }
 
 /* in place, inside BASE: the shared-lock path that stores only the times */
@@ -93,16 +133,8 @@ static void *appender(void *arg)
 static void *reader(void *arg)
 {
 	struct shared *sh = arg;
-	static __thread unsigned char out[2 * BLOCK];
-	uint64_t seed = 11;
 
-	for (int i = 0; i < ROUNDS; i++) {
-		struct readbuf r = { out, 0 };
-		uint64_t off = trand(&seed) % (BASE / BLOCK - 1) * BLOCK;
-		int rc = fs_read(sh->fs, sh->ino, off, sizeof(out), reply, &r);
-		if (rc < 0 || r.n != sizeof(out))
-			note_failure(sh, "read", rc < 0 ? rc : (long)r.n);
-	}
+	read_randomly(sh, sh->ino, 2, 11);
 	return NULL;
 }
 
@@ -141,7 +173,6 @@ static void test_threads_one_file(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	void *(*fn[])(void *) = { overwriter, appender, reader, stater, renamer };
-	pthread_t th[sizeof(fn) / sizeof(fn[0])];
 	struct shared sh = { .fs = fs };
 	uint64_t off;
 	struct stat st;
@@ -152,22 +183,12 @@ static void test_threads_one_file(void **state)
 	for (uint64_t pos = 0; pos < BASE; pos += BLOCK)
 		assert_int_equal(write_block(&sh, pos, 1, false), BLOCK);
 
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		pthread_join(th[i], NULL);
-
-	assert_int_equal(sh.failures, 0);
+	race(fn, sizeof(fn) / sizeof(fn[0]), &sh);
 	assert_int_equal(fs_getattr(fs, sh.ino, &st), 0);
 	assert_int_equal(st.st_size, sh.final_size);
 	assert_int_equal(st.st_blocks * 512, sh.final_size);
 
-	struct check_opts o = { .quiet = true };
-	struct check_result r;
-	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
-	if (r.errors)
-		fprintf(stderr, "check: %s\n", r.first);
-	assert_int_equal(r.errors, 0);
+	check_clean(fs);
 }
 
 /* ---- two files: clones sharing pages while both sides change ---------- */
@@ -182,21 +203,6 @@ static void *cloner(void *arg)
 		ssize_t n = fs_clone(sh->fs, sh->ino, off, sh->ino_b, off, len, true);
 		if (n != (ssize_t)len)
 			note_failure(sh, "clone", (long)n);
-	}
-	return NULL;
-}
-
-/* pages A shares with B: each write copies before it stores */
-static void *cow_writer(void *arg)
-{
-	struct shared *sh = arg;
-	uint64_t seed = 17;
-
-	for (int i = 0; i < ROUNDS; i++) {
-		uint64_t off = trand(&seed) % (BASE / BLOCK) * BLOCK;
-		ssize_t n = write_block(sh, off, (unsigned char)i, false);
-		if (n != BLOCK)
-			note_failure(sh, "write", (long)n);
 	}
 	return NULL;
 }
@@ -220,16 +226,8 @@ static void *puncher(void *arg)
 static void *b_reader(void *arg)
 {
 	struct shared *sh = arg;
-	static __thread unsigned char out[4 * BLOCK];
-	uint64_t seed = 23;
 
-	for (int i = 0; i < ROUNDS; i++) {
-		struct readbuf r = { out, 0 };
-		uint64_t off = trand(&seed) % (BASE / BLOCK - 4) * BLOCK;
-		int rc = fs_read(sh->fs, sh->ino_b, off, sizeof(out), reply, &r);
-		if (rc < 0 || r.n != sizeof(out))
-			note_failure(sh, "read", rc < 0 ? rc : (long)r.n);
-	}
+	read_randomly(sh, sh->ino_b, 4, 23);
 	return NULL;
 }
 
@@ -260,9 +258,9 @@ static void *attr_changer(void *arg)
 static void test_threads_clones(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
-	void *(*fn[])(void *) = { cloner, cow_writer, puncher, b_reader,
+	/* the overwriter's pages are shared with B: each write copies first */
+	void *(*fn[])(void *) = { cloner, overwriter, puncher, b_reader,
 				  attr_changer };
-	pthread_t th[sizeof(fn) / sizeof(fn[0])];
 	struct shared sh = { .fs = fs };
 	uint64_t off;
 
@@ -276,22 +274,12 @@ static void test_threads_clones(void **state)
 		assert_int_equal(write_block(&sh, pos, 1, false), BLOCK);
 	assert_int_equal(fs_clone(fs, sh.ino, 0, sh.ino_b, 0, BASE, true), BASE);
 
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		pthread_join(th[i], NULL);
-	assert_int_equal(sh.failures, 0);
+	race(fn, sizeof(fn) / sizeof(fn[0]), &sh);
 
 	/* the last clone of each range left B equal to A there, except where
 	 * a later write or punch changed one side: no page may be lost or
 	 * counted twice, which the check sees */
-	struct check_opts o = { .quiet = true };
-	struct check_result r;
-	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
-	if (r.errors)
-		fprintf(stderr, "check: %s\n", r.first);
-	assert_int_equal(r.errors, 0);
-	assert_true(r.pages_used > 0);
+	assert_true(check_clean(fs).pages_used > 0);
 }
 
 /* ---- one directory: names made, linked, renamed and removed at once ---- */
@@ -406,23 +394,14 @@ static void *ns_worker(void *arg)
 static void test_threads_namespace(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
-	pthread_t th[4];
+	void *(*fn[])(void *) = { ns_worker, ns_worker, ns_worker, ns_worker };
 	struct shared sh = { .fs = fs };
 	struct statvfs sv;
 
-	for (size_t i = 0; i < 4; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, ns_worker, &sh), 0);
-	for (size_t i = 0; i < 4; i++)
-		pthread_join(th[i], NULL);
-	assert_int_equal(sh.failures, 0);
+	race(fn, sizeof(fn) / sizeof(fn[0]), &sh);
 
 	/* every reference was dropped: what no name holds is gone */
-	struct check_opts o = { .quiet = true };
-	struct check_result r;
-	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
-	if (r.errors)
-		fprintf(stderr, "check: %s\n", r.first);
-	assert_int_equal(r.errors, 0);
+	struct check_result r = check_clean(fs);
 	assert_int_equal(r.orphans, 0);
 	assert_int_equal(fs_statfs(fs, &sv), 0);
 	assert_int_equal(sv.f_files - sv.f_ffree, r.inodes);
@@ -521,7 +500,6 @@ static void test_threads_attributes(void **state)
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	void *(*fn[])(void *) = { chmodder, acl_setter, inheritor, attr_reader,
 				  appender };
-	pthread_t th[sizeof(fn) / sizeof(fn[0])];
 	struct shared sh = { .fs = fs };
 	struct stat a = { .st_gid = 7 }, out;
 	uint64_t off;
@@ -535,18 +513,9 @@ static void test_threads_attributes(void **state)
 	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "d", 0755, &root, &off), 0);
 	sh.ino_b = fs_ino(fs, off);
 
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		pthread_join(th[i], NULL);
-	assert_int_equal(sh.failures, 0);
+	race(fn, sizeof(fn) / sizeof(fn[0]), &sh);
 
-	struct check_opts o = { .quiet = true };
-	struct check_result r;
-	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
-	if (r.errors)
-		fprintf(stderr, "check: %s\n", r.first);
-	assert_int_equal(r.errors, 0);
+	check_clean(fs);
 }
 
 /* ---- whole units freed and taken back while others allocate ---------- */
@@ -569,13 +538,10 @@ static void *churner(void *arg)
 	uint64_t ino = fs_ino(sh->fs, off);
 	memset(buf, (int)me + 1, sizeof(buf));
 	for (int i = 0; i < 12; i++) {
-		for (uint64_t pos = 0; pos < CHURN_BYTES; pos += sizeof(buf)) {
-			struct membuf m = { buf };
-			struct data_src src = { src_copy, &m, NULL };
-			if (fs_write(sh->fs, ino, pos, sizeof(buf), &src, false) !=
+		for (uint64_t pos = 0; pos < CHURN_BYTES; pos += sizeof(buf))
+			if (write_mem(sh->fs, ino, pos, buf, sizeof(buf), false) !=
 			    (ssize_t)sizeof(buf))
 				note_failure(sh, "write", (long)pos);
-		}
 		struct stat a = { .st_size = 0 }, out;
 		if (i % 2)
 			fs_fallocate(sh->fs, ino, FALLOC_FL_PUNCH_HOLE |
@@ -603,18 +569,13 @@ static void test_threads_units(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	void *(*fn[])(void *) = { churner, churner, churner, space_watcher };
-	pthread_t th[sizeof(fn) / sizeof(fn[0])];
 	struct shared sh = { .fs = fs };
 	struct statvfs before, after;
 	struct pages_stats ps0, ps1;
 
 	assert_int_equal(fs_statfs(fs, &before), 0);
 	pages_stats(&fs->pages, &ps0);
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		assert_int_equal(pthread_create(&th[i], NULL, fn[i], &sh), 0);
-	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++)
-		pthread_join(th[i], NULL);
-	assert_int_equal(sh.failures, 0);
+	race(fn, sizeof(fn) / sizeof(fn[0]), &sh);
 
 	/* every file ends empty: all the space is free again, and whole
 	 * units went back and forth on the way */
@@ -623,12 +584,7 @@ static void test_threads_units(void **state)
 	pages_stats(&fs->pages, &ps1);
 	assert_true(ps1.units_lent_total > ps0.units_lent_total);
 	assert_true(ps1.units_reclaimed_total > ps0.units_reclaimed_total);
-	struct check_opts o = { .quiet = true };
-	struct check_result r;
-	assert_int_equal(check_pool(&fs->pool, &o, &r), 0);
-	if (r.errors)
-		fprintf(stderr, "check: %s\n", r.first);
-	assert_int_equal(r.errors, 0);
+	check_clean(fs);
 }
 
 /* ---- a count of 1 that rolls back is not this file's alone ------------ */
@@ -718,8 +674,6 @@ static void *last_unit_writer(void *arg)
 	for (int i = 0; i < 200; i++) {
 		uint64_t off;
 		unsigned char buf[BLOCK];
-		struct membuf m = { buf };
-		struct data_src src = { src_copy, &m, NULL };
 
 		memset(buf, id, sizeof(buf));
 		if (fs_mknod(sh->fs, FS_ROOT_INO, name, S_IFREG | 0644, 0, &root,
@@ -728,8 +682,8 @@ static void *last_unit_writer(void *arg)
 			break;
 		}
 		pthread_barrier_wait(&lu->go); /* both write at once */
-		ssize_t n = fs_write(sh->fs, fs_ino(sh->fs, off), 0, BLOCK, &src,
-				     false);
+		ssize_t n = write_mem(sh->fs, fs_ino(sh->fs, off), 0, buf, BLOCK,
+				      false);
 		if (n != BLOCK)
 			note_failure(sh, "write into the last unit", (long)n);
 		fs_forget(sh->fs, fs_ino(sh->fs, off), 1);
@@ -754,10 +708,8 @@ static void fill_but_one_unit(struct kmfs_fs *fs)
 	ino = fs_ino(fs, off);
 	memset(big, 7, sizeof(big));
 	for (uint64_t pos = 0; pos < fill; pos += sizeof(big)) {
-		struct membuf m = { big };
-		struct data_src src = { src_copy, &m, NULL };
 		size_t n = fill - pos < sizeof(big) ? fill - pos : sizeof(big);
-		assert_int_equal(fs_write(fs, ino, pos, n, &src, false), n);
+		assert_int_equal(write_mem(fs, ino, pos, big, n, false), n);
 	}
 	pages_stats(&fs->pages, &ps);
 	assert_int_equal(ps.lent_pages, KMFS_UNIT_PAGES);
