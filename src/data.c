@@ -502,25 +502,34 @@ out_release:
 }
 
 /*
- * Zero bytes [from, to) of file page FPAGE if it is mapped: in place when
- * only this file has it, else on a copy that joins the plan.
+ * Plan the zeroing of part of file page FPAGE: nothing when it is a hole,
+ * the page itself when only this file has it, else a copy that joins the
+ * plan. *SEG is its index in the plan, or -1. Changes no data, so a
+ * PAGES_ERECLAIM from here leaves nothing to undo.
  */
-static int zero_in_page(struct kmfs_fs *fs, struct txn *t,
-			struct kmfs_inode *ino, uint64_t fpage, size_t from,
-			size_t to, struct plan *pl)
+static int plan_zero(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
+		     uint64_t fpage, struct plan *pl, ssize_t *seg)
 {
 	size_t before = pl->n;
 	int rc = plan_range(fs, t, ino, fpage, fpage + 1, false, true, pl);
 
-	if (rc < 0 || pl->n == before)
-		return rc;
-	struct seg *s = &pl->v[pl->n - 1];
+	*seg = rc < 0 || pl->n == before ? -1 : (ssize_t)pl->n - 1;
+	return rc;
+}
+
+/* Zero bytes [from, to) of the page plan_zero gave (none when SEG < 0). */
+static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
+			size_t from, size_t to)
+{
+	if (seg < 0)
+		return 0;
+	const struct seg *s = &pl->v[seg];
 	char *page = pool_page(&fs->pool, s->dpage);
 	if (s->fresh && media_writes_by_fd(&fs->pool.media)) {
 		char copy[KMFS_PAGE_SIZE];
 		memcpy(copy, pool_page(&fs->pool, s->old), PG);
 		memset(copy + from, 0, to - from);
-		rc = media_pwrite(&fs->pool.media, pool_off(&fs->pool, page), copy, PG);
+		int rc = media_pwrite(&fs->pool.media, pool_off(&fs->pool, page), copy, PG);
 		if (rc < 0)
 			return rc;
 		pool_persist_written(&fs->pool, page, PG);
@@ -543,8 +552,13 @@ int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
 		return -EFBIG;
 	txn_init(&t, &fs->pages);
 	/* the tail of the new last page must read as zeroes if regrown */
-	if (size < ino->size && size % PG)
-		rc = zero_in_page(fs, &t, ino, size / PG, size % PG, PG, &pl);
+	if (size < ino->size && size % PG) {
+		ssize_t seg;
+
+		rc = plan_zero(fs, &t, ino, size / PG, &pl, &seg);
+		if (rc == 0)
+			rc = zero_planned(fs, &pl, seg, size % PG, PG);
+	}
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
 	rc = txn_begin(&t);
@@ -579,15 +593,25 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	full_a = (off + PG - 1) / PG;
 	full_b = end / PG;
 	txn_init(&t, &fs->pages);
+	/* the partial first page, and the partial last page unless it is the
+	 * same page (a punch that starts on a page boundary has no first).
+	 * Both are planned before either is zeroed: a PAGES_ERECLAIM from the
+	 * second must not leave the first zeroed while the locks are let go. */
+	ssize_t first_seg = -1, last_seg = -1;
+	size_t first_to = PG;
+	bool last_partial = end % PG && (off % PG == 0 || end / PG != off / PG);
+
 	if (off % PG) {
-		uint64_t pe = (off / PG + 1) * PG;
-		rc = zero_in_page(fs, &t, ino, off / PG, off % PG,
-				  end < pe ? end % PG ? end % PG : PG : PG, &pl);
+		if (end / PG == off / PG)
+			first_to = end % PG;
+		rc = plan_zero(fs, &t, ino, off / PG, &pl, &first_seg);
 	}
-	/* the partial last page, unless the branch above had it (a punch that
-	 * starts on a page boundary leaves that branch out) */
-	if (rc == 0 && end % PG && (off % PG == 0 || end / PG != off / PG))
-		rc = zero_in_page(fs, &t, ino, end / PG, 0, end % PG, &pl);
+	if (rc == 0 && last_partial)
+		rc = plan_zero(fs, &t, ino, end / PG, &pl, &last_seg);
+	if (rc == 0)
+		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to);
+	if (rc == 0)
+		rc = zero_planned(fs, &pl, last_seg, 0, end % PG);
 	if (rc == 0)
 		rc = txn_begin(&t);
 	if (rc < 0)

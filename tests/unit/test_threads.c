@@ -868,6 +868,75 @@ static void test_threads_taken_back_stays(void **state)
 	assert_true(b.units_lent_total - a.units_lent_total <= 2);
 }
 
+/* ---- a punch changes nothing before it has the pages it needs -------- */
+
+static struct {
+	struct kmfs_fs *fs;
+	uint64_t ino;
+	bool seen, intact;
+} pz;
+
+/* while the punch waits for its unit, its first page must still be whole */
+static void reclaim_reads_first_page(void)
+{
+	unsigned char out[BLOCK];
+	struct readbuf r = { out, 0 };
+	bool whole = fs_read(pz.fs, pz.ino, 0, BLOCK, reply, &r) == 0 &&
+		     r.n == BLOCK;
+
+	for (size_t i = 0; whole && i < BLOCK; i++)
+		whole = out[i] == 5;
+	if (!pz.seen)
+		pz.intact = whole;
+	pz.seen = true;
+}
+
+/*
+ * A punch of [100, 4196) zeroes the end of page 0 (this file's alone, in
+ * place) and the start of page 1 (shared with a clone, so on a copy). Only
+ * the lent unit can give the copy a page: the punch lets its locks go to
+ * take it back, and page 0 must not be zeroed yet, or a write landing there
+ * meanwhile would be wiped by the rerun.
+ */
+static void test_threads_punch_plans_first(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct shared sh = { .fs = fs };
+	unsigned char out[2 * BLOCK];
+	struct readbuf r = { out, 0 };
+	uint64_t off, g;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "f", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+	assert_int_equal(write_block(&sh, 0, 5, false), BLOCK);
+	assert_int_equal(write_block(&sh, BLOCK, 6, false), BLOCK);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "g", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	g = fs_ino(fs, off);
+	assert_int_equal(fs_clone(fs, sh.ino, BLOCK, g, 0, BLOCK, false), BLOCK);
+	fill_but_one_unit(fs);
+
+	pz.fs = fs;
+	pz.ino = sh.ino;
+	fs->pages.reclaim_hook = reclaim_reads_first_page;
+	assert_int_equal(fs_fallocate(fs, sh.ino, FALLOC_FL_PUNCH_HOLE |
+				      FALLOC_FL_KEEP_SIZE, 100, BLOCK), 0);
+	fs->pages.reclaim_hook = NULL;
+	assert_true(pz.seen);
+	assert_true(pz.intact);
+
+	assert_int_equal(fs_read(fs, sh.ino, 0, 2 * BLOCK, reply, &r), 0);
+	assert_int_equal(r.n, 2 * BLOCK);
+	for (size_t i = 0; i < 2 * BLOCK; i++)
+		assert_int_equal(out[i], i < 100 ? 5 : i < BLOCK + 100 ? 0 : 6);
+	r.n = 0;
+	assert_int_equal(fs_read(fs, g, 0, BLOCK, reply, &r), 0);
+	for (size_t i = 0; i < BLOCK; i++)
+		assert_int_equal(out[i], 6);
+	check_clean(fs);
+}
+
 static int tpool_setup_reserve(void **state)
 {
 	struct tpool *t = calloc(1, sizeof(*t));
@@ -913,6 +982,9 @@ int main(void)
 						tpool_setup_small,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_reclaim_not_under_locks,
+						tpool_setup_small,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_punch_plans_first,
 						tpool_setup_small,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_taken_back_stays,
