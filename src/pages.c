@@ -111,8 +111,8 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 	pthread_mutex_unlock(&pg->lock);
 	rc = media_reclaim(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
 			   KMFS_UNIT_SIZE);
-	if (pg->reclaim_hook)
-		pg->reclaim_hook();
+	if (pg->reclaim_hook && rc == 0)
+		rc = pg->reclaim_hook(u);
 	pthread_mutex_lock(&pg->lock);
 	pg->st.reclaim_ns += now_ns() - t0;
 	pthread_cond_broadcast(&pg->reclaimed);
@@ -360,6 +360,9 @@ static int wait_reclaimed(struct pages *pg)
 	return 0;
 }
 
+/* lent units a take-back tries after the kernel refused one, before ENOSPC */
+#define RECLAIM_REFUSALS 4
+
 int pages_take_back(struct pages *pg, unsigned round)
 {
 	unsigned want = round < 8 ? 1u << round : 256; /* 256 units: 1 GiB */
@@ -370,7 +373,8 @@ int pages_take_back(struct pages *pg, unsigned round)
 		pg->takers++;
 	/* even when some pages are free: the operation gave back what it had
 	 * before asking, and may need more than that */
-	for (unsigned got = 0; got < want; got++) {
+	unsigned got = 0, refused = 0;
+	while (got < want) {
 		int64_t l = pg->count[UNIT_LENT]
 			    ? find_state(pg, UNIT_LENT, &pg->lent_hint) : -1;
 
@@ -379,10 +383,18 @@ int pages_take_back(struct pages *pg, unsigned round)
 				/* what the rerun leaves is lent again at
 				 * pages_take_back_done */
 				pg->lend_deferred = true;
+				got++;
 				continue;
 			}
+			/* the kernel keeps this one (pinned pages, or a folio
+			 * locked until a request is answered, maybe the one
+			 * this rerun is for): try the next few */
+			pg->lent_hint = (uint64_t)l + 1;
+			if (++refused < RECLAIM_REFUSALS &&
+			    refused < pg->count[UNIT_LENT])
+				continue;
 			if (got == 0)
-				rc = -ENOSPC; /* the host or kernel keeps it */
+				rc = -ENOSPC; /* the host or kernel keeps them */
 			break;
 		}
 		if (got == 0) {

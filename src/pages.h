@@ -63,7 +63,8 @@ struct pages {
 	pthread_cond_t reclaimed; /* a UNIT_RECLAIMING unit came back or not */
 	uint32_t takers;         /* operations between pages_take_back and
 				  * pages_take_back_done: lending waits */
-	void (*reclaim_hook)(void); /* tests: runs while a unit is taken back */
+	/* tests: runs while unit U is taken back; an errno fails the reclaim */
+	int (*reclaim_hook)(uint64_t u);
 	uint64_t used_pages;
 	uint64_t shared_pages;   /* pages with more than one reference: statfs and
 				  * kmemfsctl read it, so no scan of every page */

@@ -694,32 +694,39 @@ static void *last_unit_writer(void *arg)
 	return NULL;
 }
 
-/* fill every unit but one, which is lent (reserve 0) */
-static void fill_but_one_unit(struct kmfs_fs *fs)
+/* fill every unit but N, which are lent (reserve 0) */
+static void fill_but_units(struct kmfs_fs *fs, uint64_t n)
 {
 	static unsigned char big[1 << 20];
 	struct pages_stats ps;
 	uint64_t off, ino, fill;
 
 	pages_stats(&fs->pages, &ps);
-	fill = (ps.free_pages + ps.lent_pages) * KMFS_PAGE_SIZE - KMFS_UNIT_SIZE;
+	fill = (ps.free_pages + ps.lent_pages) * KMFS_PAGE_SIZE - n * KMFS_UNIT_SIZE;
 	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "fill", S_IFREG | 0644, 0,
 				  &root, &off), 0);
 	ino = fs_ino(fs, off);
 	memset(big, 7, sizeof(big));
 	for (uint64_t pos = 0; pos < fill; pos += sizeof(big)) {
-		size_t n = fill - pos < sizeof(big) ? fill - pos : sizeof(big);
-		assert_int_equal(write_mem(fs, ino, pos, big, n, false), n);
+		size_t len = fill - pos < sizeof(big) ? fill - pos : sizeof(big);
+		assert_int_equal(write_mem(fs, ino, pos, big, len, false), len);
 	}
 	pages_stats(&fs->pages, &ps);
-	assert_int_equal(ps.lent_pages, KMFS_UNIT_PAGES);
+	assert_int_equal(ps.lent_pages, n * KMFS_UNIT_PAGES);
 	assert_int_equal(ps.free_pages, 0);
 }
 
+static void fill_but_one_unit(struct kmfs_fs *fs)
+{
+	fill_but_units(fs, 1);
+}
+
 /* a reclaim through kmemfs.ko takes milliseconds; a pool file's, nothing */
-static void slow_reclaim(void)
+static int slow_reclaim(uint64_t u)
 {
 	usleep(2000);
+	(void)u;
+	return 0;
 }
 
 /*
@@ -776,7 +783,7 @@ static void *read_during_reclaim(void *arg)
 
 /* as the kernel migrating a folio locked for a READ: the reclaim goes on
  * only once the daemon has answered that READ */
-static void reclaim_waits_for_read(void)
+static int reclaim_waits_for_read(uint64_t u)
 {
 	struct timespec until;
 
@@ -791,6 +798,8 @@ static void reclaim_waits_for_read(void)
 			break;
 		}
 	pthread_mutex_unlock(&rr.lock);
+	(void)u;
+	return 0;
 }
 
 static void test_threads_reclaim_not_under_locks(void **state)
@@ -822,14 +831,16 @@ static struct {
 } churn;
 
 /* another operation frees a whole unit while the units are taken back */
-static void reclaim_meets_a_free(void)
+static int reclaim_meets_a_free(uint64_t u)
 {
 	char name[16];
 
 	if (churn.next >= churn.files)
-		return;
+		return 0;
 	snprintf(name, sizeof(name), "u%d", churn.next++);
 	fs_unlink(churn.fs, FS_ROOT_INO, name);
+	(void)u;
+	return 0;
 }
 
 static void test_threads_taken_back_stays(void **state)
@@ -877,7 +888,7 @@ static struct {
 } pz;
 
 /* while the punch waits for its unit, its first page must still be whole */
-static void reclaim_reads_first_page(void)
+static int reclaim_reads_first_page(uint64_t u)
 {
 	unsigned char out[BLOCK];
 	struct readbuf r = { out, 0 };
@@ -889,6 +900,8 @@ static void reclaim_reads_first_page(void)
 	if (!pz.seen)
 		pz.intact = whole;
 	pz.seen = true;
+	(void)u;
+	return 0;
 }
 
 /*
@@ -934,6 +947,62 @@ static void test_threads_punch_plans_first(void **state)
 	assert_int_equal(fs_read(fs, g, 0, BLOCK, reply, &r), 0);
 	for (size_t i = 0; i < BLOCK; i++)
 		assert_int_equal(out[i], 6);
+	check_clean(fs);
+}
+
+/* ---- a unit the kernel keeps is passed over ---------------------------- */
+
+static struct {
+	int calls, refuse; /* refuse the first REFUSE reclaims */
+	int64_t first;
+} keep;
+
+/* as kmemfs.ko with a folio on the unit locked for the very write that
+ * needs it: EBUSY at once, the unit stays the kernel's */
+static int reclaim_kernel_keeps(uint64_t u)
+{
+	if (keep.calls++ == 0)
+		keep.first = (int64_t)u;
+	return keep.calls <= keep.refuse ? -EBUSY : 0;
+}
+
+static void test_threads_kept_unit_passed_over(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct shared sh = { .fs = fs };
+	struct pages_stats a, b;
+	uint64_t off;
+
+	fill_but_units(fs, 3);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "f", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	sh.ino = fs_ino(fs, off);
+
+	/* the first unit tried is refused: the write takes the next one */
+	keep.refuse = 1;
+	pages_stats(&fs->pages, &a);
+	fs->pages.reclaim_hook = reclaim_kernel_keeps;
+	assert_int_equal(write_block(&sh, 0, 9, false), BLOCK);
+	fs->pages.reclaim_hook = NULL;
+	pages_stats(&fs->pages, &b);
+	assert_int_equal(keep.calls, 2);
+	assert_int_equal(b.reclaim_failures - a.reclaim_failures, 1);
+	assert_int_equal(b.units_reclaimed_total - a.units_reclaimed_total, 1);
+	assert_int_equal(b.lent_pages, 2 * KMFS_UNIT_PAGES);
+	assert_int_equal(fs->pages.u[keep.first].state, UNIT_LENT);
+	assert_int_equal(fs->pool.units[keep.first], KMFS_UNIT_LENT);
+
+	/* every unit refused: ENOSPC after trying each once, no hang */
+	memset(&keep, 0, sizeof(keep));
+	keep.refuse = 1000;
+	uint64_t big = b.free_pages * KMFS_PAGE_SIZE + BLOCK;
+	fs->pages.reclaim_hook = reclaim_kernel_keeps;
+	int rc = fs_fallocate(fs, sh.ino, 0, BLOCK, big);
+	fs->pages.reclaim_hook = NULL;
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(keep.calls, 2);
+	pages_stats(&fs->pages, &a);
+	assert_int_equal(a.lent_pages, 2 * KMFS_UNIT_PAGES);
 	check_clean(fs);
 }
 
@@ -985,6 +1054,9 @@ int main(void)
 						tpool_setup_small,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_punch_plans_first,
+						tpool_setup_small,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_kept_unit_passed_over,
 						tpool_setup_small,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_taken_back_stays,
