@@ -8,17 +8,24 @@
  *   kmemfs_dev.c   the device file handed to the daemon (mmap/fault/read/write)
  *
  * Lock order (outermost first):
- *   kmemfs_lock (main.c) -> [mem_hotplug_lock, taken by the core] -> map_lock
+ *   kmemfs_lock (main.c) -> kdev->ops_lock -> [mem_hotplug_lock, taken by
+ *   the core] -> map_lock
  *   mmap_lock -> kdev->map_lock
- * kmemfs_lock serialises every ioctl (attach, lend, reclaim, query, detach).
- * The online-page callback and the memory notifier run under mem_hotplug_lock
- * and take only map_lock: they must never wait for kmemfs_lock, which is held
- * while calling into memory hotplug. Nothing is copied from or to user space
- * while map_lock is held (a fault on our own mapping would take it again).
+ * kmemfs_lock serialises attach, query and detach, and finding the device.
+ * LEND and RECLAIM hold only ops_lock for read (detach takes it for write):
+ * a RECLAIM can wait in alloc_contig_range for a folio the kernel keeps
+ * locked until the daemon answers a request, and answering it may need a
+ * LEND of other units to finish first. Units in flight are marked
+ * KMEMFS_UNIT_RECLAIMING under map_lock, so two requests never work on one
+ * unit. The online-page callback and the memory notifier run under
+ * mem_hotplug_lock and take only map_lock. Nothing is copied from or to
+ * user space while map_lock is held (a fault on our own mapping would take
+ * it again).
  */
 #ifndef KMEMFS_KMOD_H
 #define KMEMFS_KMOD_H
 
+#include <linux/atomic.h>
 #include <linux/kref.h>
 #include <linux/rwsem.h>
 #include <linux/types.h>
@@ -57,6 +64,8 @@ enum kmemfs_unit_state {
 	KMEMFS_UNIT_LENT,
 	/* lent, and its block went offline (a detach that then rolled back) */
 	KMEMFS_UNIT_LENT_OFFLINE,
+	/* lent, and a RECLAIM is taking it back (counts as lent until done) */
+	KMEMFS_UNIT_RECLAIMING,
 	KMEMFS_UNIT_NR_STATES
 };
 
@@ -85,10 +94,13 @@ struct kmemfs_dev {
 	bool detaching;                 /* detach in progress: faults SIGBUS */
 	bool gone;                      /* detached: no access at all */
 
-	/* counters: nr_state under map_lock, the others under kmemfs_lock */
+	/* LEND and RECLAIM hold it for read, detach for write */
+	struct rw_semaphore ops_lock;
+
+	/* nr_state under map_lock; the others are updated by concurrent ioctls */
 	unsigned long nr_state[KMEMFS_UNIT_NR_STATES];
-	u64 lend_events, reclaim_events, reclaim_failures;
-	u64 lend_ns, reclaim_ns;
+	atomic64_t lend_events, reclaim_events, reclaim_failures;
+	atomic64_t lend_ns, reclaim_ns;
 
 	struct inode *inode;            /* the device file's inode */
 };

@@ -23,7 +23,7 @@
 
 #include "kmemfs.h"
 
-/* serialises every ioctl; protects kmemfs_attached */
+/* serialises attach, query and detach; protects kmemfs_attached */
 static DEFINE_MUTEX(kmemfs_lock);
 static struct kmemfs_dev *kmemfs_attached;
 
@@ -84,6 +84,7 @@ static int attach_new(const struct kmemfs_attach *a, struct kmemfs_dev **out)
 		return -ENOMEM;
 	kref_init(&kdev->ref);
 	init_rwsem(&kdev->map_lock);
+	init_rwsem(&kdev->ops_lock);
 	kdev->start = a->phys_start;
 	kdev->size = a->size;
 	kdev->nid = a->nid;
@@ -189,17 +190,21 @@ static long ioctl_range(struct kmemfs_range __user *uarg, bool lend)
 	if (!all_zero(r.reserved, ARRAY_SIZE(r.reserved)))
 		return -EINVAL;
 
+	/* not under kmemfs_lock: see the lock order in kmemfs.h */
 	mutex_lock(&kmemfs_lock);
 	kdev = find_dev(r.phys_start);
+	if (kdev)
+		down_read(&kdev->ops_lock); /* detach waits for us */
+	mutex_unlock(&kmemfs_lock);
 	if (!kdev)
-		rc = -ENODEV;
-	else if (lend)
+		return -ENODEV;
+	if (lend)
 		rc = kmemfs_mem_lend(kdev, r.dev_offset, r.len, &r.done);
 	else
 		rc = kmemfs_mem_reclaim(kdev, r.dev_offset, r.len, &r.done);
-	mutex_unlock(&kmemfs_lock);
+	up_read(&kdev->ops_lock);
 
-	if (kdev && put_user(r.done, &uarg->done))
+	if (put_user(r.done, &uarg->done))
 		return -EFAULT;
 	return rc;
 }
@@ -212,7 +217,8 @@ static void fill_bitmap(struct kmemfs_dev *kdev, u64 *words, unsigned long nbits
 	for (i = 0; i < nbits; i++) {
 		u8 s = kdev->unit_state[i];
 
-		if (s == KMEMFS_UNIT_LENT || s == KMEMFS_UNIT_LENT_OFFLINE)
+		if (s == KMEMFS_UNIT_LENT || s == KMEMFS_UNIT_LENT_OFFLINE ||
+		    s == KMEMFS_UNIT_RECLAIMING)
 			words[i / 64] |= 1ULL << (i % 64);
 	}
 }
@@ -250,16 +256,17 @@ static long ioctl_query(struct kmemfs_query __user *uarg)
 		fill_bitmap(kdev, words, nbits);
 	q.nr_units = kdev->nr_units;
 	q.units_lent = kdev->nr_state[KMEMFS_UNIT_LENT] +
-		       kdev->nr_state[KMEMFS_UNIT_LENT_OFFLINE];
+		       kdev->nr_state[KMEMFS_UNIT_LENT_OFFLINE] +
+		       kdev->nr_state[KMEMFS_UNIT_RECLAIMING];
 	q.units_held = kdev->nr_state[KMEMFS_UNIT_HELD] +
 		       kdev->nr_state[KMEMFS_UNIT_HELD_FRESH];
 	q.units_offline = kdev->nr_state[KMEMFS_UNIT_OFFLINE];
 	up_read(&kdev->map_lock);
-	q.lend_events = kdev->lend_events;
-	q.reclaim_events = kdev->reclaim_events;
-	q.reclaim_failures = kdev->reclaim_failures;
-	q.lend_ns = kdev->lend_ns;
-	q.reclaim_ns = kdev->reclaim_ns;
+	q.lend_events = atomic64_read(&kdev->lend_events);
+	q.reclaim_events = atomic64_read(&kdev->reclaim_events);
+	q.reclaim_failures = atomic64_read(&kdev->reclaim_failures);
+	q.lend_ns = atomic64_read(&kdev->lend_ns);
+	q.reclaim_ns = atomic64_read(&kdev->reclaim_ns);
 out_unlock:
 	mutex_unlock(&kmemfs_lock);
 
@@ -290,10 +297,14 @@ static long ioctl_detach(struct kmemfs_detach __user *uarg)
 		rc = -ENODEV;
 		goto out_unlock;
 	}
+	/* no LEND or RECLAIM in flight; later ones find no device */
+	down_write(&kdev->ops_lock);
 	rc = kmemfs_mem_detach(kdev);
+	if (!rc)
+		kmemfs_attached = NULL;
+	up_write(&kdev->ops_lock);
 	if (rc)
 		goto out_unlock;
-	kmemfs_attached = NULL;
 	pr_info("detached %#llx-%#llx\n", (u64)kdev->start,
 		(u64)(kdev->start + kdev->size - 1));
 	kmemfs_file_destroy(kdev);

@@ -52,6 +52,15 @@ MODULE_PARM_DESC(fail_reclaim,
 		 "test hook: fail every reclaim with EBUSY, nothing taken back (default 0)");
 
 /*
+ * Test hook (tests/vm/guest/kmod-concurrent.sh): a RECLAIM sleeps this long
+ * once its units are marked, so a test can run other ioctls meanwhile.
+ */
+static unsigned int reclaim_delay_ms;
+module_param(reclaim_delay_ms, uint, 0644);
+MODULE_PARM_DESC(reclaim_delay_ms,
+		 "test hook: sleep this long at the start of every reclaim (default 0)");
+
+/*
  * The attached device the online-page callback and the memory notifier look
  * at. Written under kmemfs_lock before the callback is installed and cleared
  * after it is restored (restore_online_page_callback() and
@@ -169,6 +178,24 @@ static void zero_unit(unsigned long pfn)
 	wmb(); /* order the non-temporal stores before the unit is handed out */
 }
 
+/*
+ * unit_has_locked_folio -- is a folio on the unit locked? The kernel keeps
+ * a FUSE file's page-cache folio locked until the daemon answers the READ
+ * or WRITE that needs it, and alloc_contig_range waits for folio locks
+ * without a time limit. When the daemon's own request holds it (a write
+ * that needs this very unit back), that wait never ends. Locks taken later
+ * belong to requests other daemon threads can answer.
+ */
+static bool unit_has_locked_folio(unsigned long pfn)
+{
+	unsigned long i;
+
+	for (i = 0; i < KMEMFS_UNIT_PAGES; i++)
+		if (folio_test_locked(page_folio(pfn_to_page(pfn + i))))
+			return true;
+	return false;
+}
+
 /* take_unit -- alloc_contig_range one lent unit back, retrying like virtio-mem */
 static int take_unit(unsigned long pfn)
 {
@@ -176,12 +203,19 @@ static int take_unit(unsigned long pfn)
 	int rc = -EBUSY;
 
 	for (i = 0; i < max(reclaim_retries, 1U); i++) {
+		if (i)
+			msleep(20);
+		/* a folio locked now may be locked for the caller's own
+		 * request: EBUSY, and the daemon tries another unit */
+		if (unit_has_locked_folio(pfn)) {
+			rc = -EBUSY;
+			continue;
+		}
 		rc = alloc_contig_range(pfn, pfn + KMEMFS_UNIT_PAGES,
 					MIGRATE_MOVABLE, GFP_KERNEL);
 		if (!rc || rc == -ENOMEM || fatal_signal_pending(current))
 			break;
 		/* -EBUSY: pages pinned or in flight (PCP, LRU batches); retry */
-		msleep(20);
 	}
 	if (rc == -EINTR)
 		rc = -EBUSY;
@@ -321,7 +355,7 @@ static int range_units(struct kmemfs_dev *kdev, u64 off, u64 len,
 
 /*
  * kmemfs_mem_lend -- give whole held units to the buddy allocator. All or
- * nothing: every unit must be held and online. Caller holds kmemfs_lock.
+ * nothing: every unit must be held and online. Caller holds ops_lock.
  */
 int kmemfs_mem_lend(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 {
@@ -363,15 +397,16 @@ int kmemfs_mem_lend(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 	}
 
 	*done = len;
-	kdev->lend_events += nr;
-	kdev->lend_ns += ktime_get_ns() - t0;
+	atomic64_add(nr, &kdev->lend_events);
+	atomic64_add(ktime_get_ns() - t0, &kdev->lend_ns);
 	return 0;
 }
 
 /*
  * kmemfs_mem_reclaim -- take whole lent units back from the kernel, zeroed.
  * Stops at the first unit the kernel will not give back (-EBUSY, -ENOMEM);
- * *done tells how far it got. Caller holds kmemfs_lock.
+ * *done tells how far it got. Caller holds ops_lock for read: other LENDs
+ * and RECLAIMs go on meanwhile, on other units.
  */
 int kmemfs_mem_reclaim(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 {
@@ -384,7 +419,7 @@ int kmemfs_mem_reclaim(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 	if (rc)
 		return rc;
 
-	down_read(&kdev->map_lock);
+	down_write(&kdev->map_lock);
 	for (unit = first; unit < first + nr; unit++) {
 		u8 s = kdev->unit_state[unit];
 
@@ -393,19 +428,24 @@ int kmemfs_mem_reclaim(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 			break;
 		}
 		if (s != KMEMFS_UNIT_LENT) {
-			rc = -EALREADY;
+			rc = -EALREADY; /* held, or another RECLAIM has it */
 			break;
 		}
 	}
-	up_read(&kdev->map_lock);
+	if (!rc)
+		for (unit = first; unit < first + nr; unit++)
+			unit_set_state(kdev, unit, KMEMFS_UNIT_RECLAIMING);
+	up_write(&kdev->map_lock);
 	if (rc)
 		return rc;
+	if (READ_ONCE(reclaim_delay_ms))
+		msleep(READ_ONCE(reclaim_delay_ms));
 
 	for (unit = first; unit < first + nr; unit++) {
 		pfn = unit_pfn(kdev, unit);
 		rc = READ_ONCE(fail_reclaim) ? -EBUSY : take_unit(pfn);
 		if (rc) {
-			kdev->reclaim_failures++;
+			atomic64_inc(&kdev->reclaim_failures);
 			pr_debug("reclaim of unit %lu failed: %d\n", unit, rc);
 			break;
 		}
@@ -417,9 +457,16 @@ int kmemfs_mem_reclaim(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 		unit_set_state(kdev, unit, KMEMFS_UNIT_HELD);
 		up_write(&kdev->map_lock);
 		*done += KMEMFS_UNIT_SIZE;
-		kdev->reclaim_events++;
+		atomic64_inc(&kdev->reclaim_events);
 	}
-	kdev->reclaim_ns += ktime_get_ns() - t0;
+	if (rc) {
+		/* the rest stays the kernel's */
+		down_write(&kdev->map_lock);
+		for (; unit < first + nr; unit++)
+			unit_set_state(kdev, unit, KMEMFS_UNIT_LENT);
+		up_write(&kdev->map_lock);
+	}
+	atomic64_add(ktime_get_ns() - t0, &kdev->reclaim_ns);
 	return rc;
 }
 
@@ -570,7 +617,8 @@ out_release_res:
 /*
  * kmemfs_mem_detach -- offline and remove the hot part, give the range
  * back. On failure (-EBUSY) everything stays attached and working. Caller
- * holds kmemfs_lock and has revoked nothing; mappings are revoked here.
+ * holds kmemfs_lock and ops_lock (write) and has revoked nothing; mappings
+ * are revoked here.
  */
 int kmemfs_mem_detach(struct kmemfs_dev *kdev)
 {

@@ -28,8 +28,15 @@
  *   kmodtest bad                every malformed or foreign request fails cleanly
  *   kmodtest memfree [NODE]     node's MemFree in kB (default 1)
  *   kmodtest bench U N          time lend and reclaim of N units, 3 rounds
+ *   kmodtest node1 CMD ARGS...  run CMD with its memory, page cache included,
+ *                               bound to node 1 (set_mempolicy MPOL_BIND)
+ *   kmodtest mapread FILE GO OUT  mmap FILE, wait for the file GO to exist, then
+ *                               copy the mapping to OUT (page faults, no read(),
+ *                               so no attribute check can wait before them)
+ *   kmodtest lockedunit         the first lent unit holding a locked page
+ *                               (/proc/kpageflags): "lockedunit=U locked=N"
  *
- * Every command but attach/detach/daxcheck/memfree/fill re-attaches (the
+ * Every command but attach/detach/daxcheck/memfree/fill/node1/mapread re-attaches (the
  * module answers reattached=1 with a new fd): the attachment outlives us.
  * Exit status 0 on success, 1 on a failed check, 2 on a usage/system error.
  */
@@ -662,6 +669,62 @@ static int cmd_bench(unsigned long long u, unsigned long long n)
 	return 0;
 }
 
+static int cmd_mapread(const char *file, const char *go, const char *out)
+{
+	int fd = open(file, O_RDONLY), ofd;
+	off_t size = fd < 0 ? -1 : lseek(fd, 0, SEEK_END);
+	char *map;
+
+	if (size <= 0)
+		die(file);
+	map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		die("mmap");
+	while (access(go, F_OK))
+		usleep(100000);
+	ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (ofd < 0 || write(ofd, map, (size_t)size) != size)
+		die(out);
+	close(ofd);
+	return 0;
+}
+
+/* cmd_lockedunit -- the first lent unit with a page whose folio is locked */
+static int cmd_lockedunit(void)
+{
+	static uint64_t bits[QUERY_BITS / 64];
+	unsigned long long u, i, locked = 0, first = ~0ULL, first_n = 0;
+	struct kmemfs_query q;
+	int fd = open("/proc/kpageflags", O_RDONLY);
+
+	if (fd < 0)
+		die("/proc/kpageflags");
+	if (nr_units() > QUERY_BITS || query(&q, bits, QUERY_BITS))
+		die("QUERY");
+	for (u = 0; u < nr_units(); u++) {
+		static uint64_t flags[UNIT / 4096];
+		unsigned long long pfn = (geo.hot_start + u * UNIT) / 4096, n = 0;
+
+		if (!(bits[u / 64] >> (u % 64) & 1))
+			continue;
+		if (pread(fd, flags, sizeof(flags), (off_t)(pfn * 8)) != (ssize_t)sizeof(flags))
+			die("pread /proc/kpageflags");
+		for (i = 0; i < UNIT / 4096; i++)
+			n += flags[i] & 1; /* KPF_LOCKED */
+		locked += n;
+		if (n && first == ~0ULL)
+			first = u, first_n = n;
+	}
+	close(fd);
+	if (first == ~0ULL) {
+		printf("no locked page on a lent unit\n");
+		return 1;
+	}
+	printf("lockedunit=%llu locked=%llu (on all lent units: %llu)\n", first,
+	       first_n, locked);
+	return 0;
+}
+
 static int cmd_daxcheck(unsigned long long u, unsigned long long n, uint64_t seed)
 {
 	long long bad;
@@ -700,6 +763,16 @@ int main(int argc, char **argv)
 		return cmd_pin(argv[2], 0);
 	if (!strcmp(cmd, "pin") && argc == 4 && !strcmp(argv[2], "--last"))
 		return cmd_pin(argv[3], 1);
+	if (!strcmp(cmd, "node1") && argc > 2) {
+		unsigned long mask = 1UL << 1;
+
+		if (syscall(SYS_set_mempolicy, MPOL_BIND, &mask, sizeof(mask) * 8))
+			die("set_mempolicy MPOL_BIND node 1");
+		execvp(argv[2], argv + 2);
+		die(argv[2]);
+	}
+	if (!strcmp(cmd, "mapread") && argc == 5)
+		return cmd_mapread(argv[2], argv[3], argv[4]);
 	if (!strcmp(cmd, "attach-busy")) {
 		/* dax0.0 still bound to device_dax: its range is someone else's */
 		struct kmemfs_attach a;
@@ -801,6 +874,8 @@ int main(int argc, char **argv)
 		return cmd_headrw();
 	if (!strcmp(cmd, "bad"))
 		return cmd_bad();
+	if (!strcmp(cmd, "lockedunit"))
+		return cmd_lockedunit();
 	if (!strcmp(cmd, "bench") && argc == 4) {
 		parse_units(argv + 2, &u, &n);
 		return cmd_bench(u, n);

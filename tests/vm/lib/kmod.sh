@@ -7,6 +7,7 @@
 
 TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash kmod-powercut"
 TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken kmod-detach-busy kmod-exercise"
+TESTS_KMOD="$TESTS_KMOD kmod-concurrent"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -68,6 +69,10 @@ t_kmod_powercut() {
 # fail_reclaim) makes the write fail with ENOSPC; no foreign data, daemon up,
 # earlier files intact, the same write succeeds once reclaim works again
 t_kmod_reclaim_fail() { need_kmod && need_kmemfs && boot 1 300 namespace,kmod-reclaim-fail; }
+# kmod-concurrent: a LEND finishes while a slow RECLAIM runs (test hook
+# reclaim_delay_ms); a RECLAIM of a unit with a folio locked for a pending READ
+# (daemon stopped) fails with EBUSY instead of waiting for it
+t_kmod_concurrent() { need_kmod && need_kmemfs && boot 1 300 namespace,kmod-concurrent; }
 # kmod-callback-taken: with a virtio-mem device probed (it holds the online-page
 # callback), mounting with kmemfs.ko fails saying so and leaves dax0.0 as it was.
 # The virtio-mem device plugs nothing (requested-size=0); its region needs the
