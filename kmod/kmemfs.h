@@ -12,12 +12,14 @@
  *   the core] -> map_lock
  *   mmap_lock -> kdev->map_lock
  * kmemfs_lock serialises attach, query and detach, and finding the device.
- * LEND and RECLAIM hold only ops_lock for read (detach takes it for write):
+ * LEND and RECLAIM hold only ops_lock for read (detach marks the device
+ * detach_pending, lets go of kmemfs_lock, and takes ops_lock for write to
+ * wait for those in flight):
  * a RECLAIM can wait in alloc_contig_range for a folio the kernel keeps
  * locked until the daemon answers a request, and answering it may need a
  * LEND of other units to finish first. Units in flight are marked
- * KMEMFS_UNIT_RECLAIMING under map_lock, so two requests never work on one
- * unit. The online-page callback and the memory notifier run under
+ * KMEMFS_UNIT_LENDING or KMEMFS_UNIT_RECLAIMING under map_lock, so two
+ * requests never work on one unit. The online-page callback and the memory notifier run under
  * mem_hotplug_lock and take only map_lock. Nothing is copied from or to
  * user space while map_lock is held (a fault on our own mapping would take
  * it again).
@@ -64,6 +66,8 @@ enum kmemfs_unit_state {
 	KMEMFS_UNIT_LENT,
 	/* lent, and its block went offline (a detach that then rolled back) */
 	KMEMFS_UNIT_LENT_OFFLINE,
+	/* a LEND is handing it to the buddy (counts as lent) */
+	KMEMFS_UNIT_LENDING,
 	/* lent, and a RECLAIM is taking it back (counts as lent until done) */
 	KMEMFS_UNIT_RECLAIMING,
 	KMEMFS_UNIT_NR_STATES
@@ -96,6 +100,7 @@ struct kmemfs_dev {
 
 	/* LEND and RECLAIM hold it for read, detach for write */
 	struct rw_semaphore ops_lock;
+	bool detach_pending;            /* under kmemfs_lock: find_dev skips it */
 
 	/* nr_state under map_lock; the others are updated by concurrent ioctls */
 	unsigned long nr_state[KMEMFS_UNIT_NR_STATES];

@@ -53,7 +53,7 @@ static struct kmemfs_dev *find_dev(u64 phys_start)
 {
 	struct kmemfs_dev *kdev = kmemfs_attached;
 
-	return kdev && kdev->start == phys_start ? kdev : NULL;
+	return kdev && kdev->start == phys_start && !kdev->detach_pending ? kdev : NULL;
 }
 
 static int check_attach(const struct kmemfs_attach *a)
@@ -127,6 +127,10 @@ static long ioctl_attach(struct kmemfs_attach __user *uarg)
 
 	mutex_lock(&kmemfs_lock);
 	kdev = kmemfs_attached;
+	if (kdev && kdev->detach_pending) {
+		rc = -EBUSY;
+		goto out_unlock;
+	}
 	if (kdev) {
 		if (kdev->start != a.phys_start || kdev->size != a.size ||
 		    kdev->nid != a.nid) {
@@ -193,8 +197,10 @@ static long ioctl_range(struct kmemfs_range __user *uarg, bool lend)
 	/* not under kmemfs_lock: see the lock order in kmemfs.h */
 	mutex_lock(&kmemfs_lock);
 	kdev = find_dev(r.phys_start);
-	if (kdev)
+	if (kdev) {
+		kref_get(&kdev->ref); /* outlives up_read, whatever detach does */
 		down_read(&kdev->ops_lock); /* detach waits for us */
+	}
 	mutex_unlock(&kmemfs_lock);
 	if (!kdev)
 		return -ENODEV;
@@ -203,6 +209,7 @@ static long ioctl_range(struct kmemfs_range __user *uarg, bool lend)
 	else
 		rc = kmemfs_mem_reclaim(kdev, r.dev_offset, r.len, &r.done);
 	up_read(&kdev->ops_lock);
+	kmemfs_dev_put(kdev);
 
 	if (put_user(r.done, &uarg->done))
 		return -EFAULT;
@@ -218,7 +225,7 @@ static void fill_bitmap(struct kmemfs_dev *kdev, u64 *words, unsigned long nbits
 		u8 s = kdev->unit_state[i];
 
 		if (s == KMEMFS_UNIT_LENT || s == KMEMFS_UNIT_LENT_OFFLINE ||
-		    s == KMEMFS_UNIT_RECLAIMING)
+		    s == KMEMFS_UNIT_LENDING || s == KMEMFS_UNIT_RECLAIMING)
 			words[i / 64] |= 1ULL << (i % 64);
 	}
 }
@@ -257,6 +264,7 @@ static long ioctl_query(struct kmemfs_query __user *uarg)
 	q.nr_units = kdev->nr_units;
 	q.units_lent = kdev->nr_state[KMEMFS_UNIT_LENT] +
 		       kdev->nr_state[KMEMFS_UNIT_LENT_OFFLINE] +
+		       kdev->nr_state[KMEMFS_UNIT_LENDING] +
 		       kdev->nr_state[KMEMFS_UNIT_RECLAIMING];
 	q.units_held = kdev->nr_state[KMEMFS_UNIT_HELD] +
 		       kdev->nr_state[KMEMFS_UNIT_HELD_FRESH];
@@ -294,25 +302,36 @@ static long ioctl_detach(struct kmemfs_detach __user *uarg)
 	mutex_lock(&kmemfs_lock);
 	kdev = find_dev(d.phys_start);
 	if (!kdev || kdev->size != d.size) {
-		rc = -ENODEV;
-		goto out_unlock;
+		mutex_unlock(&kmemfs_lock);
+		return -ENODEV;
 	}
-	/* no LEND or RECLAIM in flight; later ones find no device */
-	down_write(&kdev->ops_lock);
-	rc = kmemfs_mem_detach(kdev);
+	/*
+	 * Wait for LENDs and RECLAIMs in flight without kmemfs_lock: a
+	 * RECLAIM may wait on a folio whose request needs a LEND, QUERY or
+	 * ATTACH to finish. Later ones find no device meanwhile.
+	 */
+	kdev->detach_pending = true;
+	mutex_unlock(&kmemfs_lock);
+	rc = down_write_killable(&kdev->ops_lock);
 	if (!rc)
-		kmemfs_attached = NULL;
-	up_write(&kdev->ops_lock);
-	if (rc)
-		goto out_unlock;
+		up_write(&kdev->ops_lock);
+
+	mutex_lock(&kmemfs_lock);
+	kdev->detach_pending = false;
+	if (!rc)
+		rc = kmemfs_mem_detach(kdev);
+	if (rc) {
+		mutex_unlock(&kmemfs_lock);
+		return rc == -EINTR ? -EBUSY : rc;
+	}
+	kmemfs_attached = NULL;
 	pr_info("detached %#llx-%#llx\n", (u64)kdev->start,
 		(u64)(kdev->start + kdev->size - 1));
 	kmemfs_file_destroy(kdev);
 	kmemfs_dev_put(kdev);
 	module_put(THIS_MODULE);
-out_unlock:
 	mutex_unlock(&kmemfs_lock);
-	return rc;
+	return 0;
 }
 
 static long kmemfs_ioctl(struct file *file, unsigned int cmd, unsigned long arg)

@@ -178,36 +178,62 @@ static void zero_unit(unsigned long pfn)
 	wmb(); /* order the non-temporal stores before the unit is handed out */
 }
 
-/*
- * unit_has_locked_folio -- is a folio on the unit locked? The kernel keeps
- * a FUSE file's page-cache folio locked until the daemon answers the READ
- * or WRITE that needs it, and alloc_contig_range waits for folio locks
- * without a time limit. When the daemon's own request holds it (a write
- * that needs this very unit back), that wait never ends. Locks taken later
- * belong to requests other daemon threads can answer.
- */
-static bool unit_has_locked_folio(unsigned long pfn)
+/* page_locked -- PG_locked of the page's folio, read racily: the page may
+ * be freed or its folio split meanwhile (no folio helper, whose debug
+ * checks assert a stable head) */
+static bool page_locked(unsigned long pfn)
 {
-	unsigned long i;
+	struct page *head = compound_head(pfn_to_page(pfn));
 
-	for (i = 0; i < KMEMFS_UNIT_PAGES; i++)
-		if (folio_test_locked(page_folio(pfn_to_page(pfn + i))))
-			return true;
-	return false;
+	return test_bit(PG_locked, &head->flags);
 }
 
-/* take_unit -- alloc_contig_range one lent unit back, retrying like virtio-mem */
+/*
+ * unit_locked_pages -- the unit's pages whose folio is locked, or of those
+ * already in @locked the ones still locked. The kernel keeps a FUSE file's
+ * page-cache folio locked until the daemon answers the READ or WRITE that
+ * needs it, and alloc_contig_range waits for folio locks without a time
+ * limit: when the daemon's own request holds it (a write that needs this
+ * very unit back), that wait never ends. Returns how many.
+ */
+static unsigned long unit_locked_pages(unsigned long pfn, unsigned long *locked,
+				       bool first)
+{
+	unsigned long i, n = 0;
+
+	for (i = 0; i < KMEMFS_UNIT_PAGES; i++) {
+		if (!first && !test_bit(i, locked))
+			continue;
+		if (page_locked(pfn + i)) {
+			__set_bit(i, locked);
+			n++;
+		} else {
+			__clear_bit(i, locked);
+		}
+	}
+	return n;
+}
+
+/*
+ * take_unit -- alloc_contig_range one lent unit back, retrying like
+ * virtio-mem. A folio locked at the start that stays locked through the
+ * retries may be locked for the caller's own request: EBUSY, and the daemon
+ * tries another unit. Folios locked briefly (I/O in flight, or locked after
+ * the first look: requests other daemon threads answer) only delay it.
+ */
 static int take_unit(unsigned long pfn)
 {
+	DECLARE_BITMAP(locked, KMEMFS_UNIT_PAGES);
+	unsigned long nlocked = unit_locked_pages(pfn, locked, true);
 	unsigned int i;
 	int rc = -EBUSY;
 
 	for (i = 0; i < max(reclaim_retries, 1U); i++) {
 		if (i)
 			msleep(20);
-		/* a folio locked now may be locked for the caller's own
-		 * request: EBUSY, and the daemon tries another unit */
-		if (unit_has_locked_folio(pfn)) {
+		if (nlocked && i)
+			nlocked = unit_locked_pages(pfn, locked, false);
+		if (nlocked) {
 			rc = -EBUSY;
 			continue;
 		}
@@ -246,6 +272,12 @@ static void kmemfs_online_page(struct page *page, unsigned int order)
 		unsigned long uend = min(end, unit_pfn(kdev, unit + 1));
 
 		switch (kdev->unit_state[unit]) {
+		case KMEMFS_UNIT_LENDING:
+		case KMEMFS_UNIT_RECLAIMING:
+			/* only on online blocks; going offline needs a detach,
+			 * which waits for LEND and RECLAIM (ops_lock) */
+			WARN_ON_ONCE(1);
+			fallthrough;
 		case KMEMFS_UNIT_LENT_OFFLINE:
 		case KMEMFS_UNIT_LENT:
 			online_to_buddy(pfn, uend - pfn);
@@ -318,7 +350,12 @@ static int kmemfs_memory_notify(struct notifier_block *nb, unsigned long action,
 	case MEM_OFFLINE:
 		down_write(&kdev->map_lock);
 		for (unit = first_unit; unit <= last_unit; unit++) {
-			if (kdev->unit_state[unit] == KMEMFS_UNIT_LENT)
+			u8 st = kdev->unit_state[unit];
+
+			/* detaching: no LEND or RECLAIM in flight (ops_lock) */
+			WARN_ON_ONCE(st == KMEMFS_UNIT_LENDING ||
+				     st == KMEMFS_UNIT_RECLAIMING);
+			if (st == KMEMFS_UNIT_LENT)
 				unit_set_state(kdev, unit, KMEMFS_UNIT_LENT_OFFLINE);
 			else if (state_is_held(kdev->unit_state[unit]))
 				unit_set_state(kdev, unit, KMEMFS_UNIT_OFFLINE);
@@ -385,14 +422,18 @@ int kmemfs_mem_lend(struct kmemfs_dev *kdev, u64 off, u64 len, u64 *done)
 		up_write(&kdev->map_lock);
 		return rc;
 	}
-	/* from here on no fault maps these pages */
+	/* from here on no fault maps these pages, and no RECLAIM takes them
+	 * before they are in the buddy */
 	for (unit = first; unit < first + nr; unit++)
-		unit_set_state(kdev, unit, KMEMFS_UNIT_LENT);
+		unit_set_state(kdev, unit, KMEMFS_UNIT_LENDING);
 	up_write(&kdev->map_lock);
 
 	kmemfs_file_revoke(kdev, off, len);
 	for (unit = first; unit < first + nr; unit++) {
 		give_unit(unit_pfn(kdev, unit));
+		down_write(&kdev->map_lock);
+		unit_set_state(kdev, unit, KMEMFS_UNIT_LENT);
+		up_write(&kdev->map_lock);
 		cond_resched();
 	}
 

@@ -5,7 +5,9 @@
 #    LEND of unit 0 meanwhile must finish at once (it used to wait for the
 #    module-wide lock the RECLAIM held: a deadlock when the RECLAIM waits on
 #    a request whose answer needs that LEND). A second RECLAIM of unit 2 is
-#    refused with EALREADY, and QUERY counts the unit as still lent.
+#    refused with EALREADY, and QUERY counts the unit as still lent. A DETACH
+#    issued during another slow RECLAIM waits for it, and a LEND meanwhile is
+#    refused at once instead of waiting for the DETACH.
 # 2. kmemfs mounted on dax0.0 and stopped with SIGSTOP, a reader bound to
 #    node 1 waits for a READ: the kernel keeps its page-cache folios locked,
 #    on units lent to the kernel, until the daemon answers. A RECLAIM of such
@@ -51,8 +53,28 @@ src=$?
 sed 's/^/    /' /tmp/slow.out
 [ $src -eq 0 ] || { fail kmod-concurrent-reclaim "the slow RECLAIM of unit 2 failed"; exit 1; }
 pass kmod-concurrent-reclaim
+
+# a DETACH waits for the RECLAIM in flight without blocking other ioctls: a
+# LEND meanwhile is refused at once (its ATTACH gets EBUSY, the device being
+# detached), where it used to wait for the DETACH
+kmodtest reclaim 3 1 >/tmp/slow.out 2>&1 &
+slow=$!
+sleep 0.5
+kmodtest detach >/tmp/detach.out 2>&1 &
+det=$!
+sleep 0.5
+t0=$(cs)
+kmodtest lend 1 1 >/tmp/lend.out 2>&1 && { fail kmod-concurrent-detach "a LEND during a DETACH succeeded: $(cat /tmp/lend.out)"; exit 1; }
+ms=$((($(cs) - t0) * 10))
+sed 's/^/    /' /tmp/lend.out
+echo "kmod-concurrent: kmodtest lend 1 1 during a DETACH waiting for a RECLAIM: refused in $ms ms"
+grep -q "Device or resource busy" /tmp/lend.out && [ "$ms" -lt 1000 ] ||
+	{ fail kmod-concurrent-detach "a LEND during a DETACH: $(cat /tmp/lend.out) after $ms ms, want EBUSY at once"; exit 1; }
+wait $slow || { sed 's/^/    /' /tmp/slow.out; fail kmod-concurrent-detach "the RECLAIM a DETACH waited for failed"; exit 1; }
+wait $det || { sed 's/^/    /' /tmp/detach.out; fail kmod-concurrent-detach "DETACH after the RECLAIM"; exit 1; }
+sed 's/^/    /' /tmp/slow.out /tmp/detach.out
+pass kmod-concurrent-detach
 echo 0 >"$DELAY"
-kmt kmod-concurrent-detach detach
 
 # ---- 2: a RECLAIM meets a folio locked for a pending READ ----------------
 run mkfs.kmemfs "$DEV" || { fail_out kmod-concurrent-mkfs "mkfs.kmemfs $DEV"; exit 1; }
