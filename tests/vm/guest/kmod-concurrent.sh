@@ -15,6 +15,11 @@
 #    which never comes free when the request is the one the reclaim is for.
 #    Once the daemon runs on, the read completes with the file's bytes and
 #    the same unit can be taken back (and is lent again).
+# 3. The filesystem full but for one lent unit, a writer bound to node 1: the
+#    kernel puts the write's page-cache folios on that unit and keeps them
+#    locked while the daemon handles the WRITE, which needs that very unit
+#    back. The write must fail with ENOSPC (the kernel refused the unit), not
+#    hang; from node 0 the same write then takes the unit back.
 . /kmemfs/kmod-lib.sh
 
 # cs -- time since boot in centiseconds
@@ -127,6 +132,55 @@ pass kmod-concurrent-read
 kmt kmod-concurrent-after reclaim "$unit" 1
 kmt kmod-concurrent-after lend "$unit" 1
 pass kmod-concurrent-after
+
+umount_fs || { fail_out kmod-concurrent-umount "umount"; exit 1; }
+fsck_clean kmod-concurrent-fsck-locked || exit 1
+
+# ---- 3: a write whose own folios sit on the only unit it can take back ----
+# stat_json KEY -- a number from kmemfsctl stat --json
+stat_json() { kmemfsctl stat "$MNT" --json | sed "s/.*\"$1\": \([0-9]*\).*/\1/"; }
+run mkfs.kmemfs --force "$DEV" || { fail_out kmod-concurrent-mkfs "mkfs.kmemfs $DEV"; exit 1; }
+kmemfs -f -o reserve=0 "$DEV" "$MNT" >/tmp/kmemfs.log 2>&1 &
+i=0
+while ! grep -q " $MNT fuse" /proc/mounts && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+grep -q " $MNT fuse" /proc/mounts || { cat /tmp/kmemfs.log; fail kmod-concurrent-mount "kmemfs -o reserve=0 $DEV $MNT"; exit 1; }
+# fill everything but one unit, which stays lent: node 1's only free memory
+pages=$(($(stat_json free_pages) + $(stat_json lent_pages) - 1024))
+dd if=/dev/zero of="$MNT/fill" bs=1M count=$((pages / 256)) 2>/dev/null &&
+	dd if=/dev/zero of="$MNT/fill" bs=4096 seek=$((pages / 256 * 256)) count=$((pages % 256)) conv=notrunc 2>/dev/null ||
+	{ fail kmod-concurrent-fill "filling $pages pages"; exit 1; }
+sync
+echo 3 >/proc/sys/vm/drop_caches
+free=$(stat_json free_pages) lent=$(stat_json lent_pages)
+echo "kmod-concurrent: filled $pages pages: $free free, $lent lent; node 1 MemFree $(memfree) kB"
+[ "$free" -eq 0 ] && [ "$lent" -eq 1024 ] || { fail kmod-concurrent-fill "$free pages free and $lent lent after the fill, want 0 and 1024"; exit 1; }
+fails0=$(stat_json reclaim_failures)
+dd if=/dev/urandom of=/tmp/r1 bs=1M count=1 2>/dev/null
+# bound to node 1, the write's page-cache folios can only be on the lent
+# unit, locked until the daemon answers the WRITE that needs that unit back
+kmodtest node1 dd if=/tmp/r1 of="$MNT/g" bs=1M count=1 2>/tmp/self.err &
+writer=$!
+i=0
+while kill -0 $writer 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 $writer 2>/dev/null; then
+	fail kmod-concurrent-self "a write needing the unit its own folios are on was still waiting after 30 s"
+	exit 1
+fi
+wait $writer && { fail kmod-concurrent-self "the write succeeded although its folios were on the only unit to take back"; exit 1; }
+sed 's/^/    /' /tmp/self.err
+grep -q "No space left on device" /tmp/self.err ||
+	{ fail kmod-concurrent-self "the write failed, but not with ENOSPC: $(cat /tmp/self.err)"; exit 1; }
+fails1=$(stat_json reclaim_failures)
+echo "kmod-concurrent: ENOSPC after $((i * 100)) ms; reclaim_failures $fails0 -> $fails1, $(stat_json lent_pages) pages lent"
+[ "$fails1" -gt "$fails0" ] || { fail kmod-concurrent-self "reclaim_failures $fails0 -> $fails1"; exit 1; }
+pass kmod-concurrent-self
+# the same write from node 0: the unit comes back and takes the data
+dd if=/tmp/r1 of="$MNT/g" bs=1M count=1 2>/tmp/self.err || { cat /tmp/self.err; fail kmod-concurrent-self-retry "the write from node 0"; exit 1; }
+sync
+echo 3 >/proc/sys/vm/drop_caches
+cmp -s "$MNT/g" /tmp/r1 || { fail kmod-concurrent-self-retry "g holds other bytes than were written"; exit 1; }
+echo "kmod-concurrent: from node 0 the write took the unit back: $(stat_json lent_pages) pages lent"
+pass kmod-concurrent-self-retry
 
 umount_fs || { fail_out kmod-concurrent-umount "umount"; exit 1; }
 fsck_clean kmod-concurrent-fsck || exit 1
