@@ -257,9 +257,13 @@ START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work directory $WORK; systems $SYSTEMS; runs $RUNS; quick $QUICK; QD16 engine $QD_ENGINE"
 
+read -ra ORDER <<<"${SYSTEMS//,/ }"
 for ((RUN = 1; RUN <= RUNS; RUN++)); do
-	# systems interleave within a run, so drifting load hits all of them alike
-	for SYS in ${SYSTEMS//,/ }; do
+	# systems interleave within a run, so drifting load hits all of them
+	# alike, and each run starts with the next one: the system that goes
+	# first follows the last one's load (the same one was first every run)
+	for ((K = 0; K < ${#ORDER[@]}; K++)); do
+		SYS=${ORDER[(K + RUN - 1) % ${#ORDER[@]}]}
 		if ! "sys_${SYS}_available"; then
 			[ "$SYS" = kmemfs ] && sys_status "$SYS" "not built" || sys_status "$SYS" "not available"
 			continue
