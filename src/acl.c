@@ -116,7 +116,8 @@ int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 		rc = TXADD(ino, mode);
 		if (rc < 0)
 			return rc;
-		ino->mode = (uint32_t)mode;
+		/* stored whole: some readers take no lock (fs.c) */
+		__atomic_store_n(&ino->mode, (uint32_t)mode, __ATOMIC_RELAXED);
 		if (equiv) {
 			/* the mode says it all: keep no ACL */
 			rc = xattr_set(t, ino, name, NULL, 0, 0);

@@ -424,11 +424,15 @@ static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
 		goto out;
 	rc = tx_add(ino, sizeof(*ino));
 	if (rc == 0 && (to_set & FS_SET_MODE)) {
-		ino->mode = (ino->mode & S_IFMT) | (attr->st_mode & 07777);
+		/* stored whole: open, fallocate and the write path read the
+		 * mode without the namespace lock */
+		__atomic_store_n(&ino->mode, (ino->mode & S_IFMT) | (attr->st_mode & 07777),
+				 __ATOMIC_RELAXED);
 		rc = acl_chmod(&t, ino);
 	}
 	if (rc == 0 && (to_set & FS_KILL_SUIDGID))
-		ino->mode = suidgid_killed(ino->mode);
+		__atomic_store_n(&ino->mode, suidgid_killed(ino->mode),
+				 __ATOMIC_RELAXED);
 	if (rc == 0) {
 		if (to_set & FS_SET_UID)
 			ino->uid = attr->st_uid;
@@ -469,7 +473,7 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
 {
-	mode_t mode = ino_ptr(fs, ino_nr)->mode;
+	mode_t mode = __atomic_load_n(&ino_ptr(fs, ino_nr)->mode, __ATOMIC_RELAXED);
 	struct stat a = { 0 }, out;
 	int rc;
 
@@ -1099,7 +1103,8 @@ int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags)
 	if (fs->readonly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
 		return -EROFS;
 	/* the kernel hands O_TRUNC to open (atomic_o_trunc) */
-	if ((flags & O_TRUNC) && S_ISREG(node->mode) && node->size) {
+	if ((flags & O_TRUNC) && S_ISREG(__atomic_load_n(&node->mode, __ATOMIC_RELAXED)) &&
+	    node->size) {
 		struct stat a = { .st_size = 0 }, out;
 		int rc = fs_setattr(fs, ino, &a, FS_SET_SIZE | FS_SET_MTIME_NOW, &out);
 		if (rc < 0)
@@ -1235,8 +1240,9 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
-	if (!S_ISREG(ino->mode))
-		return S_ISDIR(ino->mode) ? -EISDIR : -ENODEV;
+	mode_t type = __atomic_load_n(&ino->mode, __ATOMIC_RELAXED) & S_IFMT;
+	if (type != S_IFREG)
+		return type == S_IFDIR ? -EISDIR : -ENODEV;
 	v = vget(fs, ioff);
 	if (!v)
 		return -ENOMEM;
@@ -1417,10 +1423,6 @@ static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 
 	if (fs->readonly)
 		return -EROFS;
-	if (S_ISDIR(src->mode) || S_ISDIR(dst->mode))
-		return -EISDIR;
-	if (!S_ISREG(src->mode) || !S_ISREG(dst->mode))
-		return -EINVAL;
 	if (so == dof && soff < doff + len && doff < soff + len)
 		return -EINVAL; /* overlapping ranges of one file */
 	vs = vget(fs, so);
@@ -1445,7 +1447,13 @@ static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 		pthread_rwlock_wrlock(&vd->lock);
 		pthread_rwlock_wrlock(&vs->lock);
 	}
-	rc = data_clone(fs, src, soff, dst, doff, len, must_share);
+	/* the modes only under the namespace lock: chmod rewrites the word */
+	if (S_ISDIR(src->mode) || S_ISDIR(dst->mode))
+		rc = -EISDIR;
+	else if (!S_ISREG(src->mode) || !S_ISREG(dst->mode))
+		rc = -EINVAL;
+	else
+		rc = data_clone(fs, src, soff, dst, doff, len, must_share);
 	pthread_rwlock_unlock(&vd->lock);
 	if (so != dof)
 		pthread_rwlock_unlock(&vs->lock);
