@@ -14,13 +14,13 @@
  * kmemfs_lock serialises attach, query and detach, and finding the device.
  * LEND and RECLAIM hold only ops_lock for read (detach marks the device
  * detach_pending, lets go of kmemfs_lock, and takes ops_lock for write to
- * wait for those in flight):
- * a RECLAIM can wait in alloc_contig_range for a folio the kernel keeps
- * locked until the daemon answers a request, and answering it may need a
- * LEND of other units to finish first. Units in flight are marked
- * KMEMFS_UNIT_LENDING or KMEMFS_UNIT_RECLAIMING under map_lock, so two
- * requests never work on one unit. The online-page callback and the memory notifier run under
- * mem_hotplug_lock and take only map_lock. Nothing is copied from or to
+ * wait for those in flight): a RECLAIM can wait in alloc_contig_range for a
+ * folio the kernel keeps locked until the daemon answers a request, and
+ * answering it may need a LEND of other units to finish first. Units in
+ * flight are marked KMEMFS_UNIT_LENDING or KMEMFS_UNIT_RECLAIMING under
+ * map_lock, so two requests never work on one unit. The online-page
+ * callback and the memory notifier run under mem_hotplug_lock and take only
+ * map_lock. Nothing is copied from or to
  * user space while map_lock is held (a fault on our own mapping would take
  * it again).
  */

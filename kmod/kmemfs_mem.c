@@ -357,7 +357,7 @@ static int kmemfs_memory_notify(struct notifier_block *nb, unsigned long action,
 				     st == KMEMFS_UNIT_RECLAIMING);
 			if (st == KMEMFS_UNIT_LENT)
 				unit_set_state(kdev, unit, KMEMFS_UNIT_LENT_OFFLINE);
-			else if (state_is_held(kdev->unit_state[unit]))
+			else if (state_is_held(st))
 				unit_set_state(kdev, unit, KMEMFS_UNIT_OFFLINE);
 		}
 		up_write(&kdev->map_lock);

@@ -116,8 +116,7 @@ int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 		rc = TXADD(ino, mode);
 		if (rc < 0)
 			return rc;
-		/* stored whole: some readers take no lock (fs.c) */
-		__atomic_store_n(&ino->mode, (uint32_t)mode, __ATOMIC_RELAXED);
+		inode_set_mode(ino, (uint32_t)mode);
 		if (equiv) {
 			/* the mode says it all: keep no ACL */
 			rc = xattr_set(t, ino, name, NULL, 0, 0);

@@ -424,15 +424,11 @@ static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
 		goto out;
 	rc = tx_add(ino, sizeof(*ino));
 	if (rc == 0 && (to_set & FS_SET_MODE)) {
-		/* stored whole: open, fallocate and the write path read the
-		 * mode without the namespace lock */
-		__atomic_store_n(&ino->mode, (ino->mode & S_IFMT) | (attr->st_mode & 07777),
-				 __ATOMIC_RELAXED);
+		inode_set_mode(ino, (ino->mode & S_IFMT) | (attr->st_mode & 07777));
 		rc = acl_chmod(&t, ino);
 	}
 	if (rc == 0 && (to_set & FS_KILL_SUIDGID))
-		__atomic_store_n(&ino->mode, suidgid_killed(ino->mode),
-				 __ATOMIC_RELAXED);
+		inode_set_mode(ino, suidgid_killed(ino->mode));
 	if (rc == 0) {
 		if (to_set & FS_SET_UID)
 			ino->uid = attr->st_uid;
@@ -473,7 +469,7 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
 {
-	mode_t mode = __atomic_load_n(&ino_ptr(fs, ino_nr)->mode, __ATOMIC_RELAXED);
+	mode_t mode = inode_mode(ino_ptr(fs, ino_nr));
 	struct stat a = { 0 }, out;
 	int rc;
 
@@ -1103,8 +1099,7 @@ int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags)
 	if (fs->readonly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
 		return -EROFS;
 	/* the kernel hands O_TRUNC to open (atomic_o_trunc) */
-	if ((flags & O_TRUNC) && S_ISREG(__atomic_load_n(&node->mode, __ATOMIC_RELAXED)) &&
-	    node->size) {
+	if ((flags & O_TRUNC) && S_ISREG(inode_mode(node)) && node->size) {
 		struct stat a = { .st_size = 0 }, out;
 		int rc = fs_setattr(fs, ino, &a, FS_SET_SIZE | FS_SET_MTIME_NOW, &out);
 		if (rc < 0)
@@ -1240,7 +1235,7 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
-	mode_t type = __atomic_load_n(&ino->mode, __ATOMIC_RELAXED) & S_IFMT;
+	mode_t type = inode_mode(ino) & S_IFMT;
 	if (type != S_IFREG)
 		return type == S_IFDIR ? -EISDIR : -ENODEV;
 	v = vget(fs, ioff);

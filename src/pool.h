@@ -94,6 +94,18 @@ uint64_t pool_meta_used(const struct kmfs_pool *p);
 /* pool_now -- current time for timestamps */
 struct kmfs_time pool_now(void);
 
+/* An inode's mode word, loaded and stored whole: open, fallocate and the
+ * write path read it without the namespace lock that chmod holds. */
+static inline uint32_t inode_mode(const struct kmfs_inode *ino)
+{
+	return __atomic_load_n(&ino->mode, __ATOMIC_RELAXED);
+}
+
+static inline void inode_set_mode(struct kmfs_inode *ino, uint32_t mode)
+{
+	__atomic_store_n(&ino->mode, mode, __ATOMIC_RELAXED);
+}
+
 /* parse_size -- "1G", "512M", "4096" -> bytes; -EINVAL on junk */
 int parse_size(const char *s, uint64_t *out);
 
