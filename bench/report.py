@@ -247,6 +247,8 @@ def write_md(jobs, meta, systems_run, path, cpu=None):
         "(2 shared cores: a load above ~0.5 before a run means others were busy and figures are noisy)",
         "* kmemfs: pool file on /dev/shm (tmpfs); tmpfs: a fresh tmpfs; passthrough_ll: libfuse "
         "3.14's example, default options, over a fresh tmpfs",
+        f"* FUSE over io_uring: {meta.get('fuse_uring', 'not recorded')} "
+        "(kmemfs takes it when offered; passthrough_ll's libfuse 3.14 cannot)",
         "* targets apply to kmemfs: absolute target, ahead of passthrough_ll, within 2× of tmpfs "
         "(sequential only). Pass/fail uses medians.",
         "",

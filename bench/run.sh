@@ -4,12 +4,17 @@
 #
 #   bench/run.sh [--quick] [--systems kmemfs,tmpfs,passthrough_ll] [--runs N]
 #                [--jobs seq,rand,punch,clone,dbench,fcreate,mount] [--out DIR]
+#                [--uring on|off]
 #
 # --quick    small sizes, 1 run (about 2 minutes): for development
 # --runs N   repeat every job N times (default 3); the report gives the median
 #            and the spread (min-max)
 # --jobs     run only these job groups (the report covers what ran)
 # --out      where the report goes (default docs/performance)
+# --uring    whether the kernel offers FUSE over io_uring during the run (the
+#            fuse module's enable_uring, put back at the end; default on when
+#            the kernel has it). Only kmemfs can take it: libfuse 3.14's
+#            passthrough_ll reads /dev/fuse either way.
 #
 # Needs root (mounts) and /dev/fuse. Installs fio, dbench, gnuplot-nox, jq and
 # the libfuse example sources from Debian's archive when missing. kmemfs comes
@@ -30,6 +35,9 @@ RUNS_SET=0
 SYSTEMS=kmemfs,tmpfs,passthrough_ll
 JOB_GROUPS=seq,rand,punch,clone,dbench,fcreate,mount
 OUT=$ROOT/docs/performance
+URING=on
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_SAVED=""
 
 usage() {
 	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
@@ -47,11 +55,14 @@ while [ $# -gt 0 ]; do
 	--jobs=*) JOB_GROUPS=${1#*=} ;;
 	--out) OUT=${2:?}; shift ;;
 	--out=*) OUT=${1#*=} ;;
+	--uring) URING=${2:?}; shift ;;
+	--uring=*) URING=${1#*=} ;;
 	-h | --help) usage ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; usage ;;
 	esac
 	shift
 done
+case "$URING" in on | off) ;; *) echo "run.sh: --uring wants on or off" >&2; exit 2 ;; esac
 [[ "$RUNS" =~ ^[1-9][0-9]?$ ]] || { echo "run.sh: --runs wants 1..99" >&2; exit 2; }
 for s in ${SYSTEMS//,/ }; do
 	case "$s" in
@@ -125,6 +136,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	cleanup_systems
 	rm -f "$POOL"
+	[ -n "$URING_SAVED" ] && echo "$URING_SAVED" >"$URING_PARAM"
 	if [ "${KEEP_WORK:-0}" = 1 ] || [ $rc -ne 0 ]; then
 		echo "run.sh: work directory kept: $WORK (log: $LOG)" >&2
 	else
@@ -144,6 +156,15 @@ flock -n "$LOCK_FD" || { echo "run.sh: another run.sh holds /dev/shm/kmemfs-benc
 # the project's installer (scripts/deps.sh) with the bench's extra tools
 "$ROOT/scripts/deps.sh" fio dbench gnuplot-nox python3 >>"$LOG" 2>&1 ||
 	{ echo "run.sh: cannot install the tools (see $LOG)" >&2; exit 1; }
+
+# FUSE over io_uring: what the kernel offers new mounts during the run
+URING_STATE="not in this kernel"
+if [ -w "$URING_PARAM" ]; then
+	URING_SAVED=$(cat "$URING_PARAM")
+	if [ "$URING" = on ]; then echo Y; else echo N; fi >"$URING_PARAM"
+	URING_STATE="offered by the kernel: $URING"
+fi
+log "FUSE over io_uring: $URING_STATE"
 
 # passthrough_ll keeps an open fd per inode it knows: give it as many as we may
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -299,6 +320,7 @@ cat >"$WORK/meta.json" <<EOF
   "mem_gib": $(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo),
   "fio": "$(fio --version)",
   "qd16_engine": "$QD_ENGINE",
+  "fuse_uring": "$URING_STATE",
   "kmemfs_commit": "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)",
   "kmemfs_built": $([ -x "$KMEMFS_BIN" ] && echo true || echo false),
   "kmemfs_binary_sha256": "$KMEMFS_SHA",

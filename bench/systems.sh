@@ -125,6 +125,10 @@ kmemfs_start() {
 }
 
 kmemfs_stop() {
+	# which way the requests came (io_uring or /dev/fuse), for the log
+	[ -x "$ROOT/build/bin/kmemfsctl" ] &&
+		log "kmemfs requests: $("$ROOT/build/bin/kmemfsctl" stat "$MNT" --json 2>&1 |
+			jq -c '{requests_ring, requests_dev}' 2>&1)"
 	unmount_path "$MNT" || return 1
 	stop_daemon "$DAEMON_PID"
 }

@@ -93,7 +93,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	conn->max_write = 1u << 20;
+	conn->max_write = KMEMFS_MAX_WRITE;
 	/* the kernel keeps the smaller of this and the window main.c set */
 	conn->max_readahead = ((struct kmfs_fs *)userdata)->readahead;
 }
@@ -646,6 +646,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		ks.reclaim_failures = ps.reclaim_failures;
 		ks.lend_ns = ps.lend_ns;
 		ks.reclaim_ns = ps.reclaim_ns;
+		ks.requests_ring = wire_requests(true);
+		ks.requests_dev = wire_requests(false);
 		ks.meta_bytes_total = sv.f_files * 512;
 		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
 		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));

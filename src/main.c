@@ -19,6 +19,7 @@
 #include "fuse_ops.h"
 #include "log.h"
 #include "loop.h"
+#include "uring.h"
 #include "wire.h"
 
 struct options {
@@ -31,6 +32,7 @@ struct options {
 	char *readahead;
 	char *max_threads;
 	int nolend;
+	int nouring;
 	int foreground;
 	int debug;
 	int ro;
@@ -50,6 +52,7 @@ static const struct fuse_opt spec[] = {
 	OPT("readahead=%s", readahead),
 	OPT("max_threads=%s", max_threads),
 	OPT("nolend", nolend),
+	OPT("nouring", nouring),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -90,6 +93,11 @@ static void usage(FILE *f)
 "                           kernel's own default is 128K)\n"
 "       max_threads=N       at most N worker threads (16); one per CPU serve\n"
 "                           requests, more start only while all are blocked\n"
+"       nouring             take every request from /dev/fuse, even when the\n"
+"                           kernel offers FUSE over io_uring (Linux 6.14+\n"
+"                           with fuse.enable_uring=1; not used with\n"
+"                           kmemfs.ko, whose page reclaim can wait on a\n"
+"                           request a ring entry would hold)\n"
 "     and the standard FUSE options (fsname, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
@@ -128,6 +136,9 @@ static int opt_proc(void *data, const char *arg, int key,
 	}
 	return 1;
 }
+
+/* ring entries (each its own thread) per CPU queue with FUSE over io_uring */
+#define URING_PER_QUEUE 2
 
 static volatile sig_atomic_t stop_signal;
 
@@ -343,6 +354,7 @@ int main(int argc, char **argv)
 	struct fs_opts fo = { .lend = true, .reserve = 32ull << 20 };
 	struct fuse_session *se;
 	struct loop *loop;
+	struct uring *uring = NULL;
 	struct kmfs_fs *fs;
 	char fsname[PATH_MAX + 64], abs_source[PATH_MAX];
 	struct stat st;
@@ -504,8 +516,14 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		goto out_fuse_unmount;
 	}
+	/* rings for the kernel to take up at INIT, unless a RECLAIM through
+	 * kmemfs.ko may block a handler on a page the kernel keeps locked until
+	 * a READ is answered: loop.c starts workers then, a ring cannot */
+	if (!o.nouring && fs->pool.media.kind != MEDIA_KMOD)
+		uring = uring_new(se, URING_PER_QUEUE);
 	/* an unmount or a signal that asked us to stop is a clean exit */
 	rc = loop_run(loop) < 0 ? 1 : 0;
+	uring_stop(uring);
 	loop_free(loop);
 out_fuse_unmount:
 	fuse_session_unmount(se);

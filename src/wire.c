@@ -36,6 +36,19 @@ static atomic_bool kernel_offers_v2;
 static atomic_bool killpriv_v2;
 static __thread bool req_kills_suidgid;
 static __thread bool req_is_tmpfile;
+static atomic_bool kernel_offers_uring;
+static _Atomic uint64_t requests[2]; /* [0] /dev/fuse, [1] io_uring */
+/* set before the session starts, read by whichever thread answers INIT */
+static void (*uring_started)(void *arg, bool accepted);
+static void *uring_started_arg;
+/* a ring thread's replies go to its ring entry, not to /dev/fuse */
+static __thread ssize_t (*reply_capture)(void *ctx, const struct iovec *iov,
+					 int count);
+static __thread void *reply_capture_ctx;
+
+/* FUSE_OVER_IO_URING (bit 41 of the INIT flags, so bit 9 of flags2):
+ * Debian 12's linux/fuse.h predates it */
+#define FLAGS2_OVER_IO_URING (1u << 9)
 
 /* The kill flag a request carries, by opcode; false when it has none. */
 static bool request_kill_flag(const struct fuse_in_header *h, const void *arg,
@@ -63,49 +76,107 @@ static bool request_kill_flag(const struct fuse_in_header *h, const void *arg,
 	}
 }
 
-static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+/*
+ * Note what the request in BUF (N bytes, header first) needs from wire.c,
+ * and rewrite an O_TMPFILE into a CREATE; for both transports.
+ */
+void wire_inspect(void *buf, size_t n, bool ring)
 {
-	ssize_t n = read(fd, buf, len);
-	const struct fuse_in_header *h = buf;
+	struct fuse_in_header *h = buf;
 	const char *arg = (const char *)buf + sizeof(*h);
 
-	(void)userdata;
+	atomic_fetch_add_explicit(&requests[ring], 1, memory_order_relaxed);
 	req_kills_suidgid = false;
 	req_is_tmpfile = false;
-	if (n < (ssize_t)sizeof(*h))
-		return n;
+	if (n < sizeof(*h))
+		return;
 	if (h->opcode == FUSE_TMPFILE) {
-		((struct fuse_in_header *)buf)->opcode = FUSE_CREATE;
+		h->opcode = FUSE_CREATE;
 		req_is_tmpfile = true;
 	}
 	if (h->opcode == FUSE_INIT) {
 		const struct fuse_init_in *in = (const void *)arg;
-		if ((size_t)n >= sizeof(*h) + offsetof(struct fuse_init_in, flags2))
+		if (n >= sizeof(*h) + offsetof(struct fuse_init_in, flags2)) {
 			atomic_store(&kernel_offers_v2,
 				     (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
+			atomic_store(&kernel_offers_uring,
+				     n >= sizeof(*h) + sizeof(*in) &&
+				     (in->flags & FUSE_INIT_EXT) &&
+				     (in->flags2 & FLAGS2_OVER_IO_URING));
+		}
 		atomic_store(&init_unique, h->unique);
-		return n;
+		return;
 	}
-	req_kills_suidgid = request_kill_flag(h, arg, (size_t)n - sizeof(*h));
+	req_kills_suidgid = request_kill_flag(h, arg, n - sizeof(*h));
+}
+
+static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t n = read(fd, buf, len);
+
+	(void)userdata;
+	if (n > 0)
+		wire_inspect(buf, (size_t)n, false);
 	return n;
+}
+
+/* The INIT reply: say yes to what the kernel offered and libfuse 3.14 does
+ * not know. Returns whether io_uring was accepted. */
+static bool amend_init_reply(struct iovec *iov, int count)
+{
+	const struct fuse_out_header *h = iov[0].iov_base;
+	struct fuse_init_out *out;
+
+	if (h->error != 0 || count < 2 ||
+	    iov[1].iov_len < offsetof(struct fuse_init_out, max_background))
+		return false;
+	out = iov[1].iov_base;
+	if (atomic_load(&kernel_offers_v2)) {
+		out->flags |= FUSE_HANDLE_KILLPRIV_V2;
+		atomic_store(&killpriv_v2, true);
+	}
+	if (uring_started && atomic_load(&kernel_offers_uring) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(out->flags2)) {
+		out->flags |= FUSE_INIT_EXT;
+		out->flags2 |= FLAGS2_OVER_IO_URING;
+		return true;
+	}
+	return false;
 }
 
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	const struct fuse_out_header *h = iov[0].iov_base;
 	uint64_t init = atomic_load(&init_unique);
+	bool uring_yes = false;
+	ssize_t n;
 
 	(void)userdata;
-	if (init && count >= 2 && iov[0].iov_len >= sizeof(*h) && h->unique == init) {
+	if (reply_capture && h->unique != 0)
+		return reply_capture(reply_capture_ctx, iov, count);
+	if (init && iov[0].iov_len >= sizeof(*h) && h->unique == init) {
 		atomic_store(&init_unique, 0);
-		if (h->error == 0 && atomic_load(&kernel_offers_v2) &&
-		    iov[1].iov_len >= offsetof(struct fuse_init_out, max_background)) {
-			struct fuse_init_out *out = iov[1].iov_base;
-			out->flags |= FUSE_HANDLE_KILLPRIV_V2;
-			atomic_store(&killpriv_v2, true);
-		}
+		uring_yes = amend_init_reply(iov, count);
 	}
-	return writev(fd, iov, count);
+	n = writev(fd, iov, count);
+	/* the kernel has taken INIT once the write returns: rings may register */
+	if (h->unique == init && init && uring_started)
+		uring_started(uring_started_arg, uring_yes && n >= 0);
+	return n;
+}
+
+void wire_offer_uring(void (*started)(void *arg, bool accepted), void *arg)
+{
+	uring_started_arg = arg;
+	uring_started = started;
+}
+
+void wire_capture_replies(ssize_t (*capture)(void *ctx, const struct iovec *iov,
+					     int count),
+			  void *ctx)
+{
+	reply_capture = capture;
+	reply_capture_ctx = ctx;
 }
 
 int wire_install(struct fuse_session *se)
@@ -116,6 +187,11 @@ int wire_install(struct fuse_session *se)
 	};
 
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+uint64_t wire_requests(bool ring)
+{
+	return atomic_load_explicit(&requests[ring], memory_order_relaxed);
 }
 
 bool wire_killpriv_v2(void)

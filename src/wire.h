@@ -3,6 +3,11 @@
 #define KMEMFS_WIRE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct iovec;
 
 struct fuse_session;
 
@@ -27,5 +32,29 @@ bool wire_kill_suidgid(void);
  * inode gets no name (FUSE_TMPFILE, which libfuse 3.14 does not know).
  */
 bool wire_tmpfile(void);
+
+/*
+ * Note what the request in BUF (N bytes, fuse_in_header first) asks of the
+ * handler (above), on the thread about to handle it, and count it; RING: it
+ * came through io_uring (uring.c calls this; /dev/fuse reads go through it
+ * already).
+ */
+void wire_inspect(void *buf, size_t n, bool ring);
+
+/* Requests received through io_uring (RING) or /dev/fuse, since mount. */
+uint64_t wire_requests(bool ring);
+
+/*
+ * Offer FUSE over io_uring at INIT when the kernel does; STARTED is called
+ * once INIT is answered, ACCEPTED saying whether the ring is now expected.
+ * Before the session starts.
+ */
+void wire_offer_uring(void (*started)(void *arg, bool accepted), void *arg);
+
+/* Send this thread's replies (but notifications) to CAPTURE instead of
+ * /dev/fuse; NULL to stop. CAPTURE returns the bytes taken or -1/errno. */
+void wire_capture_replies(ssize_t (*capture)(void *ctx, const struct iovec *iov,
+					     int count),
+			  void *ctx);
 
 #endif

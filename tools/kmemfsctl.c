@@ -25,7 +25,8 @@ static void usage(FILE *f)
 "       kmemfsctl -h | --help | -V | --version\n"
 "\n"
 "  stat      pages used by files, shared pages, free, lent to the host or\n"
-"            kernel, lending counters, and the pool's metadata use\n"
+"            kernel, lending counters, FUSE requests by way in (io_uring\n"
+"            or /dev/fuse), and the pool's metadata use\n"
 "  clone     make DST a copy-on-write clone of file SRC (same kmemfs);\n"
 "            fails rather than copying when pages cannot be shared;\n"
 "            refuses to replace an existing DST\n"
@@ -74,7 +75,8 @@ static int cmd_stat(const char *path, int json)
 		       "\"units_lent\": %llu, \"units_reclaimed\": %llu, "
 		       "\"reclaim_failures\": %llu, \"meta_bytes_total\": %llu, "
 		       "\"meta_bytes_used\": %llu, \"lend_ns\": %llu, "
-		       "\"reclaim_ns\": %llu}\n", s.page_size,
+		       "\"reclaim_ns\": %llu, \"requests_ring\": %llu, "
+		       "\"requests_dev\": %llu}\n", s.page_size,
 		       (unsigned long long)s.total_pages, (unsigned long long)s.used_pages,
 		       (unsigned long long)s.shared_pages, (unsigned long long)s.free_pages,
 		       (unsigned long long)s.lent_pages, (unsigned long long)s.units_lent,
@@ -82,7 +84,9 @@ static int cmd_stat(const char *path, int json)
 		       (unsigned long long)s.reclaim_failures,
 		       (unsigned long long)s.meta_bytes_total,
 		       (unsigned long long)s.meta_bytes_used,
-		       (unsigned long long)s.lend_ns, (unsigned long long)s.reclaim_ns);
+		       (unsigned long long)s.lend_ns, (unsigned long long)s.reclaim_ns,
+		       (unsigned long long)s.requests_ring,
+		       (unsigned long long)s.requests_dev);
 		return 0;
 	}
 	printf("%-22s %12s %12s\n", "", "pages", "MiB");
@@ -104,6 +108,8 @@ static int cmd_stat(const char *path, int json)
 	if (s.units_reclaimed)
 		printf("%-22s %12.1f us\n", "  mean reclaim time",
 		       s.reclaim_ns / 1000.0 / (double)s.units_reclaimed);
+	printf("%-22s %12llu\n", "  requests (io_uring)", (unsigned long long)s.requests_ring);
+	printf("%-22s %12llu\n", "  requests (/dev/fuse)", (unsigned long long)s.requests_dev);
 	printf("%-22s %12.1f of %.1f MiB\n", "metadata",
 	       s.meta_bytes_used / 1048576.0, s.meta_bytes_total / 1048576.0);
 	return 0;

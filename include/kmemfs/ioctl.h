@@ -28,7 +28,9 @@ struct kmemfs_stat {
 	__u64 meta_bytes_used;
 	__u64 lend_ns;          /* time spent lending since mount */
 	__u64 reclaim_ns;       /* time spent taking units back */
-	__u64 reserved[6];
+	__u64 requests_ring;    /* FUSE requests served through io_uring */
+	__u64 requests_dev;     /* and through /dev/fuse reads, since mount */
+	__u64 reserved[4];
 };
 
 /*

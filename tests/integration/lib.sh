@@ -14,6 +14,10 @@
 # a bind mount so that unmount/remount keeps the data, to prove the checks right
 # without the daemon. Checks that only make sense on kmemfs are skipped there.
 # KMEMFS_TEST_KEEP=1 keeps the work directory for inspection.
+# KMEMFS_TEST_URING=1 makes the kernel offer FUSE over io_uring for the test's
+# duration (the fuse module's enable_uring, put back at the end), so that kmemfs
+# takes its requests from the rings (src/uring.c); every mount then checks that
+# it does. A kernel without the parameter makes the test a skip.
 # KMEMFS_TEST_POOL_DIR puts the pool files elsewhere (default: the work directory
 # under $TMPDIR). On a disk-backed file every kmemfs operation ends in an msync,
 # so metadata-heavy tests put their pools in /dev/shm explicitly.
@@ -318,6 +322,12 @@ fs_mount() {
 		fail "mount appears on $MNT" "$(cat "$WORK/mount.out" 2>/dev/null)"
 		return 1
 	fi
+	if [ "${KMEMFS_TEST_URING:-0}" = 1 ] && on_kmemfs; then
+		stat "$MNT" >/dev/null
+		local n
+		n=$(requests_ring)
+		[ "${n:-0}" -gt 0 ] || { fail "the mount takes its requests from io_uring (requests_ring $n)"; return 1; }
+	fi
 	return 0
 }
 
@@ -419,6 +429,7 @@ cleanup() {
 	elif mountpoint -q "$WORK/backing" 2>/dev/null; then
 		umount "$WORK/backing" 2>/dev/null || umount -l "$WORK/backing"
 	fi
+	[ -n "$URING_SAVED" ] && echo "$URING_SAVED" >"$URING_PARAM"
 	if [ "${KMEMFS_TEST_KEEP:-0}" = 1 ]; then
 		echo "# kept $WORK"
 	else
@@ -440,6 +451,25 @@ if on_kmemfs; then
 			abort_test "binary $b present in BIN_DIR '${BIN_DIR}'"
 		fi
 	done
+fi
+
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_SAVED=""
+# uring_offer Y|N: whether the kernel offers FUSE over io_uring to new mounts
+# (the old value comes back at exit); false when this kernel has no such thing
+uring_offer() {
+	[ -w "$URING_PARAM" ] || return 1
+	[ -n "$URING_SAVED" ] || URING_SAVED=$(cat "$URING_PARAM")
+	echo "$1" >"$URING_PARAM"
+}
+# requests_ring / requests_dev: requests the mounted daemon took each way
+requests_ring() { "$BIN_DIR/kmemfsctl" stat "$MNT" --json | jq -r .requests_ring; }
+requests_dev() { "$BIN_DIR/kmemfsctl" stat "$MNT" --json | jq -r .requests_dev; }
+if [ "${KMEMFS_TEST_URING:-0}" = 1 ] && on_kmemfs; then
+	if ! uring_offer Y; then
+		skip "$TEST_NAME over io_uring: this kernel has no FUSE over io_uring ($URING_PARAM)"
+		finish
+	fi
 fi
 
 note "$TEST_NAME on $TARGET, work dir $WORK"

@@ -1,0 +1,89 @@
+#!/bin/bash
+# test_uring.sh -- FUSE over io_uring (src/uring.c): with the kernel offering
+# it, every request after INIT comes through the rings, and what only the
+# ring path does is right: requests rebuilt from header + payload (1 MiB
+# writes, unaligned sizes, names, xattrs), replies captured whole (1 MiB
+# reads, a big readdir), O_TMPFILE and the setuid kill that wire.c reads off
+# a request, kill -9 with requests in the rings. And without the offer, or
+# with -o nouring, none is.
+. "$(dirname "$0")/lib.sh" "$@"
+kmemfs_only
+[ -x "$BIN_DIR/kmemfsctl" ] || abort_test "kmemfsctl is built"
+if ! uring_offer Y; then
+	skip "this kernel has no FUSE over io_uring ($URING_PARAM): Linux 6.14+ with CONFIG_FUSE_IO_URING"
+	finish
+fi
+fs_setup 512M allow_other /dev/shm
+cd "$MNT" || abort_test "cd $MNT"
+
+n0=$(requests_ring)
+check "[ '$n0' -gt 0 ]" "the kernel took the offer: requests come through io_uring ($n0 so far)"
+
+# data through the ring: page cache and O_DIRECT, whole and odd sizes
+head -c $((5 * 1048576 + 123)) /dev/urandom >"$WORK/odd"
+head -c $((32 * 1048576)) /dev/urandom >"$WORK/big"
+cp "$WORK/odd" odd
+dd if="$WORK/big" of=big bs=1M oflag=direct status=none
+dd if="$WORK/big" of=big.pc bs=1M conv=fsync status=none
+sync
+echo 3 >/proc/sys/vm/drop_caches
+check_cmd "a 5 MiB + 123 byte file reads back equal" cmp "$WORK/odd" odd
+check_cmd "32 MiB written in 1 MiB O_DIRECT requests reads back equal (O_DIRECT)" \
+	sh -c "dd if=big bs=1M iflag=direct status=none | cmp - '$WORK/big'"
+check_cmd "32 MiB written through the page cache reads back equal" cmp "$WORK/big" big.pc
+probe pwrite odd 1048570 hello >/dev/null
+check_eq "$(dd if=odd bs=1 skip=1048570 count=5 status=none)" hello "a 5-byte write across a 1 MiB boundary lands"
+
+# names, a big directory, xattrs
+long=$(printf 'n%.0s' $(seq 255))
+touch "$long"
+check "[ -e '$long' ]" "a 255-byte name goes through the ring"
+mkdir many
+for i in $(seq 3000); do echo -n >"many/file-with-a-longish-name-$i"; done
+check_eq "$(ls many | wc -l)" 3000 "readdir of 3000 entries (replies of many pages)"
+val=$(head -c 60000 /dev/zero | tr '\0' v)
+setfattr -n user.big -v "$val" odd
+check_eq "$(getfattr --only-values -n user.big odd | wc -c)" 60000 "a 60000-byte xattr value round-trips"
+
+# what wire.c reads off a request, on the ring path too
+probe tmpfile . 0644 4096 7 tmpfile-link >/dev/null
+check "[ -f tmpfile-link ] && [ \$(stat -c %s tmpfile-link) -eq 4096 ]" "O_TMPFILE works (FUSE_TMPFILE rewritten into a CREATE)"
+echo suid >suid
+chmod 04777 suid
+as_user 1000 probe pwrite suid 0 X >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "a write by another user clears setuid (the kill flag read off the ring)"
+
+n1=$(requests_ring)
+d1=$(requests_dev)
+check "[ $((n1 - n0)) -gt 3000 ]" "the work above came through io_uring ($((n1 - n0)) requests)"
+note "requests through /dev/fuse: $d1 (INIT, FORGETs, INTERRUPTs)"
+
+# kill -9 with requests in the rings, then a clean remount
+cd /
+dd if=/dev/zero of="$MNT/stream" bs=1M count=400 status=none 2>/dev/null &
+writer=$!
+sleep 0.3
+kill -KILL $(daemon_pids)
+wait $writer 2>/dev/null
+check "! ls '$MNT' >/dev/null 2>&1" "after kill -9 the mount answers no more"
+umount -l "$MNT" 2>/dev/null
+"$BIN_DIR/fsck.kmemfs" "$POOL" >"$WORK/fsck.out" 2>&1
+check "[ $? -eq 0 ]" "fsck.kmemfs finds the pool clean after kill -9 ($(tail -n 1 "$WORK/fsck.out"))"
+fs_mount allow_other
+check_cmd "data written before the kill is intact" cmp "$WORK/big" "$MNT/big.pc"
+check "[ \$(requests_ring) -gt 0 ]" "the remount takes the rings again"
+
+# no ring unless both sides want one
+fs_umount
+fs_mount nouring
+ls "$MNT" >/dev/null
+check_eq "$(requests_ring)" 0 "-o nouring: no request through io_uring"
+check "[ \$(requests_dev) -gt 1 ]" "-o nouring: requests through /dev/fuse"
+fs_umount
+uring_offer N
+fs_mount
+cat "$MNT/odd" >/dev/null
+check_eq "$(requests_ring)" 0 "kernel not offering io_uring: no request through it"
+fs_umount
+check "[ -z \"\$(daemon_pids)\" ]" "the daemon exits after unmount"
+finish
