@@ -15,7 +15,12 @@
 #           libpmem reads PMEM_NO_FLUSH in its constructor, before main() can
 #           setenv() it, so on a tmpfs pool every persist still runs CLWB per line
 #
-#   bench/experiments.sh [--runs N] [xattr] [lend] [splice] [flush]   (default: all, 3 runs)
+#   uring   kmemfs with the kernel offering FUSE over io_uring / -o nouring
+#           (fuse.enable_uring set for the run, then restored): 4 KiB O_DIRECT
+#           random read and write at QD1 and QD16, 1 MiB O_DIRECT read; the
+#           two mounts alternate within each run
+#
+#   bench/experiments.sh [--runs N] [xattr] [lend] [splice] [flush] [uring]   (default: all, 3 runs)
 #
 # Prints one line per variant: median (min-max) over the runs.
 set -u
@@ -28,12 +33,12 @@ WHICH=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) RUNS=${2:?}; shift ;;
-	xattr | lend | splice | flush) WHICH+=("$1") ;;
-	*) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+	xattr | lend | splice | flush | uring) WHICH+=("$1") ;;
+	*) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 	esac
 	shift
 done
-[ ${#WHICH[@]} -gt 0 ] || WHICH=(xattr lend splice flush)
+[ ${#WHICH[@]} -gt 0 ] || WHICH=(xattr lend splice flush uring)
 
 WORK=$(mktemp -d /tmp/kmemfs-exp.XXXXXX) || exit 1
 LOG=$WORK/log
@@ -44,10 +49,13 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >>"$LOG"; }
 . "$BENCH_DIR/systems.sh"
 
 PIPE_MAX_ORIG=$(cat /proc/sys/fs/pipe-max-size)
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+URING_ORIG=$(cat "$URING_PARAM" 2>/dev/null)
 cleanup() {
 	trap - EXIT INT TERM
 	cleanup_systems
 	echo "$PIPE_MAX_ORIG" >/proc/sys/fs/pipe-max-size
+	[ -n "$URING_ORIG" ] && echo "$URING_ORIG" >"$URING_PARAM"
 	rm -f "$POOL"
 	rm -rf "$WORK"
 }
@@ -168,6 +176,36 @@ exp_flush() {
 			km_down
 		done
 		echo "flush  kmemfs${e:+ with $e}  1 GiB seq write GiB/s: $(stats "${a[@]}"), daemon CPU ms: $(cpu_stats)"
+	done
+}
+
+exp_uring() {
+	local o i job
+	local -A v
+	local -a a
+	local jobs="randread randread16 randwrite randwrite16 read1m"
+	echo Y >"$URING_PARAM" 2>/dev/null || { echo "uring: this kernel has no FUSE over io_uring"; return; }
+	for ((i = 0; i < RUNS; i++)); do
+		for o in uring nouring; do
+			if [ $o = nouring ]; then km_up -o nouring; else km_up; fi || { echo "uring: no mount"; return; }
+			fio_val .write.iops --name=p --filename=r.dat --size=512M --rw=write --bs=1M >/dev/null
+			for job in $jobs; do
+				case $job in
+				randread) a=(--rw=randread) ;;
+				randread16) a=(--rw=randread --ioengine=io_uring --iodepth=16) ;;
+				randwrite) a=(--rw=randwrite) ;;
+				randwrite16) a=(--rw=randwrite --ioengine=io_uring --iodepth=16) ;;
+				read1m) a=(--rw=read --bs=1M --time_based=0) ;;
+				esac
+				v[$o.$job]+=" $(fio_val '| .read.iops + .write.iops' --name=r --filename=r.dat \
+					--size=512M --bs=4k --direct=1 --ioengine=psync --norandommap \
+					--time_based --runtime=3 "${a[@]}")"
+			done
+			km_down
+		done
+	done
+	for job in $jobs; do
+		echo "uring  kmemfs $job (IOPS; read1m: 1 MiB requests/s)  io_uring: $(stats ${v[uring.$job]}), /dev/fuse: $(stats ${v[nouring.$job]})"
 	done
 }
 
