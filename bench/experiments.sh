@@ -15,7 +15,7 @@
 #           libpmem reads PMEM_NO_FLUSH in its constructor, before main() can
 #           setenv() it, so on a tmpfs pool every persist still runs CLWB per line
 #
-#   uring   kmemfs with the kernel offering FUSE over io_uring / -o nouring
+#   uring   kmemfs -o uring / without it, the kernel offering FUSE over io_uring
 #           (fuse.enable_uring set for the run, then restored): 4 KiB O_DIRECT
 #           random read and write at QD1 and QD16, 1 MiB O_DIRECT read; the
 #           two mounts alternate within each run
@@ -187,7 +187,7 @@ exp_uring() {
 	echo Y >"$URING_PARAM" 2>/dev/null || { echo "uring: this kernel has no FUSE over io_uring"; return; }
 	for ((i = 0; i < RUNS; i++)); do
 		for o in uring nouring; do
-			if [ $o = nouring ]; then km_up -o nouring; else km_up; fi || { echo "uring: no mount"; return; }
+			if [ $o = uring ]; then km_up -o uring; else km_up; fi || { echo "uring: no mount"; return; }
 			fio_val .write.iops --name=p --filename=r.dat --size=512M --rw=write --bs=1M >/dev/null
 			for job in $jobs; do
 				case $job in

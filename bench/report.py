@@ -248,7 +248,7 @@ def write_md(jobs, meta, systems_run, path, cpu=None):
         "* kmemfs: pool file on /dev/shm (tmpfs); tmpfs: a fresh tmpfs; passthrough_ll: libfuse "
         "3.14's example, default options, over a fresh tmpfs",
         f"* FUSE over io_uring: {meta.get('fuse_uring', 'not recorded')} "
-        "(kmemfs takes it when offered; passthrough_ll's libfuse 3.14 cannot)",
+        "(passthrough_ll's libfuse 3.14 cannot use it)",
         "* targets apply to kmemfs: absolute target, ahead of passthrough_ll, within 2× of tmpfs "
         "(sequential only). Pass/fail uses medians.",
         "",

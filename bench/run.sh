@@ -11,10 +11,10 @@
 #            and the spread (min-max)
 # --jobs     run only these job groups (the report covers what ran)
 # --out      where the report goes (default docs/performance)
-# --uring    whether the kernel offers FUSE over io_uring during the run (the
-#            fuse module's enable_uring, put back at the end; default on when
-#            the kernel has it). Only kmemfs can take it: libfuse 3.14's
-#            passthrough_ll reads /dev/fuse either way.
+# --uring    on: kmemfs mounts with -o uring and the kernel offers FUSE over
+#            io_uring during the run (the fuse module's enable_uring, put back
+#            at the end); off (default): kmemfs as it mounts by default.
+#            passthrough_ll (libfuse 3.14) reads /dev/fuse either way.
 #
 # Needs root (mounts) and /dev/fuse. Installs fio, dbench, gnuplot-nox, jq and
 # the libfuse example sources from Debian's archive when missing. kmemfs comes
@@ -35,7 +35,7 @@ RUNS_SET=0
 SYSTEMS=kmemfs,tmpfs,passthrough_ll
 JOB_GROUPS=seq,rand,punch,clone,dbench,fcreate,mount
 OUT=$ROOT/docs/performance
-URING=on
+URING=off
 URING_PARAM=/sys/module/fuse/parameters/enable_uring
 URING_SAVED=""
 
@@ -158,11 +158,14 @@ flock -n "$LOCK_FD" || { echo "run.sh: another run.sh holds /dev/shm/kmemfs-benc
 	{ echo "run.sh: cannot install the tools (see $LOG)" >&2; exit 1; }
 
 # FUSE over io_uring: what the kernel offers new mounts during the run
-URING_STATE="not in this kernel"
-if [ -w "$URING_PARAM" ]; then
+URING_STATE="off (kmemfs's default)"
+if [ "$URING" = on ]; then
+	[ -w "$URING_PARAM" ] ||
+		{ echo "run.sh: --uring on: this kernel has no FUSE over io_uring" >&2; exit 1; }
 	URING_SAVED=$(cat "$URING_PARAM")
-	if [ "$URING" = on ]; then echo Y; else echo N; fi >"$URING_PARAM"
-	URING_STATE="offered by the kernel: $URING"
+	echo Y >"$URING_PARAM"
+	export KMEMFS_MOUNT_OPTS=uring
+	URING_STATE="on (kmemfs -o uring, fuse.enable_uring=Y)"
 fi
 log "FUSE over io_uring: $URING_STATE"
 

@@ -113,6 +113,8 @@ kmemfs_ready() { is_mounted "$MNT" && stat "$MNT" >/dev/null 2>&1; }
 kmemfs_start() {
 	local size=()
 	[ -e "$POOL" ] || size=(--size "$POOL_SIZE")
+	# KMEMFS_MOUNT_OPTS: mount options for kmemfs (run.sh --uring on: uring)
+	[ -n "${KMEMFS_MOUNT_OPTS:-}" ] && size+=(-o "$KMEMFS_MOUNT_OPTS")
 	if ! timeout -k 5 120 "$KMEMFS_BIN" "${size[@]}" "$POOL" "$MNT" >>"$LOG" 2>&1; then
 		log "kmemfs ${size[*]} $POOL $MNT failed"
 		return 1

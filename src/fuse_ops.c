@@ -553,7 +553,7 @@ static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct kmfs_fs *fs = FS(req);
 	char path[64], line[256];
-	struct stat st;
+	struct statx stx;
 	unsigned flags = 0;
 	bool found = false;
 	FILE *f;
@@ -561,9 +561,11 @@ static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
 	if (fd < 0 || fd > INT32_MAX)
 		return -EBADF;
 	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)ctx->pid, (int)fd);
-	if (stat(path, &st) != 0)
+	/* from the kernel's cache: a GETATTR sent to this mount from inside a
+	 * request could wait for the very worker that sends it */
+	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) != 0)
 		return -EBADF;
-	if (st.st_dev != fs->mount_dev)
+	if (makedev(stx.stx_dev_major, stx.stx_dev_minor) != fs->mount_dev)
 		return -EXDEV; /* not a file of this mount */
 	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)ctx->pid, (int)fd);
 	f = fopen(path, "r");
@@ -575,7 +577,7 @@ static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
 	fclose(f);
 	if (!found || (flags & O_ACCMODE) == O_WRONLY || (flags & O_PATH))
 		return -EBADF;
-	*ino = st.st_ino;
+	*ino = stx.stx_ino;
 	return 0;
 }
 

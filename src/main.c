@@ -32,7 +32,7 @@ struct options {
 	char *readahead;
 	char *max_threads;
 	int nolend;
-	int nouring;
+	int uring;
 	int foreground;
 	int debug;
 	int ro;
@@ -52,7 +52,7 @@ static const struct fuse_opt spec[] = {
 	OPT("readahead=%s", readahead),
 	OPT("max_threads=%s", max_threads),
 	OPT("nolend", nolend),
-	OPT("nouring", nouring),
+	OPT("uring", uring),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -93,11 +93,12 @@ static void usage(FILE *f)
 "                           kernel's own default is 128K)\n"
 "       max_threads=N       at most N worker threads (16); one per CPU serve\n"
 "                           requests, more start only while all are blocked\n"
-"       nouring             take every request from /dev/fuse, even when the\n"
-"                           kernel offers FUSE over io_uring (Linux 6.14+\n"
-"                           with fuse.enable_uring=1; not used with\n"
-"                           kmemfs.ko, whose page reclaim can wait on a\n"
-"                           request a ring entry would hold)\n"
+"       uring               take requests through FUSE over io_uring when\n"
+"                           the kernel offers it (Linux 6.14+, as root:\n"
+"                           echo Y > /sys/module/fuse/parameters/enable_uring):\n"
+"                           faster small requests; not with kmemfs.ko, and a\n"
+"                           ring queue cannot be rescued when all its entries\n"
+"                           block (README, \"FUSE over io_uring\")\n"
 "     and the standard FUSE options (fsname, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
@@ -504,6 +505,20 @@ int main(int argc, char **argv)
 		else
 			log_debug("cannot set the read-ahead window: %s", strerror(-rc));
 	}
+	/* said before daemonizing, so that the user sees it */
+	if (o.uring && fs->pool.media.kind == MEDIA_KMOD) {
+		/* a RECLAIM may block a handler on a page the kernel keeps locked
+		 * until a READ is answered: loop.c starts workers then, a ring
+		 * cannot */
+		log_err("-o uring: not with kmemfs.ko (a page reclaim can wait on a "
+			"request queued behind a blocked ring entry); using /dev/fuse");
+		o.uring = 0;
+	} else if (o.uring && !uring_kernel_offers()) {
+		log_err("-o uring: this kernel does not offer FUSE over io_uring (Linux "
+			"6.14+ with CONFIG_FUSE_IO_URING, and as root: echo Y > "
+			"/sys/module/fuse/parameters/enable_uring); using /dev/fuse");
+		o.uring = 0;
+	}
 	rc = 1;
 	if (!o.foreground) {
 		if (fuse_daemonize(0) != 0)
@@ -516,10 +531,8 @@ int main(int argc, char **argv)
 		log_err("out of memory");
 		goto out_fuse_unmount;
 	}
-	/* rings for the kernel to take up at INIT, unless a RECLAIM through
-	 * kmemfs.ko may block a handler on a page the kernel keeps locked until
-	 * a READ is answered: loop.c starts workers then, a ring cannot */
-	if (!o.nouring && fs->pool.media.kind != MEDIA_KMOD)
+	/* rings for the kernel to take up at INIT (threads: after the fork) */
+	if (o.uring)
 		uring = uring_new(se, URING_PER_QUEUE);
 	/* an unmount or a signal that asked us to stop is a clean exit */
 	rc = loop_run(loop) < 0 ? 1 : 0;

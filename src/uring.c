@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -91,8 +92,8 @@ struct ent {
 	struct iovec iov[2];
 	unsigned char *map;     /* MAP_BYTES, holding: */
 	unsigned char *payload; /* 2 MiB-aligned, PREFIX bytes of room before it */
-	uint64_t stop_count;  /* the stop eventfd's value is read into this */
-	bool replied;         /* the handler answered the current request */
+	uint64_t unique;      /* the request being handled */
+	bool replied;         /* the handler answered it */
 };
 
 struct uring {
@@ -105,26 +106,41 @@ struct uring {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	enum { WAITING, GO, STOP } state;
+	atomic_bool serving; /* some entry got a request: the ring is ready */
 };
 
-/* possible CPUs: the kernel makes one queue for each */
+/* possible CPUs (num_possible_cpus): the kernel makes one queue for each */
 static unsigned possible_cpus(void)
 {
 	FILE *f = fopen("/sys/devices/system/cpu/possible", "r");
-	unsigned lo, hi = 0;
-	char sep;
-	int n;
+	unsigned lo, hi, n = 0;
+	int got;
+	char sep = 0;
 
 	if (!f)
 		return 0;
-	/* "0", "0-3" or a list "0-3,8-11": the highest number counts */
-	while ((n = fscanf(f, "%u%c", &lo, &sep)) >= 1) {
-		hi = lo > hi ? lo : hi;
-		if (n == 1 || sep == '\n')
+	/* "0", "0-3" or a list "0-3,8-11" */
+	while ((got = fscanf(f, "%u", &lo)) == 1) {
+		hi = lo;
+		if (fscanf(f, "%c", &sep) == 1 && sep == '-' &&
+		    fscanf(f, "%u%c", &hi, &sep) < 1)
+			break;
+		n += hi >= lo ? hi - lo + 1 : 0;
+		if (sep != ',')
 			break;
 	}
 	fclose(f);
-	return hi + 1;
+	return n;
+}
+
+bool uring_kernel_offers(void)
+{
+	FILE *f = fopen("/sys/module/fuse/parameters/enable_uring", "r");
+	int c = f ? fgetc(f) : EOF;
+
+	if (f)
+		fclose(f);
+	return c == 'Y' || c == '1';
 }
 
 /* queue a FUSE command on E's ring (it has room: one command at a time) */
@@ -147,17 +163,24 @@ static void prep_cmd(struct ent *e, uint32_t op, uint64_t commit_id)
 	io_uring_sqe_set_data64(sqe, UD_CMD);
 }
 
-/* the reply of the request in E, from libfuse's iovec: header, then args */
+/*
+ * The reply of the request in E, from libfuse's iovec: header, then args.
+ * Any other reply this thread makes (libfuse answers a stale INTERRUPT from
+ * whichever thread handles the next request) goes to /dev/fuse (returns 0).
+ */
 static ssize_t capture_reply(void *ctx, const struct iovec *iov, int count)
 {
 	struct ent *e = ctx;
+	const struct fuse_out_header *out = iov[0].iov_base;
 	unsigned char *payload = e->payload;
 	size_t off = 0;
 
-	if (count < 1 || iov[0].iov_len != sizeof(struct fuse_out_header)) {
+	if (count < 1 || iov[0].iov_len != sizeof(*out)) {
 		errno = EINVAL;
 		return -1;
 	}
+	if (out->unique != e->unique || e->replied)
+		return 0;
 	for (int i = 1; i < count; i++) {
 		if (iov[i].iov_len > e->u->payload - off) {
 			errno = ERANGE;
@@ -186,6 +209,7 @@ static void handle(struct ent *e)
 	size_t first;
 
 	e->replied = false;
+	e->unique = in->unique;
 	if (in->len < sizeof(*in) + payload_sz ||
 	    (first = in->len - sizeof(*in) - payload_sz) > URING_OP_IN_OUT_SZ ||
 	    payload_sz > e->u->payload) {
@@ -220,11 +244,36 @@ static bool wait_go(struct uring *u)
 	return go;
 }
 
+/*
+ * give_up -- this entry cannot go on. Before the kernel has every entry it
+ * holds all requests until it does, so a REGISTER it must refuse (a queue
+ * that does not exist) makes it fall back to /dev/fuse. Once the ring
+ * serves, a queue may have lost its last entry and its callers would wait
+ * forever: unmount cleanly (SIGTERM to ourselves) instead.
+ */
+static void give_up(struct ent *e, const char *what, int err)
+{
+	struct uring *u = e->u;
+
+	log_err("io_uring: ring entry of CPU queue %u: %s: %s", e->qid, what,
+		strerror(err));
+	if (!atomic_load(&u->serving)) {
+		e->qid = UINT16_MAX;
+		prep_cmd(e, URING_CMD_REGISTER, 0);
+		(void)io_uring_submit(&e->ring);
+		log_err("io_uring: back to /dev/fuse");
+	} else {
+		log_err("io_uring: unmounting rather than leaving requests unanswered");
+		kill(getpid(), SIGTERM);
+	}
+}
+
 static void *ent_main(void *arg)
 {
 	struct ent *e = arg;
 	struct uring *u = e->u;
 	struct io_uring_cqe *cqe;
+	unsigned busy = 0, refused = 0;
 
 	/*
 	 * Not pinned to the queue's CPU (libfuse pins): a caller waiting for
@@ -238,10 +287,20 @@ static void *ent_main(void *arg)
 	prep_cmd(e, URING_CMD_REGISTER, 0);
 	for (;;) {
 		int rc = io_uring_submit_and_wait(&e->ring, 1);
+		if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
+			/* out of kernel memory for a moment: try again, not forever */
+			if (++busy > 1000) {
+				give_up(e, "cannot submit", -rc);
+				break;
+			}
+			usleep(1000);
+			continue;
+		}
 		if (rc < 0 && rc != -EINTR) {
-			log_err("io_uring: %s", strerror(-rc));
+			give_up(e, "cannot submit", -rc);
 			break;
 		}
+		busy = 0;
 		if (io_uring_peek_cqe(&e->ring, &cqe) != 0)
 			continue;
 		uint64_t what = io_uring_cqe_get_data64(cqe);
@@ -249,14 +308,21 @@ static void *ent_main(void *arg)
 		io_uring_cqe_seen(&e->ring, cqe);
 		if (what == UD_STOP)
 			break;
+		if (res == -ENOTCONN || res == -ECONNABORTED)
+			break; /* unmounted */
 		if (res < 0) {
-			/* ENOTCONN/ECONNABORTED: unmounted; others: refused */
-			if (res != -ENOTCONN && res != -ECONNABORTED) {
-				log_err("io_uring: the kernel refused ring entry %u/%u: %s",
-					e->qid, (unsigned)(e - u->ents), strerror(-res));
+			/* the kernel dropped this entry (a commit it could not
+			 * match, say): a fresh REGISTER replaces it */
+			if (++refused > 16) {
+				give_up(e, "the kernel refuses this entry", -res);
+				break;
 			}
-			break;
+			log_err("io_uring: CPU queue %u: %s; registering the entry again",
+				e->qid, strerror(-res));
+			prep_cmd(e, URING_CMD_REGISTER, 0);
+			continue;
 		}
+		atomic_store(&u->serving, true);
 		handle(e);
 		prep_cmd(e, URING_CMD_COMMIT_AND_FETCH, e->hdr.ring_ent_in_out.commit_id);
 	}
@@ -345,7 +411,7 @@ struct uring *uring_new(struct fuse_session *se, unsigned per_queue)
 	wire_offer_uring(init_answered, u);
 	return u;
 fail:
-	log_debug("FUSE over io_uring unavailable: %s", strerror(-rc));
+	log_err("-o uring: cannot set up the rings (%s); using /dev/fuse", strerror(-rc));
 	uring_stop(u);
 	return NULL;
 }

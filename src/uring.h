@@ -5,8 +5,15 @@
  * The kernel hands each request to a ring entry of the queue of the CPU
  * the caller runs on, and the daemon answers it and asks for the next one
  * in one io_uring_enter: one system call per request instead of a read and
- * a writev, and the request is served on the caller's CPU. FORGETs and
- * INTERRUPTs still come through /dev/fuse, so loop.c's workers stay.
+ * a writev. FORGETs and INTERRUPTs still come through /dev/fuse, so loop.c's
+ * workers stay.
+ *
+ * Opt-in (-o uring): loop.c starts another worker when all are blocked, but
+ * a queue whose ring entries are all blocked cannot be rescued (a new entry
+ * takes only requests that arrive after it). A handler that waits on the
+ * kernel, which waits on a request queued behind it, would hang the queue:
+ * the clone ioctl's page-cache invalidation waiting on a page locked for a
+ * WRITE or READ queued on the same CPU behind two such ioctls.
  */
 #ifndef KMEMFS_URING_H
 #define KMEMFS_URING_H
@@ -16,12 +23,15 @@
 struct fuse_session;
 struct uring;
 
+/* Does the kernel offer FUSE over io_uring to new mounts? */
+bool uring_kernel_offers(void);
+
 /*
  * uring_new -- set up the rings (before INIT is answered: the kernel holds
  * every request once we have said yes, until all queues are registered) for
  * PER_QUEUE entries per CPU queue, each served by its own thread. NULL when
- * the machine cannot (no io_uring, no memory); the reason is logged at
- * debug level and the session keeps /dev/fuse.
+ * the machine cannot (the kernel does not offer it, no io_uring, no memory);
+ * the reason is logged and the session keeps /dev/fuse.
  */
 struct uring *uring_new(struct fuse_session *se, unsigned per_queue);
 

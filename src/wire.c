@@ -152,8 +152,9 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	ssize_t n;
 
 	(void)userdata;
-	if (reply_capture && h->unique != 0)
-		return reply_capture(reply_capture_ctx, iov, count);
+	if (reply_capture && h->unique != 0 &&
+	    (n = reply_capture(reply_capture_ctx, iov, count)) != 0)
+		return n;
 	if (init && iov[0].iov_len >= sizeof(*h) && h->unique == init) {
 		atomic_store(&init_unique, 0);
 		uring_yes = amend_init_reply(iov, count);

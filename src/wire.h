@@ -51,8 +51,9 @@ uint64_t wire_requests(bool ring);
  */
 void wire_offer_uring(void (*started)(void *arg, bool accepted), void *arg);
 
-/* Send this thread's replies (but notifications) to CAPTURE instead of
- * /dev/fuse; NULL to stop. CAPTURE returns the bytes taken or -1/errno. */
+/* Offer this thread's replies (not notifications) to CAPTURE first; NULL to
+ * stop. CAPTURE returns the bytes it took, -1/errno, or 0 to leave the reply
+ * to /dev/fuse. */
 void wire_capture_replies(ssize_t (*capture)(void *ctx, const struct iovec *iov,
 					     int count),
 			  void *ctx);

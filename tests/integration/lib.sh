@@ -15,9 +15,10 @@
 # without the daemon. Checks that only make sense on kmemfs are skipped there.
 # KMEMFS_TEST_KEEP=1 keeps the work directory for inspection.
 # KMEMFS_TEST_URING=1 makes the kernel offer FUSE over io_uring for the test's
-# duration (the fuse module's enable_uring, put back at the end), so that kmemfs
-# takes its requests from the rings (src/uring.c); every mount then checks that
-# it does. A kernel without the parameter makes the test a skip.
+# duration (the fuse module's enable_uring, put back at the end) and mounts with
+# -o uring, so that kmemfs takes its requests from the rings (src/uring.c);
+# every mount then checks that it does. A kernel without it makes the test a
+# skip.
 # KMEMFS_TEST_POOL_DIR puts the pool files elsewhere (default: the work directory
 # under $TMPDIR). On a disk-backed file every kmemfs operation ends in an msync,
 # so metadata-heavy tests put their pools in /dev/shm explicitly.
@@ -306,8 +307,9 @@ fs_create() {
 fs_mount() {
 	MOUNT_OPTS=${1:-}
 	if on_kmemfs; then
-		local o=()
-		[ -n "$MOUNT_OPTS" ] && o=(-o "$MOUNT_OPTS")
+		local o=() opts=$MOUNT_OPTS
+		[ "${KMEMFS_TEST_URING:-0}" = 1 ] && opts=uring${opts:+,$opts}
+		[ -n "$opts" ] && o=(-o "$opts")
 		if ! "$BIN_DIR/kmemfs" "${o[@]}" "$POOL" "$MNT" >"$WORK/mount.out" 2>&1; then
 			fail "kmemfs ${o[*]} POOL MNT" "$(cat "$WORK/mount.out")"
 			return 1

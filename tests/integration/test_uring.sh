@@ -1,11 +1,11 @@
 #!/bin/bash
-# test_uring.sh -- FUSE over io_uring (src/uring.c): with the kernel offering
-# it, every request after INIT comes through the rings, and what only the
-# ring path does is right: requests rebuilt from header + payload (1 MiB
-# writes, unaligned sizes, names, xattrs), replies captured whole (1 MiB
-# reads, a big readdir), O_TMPFILE and the setuid kill that wire.c reads off
-# a request, kill -9 with requests in the rings. And without the offer, or
-# with -o nouring, none is.
+# test_uring.sh -- FUSE over io_uring (-o uring, src/uring.c): with the
+# kernel offering it, every request after INIT comes through the rings, and
+# what only the ring path does is right: requests rebuilt from header +
+# payload (1 MiB writes, unaligned sizes, names, xattrs), replies captured
+# whole (1 MiB reads, a big readdir), O_TMPFILE and the setuid kill that
+# wire.c reads off a request, clone ioctls racing on one CPU, kill -9 with
+# requests in the rings. And without -o uring, or without the offer, none is.
 . "$(dirname "$0")/lib.sh" "$@"
 kmemfs_only
 [ -x "$BIN_DIR/kmemfsctl" ] || abort_test "kmemfsctl is built"
@@ -13,7 +13,7 @@ if ! uring_offer Y; then
 	skip "this kernel has no FUSE over io_uring ($URING_PARAM): Linux 6.14+ with CONFIG_FUSE_IO_URING"
 	finish
 fi
-fs_setup 512M allow_other /dev/shm
+fs_setup 512M uring,allow_other /dev/shm
 cd "$MNT" || abort_test "cd $MNT"
 
 n0=$(requests_ring)
@@ -58,8 +58,33 @@ d1=$(requests_dev)
 check "[ $((n1 - n0)) -gt 3000 ]" "the work above came through io_uring ($((n1 - n0)) requests)"
 note "requests through /dev/fuse: $d1 (INIT, FORGETs, INTERRUPTs)"
 
-# kill -9 with requests in the rings, then a clean remount
+# clone ioctls from one CPU at once, after the attribute cache has expired,
+# with the daemon on that CPU too: a handler that asked the kernel about its
+# source (a GETATTR to this very mount, sent from the ring thread's CPU)
+# waited for a ring entry that only it could free, and hung the mount
 cd /
+fs_umount
+taskset -c 0 "$BIN_DIR/kmemfs" -o uring,allow_other "$POOL" "$MNT" >"$WORK/mount.out" 2>&1 &&
+	wait_until 10 is_mounted || abort_test "kmemfs on CPU 0 mounts" "$(cat "$WORK/mount.out")"
+cd "$MNT" || abort_test "cd $MNT"
+dd if=/dev/urandom of=csrc bs=1M count=4 status=none
+ok=1 hung=0
+for round in 1 2 3 4 5 6 7 8; do
+	taskset -c 0 "$BIN_DIR/clonestorm" csrc "c$round" 4 &
+	storm=$!
+	if ! wait_until 15 "! kill -0 $storm 2>/dev/null"; then
+		hung=1
+		abort_fuse # the callers wait in D state: only an abort frees them
+		break
+	fi
+	wait $storm || ok=0
+	for i in 0 1 2 3; do cmp -s csrc "c$round.$i" || ok=0; done
+done
+check "[ $hung = 0 ] && [ $ok = 1 ]" "32 clone ioctls, four threads at once on CPU 0 against a daemon on CPU 0, finish and match their source (hung: $hung)"
+[ $hung = 0 ] || abort_test "the mount hung"
+cd /
+
+# kill -9 with requests in the rings, then a clean remount
 dd if=/dev/zero of="$MNT/stream" bs=1M count=400 status=none 2>/dev/null &
 writer=$!
 sleep 0.3
@@ -69,21 +94,23 @@ check "! ls '$MNT' >/dev/null 2>&1" "after kill -9 the mount answers no more"
 umount -l "$MNT" 2>/dev/null
 "$BIN_DIR/fsck.kmemfs" "$POOL" >"$WORK/fsck.out" 2>&1
 check "[ $? -eq 0 ]" "fsck.kmemfs finds the pool clean after kill -9 ($(tail -n 1 "$WORK/fsck.out"))"
-fs_mount allow_other
+fs_mount uring,allow_other
 check_cmd "data written before the kill is intact" cmp "$WORK/big" "$MNT/big.pc"
 check "[ \$(requests_ring) -gt 0 ]" "the remount takes the rings again"
 
 # no ring unless both sides want one
 fs_umount
-fs_mount nouring
+fs_mount
 ls "$MNT" >/dev/null
-check_eq "$(requests_ring)" 0 "-o nouring: no request through io_uring"
-check "[ \$(requests_dev) -gt 1 ]" "-o nouring: requests through /dev/fuse"
+check_eq "$(requests_ring)" 0 "without -o uring: no request through io_uring"
+check "[ \$(requests_dev) -gt 1 ]" "without -o uring: requests through /dev/fuse"
 fs_umount
 uring_offer N
-fs_mount
+fs_mount uring
 cat "$MNT/odd" >/dev/null
-check_eq "$(requests_ring)" 0 "kernel not offering io_uring: no request through it"
+check_eq "$(requests_ring)" 0 "-o uring, kernel not offering it: no request through io_uring"
+check "grep -q 'does not offer FUSE over io_uring' '$WORK/mount.out'" \
+	"-o uring, kernel not offering it: kmemfs says so ($(head -n 1 "$WORK/mount.out"))"
 fs_umount
 check "[ -z \"\$(daemon_pids)\" ]" "the daemon exits after unmount"
 finish
