@@ -5,7 +5,8 @@
 # payload (1 MiB writes, unaligned sizes, names, xattrs), replies captured
 # whole (1 MiB reads, a big readdir), O_TMPFILE and the setuid kill that
 # wire.c reads off a request, clone ioctls racing on one CPU, kill -9 with
-# requests in the rings. And without -o uring, or without the offer, none is.
+# requests in the rings, SIGTERM likewise. And without -o uring, or without
+# the offer, none is.
 . "$(dirname "$0")/lib.sh" "$@"
 kmemfs_only
 [ -x "$BIN_DIR/kmemfsctl" ] || abort_test "kmemfsctl is built"
@@ -98,8 +99,21 @@ fs_mount uring,allow_other
 check_cmd "data written before the kill is intact" cmp "$WORK/big" "$MNT/big.pc"
 check "[ \$(requests_ring) -gt 0 ]" "the remount takes the rings again"
 
+# SIGTERM with requests in the rings: the daemon finishes what its entries
+# hold, unmounts and exits; the writer gets an error, not a hang
+dd if=/dev/zero of="$MNT/stream2" bs=1M count=4000 status=none 2>/dev/null &
+writer=$!
+sleep 0.3
+pids=$(daemon_pids)
+kill -TERM $pids
+check "wait_until 15 '! kill -0 $pids 2>/dev/null'" "SIGTERM with requests in the rings: the daemon exits"
+check "wait_until 15 '! kill -0 $writer 2>/dev/null'" "SIGTERM with requests in the rings: the writer is not left hanging"
+check "! is_mounted" "SIGTERM with requests in the rings: unmounted"
+wait $writer 2>/dev/null
+"$BIN_DIR/fsck.kmemfs" "$POOL" >"$WORK/fsck.out" 2>&1
+check "[ $? -eq 0 ]" "fsck.kmemfs finds the pool clean after SIGTERM ($(tail -n 1 "$WORK/fsck.out"))"
+
 # no ring unless both sides want one
-fs_umount
 fs_mount
 ls "$MNT" >/dev/null
 check_eq "$(requests_ring)" 0 "without -o uring: no request through io_uring"
