@@ -77,7 +77,7 @@ _Static_assert(sizeof(struct uring_cmd_req) == 24, "kernel ABI");
 #define HUGE (2u << 20)
 #define MAP_BYTES (2 * HUGE)
 /* the kernel wants room for max_write (and at least 8 KiB) */
-#define PAYLOAD_MIN KMEMFS_MAX_WRITE
+#define PAYLOAD_SIZE KMEMFS_MAX_WRITE
 
 enum { UD_CMD = 1, UD_STOP = 2 };
 
@@ -100,7 +100,6 @@ struct uring {
 	struct fuse_session *se;
 	int fd;       /* /dev/fuse */
 	int stop_fd;  /* eventfd: every thread polls it */
-	size_t payload;
 	unsigned nqueues, nents;
 	struct ent *ents;
 	pthread_mutex_t lock;
@@ -182,7 +181,7 @@ static ssize_t capture_reply(void *ctx, const struct iovec *iov, int count)
 	if (out->unique != e->unique || e->replied)
 		return 0;
 	for (int i = 1; i < count; i++) {
-		if (iov[i].iov_len > e->u->payload - off) {
+		if (iov[i].iov_len > PAYLOAD_SIZE - off) {
 			errno = ERANGE;
 			return -1;
 		}
@@ -212,7 +211,7 @@ static void handle(struct ent *e)
 	e->unique = in->unique;
 	if (in->len < sizeof(*in) + payload_sz ||
 	    (first = in->len - sizeof(*in) - payload_sz) > URING_OP_IN_OUT_SZ ||
-	    payload_sz > e->u->payload) {
+	    payload_sz > PAYLOAD_SIZE) {
 		log_err("io_uring: malformed request (opcode %u, len %u, payload %u)",
 			in->opcode, in->len, payload_sz);
 	} else {
@@ -366,7 +365,7 @@ static int ent_setup(struct uring *u, struct ent *e, unsigned qid)
 				       ~(uintptr_t)(HUGE - 1));
 	(void)madvise(e->payload, HUGE, MADV_HUGEPAGE);
 	e->iov[0] = (struct iovec){ &e->hdr, sizeof(e->hdr) };
-	e->iov[1] = (struct iovec){ e->payload, u->payload };
+	e->iov[1] = (struct iovec){ e->payload, PAYLOAD_SIZE };
 	/* the stop signal: a poll on the eventfd, armed once */
 	sqe = io_uring_get_sqe(&e->ring);
 	io_uring_prep_poll_add(sqe, u->stop_fd, POLLIN);
@@ -384,7 +383,6 @@ struct uring *uring_new(struct fuse_session *se, unsigned per_queue)
 		return NULL;
 	u->se = se;
 	u->fd = fuse_session_fd(se);
-	u->payload = PAYLOAD_MIN;
 	u->nqueues = possible_cpus();
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cv, NULL);

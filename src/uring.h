@@ -29,9 +29,10 @@ bool uring_kernel_offers(void);
 /*
  * uring_new -- set up the rings (before INIT is answered: the kernel holds
  * every request once we have said yes, until all queues are registered) for
- * PER_QUEUE entries per CPU queue, each served by its own thread. NULL when
- * the machine cannot (the kernel does not offer it, no io_uring, no memory);
- * the reason is logged and the session keeps /dev/fuse.
+ * PER_QUEUE entries per CPU queue, each served by its own thread. Call it
+ * only when uring_kernel_offers(). NULL when the machine cannot (no
+ * io_uring, no memory); the reason is logged and the session keeps
+ * /dev/fuse.
  */
 struct uring *uring_new(struct fuse_session *se, unsigned per_queue);
 
