@@ -96,9 +96,8 @@ static void usage(FILE *f)
 "       uring               take requests through FUSE over io_uring when\n"
 "                           the kernel offers it (Linux 6.14+, as root:\n"
 "                           echo Y > /sys/module/fuse/parameters/enable_uring):\n"
-"                           faster small requests; not with kmemfs.ko, and a\n"
-"                           ring queue cannot be rescued when all its entries\n"
-"                           block (README, \"FUSE over io_uring\")\n"
+"                           faster small requests, slower big reads; not\n"
+"                           with kmemfs.ko (README, \"FUSE over io_uring\")\n"
 "     and the standard FUSE options (fsname, ...).\n"
 "  -h, --help       this text\n"
 "  -V, --version    version\n"
@@ -507,10 +506,10 @@ int main(int argc, char **argv)
 	}
 	/* said before daemonizing, so that the user sees it */
 	if (o.uring && fs->pool.media.kind == MEDIA_KMOD) {
-		/* a RECLAIM may block a handler on a page the kernel keeps locked
-		 * until a READ is answered: loop.c starts workers then, a ring
-		 * cannot */
-		log_err("-o uring: not with kmemfs.ko (a page reclaim can wait on a "
+		/* a RECLAIM waits on pages the kernel keeps locked until a READ
+		 * is answered: the ring's rescue would have to free it, and the
+		 * VM rig's kernels (6.1, 6.12) cannot test that */
+		log_err("-o uring: not with kmemfs.ko (untested: a page reclaim can wait on a "
 			"request queued behind a blocked ring entry); using /dev/fuse");
 		o.uring = 0;
 	} else if (o.uring && !uring_kernel_offers()) {
@@ -533,7 +532,7 @@ int main(int argc, char **argv)
 	}
 	/* rings for the kernel to take up at INIT (threads: after the fork) */
 	if (o.uring)
-		uring = uring_new(se, URING_PER_QUEUE);
+		uring = uring_new(se, fs->mountpoint, URING_PER_QUEUE, max_threads);
 	/* an unmount or a signal that asked us to stop is a clean exit */
 	rc = loop_run(loop) < 0 ? 1 : 0;
 	uring_stop(uring);

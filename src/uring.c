@@ -19,6 +19,7 @@
 #include "uring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fuse.h>
 #include <liburing.h>
 #include <poll.h>
@@ -29,9 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FUSE_USE_VERSION 314
@@ -79,7 +83,21 @@ _Static_assert(sizeof(struct uring_cmd_req) == 24, "kernel ABI");
 /* the kernel wants room for max_write (and at least 8 KiB) */
 #define PAYLOAD_SIZE KMEMFS_MAX_WRITE
 
+/* every entry of a queue busy, none finishing, for this long: rescue it */
+#define STALL_NS (50 * 1000 * 1000)
+/* entries per queue, spares included, at most (each a thread and 4 MiB of
+ * address space, of which the payload's pages are touched when used) */
+#define MAX_PER_QUEUE 16
+
 enum { UD_CMD = 1, UD_STOP = 2 };
+
+/* a CPU queue as the monitor sees it */
+struct queue {
+	_Atomic unsigned nidle;     /* entries waiting in the kernel for a request */
+	_Atomic uint64_t finished;  /* requests answered: the monitor's progress mark */
+	unsigned nents;             /* entries set up, spares included (u->lock) */
+	bool full;                  /* said that no more spares can be added */
+};
 
 struct ent {
 	struct uring *u;
@@ -88,6 +106,9 @@ struct ent {
 	struct io_uring ring;
 	bool ring_ready;
 	unsigned qid;
+	bool spare;           /* added by the monitor to a blocked queue */
+	bool counted;         /* registered: counted in its queue's nidle */
+	bool registered;      /* the REGISTER went in (u->lock; the monitor waits) */
 	struct uring_req_header hdr;
 	struct iovec iov[2];
 	unsigned char *map;     /* MAP_BYTES, holding: */
@@ -100,13 +121,24 @@ struct uring {
 	struct fuse_session *se;
 	int fd;       /* /dev/fuse */
 	int stop_fd;  /* eventfd: every thread polls it */
-	unsigned nqueues, nents;
-	struct ent *ents;
+	char *mountpoint; /* the kick's target */
+	unsigned nqueues, per_queue, max_per_queue;
+	struct queue *queues;
+	struct ent *ents;  /* max_per_queue slots per queue, queue by queue */
 	pthread_mutex_t lock;
-	pthread_cond_t cv;
+	pthread_cond_t cv;         /* state changes; spares registered */
+	pthread_cond_t monitor_cv; /* wakes the monitor: a queue all busy, or stop */
 	enum { WAITING, GO, STOP } state;
 	atomic_bool serving; /* some entry got a request: the ring is ready */
+	pthread_t monitor;
+	bool monitor_started;
+	atomic_bool monitor_asleep; /* waiting untimed: wake it when a queue's nidle hits 0 */
 };
+
+static struct queue *queue_of(struct ent *e)
+{
+	return &e->u->queues[e->qid];
+}
 
 /* possible CPUs (num_possible_cpus): the kernel makes one queue for each */
 static unsigned possible_cpus(void)
@@ -248,7 +280,9 @@ static bool wait_go(struct uring *u)
  * holds all requests until it does, so a REGISTER it must refuse (a queue
  * that does not exist) makes it fall back to /dev/fuse. Once the ring
  * serves, a queue may have lost its last entry and its callers would wait
- * forever: unmount cleanly (SIGTERM to ourselves) instead.
+ * forever: unmount cleanly (SIGTERM to ourselves) instead. A spare is not
+ * the last entry of its queue, and the kernel no longer holds it (its
+ * command completed): it may simply end.
  */
 static void give_up(struct ent *e, const char *what, int err)
 {
@@ -256,7 +290,12 @@ static void give_up(struct ent *e, const char *what, int err)
 
 	log_err("io_uring: ring entry of CPU queue %u: %s: %s", e->qid, what,
 		strerror(err));
-	if (!atomic_load(&u->serving)) {
+	if (e->counted)
+		atomic_fetch_sub(&queue_of(e)->nidle, 1);
+	e->counted = false;
+	if (e->spare) {
+		log_err("io_uring: spare entry of CPU queue %u ends", e->qid);
+	} else if (!atomic_load(&u->serving)) {
 		e->qid = UINT16_MAX;
 		prep_cmd(e, URING_CMD_REGISTER, 0);
 		(void)io_uring_submit(&e->ring);
@@ -267,12 +306,36 @@ static void give_up(struct ent *e, const char *what, int err)
 	}
 }
 
+/* E's REGISTER went in: it waits for requests (the monitor may wait on it) */
+static void registered(struct ent *e)
+{
+	struct uring *u = e->u;
+
+	if (!e->counted)
+		atomic_fetch_add(&queue_of(e)->nidle, 1);
+	e->counted = true;
+	pthread_mutex_lock(&u->lock);
+	e->registered = true;
+	pthread_cond_broadcast(&u->cv);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* the last idle entry of a queue took a request: start the monitor's clock */
+static void queue_busy(struct uring *u)
+{
+	pthread_mutex_lock(&u->lock);
+	pthread_cond_signal(&u->monitor_cv);
+	pthread_mutex_unlock(&u->lock);
+}
+
 static void *ent_main(void *arg)
 {
 	struct ent *e = arg;
 	struct uring *u = e->u;
+	struct queue *q = queue_of(e);
 	struct io_uring_cqe *cqe;
 	unsigned busy = 0, refused = 0;
+	bool registering = true;
 
 	/*
 	 * Not pinned to the queue's CPU (libfuse pins): a caller waiting for
@@ -285,7 +348,10 @@ static void *ent_main(void *arg)
 	wire_capture_replies(capture_reply, e);
 	prep_cmd(e, URING_CMD_REGISTER, 0);
 	for (;;) {
-		int rc = io_uring_submit_and_wait(&e->ring, 1);
+		/* the first REGISTER alone: the kernel takes it within the
+		 * submit, and then the entry counts as waiting */
+		int rc = registering ? io_uring_submit(&e->ring)
+				     : io_uring_submit_and_wait(&e->ring, 1);
 		if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
 			/* out of kernel memory for a moment: try again, not forever */
 			if (++busy > 1000) {
@@ -300,6 +366,10 @@ static void *ent_main(void *arg)
 			break;
 		}
 		busy = 0;
+		if (registering && rc > 0) {
+			registering = false;
+			registered(e);
+		}
 		if (io_uring_peek_cqe(&e->ring, &cqe) != 0)
 			continue;
 		uint64_t what = io_uring_cqe_get_data64(cqe);
@@ -322,10 +392,170 @@ static void *ent_main(void *arg)
 			continue;
 		}
 		atomic_store(&u->serving, true);
+		/* seq_cst, paired with the monitor: see monitor_main */
+		if (atomic_fetch_sub(&q->nidle, 1) == 1 && atomic_load(&u->monitor_asleep))
+			queue_busy(u);
 		handle(e);
+		atomic_fetch_add(&q->finished, 1);
+		atomic_fetch_add(&q->nidle, 1);
 		prep_cmd(e, URING_CMD_COMMIT_AND_FETCH, e->hdr.ring_ent_in_out.commit_id);
 	}
 	wire_capture_replies(NULL, NULL);
+	return NULL;
+}
+
+/*
+ * kick_main -- a request from the blocked queue's CPU (this thread is
+ * pinned there): the kernel hands it to the spare, whose commit then
+ * fetches the oldest request queued behind the blocked entries. A GETATTR
+ * of the root, forced past the attribute cache.
+ */
+static void *kick_main(void *arg)
+{
+	char *mountpoint = arg;
+	struct statx stx;
+
+	(void)statx(AT_FDCWD, mountpoint, AT_STATX_FORCE_SYNC, STATX_MODE, &stx);
+	free(mountpoint);
+	return NULL;
+}
+
+static void kick(struct uring *u, unsigned qid)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	cpu_set_t cpu;
+	sigset_t all, old;
+	char *mountpoint = u->mountpoint ? strdup(u->mountpoint) : NULL;
+	int rc;
+
+	if (!mountpoint)
+		return;
+	CPU_ZERO(&cpu);
+	CPU_SET(qid, &cpu);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setaffinity_np(&attr, sizeof(cpu), &cpu);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&t, &attr, kick_main, mountpoint);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		/* not allowed on that CPU (a cpuset): the queue's next request
+		 * from a caller there takes the spare and does the same */
+		log_debug("io_uring: cannot send a request from CPU %u: %s", qid,
+			  strerror(rc));
+		free(mountpoint);
+	}
+}
+
+static int ent_setup(struct uring *u, struct ent *e, unsigned qid);
+static int ent_start(struct uring *u, struct ent *e);
+static void ent_cleanup(struct ent *e);
+
+/*
+ * rescue -- every entry of queue QID has been busy for a tick with none
+ * finishing: they may all wait, in the kernel, for a request queued behind
+ * them (a page the kernel keeps locked until a READ is answered, say). A
+ * new entry takes only requests that arrive after it, so register a spare
+ * and send one: answering it, the spare fetches the queue's oldest
+ * request. Spares stay: the kernel has no way to take an entry back.
+ * u->lock held.
+ */
+static void rescue(struct uring *u, unsigned qid)
+{
+	struct queue *q = &u->queues[qid];
+	struct ent *e;
+	struct timespec deadline;
+	int rc;
+
+	if (q->nents >= u->max_per_queue) {
+		if (!q->full)
+			log_err("io_uring: all %u entries of CPU queue %u are blocked and "
+				"no other can be added", q->nents, qid);
+		q->full = true;
+		return;
+	}
+	e = &u->ents[qid * u->max_per_queue + q->nents];
+	rc = ent_setup(u, e, qid);
+	if (rc == 0) {
+		e->spare = true;
+		rc = ent_start(u, e);
+	}
+	if (rc < 0) {
+		log_err("io_uring: all %u entries of CPU queue %u are blocked and "
+			"no other can start: %s", q->nents, qid, strerror(-rc));
+		ent_cleanup(e);
+		q->full = true; /* said once; the queue goes on as it is */
+		return;
+	}
+	q->nents++;
+	log_info("io_uring: all entries of CPU queue %u busy for %d ms: added "
+		 "entry %u", qid, STALL_NS / 1000000, q->nents);
+	/* the kick must come after the REGISTER, or the spare misses it */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 1;
+	while (!e->registered && u->state == GO &&
+	       pthread_cond_timedwait(&u->cv, &u->lock, &deadline) != ETIMEDOUT)
+		;
+	if (e->registered)
+		kick(u, qid);
+}
+
+static bool any_queue_busy(struct uring *u)
+{
+	if (!atomic_load(&u->serving))
+		return false; /* queues fill up with entries before the ring serves */
+	for (unsigned i = 0; i < u->nqueues; i++)
+		if (atomic_load(&u->queues[i].nidle) == 0 && u->queues[i].nents > 0)
+			return true;
+	return false;
+}
+
+/*
+ * The monitor sleeps without a timer while every queue has an idle entry,
+ * and ticks while one has none (loop.c's monitor, per queue). It says it
+ * is asleep before it reads nidle, and an entry takes its queue's nidle to
+ * 0 before it reads monitor_asleep (both seq_cst), so one of them sees the
+ * other.
+ */
+static void *monitor_main(void *arg)
+{
+	struct uring *u = arg;
+	uint64_t *mark = calloc(u->nqueues, sizeof(*mark));
+	bool *was_busy = calloc(u->nqueues, sizeof(*was_busy));
+
+	pthread_mutex_lock(&u->lock);
+	while (mark && was_busy && u->state != STOP) {
+		atomic_store(&u->monitor_asleep, true);
+		if (u->state == WAITING || !any_queue_busy(u)) {
+			pthread_cond_wait(&u->monitor_cv, &u->lock);
+			continue;
+		}
+		atomic_store(&u->monitor_asleep, false);
+		for (unsigned i = 0; i < u->nqueues; i++) {
+			was_busy[i] = atomic_load(&u->queues[i].nidle) == 0;
+			mark[i] = atomic_load(&u->queues[i].finished);
+		}
+		struct timespec deadline;
+		clock_gettime(CLOCK_MONOTONIC, &deadline);
+		deadline.tv_nsec += STALL_NS;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+		while (u->state != STOP &&
+		       pthread_cond_timedwait(&u->monitor_cv, &u->lock, &deadline) != ETIMEDOUT)
+			;
+		for (unsigned i = 0; i < u->nqueues && u->state == GO; i++)
+			if (was_busy[i] && atomic_load(&u->queues[i].nidle) == 0 &&
+			    atomic_load(&u->queues[i].finished) == mark[i])
+				rescue(u, i);
+	}
+	pthread_mutex_unlock(&u->lock);
+	free(mark);
+	free(was_busy);
 	return NULL;
 }
 
@@ -338,10 +568,22 @@ static void init_answered(void *arg, bool accepted)
 	if (u->state == WAITING)
 		u->state = accepted ? GO : STOP;
 	pthread_cond_broadcast(&u->cv);
+	pthread_cond_signal(&u->monitor_cv);
 	pthread_mutex_unlock(&u->lock);
 	if (accepted)
 		log_debug("FUSE over io_uring: %u queues x %u entries", u->nqueues,
-			  u->nents / u->nqueues);
+			  u->per_queue);
+}
+
+static void ent_cleanup(struct ent *e)
+{
+	if (e->thread_started)
+		pthread_join(e->thread, NULL);
+	if (e->ring_ready)
+		io_uring_queue_exit(&e->ring);
+	if (e->map)
+		munmap(e->map, MAP_BYTES);
+	memset(e, 0, sizeof(*e));
 }
 
 static int ent_setup(struct uring *u, struct ent *e, unsigned qid)
@@ -374,9 +616,26 @@ static int ent_setup(struct uring *u, struct ent *e, unsigned qid)
 	return rc < 0 ? rc : 0;
 }
 
-struct uring *uring_new(struct fuse_session *se, unsigned per_queue)
+/* start E's thread, with every signal blocked: the main thread takes them */
+static int ent_start(struct uring *u, struct ent *e)
+{
+	sigset_t all, old;
+	int rc;
+
+	(void)u;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = -pthread_create(&e->thread, NULL, ent_main, e);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	e->thread_started = rc == 0;
+	return rc;
+}
+
+struct uring *uring_new(struct fuse_session *se, const char *mountpoint,
+			unsigned per_queue, unsigned max_per_queue)
 {
 	struct uring *u = calloc(1, sizeof(*u));
+	pthread_condattr_t ca;
 	int rc = -ENOMEM;
 
 	if (!u)
@@ -384,27 +643,41 @@ struct uring *uring_new(struct fuse_session *se, unsigned per_queue)
 	u->se = se;
 	u->fd = fuse_session_fd(se);
 	u->nqueues = possible_cpus();
+	u->per_queue = per_queue;
+	u->max_per_queue = max_per_queue > MAX_PER_QUEUE ? MAX_PER_QUEUE : max_per_queue;
+	if (u->max_per_queue < per_queue)
+		u->max_per_queue = per_queue;
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&u->monitor_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	u->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (u->nqueues == 0 || per_queue == 0 || u->stop_fd < 0)
+	u->mountpoint = mountpoint ? strdup(mountpoint) : NULL;
+	if (u->nqueues == 0 || per_queue == 0 || u->stop_fd < 0 || !u->mountpoint)
 		goto fail;
-	u->nents = u->nqueues * per_queue;
-	u->ents = calloc(u->nents, sizeof(*u->ents));
-	if (!u->ents)
+	u->queues = calloc(u->nqueues, sizeof(*u->queues));
+	u->ents = calloc((size_t)u->nqueues * u->max_per_queue, sizeof(*u->ents));
+	if (!u->queues || !u->ents)
 		goto fail;
-	for (unsigned i = 0; i < u->nents; i++)
-		if ((rc = ent_setup(u, &u->ents[i], i / per_queue)) < 0)
-			goto fail;
-	for (unsigned i = 0; i < u->nents; i++) {
+	for (unsigned q = 0; q < u->nqueues; q++)
+		for (unsigned i = 0; i < per_queue; i++, u->queues[q].nents++)
+			if ((rc = ent_setup(u, &u->ents[q * u->max_per_queue + i], q)) < 0)
+				goto fail;
+	for (unsigned q = 0; q < u->nqueues; q++)
+		for (unsigned i = 0; i < per_queue; i++)
+			if ((rc = ent_start(u, &u->ents[q * u->max_per_queue + i])) < 0)
+				goto fail;
+	{
 		sigset_t all, old;
 		sigfillset(&all);
 		pthread_sigmask(SIG_BLOCK, &all, &old);
-		rc = -pthread_create(&u->ents[i].thread, NULL, ent_main, &u->ents[i]);
+		rc = -pthread_create(&u->monitor, NULL, monitor_main, u);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc < 0)
 			goto fail;
-		u->ents[i].thread_started = true;
+		u->monitor_started = true;
 	}
 	wire_offer_uring(init_answered, u);
 	return u;
@@ -420,24 +693,22 @@ void uring_stop(struct uring *u)
 		return;
 	wire_offer_uring(NULL, NULL);
 	pthread_mutex_lock(&u->lock);
-	if (u->state == WAITING)
-		u->state = STOP;
+	u->state = STOP;
 	pthread_cond_broadcast(&u->cv);
+	pthread_cond_signal(&u->monitor_cv);
 	pthread_mutex_unlock(&u->lock);
+	if (u->monitor_started)
+		pthread_join(u->monitor, NULL);
 	if (u->stop_fd >= 0 && eventfd_write(u->stop_fd, 1) != 0)
 		log_err("io_uring: cannot stop the ring threads: %s", strerror(errno));
-	for (unsigned i = 0; u->ents && i < u->nents; i++) {
-		struct ent *e = &u->ents[i];
-		if (e->thread_started)
-			pthread_join(e->thread, NULL);
-		if (e->ring_ready)
-			io_uring_queue_exit(&e->ring);
-		if (e->map)
-			munmap(e->map, MAP_BYTES);
-	}
+	for (size_t i = 0; u->ents && i < (size_t)u->nqueues * u->max_per_queue; i++)
+		ent_cleanup(&u->ents[i]);
 	free(u->ents);
+	free(u->queues);
+	free(u->mountpoint);
 	if (u->stop_fd >= 0)
 		close(u->stop_fd);
+	pthread_cond_destroy(&u->monitor_cv);
 	pthread_cond_destroy(&u->cv);
 	pthread_mutex_destroy(&u->lock);
 	free(u);

@@ -8,12 +8,14 @@
  * a writev. FORGETs and INTERRUPTs still come through /dev/fuse, so loop.c's
  * workers stay.
  *
- * Opt-in (-o uring): loop.c starts another worker when all are blocked, but
- * a queue whose ring entries are all blocked cannot be rescued (a new entry
- * takes only requests that arrive after it). A handler that waits on the
- * kernel, which waits on a request queued behind it, would hang the queue:
- * the clone ioctl's page-cache invalidation waiting on a page locked for a
- * WRITE or READ queued on the same CPU behind two such ioctls.
+ * A handler may wait on the kernel while the kernel waits on a request
+ * queued behind it on the same CPU (the clone ioctl's page-cache
+ * invalidation, waiting on a page locked for a READ queued there). loop.c
+ * starts another worker when all are blocked; a ring entry registered
+ * later takes only requests that arrive after it, so when every entry of a
+ * queue has been busy for a tick with none finishing, a monitor registers a
+ * spare entry and sends a request from that CPU: answering it, the spare
+ * fetches the oldest request queued behind the blocked ones.
  */
 #ifndef KMEMFS_URING_H
 #define KMEMFS_URING_H
@@ -29,12 +31,14 @@ bool uring_kernel_offers(void);
 /*
  * uring_new -- set up the rings (before INIT is answered: the kernel holds
  * every request once we have said yes, until all queues are registered) for
- * PER_QUEUE entries per CPU queue, each served by its own thread. Call it
- * only when uring_kernel_offers(). NULL when the machine cannot (no
- * io_uring, no memory); the reason is logged and the session keeps
- * /dev/fuse.
+ * PER_QUEUE entries per CPU queue, each served by its own thread, and up to
+ * MAX_PER_QUEUE with spares; MOUNTPOINT is where the rescue's request
+ * goes. Call it only when uring_kernel_offers(). NULL when the machine
+ * cannot (no io_uring, no memory); the reason is logged and the session
+ * keeps /dev/fuse.
  */
-struct uring *uring_new(struct fuse_session *se, unsigned per_queue);
+struct uring *uring_new(struct fuse_session *se, const char *mountpoint,
+			unsigned per_queue, unsigned max_per_queue);
 
 /*
  * uring_stop -- stop the ring threads (each finishes the request it is
