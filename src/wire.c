@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FUSE_USE_VERSION 314
@@ -37,6 +38,8 @@ static atomic_bool killpriv_v2;
 static __thread bool req_kills_suidgid;
 static __thread bool req_is_tmpfile;
 static atomic_bool kernel_offers_uring;
+static atomic_bool rings_serve; /* INIT took io_uring */
+static __thread bool read_forget; /* this thread's last read was a FORGET */
 static _Atomic uint64_t requests[2]; /* [0] /dev/fuse, [1] io_uring */
 /* set before the session starts, read by whichever thread answers INIT */
 static void (*uring_started)(void *arg, bool accepted);
@@ -110,13 +113,34 @@ void wire_inspect(void *buf, size_t n, bool ring)
 	req_kills_suidgid = request_kill_flag(h, arg, n - sizeof(*h));
 }
 
+/* with the rings serving, how long a /dev/fuse reader that just took a
+ * FORGET waits before it reads again */
+#define FORGET_GATHER_NS (2 * 1000 * 1000)
+
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
-	ssize_t n = read(fd, buf, len);
+	ssize_t n;
 
 	(void)userdata;
-	if (n > 0)
+	/*
+	 * With the rings serving, /dev/fuse carries little but the FORGETs of
+	 * unlinked and evicted inodes, and a reader asleep in read() is woken
+	 * for each one: an rm paid a wake-up per file. After a FORGET, pause,
+	 * so that the next ones gather into one BATCH_FORGET. Not counted as
+	 * busy by loop.c (this is its receive), so no worker is added for it.
+	 */
+	if (read_forget && atomic_load_explicit(&rings_serve, memory_order_relaxed)) {
+		struct timespec gather = { 0, FORGET_GATHER_NS };
+		nanosleep(&gather, NULL);
+	}
+	n = read(fd, buf, len);
+	read_forget = false;
+	if (n > 0) {
+		const struct fuse_in_header *h = buf;
 		wire_inspect(buf, (size_t)n, false);
+		read_forget = (size_t)n >= sizeof(*h) &&
+			      (h->opcode == FUSE_FORGET || h->opcode == FUSE_BATCH_FORGET);
+	}
 	return n;
 }
 
@@ -161,8 +185,10 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	}
 	n = writev(fd, iov, count);
 	/* the kernel has taken INIT once the write returns: rings may register */
-	if (h->unique == init && init && uring_started)
+	if (h->unique == init && init && uring_started) {
+		atomic_store(&rings_serve, uring_yes && n >= 0);
 		uring_started(uring_started_arg, uring_yes && n >= 0);
+	}
 	return n;
 }
 
