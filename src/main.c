@@ -92,7 +92,9 @@ static void usage(FILE *f)
 "                           reader (1M: one request of max_write; the\n"
 "                           kernel's own default is 128K)\n"
 "       max_threads=N       at most N worker threads (16); one per CPU serve\n"
-"                           requests, more start only while all are blocked\n"
+"                           requests, more start only while all are blocked;\n"
+"                           with uring, also the most ring entries per CPU\n"
+"                           (two, and spares while all are blocked; <= 16)\n"
 "       uring               take requests through FUSE over io_uring when\n"
 "                           the kernel offers it (Linux 6.14+, as root:\n"
 "                           echo Y > /sys/module/fuse/parameters/enable_uring):\n"
@@ -516,6 +518,8 @@ int main(int argc, char **argv)
 		log_err("-o uring: this kernel does not offer FUSE over io_uring (Linux "
 			"6.14+ with CONFIG_FUSE_IO_URING, and as root: echo Y > "
 			"/sys/module/fuse/parameters/enable_uring); using /dev/fuse");
+		o.uring = 0;
+	} else if (o.uring && !uring_cpus_reachable()) {
 		o.uring = 0;
 	}
 	rc = 1;

@@ -91,12 +91,32 @@ _Static_assert(sizeof(struct uring_cmd_req) == 24, "kernel ABI");
 
 enum { UD_CMD = 1, UD_STOP = 2 };
 
-/* a CPU queue as the monitor sees it */
+/* a CPU queue as the monitor sees it; its own cache line, as every
+ * request of the queue updates the counters */
 struct queue {
-	_Atomic unsigned nidle;     /* entries waiting in the kernel for a request */
+	_Alignas(64) _Atomic unsigned nidle; /* entries waiting in the kernel for a request */
 	_Atomic uint64_t finished;  /* requests answered: the monitor's progress mark */
-	unsigned nents;             /* entries set up, spares included (u->lock) */
-	bool full;                  /* said that no more spares can be added */
+	/* the rest under u->lock */
+	unsigned nents;             /* entries set up, spares included */
+	struct ent *owed;           /* a spare whose kick is not answered yet */
+	uint64_t owed_mark;         /* finished when that spare was added */
+	bool said_full, said_no_spare, said_no_kick; /* logged once a streak */
+};
+
+/*
+ * What kick threads share with the monitor, freed by the last of them: a
+ * kick that is never answered (the mount hung anyway) must not keep
+ * struct uring alive or point into it.
+ */
+struct kicks {
+	_Atomic unsigned refs;
+	char *mountpoint;
+	_Atomic unsigned inflight[]; /* per queue: one kick at a time */
+};
+
+struct kick {
+	struct kicks *k;
+	unsigned qid;
 };
 
 struct ent {
@@ -108,6 +128,7 @@ struct ent {
 	unsigned qid;
 	bool spare;           /* added by the monitor to a blocked queue */
 	bool counted;         /* registered: counted in its queue's nidle */
+	bool holds_request;   /* the kernel waits for this entry's commit */
 	bool registered;      /* the REGISTER went in (u->lock; the monitor waits) */
 	struct uring_req_header hdr;
 	struct iovec iov[2];
@@ -121,7 +142,7 @@ struct uring {
 	struct fuse_session *se;
 	int fd;       /* /dev/fuse */
 	int stop_fd;  /* eventfd: every thread polls it */
-	char *mountpoint; /* the kick's target */
+	struct kicks *kicks;
 	unsigned nqueues, per_queue, max_per_queue;
 	struct queue *queues;
 	struct ent *ents;  /* max_per_queue slots per queue, queue by queue */
@@ -140,28 +161,40 @@ static struct queue *queue_of(struct ent *e)
 	return &e->u->queues[e->qid];
 }
 
-/* possible CPUs (num_possible_cpus): the kernel makes one queue for each */
-static unsigned possible_cpus(void)
+/*
+ * for_each_cpu -- the CPUs of a list like "0", "0-3" or "0-3,8-11" in the
+ * sysfs file PATH, each given to EACH (when not NULL) until it returns
+ * false. Returns how many were read; 0 when PATH cannot be read.
+ */
+static unsigned for_each_cpu(const char *path, bool (*each)(unsigned cpu, void *arg),
+			     void *arg)
 {
-	FILE *f = fopen("/sys/devices/system/cpu/possible", "r");
+	FILE *f = fopen(path, "r");
 	unsigned lo, hi, n = 0;
-	int got;
-	char sep = 0;
+	char sep = ',';
 
 	if (!f)
 		return 0;
-	/* "0", "0-3" or a list "0-3,8-11" */
-	while ((got = fscanf(f, "%u", &lo)) == 1) {
+	while (sep == ',' && fscanf(f, "%u", &lo) == 1) {
 		hi = lo;
+		sep = 0;
 		if (fscanf(f, "%c", &sep) == 1 && sep == '-' &&
 		    fscanf(f, "%u%c", &hi, &sep) < 1)
 			break;
-		n += hi >= lo ? hi - lo + 1 : 0;
-		if (sep != ',')
-			break;
+		for (unsigned c = lo; c <= hi; c++, n++)
+			if (each && !each(c, arg)) {
+				fclose(f);
+				return n + 1;
+			}
 	}
 	fclose(f);
 	return n;
+}
+
+/* possible CPUs (num_possible_cpus): the kernel makes one queue for each */
+static unsigned possible_cpus(void)
+{
+	return for_each_cpu("/sys/devices/system/cpu/possible", NULL, NULL);
 }
 
 bool uring_kernel_offers(void)
@@ -281,8 +314,8 @@ static bool wait_go(struct uring *u)
  * that does not exist) makes it fall back to /dev/fuse. Once the ring
  * serves, a queue may have lost its last entry and its callers would wait
  * forever: unmount cleanly (SIGTERM to ourselves) instead. A spare is not
- * the last entry of its queue, and the kernel no longer holds it (its
- * command completed): it may simply end.
+ * the last entry of its queue: unless the kernel waits for its commit, it
+ * may simply end.
  */
 static void give_up(struct ent *e, const char *what, int err)
 {
@@ -293,7 +326,7 @@ static void give_up(struct ent *e, const char *what, int err)
 	if (e->counted)
 		atomic_fetch_sub(&queue_of(e)->nidle, 1);
 	e->counted = false;
-	if (e->spare) {
+	if (e->spare && !e->holds_request) {
 		log_err("io_uring: spare entry of CPU queue %u ends", e->qid);
 	} else if (!atomic_load(&u->serving)) {
 		e->qid = UINT16_MAX;
@@ -366,6 +399,7 @@ static void *ent_main(void *arg)
 			break;
 		}
 		busy = 0;
+		e->holds_request = false; /* the commit, if any, went in */
 		if (registering && rc > 0) {
 			registering = false;
 			registered(e);
@@ -391,7 +425,9 @@ static void *ent_main(void *arg)
 			prep_cmd(e, URING_CMD_REGISTER, 0);
 			continue;
 		}
-		atomic_store(&u->serving, true);
+		e->holds_request = true;
+		if (!atomic_load_explicit(&u->serving, memory_order_relaxed))
+			atomic_store(&u->serving, true);
 		/* seq_cst, paired with the monitor: see monitor_main */
 		if (atomic_fetch_sub(&q->nidle, 1) == 1 && atomic_load(&u->monitor_asleep))
 			queue_busy(u);
@@ -404,6 +440,14 @@ static void *ent_main(void *arg)
 	return NULL;
 }
 
+static void kicks_put(struct kicks *k)
+{
+	if (k && atomic_fetch_sub(&k->refs, 1) == 1) {
+		free(k->mountpoint);
+		free(k);
+	}
+}
+
 /*
  * kick_main -- a request from the blocked queue's CPU (this thread is
  * pinned there): the kernel hands it to the spare, whose commit then
@@ -412,42 +456,55 @@ static void *ent_main(void *arg)
  */
 static void *kick_main(void *arg)
 {
-	char *mountpoint = arg;
+	struct kick *kk = arg;
 	struct statx stx;
 
-	(void)statx(AT_FDCWD, mountpoint, AT_STATX_FORCE_SYNC, STATX_MODE, &stx);
-	free(mountpoint);
+	(void)statx(AT_FDCWD, kk->k->mountpoint, AT_STATX_FORCE_SYNC, STATX_MODE, &stx);
+	atomic_fetch_sub(&kk->k->inflight[kk->qid], 1);
+	kicks_put(kk->k);
+	free(kk);
 	return NULL;
 }
 
+/* send a kick from CPU QID unless one is on its way; u->lock held */
 static void kick(struct uring *u, unsigned qid)
 {
+	struct queue *q = &u->queues[qid];
+	struct kick *kk;
 	pthread_attr_t attr;
 	pthread_t t;
 	cpu_set_t cpu;
 	sigset_t all, old;
-	char *mountpoint = u->mountpoint ? strdup(u->mountpoint) : NULL;
-	int rc;
+	int rc = ENOMEM;
 
-	if (!mountpoint)
+	if (atomic_load(&u->kicks->inflight[qid]) > 0)
 		return;
-	CPU_ZERO(&cpu);
-	CPU_SET(qid, &cpu);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setaffinity_np(&attr, sizeof(cpu), &cpu);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&t, &attr, kick_main, mountpoint);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (rc != 0) {
-		/* not allowed on that CPU (a cpuset): the queue's next request
-		 * from a caller there takes the spare and does the same */
-		log_debug("io_uring: cannot send a request from CPU %u: %s", qid,
-			  strerror(rc));
-		free(mountpoint);
+	kk = malloc(sizeof(*kk));
+	if (kk) {
+		kk->k = u->kicks;
+		kk->qid = qid;
+		atomic_fetch_add(&u->kicks->refs, 1);
+		atomic_fetch_add(&u->kicks->inflight[qid], 1);
+		CPU_ZERO(&cpu);
+		CPU_SET(qid, &cpu);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setaffinity_np(&attr, sizeof(cpu), &cpu);
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rc = pthread_create(&t, &attr, kick_main, kk);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pthread_attr_destroy(&attr);
+		if (rc != 0) {
+			atomic_fetch_sub(&u->kicks->inflight[qid], 1);
+			kicks_put(u->kicks);
+			free(kk);
+		}
 	}
+	if (rc != 0 && !q->said_no_kick)
+		log_err("io_uring: cannot send a request from CPU %u to free its blocked "
+			"queue: %s; trying again", qid, strerror(rc));
+	q->said_no_kick = rc != 0;
 }
 
 static int ent_setup(struct uring *u, struct ent *e, unsigned qid);
@@ -458,23 +515,21 @@ static void ent_cleanup(struct ent *e);
  * rescue -- every entry of queue QID has been busy for a tick with none
  * finishing: they may all wait, in the kernel, for a request queued behind
  * them (a page the kernel keeps locked until a READ is answered, say). A
- * new entry takes only requests that arrive after it, so register a spare
- * and send one: answering it, the spare fetches the queue's oldest
- * request. Spares stay: the kernel has no way to take an entry back.
- * u->lock held.
+ * new entry takes only requests that arrive after it, so register a spare;
+ * the monitor then kicks it (see monitor_main). Spares stay: the kernel has
+ * no way to take an entry back. u->lock held.
  */
 static void rescue(struct uring *u, unsigned qid)
 {
 	struct queue *q = &u->queues[qid];
 	struct ent *e;
-	struct timespec deadline;
 	int rc;
 
 	if (q->nents >= u->max_per_queue) {
-		if (!q->full)
+		if (!q->said_full)
 			log_err("io_uring: all %u entries of CPU queue %u are blocked and "
 				"no other can be added", q->nents, qid);
-		q->full = true;
+		q->said_full = true;
 		return;
 	}
 	e = &u->ents[qid * u->max_per_queue + q->nents];
@@ -484,41 +539,45 @@ static void rescue(struct uring *u, unsigned qid)
 		rc = ent_start(u, e);
 	}
 	if (rc < 0) {
-		log_err("io_uring: all %u entries of CPU queue %u are blocked and "
-			"no other can start: %s", q->nents, qid, strerror(-rc));
+		if (!q->said_no_spare)
+			log_err("io_uring: all %u entries of CPU queue %u are blocked and "
+				"no other can start: %s; trying again", q->nents, qid,
+				strerror(-rc));
+		q->said_no_spare = true;
 		ent_cleanup(e);
-		q->full = true; /* said once; the queue goes on as it is */
 		return;
 	}
+	q->said_no_spare = false;
 	q->nents++;
+	q->owed = e;
+	q->owed_mark = atomic_load(&q->finished);
 	log_info("io_uring: all entries of CPU queue %u busy for %d ms: added "
 		 "entry %u", qid, STALL_NS / 1000000, q->nents);
-	/* the kick must come after the REGISTER, or the spare misses it */
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 1;
-	while (!e->registered && u->state == GO &&
-	       pthread_cond_timedwait(&u->cv, &u->lock, &deadline) != ETIMEDOUT)
-		;
-	if (e->registered)
-		kick(u, qid);
 }
 
-static bool any_queue_busy(struct uring *u)
+/* a queue with no idle entry, or a spare still owed its kick */
+static bool any_queue_to_watch(struct uring *u)
 {
 	if (!atomic_load(&u->serving))
 		return false; /* queues fill up with entries before the ring serves */
 	for (unsigned i = 0; i < u->nqueues; i++)
-		if (atomic_load(&u->queues[i].nidle) == 0 && u->queues[i].nents > 0)
+		if ((atomic_load(&u->queues[i].nidle) == 0 && u->queues[i].nents > 0) ||
+		    u->queues[i].owed)
 			return true;
 	return false;
 }
 
 /*
- * The monitor sleeps without a timer while every queue has an idle entry,
- * and ticks while one has none (loop.c's monitor, per queue). It says it
- * is asleep before it reads nidle, and an entry takes its queue's nidle to
- * 0 before it reads monitor_asleep (both seq_cst), so one of them sees the
- * other.
+ * The monitor sleeps without a timer while every queue has an idle entry
+ * and no spare is owed a kick, and ticks otherwise (loop.c's monitor, per
+ * queue). It says it is asleep before it reads nidle, and an entry takes
+ * its queue's nidle to 0 before it reads monitor_asleep (both seq_cst), so
+ * one of them sees the other.
+ *
+ * A spare is kicked once its REGISTER is in (earlier, the kick would take
+ * a blocked entry's place in the queue), and kicked again each tick until
+ * the queue moves: a kick can be lost (the request answered by a blocked
+ * entry freed meanwhile, no thread allowed on that CPU for a moment).
  */
 static void *monitor_main(void *arg)
 {
@@ -529,7 +588,7 @@ static void *monitor_main(void *arg)
 	pthread_mutex_lock(&u->lock);
 	while (mark && was_busy && u->state != STOP) {
 		atomic_store(&u->monitor_asleep, true);
-		if (u->state == WAITING || !any_queue_busy(u)) {
+		if (u->state == WAITING || !any_queue_to_watch(u)) {
 			pthread_cond_wait(&u->monitor_cv, &u->lock);
 			continue;
 		}
@@ -548,10 +607,20 @@ static void *monitor_main(void *arg)
 		while (u->state != STOP &&
 		       pthread_cond_timedwait(&u->monitor_cv, &u->lock, &deadline) != ETIMEDOUT)
 			;
-		for (unsigned i = 0; i < u->nqueues && u->state == GO; i++)
-			if (was_busy[i] && atomic_load(&u->queues[i].nidle) == 0 &&
-			    atomic_load(&u->queues[i].finished) == mark[i])
+		for (unsigned i = 0; i < u->nqueues && u->state == GO; i++) {
+			struct queue *q = &u->queues[i];
+			uint64_t finished = atomic_load(&q->finished);
+
+			if (q->owed && finished != q->owed_mark)
+				q->owed = NULL; /* the queue moves again */
+			if (q->owed) {
+				if (q->owed->registered)
+					kick(u, i);
+			} else if (was_busy[i] && atomic_load(&q->nidle) == 0 &&
+				   finished == mark[i]) {
 				rescue(u, i);
+			}
+		}
 	}
 	pthread_mutex_unlock(&u->lock);
 	free(mark);
@@ -631,6 +700,36 @@ static int ent_start(struct uring *u, struct ent *e)
 	return rc;
 }
 
+/* may this thread run on CPU (below *ARG, the queue count)? */
+static bool cpu_reachable(unsigned cpu, void *arg)
+{
+	cpu_set_t one;
+
+	if (cpu >= *(unsigned *)arg || cpu >= CPU_SETSIZE)
+		return true;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == 0 || errno != EINVAL)
+		return true;
+	log_err("-o uring: this daemon may not run on CPU %u (a cpuset), so a "
+		"blocked ring queue of that CPU could not be freed; using /dev/fuse", cpu);
+	*(unsigned *)arg = 0;
+	return false;
+}
+
+bool uring_cpus_reachable(void)
+{
+	unsigned nqueues = possible_cpus();
+	cpu_set_t saved;
+
+	/* tried on this thread, then put back */
+	if (sched_getaffinity(0, sizeof(saved), &saved) != 0)
+		return true; /* cannot tell: the kick says so if it fails */
+	(void)for_each_cpu("/sys/devices/system/cpu/online", cpu_reachable, &nqueues);
+	(void)sched_setaffinity(0, sizeof(saved), &saved);
+	return nqueues != 0;
+}
+
 struct uring *uring_new(struct fuse_session *se, const char *mountpoint,
 			unsigned per_queue, unsigned max_per_queue)
 {
@@ -654,9 +753,12 @@ struct uring *uring_new(struct fuse_session *se, const char *mountpoint,
 	pthread_cond_init(&u->monitor_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	u->stop_fd = eventfd(0, EFD_CLOEXEC);
-	u->mountpoint = mountpoint ? strdup(mountpoint) : NULL;
-	if (u->nqueues == 0 || per_queue == 0 || u->stop_fd < 0 || !u->mountpoint)
+	if (u->nqueues == 0 || per_queue == 0 || u->stop_fd < 0 || !mountpoint)
 		goto fail;
+	u->kicks = calloc(1, sizeof(*u->kicks) + u->nqueues * sizeof(u->kicks->inflight[0]));
+	if (!u->kicks || !(u->kicks->mountpoint = strdup(mountpoint)))
+		goto fail;
+	atomic_store(&u->kicks->refs, 1);
 	u->queues = calloc(u->nqueues, sizeof(*u->queues));
 	u->ents = calloc((size_t)u->nqueues * u->max_per_queue, sizeof(*u->ents));
 	if (!u->queues || !u->ents)
@@ -705,7 +807,11 @@ void uring_stop(struct uring *u)
 		ent_cleanup(&u->ents[i]);
 	free(u->ents);
 	free(u->queues);
-	free(u->mountpoint);
+	if (u->kicks && !u->kicks->mountpoint) {
+		free(u->kicks);
+		u->kicks = NULL;
+	}
+	kicks_put(u->kicks);
 	if (u->stop_fd >= 0)
 		close(u->stop_fd);
 	pthread_cond_destroy(&u->monitor_cv);

@@ -29,6 +29,13 @@ struct uring;
 bool uring_kernel_offers(void);
 
 /*
+ * May this daemon run on every online CPU? A blocked queue is freed by a
+ * request sent from its CPU, so a cpuset that keeps the daemon off a CPU
+ * its callers use would leave that queue without rescue. Says so when not.
+ */
+bool uring_cpus_reachable(void);
+
+/*
  * uring_new -- set up the rings (before INIT is answered: the kernel holds
  * every request once we have said yes, until all queues are registered) for
  * PER_QUEUE entries per CPU queue, each served by its own thread, and up to

@@ -370,7 +370,10 @@ fs_setup() {
 abort_fuse() {
 	local dev conn
 	on_kmemfs || return 0
-	dev=$(mountpoint -d "$MNT" 2>/dev/null) || return 0
+	# from mountinfo, not stat(2): a stat of a hung mount would hang too
+	dev=$(awk -v m="$MNT" '$5 == m && / - fuse/ { d = $3 } END { print d }' \
+		/proc/self/mountinfo)
+	[ -n "$dev" ] || return 0
 	conn=${dev#*:}
 	if [ ! -d /sys/fs/fuse/connections/"$conn" ]; then
 		mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null

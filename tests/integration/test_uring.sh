@@ -89,33 +89,70 @@ cd /
 # cached statx into a GETATTR to this mount): both entries of CPU queue 0
 # wait for requests queued behind them, and only the monitor's rescue (a
 # spare entry, and a request from CPU 0 for it to answer) frees them
+forcesync=${KMEMFS_FORCESYNC:-$BIN_DIR/forcesync.so}
+[ -f "$forcesync" ] || abort_test "$forcesync is built"
+# forcesync_mount OPTS: the daemon on CPU 0, in the foreground, its log in
+# $WORK/rescue.out; its pid in $forced
+forcesync_mount() {
+	LD_PRELOAD="$forcesync" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		taskset -c 0 "$BIN_DIR/kmemfs" -f -o "$1" "$POOL" "$MNT" >"$WORK/rescue.out" 2>&1 &
+	forced=$!
+	wait_until 10 is_mounted || abort_test "kmemfs with forcesync.so mounts" "$(cat "$WORK/rescue.out")"
+}
+# storm ROUND SECONDS: four clone ioctls on CPU 0; false if they hang
+storm() {
+	taskset -c 0 "$BIN_DIR/clonestorm" "$MNT/csrc" "$MNT/$1" 4 &
+	local pid=$!
+	wait_until "$2" "! kill -0 $pid 2>/dev/null" || return 1
+	wait $pid || ok=0
+	for i in 0 1 2 3; do cmp -s "$MNT/csrc" "$MNT/$1.$i" || ok=0; done
+}
 fs_umount
-LD_PRELOAD="${KMEMFS_FORCESYNC:-$BIN_DIR/forcesync.so}" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
-	taskset -c 0 "$BIN_DIR/kmemfs" -f -o uring,allow_other "$POOL" "$MNT" >"$WORK/rescue.out" 2>&1 &
-rescued_daemon=$!
-wait_until 10 is_mounted || abort_test "kmemfs with forcesync.so mounts" "$(cat "$WORK/rescue.out")"
-cd "$MNT" || abort_test "cd $MNT"
+
+# first without room for a spare (max_threads=2: the two entries of each
+# queue): the storm must hang, or this test would prove nothing
+forcesync_mount uring,allow_other,max_threads=2
+ok=1
+storm n1 8
+check "[ $? = 1 ]" "without room for spare entries, clone ioctls that block both entries of a queue hang it"
+check "wait_until 5 'grep -q \"entries of CPU queue 0 are blocked and no other can be added\" $WORK/rescue.out'" "... and the daemon says so"
+abort_fuse
+umount -l "$MNT" 2>/dev/null
+wait_until 15 "! kill -0 $forced 2>/dev/null" || kill -KILL $forced 2>/dev/null
+wait $forced 2>/dev/null
+"$BIN_DIR/fsck.kmemfs" -y "$POOL" >/dev/null 2>&1
+rm -f "$WORK/rescue.out"
+
+forcesync_mount uring,allow_other
 ok=1 hung=0
 for round in 1 2 3; do
-	taskset -c 0 "$BIN_DIR/clonestorm" csrc "r$round" 4 &
-	storm=$!
-	if ! wait_until 30 "! kill -0 $storm 2>/dev/null"; then
-		hung=1
-		abort_fuse
-		break
-	fi
-	wait $storm || ok=0
-	for i in 0 1 2 3; do cmp -s csrc "r$round.$i" || ok=0; done
+	storm "r$round" 30 || { hung=1; abort_fuse; break; }
 done
 spares=$(grep -c 'io_uring: all entries of CPU queue 0 busy for .* ms: added entry' "$WORK/rescue.out")
-check "[ $hung = 0 ] && [ $ok = 1 ]" "12 clone ioctls whose handlers block their ring entries finish and match their source (hung: $hung)"
-check "[ $spares -ge 1 ] && [ $spares -le 14 ]" "the monitor rescued CPU queue 0 with spare entries ($spares, at most 14)"
-cd /
+check "[ $hung = 0 ] && [ $ok = 1 ]" "with spare entries, 12 clone ioctls whose handlers block their ring entries finish and match their source (hung: $hung)"
+check "[ $spares -ge 1 ]" "the monitor rescued CPU queue 0 with spare entries ($spares)"
 [ $hung = 0 ] || abort_test "the mount hung"
 fs_umount
-check "wait_until 15 '! kill -0 $rescued_daemon 2>/dev/null'" "the daemon with spare entries exits at unmount"
-wait $rescued_daemon
+check "wait_until 15 '! kill -0 $forced 2>/dev/null'" "the daemon with spare entries exits at unmount"
+wait $forced
 check "[ $? -eq 0 ]" "... with status 0"
+
+# a cpuset that keeps the daemon off a CPU: a blocked queue of that CPU
+# could not be kicked, so -o uring says so and keeps /dev/fuse
+cg=/sys/fs/cgroup/cpuset/kmemfs-test.$$
+if [ "$(nproc --all)" -ge 2 ] && mkdir "$cg" 2>/dev/null; then
+	cat /sys/fs/cgroup/cpuset/cpuset.mems >"$cg/cpuset.mems"
+	echo 0 >"$cg/cpuset.cpus"
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$cg" \
+		"$BIN_DIR/kmemfs" -o uring "$POOL" "$MNT" >"$WORK/cpuset.out" 2>&1
+	wait_until 10 is_mounted
+	check_eq "$(requests_ring)" 0 "a daemon kept off CPU 1 by a cpuset takes no ring"
+	check "grep -q 'may not run on CPU 1 (a cpuset)' '$WORK/cpuset.out'" "... and says why"
+	fs_umount
+	rmdir "$cg"
+else
+	skip "no cgroup v1 cpuset hierarchy to keep the daemon off a CPU"
+fi
 fs_mount uring,allow_other
 
 # kill -9 with requests in the rings, then a clean remount
