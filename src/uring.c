@@ -88,6 +88,9 @@ _Static_assert(sizeof(struct uring_cmd_req) == 24, "kernel ABI");
 /* entries per queue, spares included, at most (each a thread and 4 MiB of
  * address space, of which the payload's pages are touched when used) */
 #define MAX_PER_QUEUE 16
+/* kicks for one spare, one a tick, before the monitor stops trying (a
+ * mount point covered by another mount sends them elsewhere) */
+#define MAX_KICKS 100
 
 enum { UD_CMD = 1, UD_STOP = 2 };
 
@@ -100,6 +103,7 @@ struct queue {
 	unsigned nents;             /* entries set up, spares included */
 	struct ent *owed;           /* a spare whose kick is not answered yet */
 	uint64_t owed_mark;         /* finished when that spare was added */
+	unsigned kicks_sent;        /* for that spare */
 	bool said_full, said_no_spare, said_no_kick; /* logged once a streak */
 };
 
@@ -551,6 +555,7 @@ static void rescue(struct uring *u, unsigned qid)
 	q->nents++;
 	q->owed = e;
 	q->owed_mark = atomic_load(&q->finished);
+	q->kicks_sent = 0;
 	log_info("io_uring: all entries of CPU queue %u busy for %d ms: added "
 		 "entry %u", qid, STALL_NS / 1000000, q->nents);
 }
@@ -613,9 +618,15 @@ static void *monitor_main(void *arg)
 
 			if (q->owed && finished != q->owed_mark)
 				q->owed = NULL; /* the queue moves again */
-			if (q->owed) {
-				if (q->owed->registered)
+			if (q->owed && q->kicks_sent >= MAX_KICKS) {
+				log_err("io_uring: %u requests sent from CPU %u did not free its "
+					"queue; the next request of a caller there may", MAX_KICKS, i);
+				q->owed = NULL;
+			} else if (q->owed) {
+				if (q->owed->registered && atomic_load(&u->kicks->inflight[i]) == 0) {
+					q->kicks_sent++;
 					kick(u, i);
+				}
 			} else if (was_busy[i] && atomic_load(&q->nidle) == 0 &&
 				   finished == mark[i]) {
 				rescue(u, i);
