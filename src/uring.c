@@ -133,7 +133,7 @@ struct ent {
 	bool spare;           /* added by the monitor to a blocked queue */
 	bool counted;         /* registered: counted in its queue's nidle */
 	bool holds_request;   /* the kernel waits for this entry's commit */
-	bool registered;      /* the REGISTER went in (u->lock; the monitor waits) */
+	bool registered;      /* the REGISTER went in (u->lock) */
 	struct uring_req_header hdr;
 	struct iovec iov[2];
 	unsigned char *map;     /* MAP_BYTES, holding: */
@@ -151,7 +151,7 @@ struct uring {
 	struct queue *queues;
 	struct ent *ents;  /* max_per_queue slots per queue, queue by queue */
 	pthread_mutex_t lock;
-	pthread_cond_t cv;         /* state changes; spares registered */
+	pthread_cond_t cv;         /* state changes */
 	pthread_cond_t monitor_cv; /* wakes the monitor: a queue all busy, or stop */
 	enum { WAITING, GO, STOP } state;
 	atomic_bool serving; /* some entry got a request: the ring is ready */
@@ -163,6 +163,21 @@ struct uring {
 static struct queue *queue_of(struct ent *e)
 {
 	return &e->u->queues[e->qid];
+}
+
+/* start a thread with every signal blocked (the main thread takes them);
+ * ATTR may be NULL. Returns 0 or -errno. */
+static int start_thread(pthread_t *t, const pthread_attr_t *attr,
+			void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(t, attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return -rc;
 }
 
 /*
@@ -343,7 +358,7 @@ static void give_up(struct ent *e, const char *what, int err)
 	}
 }
 
-/* E's REGISTER went in: it waits for requests (the monitor may wait on it) */
+/* E's REGISTER went in: it waits for requests, and may be kicked */
 static void registered(struct ent *e)
 {
 	struct uring *u = e->u;
@@ -353,7 +368,6 @@ static void registered(struct ent *e)
 	e->counted = true;
 	pthread_mutex_lock(&u->lock);
 	e->registered = true;
-	pthread_cond_broadcast(&u->cv);
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -470,7 +484,7 @@ static void *kick_main(void *arg)
 	return NULL;
 }
 
-/* send a kick from CPU QID unless one is on its way; u->lock held */
+/* send a kick from CPU QID (none is on its way); u->lock held */
 static void kick(struct uring *u, unsigned qid)
 {
 	struct queue *q = &u->queues[qid];
@@ -478,11 +492,8 @@ static void kick(struct uring *u, unsigned qid)
 	pthread_attr_t attr;
 	pthread_t t;
 	cpu_set_t cpu;
-	sigset_t all, old;
-	int rc = ENOMEM;
+	int rc = -ENOMEM;
 
-	if (atomic_load(&u->kicks->inflight[qid]) > 0)
-		return;
 	kk = malloc(sizeof(*kk));
 	if (kk) {
 		kk->k = u->kicks;
@@ -494,10 +505,7 @@ static void kick(struct uring *u, unsigned qid)
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setaffinity_np(&attr, sizeof(cpu), &cpu);
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		rc = pthread_create(&t, &attr, kick_main, kk);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		rc = start_thread(&t, &attr, kick_main, kk);
 		pthread_attr_destroy(&attr);
 		if (rc != 0) {
 			atomic_fetch_sub(&u->kicks->inflight[qid], 1);
@@ -507,12 +515,12 @@ static void kick(struct uring *u, unsigned qid)
 	}
 	if (rc != 0 && !q->said_no_kick)
 		log_err("io_uring: cannot send a request from CPU %u to free its blocked "
-			"queue: %s; trying again", qid, strerror(rc));
+			"queue: %s; trying again", qid, strerror(-rc));
 	q->said_no_kick = rc != 0;
 }
 
 static int ent_setup(struct uring *u, struct ent *e, unsigned qid);
-static int ent_start(struct uring *u, struct ent *e);
+static int ent_start(struct ent *e);
 static void ent_cleanup(struct ent *e);
 
 /*
@@ -540,7 +548,7 @@ static void rescue(struct uring *u, unsigned qid)
 	rc = ent_setup(u, e, qid);
 	if (rc == 0) {
 		e->spare = true;
-		rc = ent_start(u, e);
+		rc = ent_start(e);
 	}
 	if (rc < 0) {
 		if (!q->said_no_spare)
@@ -696,17 +704,10 @@ static int ent_setup(struct uring *u, struct ent *e, unsigned qid)
 	return rc < 0 ? rc : 0;
 }
 
-/* start E's thread, with every signal blocked: the main thread takes them */
-static int ent_start(struct uring *u, struct ent *e)
+static int ent_start(struct ent *e)
 {
-	sigset_t all, old;
-	int rc;
+	int rc = start_thread(&e->thread, NULL, ent_main, e);
 
-	(void)u;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = -pthread_create(&e->thread, NULL, ent_main, e);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	e->thread_started = rc == 0;
 	return rc;
 }
@@ -780,18 +781,11 @@ struct uring *uring_new(struct fuse_session *se, const char *mountpoint,
 				goto fail;
 	for (unsigned q = 0; q < u->nqueues; q++)
 		for (unsigned i = 0; i < per_queue; i++)
-			if ((rc = ent_start(u, &u->ents[q * u->max_per_queue + i])) < 0)
+			if ((rc = ent_start(&u->ents[q * u->max_per_queue + i])) < 0)
 				goto fail;
-	{
-		sigset_t all, old;
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		rc = -pthread_create(&u->monitor, NULL, monitor_main, u);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc < 0)
-			goto fail;
-		u->monitor_started = true;
-	}
+	if ((rc = start_thread(&u->monitor, NULL, monitor_main, u)) < 0)
+		goto fail;
+	u->monitor_started = true;
 	wire_offer_uring(init_answered, u);
 	return u;
 fail:

@@ -186,8 +186,9 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	n = writev(fd, iov, count);
 	/* the kernel has taken INIT once the write returns: rings may register */
 	if (h->unique == init && init && uring_started) {
-		atomic_store(&rings_serve, uring_yes && n >= 0);
-		uring_started(uring_started_arg, uring_yes && n >= 0);
+		bool rings = uring_yes && n >= 0;
+		atomic_store(&rings_serve, rings);
+		uring_started(uring_started_arg, rings);
 	}
 	return n;
 }
