@@ -3,8 +3,11 @@
 #
 # Markers the host reads from the serial console:
 #   KMEMFS-TEST: PASS name | KMEMFS-TEST: FAIL name reason     (pass, fail)
-#   KMEMFS-SUM: path attributes...                              (manifest lines)
-#   KMEMFS-SYNCED: name md5                                     (power-cut writer)
+#   KMEMFS-SUM: path attributes... ~check                       (manifest lines)
+#   KMEMFS-SYNCED: name md5 ~check                              (power-cut writer)
+# The host reads the last two exactly, so they carry a check of their own text
+# (marked): the serial port once doubled a character of a file name, which
+# read as a lost fsync'ed file.
 
 DEV=/dev/dax0.0
 MNT=/mnt/pm
@@ -15,6 +18,14 @@ CMDLOG=/tmp/cmd.log
 fallocate() { /usr/bin/fallocate "$@"; }
 
 pass() { echo "KMEMFS-TEST: PASS $1"; }
+
+# marked KIND -- print each stdin line as "KMEMFS-KIND: line ~check", check being
+# the first 8 hex digits of the line's md5 (busybox here has no cksum)
+marked() {
+	while IFS= read -r l; do
+		echo "KMEMFS-$1: $l ~$(printf '%s' "$l" | md5sum | cut -c1-8)"
+	done
+}
 
 # fail NAME REASON... -- report a failure; init stops after the current action
 fail() {

@@ -1,6 +1,7 @@
 # powercut-check.sh -- guest action after a power cut: fsck -n on the device as
-# the cut left it, mount, print "KMEMFS-SUM: name md5" for every file the writer
-# made (the host checks the fsync'ed ones), umount and fsck -n again.
+# the cut left it, mount, print "KMEMFS-SUM: name md5 ~check" for every file the
+# writer made, twice (the host checks the fsync'ed ones against either copy),
+# umount and fsck -n again.
 
 fsck_clean fsck-after-cut || exit 1
 mount_fs || {
@@ -8,8 +9,10 @@ mount_fs || {
 	exit 1
 }
 for f in $MNT/pc/*; do
-	[ -f "$f" ] && echo "KMEMFS-SUM: ${f##*/} $(md5sum <"$f" | cut -d' ' -f1)"
-done
+	[ -f "$f" ] && echo "${f##*/} $(md5sum <"$f" | cut -d' ' -f1)"
+done >/tmp/sums
+marked SUM </tmp/sums
+marked SUM </tmp/sums
 echo "powercut-check: $(ls $MNT/pc | wc -l) files after the cut"
 umount_fs || {
 	fail_out umount "umount $MNT or daemon exit failed"

@@ -1,6 +1,6 @@
 # powercut-write.sh -- guest action: write files until the host kills QEMU.
 # Every other file is written with fsync (dd conv=fsync); once that returns the
-# guest prints "KMEMFS-SYNCED: name md5", a promise the next boot must keep.
+# guest prints "KMEMFS-SYNCED: name md5 ~check", a promise the next boot must keep.
 # Some earlier unsynced files are deleted on the way, so the fs also sees
 # unlinks at the cut and does not fill up. Files are named g<boot>-<n>.
 
@@ -28,7 +28,7 @@ while :; do
 			fail_out powercut-write "fsync'ed write of $name failed"
 			exit 1
 		}
-		echo "KMEMFS-SYNCED: $name $m"
+		echo "$name $m" | marked SYNCED
 	else
 		run dd if=/tmp/w of=$MNT/pc/$name bs=256k || {
 			fail_out powercut-write "write of $name failed"
