@@ -80,6 +80,18 @@ static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
 	return rc;
 }
 
+/*
+ * FALLOCATE and COPY_FILE_RANGE carry no kill flag: under HANDLE_KILLPRIV_V2
+ * the filesystem clears setuid/setgid as file_remove_privs would, for a
+ * caller without CAP_FSETID (taken as any uid but root, as for the flags).
+ */
+static int kill_suidgid_for_caller(fuse_req_t req, fuse_ino_t ino)
+{
+	if (!wire_killpriv_v2() || fuse_req_ctx(req)->uid == 0)
+		return 0;
+	return kill_suidgid(req, ino);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* no FUSE_CAP_SPLICE_READ: libfuse offers it only to sessions that read
@@ -504,8 +516,11 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	fuse_reply_err(req, -fs_fallocate(FS(req), ino, mode, (uint64_t)off,
-					  (uint64_t)len));
+	int rc = kill_suidgid_for_caller(req, ino);
+
+	if (rc == 0)
+		rc = fs_fallocate(FS(req), ino, mode, (uint64_t)off, (uint64_t)len);
+	fuse_reply_err(req, -rc);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -535,8 +550,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = fs_clone(FS(req), ino_in, (uint64_t)off_in, ino_out, (uint64_t)off_out,
-		     len, false);
+	n = kill_suidgid_for_caller(req, ino_out);
+	if (n == 0)
+		n = fs_clone(FS(req), ino_in, (uint64_t)off_in, ino_out,
+			     (uint64_t)off_out, len, false);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

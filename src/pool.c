@@ -175,6 +175,45 @@ static const char *pmem_error(char *buf, size_t len)
 }
 
 /* Is the start of a device or file non-empty (any non-zero byte)? */
+/* Does any data region of the file at FD hold a byte that is not zero? */
+static bool file_has_data(int fd)
+{
+	const size_t chunk = 1u << 20;
+	unsigned char *buf = malloc(chunk);
+	off_t pos = 0, hole;
+	bool data = true; /* what cannot be read counts as data */
+	ssize_t n = 0;
+
+	if (!buf)
+		return true;
+	while ((pos = lseek(fd, pos, SEEK_DATA)) >= 0) {
+		hole = lseek(fd, pos, SEEK_HOLE);
+		if (hole < 0)
+			goto out;
+		for (; pos < hole; pos += n) {
+			size_t want = (size_t)(hole - pos) < chunk ? (size_t)(hole - pos) : chunk;
+			n = pread(fd, buf, want, pos);
+			if (n < 0)
+				goto out;
+			if (n == 0)
+				break;
+			for (size_t i = 0; i < (size_t)n; i++)
+				if (buf[i] != 0)
+					goto out;
+		}
+	}
+	data = errno != ENXIO; /* ENXIO: no data past pos */
+out:
+	free(buf);
+	return data;
+}
+
+/*
+ * Would formatting destroy anything? A file is read whole (its holes
+ * skipped), so data anywhere in it is found; a device, which has no holes
+ * and may be terabytes, by its first 2 MiB, where a pool or filesystem
+ * keeps its header.
+ */
 static bool media_has_data(const struct media *m)
 {
 	size_t len = 2u << 20;
@@ -184,6 +223,14 @@ static bool media_has_data(const struct media *m)
 
 	if (m->kind == MEDIA_FILE && m->size == 0)
 		return false;
+	if (m->kind == MEDIA_FILE) {
+		fd = open(m->path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return true;
+		data = file_has_data(fd);
+		close(fd);
+		return data;
+	}
 	if (len > m->size)
 		len = m->size;
 	fd = open(m->path, O_RDONLY | O_CLOEXEC);

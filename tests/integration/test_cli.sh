@@ -72,6 +72,22 @@ truncate -s 100M "$WORK/zero.img"
 expect_refusal "mkfs.kmemfs --size 200M over an existing 100M file" "$MKFS" --size 200M "$WORK/zero.img"
 check_eq "$(stat -c %s "$WORK/zero.img"):$(tr -d '\0' <"$WORK/zero.img" | wc -c)" "104857600:0" "the refused mkfs --size left the file as it was"
 rm -f "$WORK/zero.img"
+# data anywhere in a file, not only where a pool keeps its header
+{ head -c 3M /dev/zero; echo user-data; } >"$WORK/late.img"
+truncate -s 100M "$WORK/late.img"
+printf 'more' | dd of="$WORK/late.img" bs=1M seek=90 conv=notrunc 2>/dev/null
+sum=$(sha256sum <"$WORK/late.img")
+expect_refusal "mkfs.kmemfs over a file whose data starts past 2 MiB" "$MKFS" "$WORK/late.img"
+check_eq "$(sha256sum <"$WORK/late.img")" "$sum" "... and leaves it as it was"
+rm -f "$WORK/late.img"
+truncate -s 100M "$WORK/late.img"
+printf 'tail' | dd of="$WORK/late.img" bs=1M seek=90 conv=notrunc 2>/dev/null
+expect_refusal "mkfs.kmemfs over a sparse file with data only at 90 MiB" "$MKFS" "$WORK/late.img"
+rm -f "$WORK/late.img"
+truncate -s 100M "$WORK/zero.img"
+run_tool "$WORK/out" "$MKFS" "$WORK/zero.img"
+check_eq "$?" 0 "mkfs.kmemfs formats a file of zeroes without --force: $(cat "$WORK/out")"
+rm -f "$WORK/zero.img"
 
 fs_create 64M
 expect_refusal "mount on a missing mount point" "$K" "$POOL" "$WORK/no/such/dir"

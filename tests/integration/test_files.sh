@@ -139,6 +139,11 @@ check "[ '$c1' != '$c2' ]" "chmod updates ctime"
 m1=$(stat_field f mtime)
 echo x >>f
 check "[ '$(stat_field f mtime)' != '$m1' ]" "write updates mtime"
+: >empty-trunc
+probe utimens empty-trunc 5 0 5 0 >/dev/null
+: >empty-trunc
+check "[ '$(stat_field empty-trunc mtime)' != 5.000000000 ]" "an O_TRUNC open of an already empty file updates mtime"
+rm -f empty-trunc
 dm=$(stat_field d1 mtime)
 sleep 0.01
 touch d1/newfile

@@ -97,6 +97,20 @@ chmod 06777 suid
 as_user 1000 probe open suid wronly,trunc >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "an O_TRUNC open by another user clears setuid/setgid"
 chmod 06777 suid
+as_user 1000 probe falloc suid 0 0 8192 >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "an fallocate by another user clears setuid/setgid"
+chmod 06777 suid
+as_user 1000 probe falloc suid punch 0 2 >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "a hole punch by another user clears setuid/setgid"
+chmod 06777 suid
+echo src >cfrsrc
+chmod 644 cfrsrc
+as_user 1000 probe cfr cfrsrc 0 suid 0 4 >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "a copy_file_range into the file by another user clears setuid/setgid"
+check_eq "$(head -c 3 suid)" src "... and copies"
+chmod 06777 suid
+probe falloc suid 0 0 16384 >/dev/null
+check_eq "$(stat_field suid mode)" 106777 "an fallocate by root (CAP_FSETID) keeps setuid/setgid"
 echo root >>suid
 check_eq "$(stat_field suid mode)" 106777 "a write by root (CAP_FSETID) keeps setuid/setgid"
 chown 1000 suid
