@@ -102,8 +102,12 @@ int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 
 	if (!strcmp(name, ACL_DEFAULT) && !S_ISDIR(ino->mode))
 		return value ? -EACCES : 0;
-	if (!value)
-		return xattr_set(t, ino, name, NULL, 0, flags);
+	if (!value) {
+		/* removing an ACL there is none of succeeds, as on any kernel fs
+		 * (a minimal ACL is kept in the mode alone) */
+		int rc = xattr_set(t, ino, name, NULL, 0, flags);
+		return rc == -ENODATA ? 0 : rc;
+	}
 	if (size > sizeof(aligned))
 		return -EINVAL;
 	memcpy(aligned, value, size);

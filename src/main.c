@@ -425,6 +425,15 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out_args;
 	}
+	/* libfuse unmounts (SIGTERM, SIGINT) by the path it mounted, after the
+	 * daemon has moved to /: a relative one would name another directory */
+	static char mnt_abs[PATH_MAX];
+	if (!realpath(o.mountpoint, mnt_abs)) {
+		log_err("mount point %s: %s", o.mountpoint, strerror(errno));
+		rc = 1;
+		goto out_args;
+	}
+	o.mountpoint = mnt_abs;
 	if (is_mount_point(o.mountpoint)) {
 		log_err("mount point %s: busy (something is mounted there)",
 			o.mountpoint);

@@ -22,6 +22,10 @@ int xattr_check_name(const char *name)
 		return -EINVAL;
 	if (len > KMFS_XATTR_NAME_MAX)
 		return -ERANGE;
+	/* a namespace prefix alone names nothing (the kernel's own answer) */
+	if (!strcmp(name, "user.") || !strcmp(name, "trusted.") ||
+	    !strcmp(name, "security."))
+		return -EINVAL;
 	if (!strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
 	    !strncmp(name, "security.", 9) ||
 	    !strcmp(name, "system.posix_acl_access") ||

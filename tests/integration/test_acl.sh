@@ -14,6 +14,10 @@ dacl() { getfacl -cpnEd "$1" 2>/dev/null | grep -v '^$' | tr '\n' ' '; }
 echo secret >f
 chmod 0640 f
 expect_errno EACCES "without an ACL, uid 1000 cannot read a 0640 root file" as_user 1000 probe read f
+expect_errno OK "removing an access ACL a file does not have" probe removexattr f system.posix_acl_access
+mkdir noacl.d
+expect_errno OK "removing a default ACL a directory does not have" probe removexattr noacl.d system.posix_acl_default
+rmdir noacl.d
 check_cmd "setfacl -m u:1000:r" setfacl -m u:1000:r f
 check_eq "$(acl f)" "user::rw- user:1000:r-- group::r-- mask::r-- other::--- " "getfacl shows the entries"
 check_eq "$(as_user 1000 probe read f)" secret "a named-user entry grants read"

@@ -234,6 +234,18 @@ for sig in TERM INT; do
 		check_eq "$?" 0 "pool is clean after SIG$sig"
 	fi
 done
+# a daemon in the background (it moves to /) mounted on a relative path
+(cd "$(dirname "$MNT")" && "$K" "$POOL" "$(basename "$MNT")") >"$WORK/bg.out" 2>&1 ||
+	fail "kmemfs on a relative mount point" "$(cat "$WORK/bg.out")"
+bg=$(daemon_pids)
+if [ -n "$bg" ] && is_mounted; then
+	kill -TERM $bg
+	wait_until 15 '[ -z "$(daemon_pids)" ]'
+	check "! is_mounted" "SIGTERM unmounts a background daemon mounted on a relative path"
+	mountpoint -q "$MNT" && fusermount3 -u -z "$MNT" 2>/dev/null
+else
+	fail "kmemfs on a relative mount point mounts" "$(cat "$WORK/bg.out")"
+fi
 fs_mount || abort_test "mount after signals"
 check_eq "$(cat "$MNT/sig.TERM" "$MNT/sig.INT" 2>&1)" "$(printf 'TERM\nINT')" "files written before the signals persist"
 check_cmd "umount(8) works too" umount "$MNT"

@@ -33,6 +33,9 @@ check_eq "$(cat f)" data "file data unaffected by xattr changes"
 # -- the syscalls and their errnos
 expect_errno ENODATA "getxattr of a missing attribute" probe getxattr f user.missing
 expect_errno ENODATA "removexattr of a missing attribute" probe removexattr f user.missing
+for ns in user. trusted. security.; do
+	expect_errno EINVAL "setxattr of the bare prefix $ns" probe setxattr f "$ns" v
+done
 check_eq "$(probe getxattr f user.color 0)" 3 "getxattr with size 0 returns the length"
 expect_errno ERANGE "getxattr into a too small buffer" probe getxattr f user.color 2
 check_eq "$(probe getxattr f user.color 3)" red "getxattr into an exact-size buffer"
