@@ -1098,8 +1098,8 @@ int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags)
 
 	if (fs->readonly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
 		return -EROFS;
-	/* the kernel hands O_TRUNC to open (atomic_o_trunc) */
-	/* also when already empty: POSIX updates mtime and ctime either way */
+	/* the kernel hands O_TRUNC to open (atomic_o_trunc); an empty file is
+	 * truncated too, as POSIX updates mtime and ctime either way */
 	if ((flags & O_TRUNC) && S_ISREG(inode_mode(node))) {
 		struct stat a = { .st_size = 0 }, out;
 		int rc = fs_setattr(fs, ino, &a, FS_SET_SIZE | FS_SET_MTIME_NOW, &out);

@@ -174,7 +174,6 @@ static const char *pmem_error(char *buf, size_t len)
 	return buf;
 }
 
-/* Is the start of a device or file non-empty (any non-zero byte)? */
 /* Does any data region of the file at FD hold a byte that is not zero? */
 static bool file_has_data(int fd)
 {
@@ -223,19 +222,16 @@ static bool media_has_data(const struct media *m)
 
 	if (m->kind == MEDIA_FILE && m->size == 0)
 		return false;
+	fd = open(m->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
 	if (m->kind == MEDIA_FILE) {
-		fd = open(m->path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return true;
 		data = file_has_data(fd);
 		close(fd);
 		return data;
 	}
 	if (len > m->size)
 		len = m->size;
-	fd = open(m->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return true;
 	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	close(fd);
 	if (p == MAP_FAILED)

@@ -57,25 +57,26 @@ markers() {
 	tr -d '\r' <"$1" | sed -n "s/.*KMEMFS-$2: //p"
 }
 
-# checked LOG KIND -- the KIND markers printed by the guest's marked(), each once,
-# without their check; a line whose check fails (garbled by the serial port) is
-# left out: see garbled
-checked() {
+# sort_markers LOG KIND -- the KIND markers printed by the guest's marked(),
+# as "ok TEXT" (check stripped) or "garbled LINE" (the serial port garbled it,
+# or the power cut cut it short): see checked and garbled
+sort_markers() {
 	local l text
 	markers "$1" "$2" | while IFS= read -r l; do
 		text=${l% \~*}
-		[ "$l" = "$text ~$(printf '%s' "$text" | md5sum | cut -c1-8)" ] && printf '%s\n' "$text"
-	done | sort -u
-}
-
-# garbled LOG KIND -- the KIND markers whose check fails
-garbled() {
-	local l text
-	markers "$1" "$2" | while IFS= read -r l; do
-		text=${l% \~*}
-		[ "$l" = "$text ~$(printf '%s' "$text" | md5sum | cut -c1-8)" ] || printf '%s\n' "$l"
+		if [ "$l" = "$text ~$(printf '%s' "$text" | md5sum | cut -c1-8)" ]; then
+			printf 'ok %s\n' "$text"
+		else
+			printf 'garbled %s\n' "$l"
+		fi
 	done
 }
+
+# checked LOG KIND -- the markers whose check holds, each once, without it
+checked() { sort_markers "$1" "$2" | sed -n 's/^ok //p' | sort -u; }
+
+# garbled LOG KIND -- the markers whose check fails
+garbled() { sort_markers "$1" "$2" | sed -n 's/^garbled //p'; }
 
 # check_log LOG TIMEOUT -- a boot passed if the guest said DONE, reported at least
 # one PASS and no FAIL. Sets REASON otherwise.
@@ -146,14 +147,15 @@ t_reboot() {
 # pc_verify LOG -- every file whose fsync returned before the cuts so far
 # ($WORK/synced) must be listed in LOG's KMEMFS-SUM lines with that md5
 pc_verify() {
-	local sums f sum got
+	local sums f sum got bad
 	sums=$(checked "$1" SUM)
 	while read -r f sum; do
 		got=$(echo "$sums" | awk -v f="$f" '$1 == f { print $2 }')
 		if [ "$got" != "$sum" ]; then
 			REASON="$(basename "$1"): fsync'ed file $f: want md5 $sum, got '${got:-missing}'"
-			[ -n "$(garbled "$1" SUM)" ] &&
-				REASON="$REASON; garbled SUM lines: $(garbled "$1" SUM | head -n 4 | tr '\n' ';')"
+			bad=$(garbled "$1" SUM)
+			[ -n "$bad" ] &&
+				REASON="$REASON; garbled SUM lines: $(echo "$bad" | head -n 4 | tr '\n' ';')"
 			return 1
 		fi
 	done <"$WORK/synced"
@@ -197,10 +199,11 @@ pc_run() {
 		if [ $n -gt 1 ]; then
 			pc_verify "$logf" || return 1
 		fi
-		checked "$logf" SYNCED >>"$WORK/synced"
-		log "power cut $n, ${d}s into writing: $(checked "$logf" SYNCED | wc -l) more files fsync'ed, $(wc -l <"$WORK/synced") in all"
+		sort_markers "$logf" SYNCED >"$WORK/synced.new"
+		sed -n 's/^ok //p' "$WORK/synced.new" | sort -u >>"$WORK/synced"
+		log "power cut $n, ${d}s into writing: $(grep -c '^ok ' "$WORK/synced.new") more files fsync'ed, $(wc -l <"$WORK/synced") in all"
 		# a promise the console garbled cannot be checked; say so rather than guess
-		garbled "$logf" SYNCED | while IFS= read -r l; do
+		sed -n 's/^garbled //p' "$WORK/synced.new" | while IFS= read -r l; do
 			log "boot $n: promise line cut by the power cut or garbled, left out: $l"
 		done
 		n=$((n + 1))
