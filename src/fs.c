@@ -239,14 +239,18 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	int rc;
 
 	memset(fs, 0, sizeof(*fs));
-	rc = pool_open_kmod(path, &fs->pool, o->lend && !o->readonly);
+	rc = pool_open_how(path, &fs->pool,
+			   (o->lend && !o->readonly ? POOL_OPEN_KMOD : 0) |
+			   (o->readonly ? POOL_OPEN_PRIVATE : 0) |
+			   (o->checked ? POOL_OPEN_PROBED : 0));
 	if (rc < 0)
 		return rc;
 	pool_enable_stats(fs->pool.pop);
 	/* the pool is untrusted: check every reference before serving it */
 	struct check_opts co = { .quiet = true };
-	struct check_result cr;
-	rc = check_pool(&fs->pool, &co, &cr);
+	struct check_result cr = { 0 };
+	if (!o->checked)
+		rc = check_pool(&fs->pool, &co, &cr);
 	if (rc == 0 && cr.errors) {
 		log_err("%s: corrupt metadata: %s (%llu problem%s; run fsck.kmemfs)",
 			path, cr.first, (unsigned long long)cr.errors,
@@ -438,7 +442,10 @@ static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
 			ino->atime = now;
 		else if (to_set & FS_SET_ATIME)
 			ino->atime = ts_to_kt(attr->st_atim);
-		if (to_set & FS_SET_MTIME_NOW)
+		/* a truncate, even to the same size, is a change of the data
+		 * (ftruncate's rule; the request does not say which call it was) */
+		if ((to_set & FS_SET_MTIME_NOW) ||
+		    ((to_set & FS_SET_SIZE) && !(to_set & FS_SET_MTIME)))
 			ino->mtime = now;
 		else if (to_set & FS_SET_MTIME)
 			ino->mtime = ts_to_kt(attr->st_mtim);

@@ -49,7 +49,10 @@ struct fs_opts {
 	bool lend;              /* give free units back (default on) */
 	uint64_t reserve;       /* bytes of free units kept unlent */
 	uint64_t lend_max;      /* at most this many bytes lent (0: no limit) */
+	/* a pool file is then mapped copy-on-write: nothing reaches it */
 	bool readonly;
+	/* a read-only fs_mount of this process checked the pool just now */
+	bool checked;
 };
 
 #define FS_TIMES_LOCKS 64

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,8 +45,10 @@ enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
 static const struct fuse_opt spec[] = {
-	OPT("--size=%s", size),
+	/* fuse_opt applies every template that matches, and "--size %s" also
+	 * takes "--size=64M" (as "=64M"): the "=" form must come after it */
 	OPT("--size %s", size),
+	OPT("--size=%s", size),
 	OPT("reserve=%s", reserve),
 	OPT("lend_max=%s", lend_max),
 	OPT("detach_timeout=%s", detach_timeout),
@@ -137,6 +140,48 @@ static int opt_proc(void *data, const char *arg, int key,
 		return 1;
 	}
 	return 1;
+}
+
+/*
+ * libfuse's own error messages, held while mounting so that a failure is
+ * one line with its cause ("cannot mount on M: mount failed: ..."); after
+ * that, and at every other level, they go to stderr as libfuse's would.
+ */
+static char fuse_said[512];
+static bool fuse_hold = true;
+
+static void fuse_log_held(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char piece[256], *p = piece;
+	size_t used = strlen(fuse_said);
+
+	if (!fuse_hold || level > FUSE_LOG_ERR) {
+		vfprintf(stderr, fmt, ap);
+		return;
+	}
+	/* a message may come in pieces; it ends with a newline */
+	vsnprintf(piece, sizeof(piece), fmt, ap);
+	bool starts = used == 0 || fuse_said[used - 1] == '\n';
+	if (starts && !strncmp(p, "fuse: ", 6))
+		p += 6;
+	if (starts && used)
+		fuse_said[used - 1] = ';'; /* "first; second" */
+	snprintf(fuse_said + used, sizeof(fuse_said) - used, "%s%s",
+		 starts && used ? " " : "", p);
+}
+
+/* what libfuse said since the last call, or ALT */
+static const char *fuse_told(const char *alt)
+{
+	static char told[sizeof(fuse_said)];
+
+	size_t n = strlen(fuse_said);
+
+	while (n && fuse_said[n - 1] == '\n')
+		fuse_said[--n] = '\0';
+	snprintf(told, sizeof(told), "%s", n ? fuse_said : alt);
+	fuse_said[0] = '\0';
+	return told;
 }
 
 /* ring entries (each its own thread) per CPU queue with FUSE over io_uring */
@@ -363,10 +408,14 @@ int main(int argc, char **argv)
 	unsigned int detach_timeout = 0;
 	uint64_t readahead = 1u << 20;
 	unsigned int max_threads = 16;
+	bool fs_mounted = false;
 	int rc = 1;
 
 	log_set_prog("kmemfs");
+	fuse_set_log_func(fuse_log_held);
 	if (fuse_opt_parse(&args, &o, spec, opt_proc) != 0) {
+		if (fuse_said[0])
+			log_err("%s", fuse_told(""));
 		rc = 2;
 		goto out_args;
 	}
@@ -460,6 +509,7 @@ int main(int argc, char **argv)
 	fuse_opt_add_arg(&args, fsname);
 	se = fuse_session_new(&args, &kmemfs_ops, sizeof(kmemfs_ops), fs);
 	if (!se) {
+		log_err("%s", fuse_told("cannot start a FUSE session"));
 		free(fs);
 		rc = 2;
 		goto out_args;
@@ -478,9 +528,40 @@ int main(int argc, char **argv)
 		log_info("created %s (%s)", o.source, o.size);
 	}
 	wait_for_pool(o.source);
-	if (fs_mount(fs, o.source, &fo) < 0) {
+	/*
+	 * A pool file is checked through a private mapping first, and opened
+	 * for writing only once the kernel has taken the mount: a mount that
+	 * fails leaves it as it was. (Device DAX cannot be mapped privately.)
+	 */
+	struct stat pst;
+	bool check_first = !o.ro && stat(o.source, &pst) == 0 && S_ISREG(pst.st_mode);
+	struct fs_opts first = fo;
+	first.readonly = first.readonly || check_first;
+	if (fs_mount(fs, o.source, &first) < 0) {
 		rc = 1;
 		goto out_session;
+	}
+	fs_mounted = true;
+	if (fuse_set_signal_handlers(se) != 0) {
+		log_err("%s", fuse_told("cannot set the signal handlers"));
+		goto out_destroy;
+	}
+	if (fuse_session_mount(se, o.mountpoint) != 0) {
+		log_err("cannot mount on %s: %s", o.mountpoint, fuse_told("refused"));
+		goto out_signals;
+	}
+	/* mounted: what libfuse says from now on is printed as it comes */
+	if (fuse_said[0])
+		log_err("%s", fuse_told(""));
+	fuse_hold = false;
+	if (check_first) {
+		/* requests wait for INIT, which the loop answers: none is lost */
+		fs_unmount(fs);
+		fs_mounted = false;
+		fo.checked = true;
+		if (fs_mount(fs, o.source, &fo) < 0)
+			goto out_fuse_unmount;
+		fs_mounted = true;
 	}
 	fs->pool.media.detach_timeout = detach_timeout;
 	if (o.debug) {
@@ -488,12 +569,6 @@ int main(int argc, char **argv)
 		log_set_debug(true);
 		media_describe(&fs->pool.media, desc, sizeof(desc));
 		log_info("%s", desc);
-	}
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out_destroy;
-	if (fuse_session_mount(se, o.mountpoint) != 0) {
-		log_err("cannot mount on %s", o.mountpoint);
-		goto out_signals;
 	}
 	if (wire_install(se) != 0) {
 		log_err("cannot route FUSE requests through the protocol hooks");
@@ -558,7 +633,8 @@ out_destroy:
 	fuse_session_destroy(se);
 	se = NULL;
 	interruptible_teardown();
-	fs_unmount(fs);
+	if (fs_mounted)
+		fs_unmount(fs);
 	if (fs->pool.media.left_attached) {
 		if (stop_signal)
 			log_err("the detach was stopped by signal %d (%s)", (int)stop_signal,

@@ -619,30 +619,25 @@ static int probe_heap(const char *path)
 	return 0; /* consistent, or an error pmemobj_open will name */
 }
 
-#define OPEN_KMOD       1 /* a devdax device is attached to kmemfs.ko */
-#define OPEN_QUIET_BUSY 2 /* no message when the pool is in use */
-#define OPEN_PRIVATE    4 /* copy-on-write: nothing reaches the file */
-
-static int open_common(const char *path, struct kmfs_pool *p, int how);
-
 int pool_open_quiet(const char *path, struct kmfs_pool *p, bool quiet_busy)
 {
-	return open_common(path, p, quiet_busy ? OPEN_QUIET_BUSY : 0);
+	return pool_open_how(path, p, quiet_busy ? POOL_OPEN_QUIET_BUSY : 0);
 }
 
 int pool_open(const char *path, struct kmfs_pool *p)
 {
-	return open_common(path, p, 0);
+	return pool_open_how(path, p, 0);
 }
 
 int pool_open_kmod(const char *path, struct kmfs_pool *p, bool use_kmod)
 {
-	return open_common(path, p, use_kmod ? OPEN_KMOD : 0);
+	return pool_open_how(path, p, use_kmod ? POOL_OPEN_KMOD : 0);
 }
 
 int pool_open_private(const char *path, struct kmfs_pool *p, bool quiet_busy)
 {
-	return open_common(path, p, OPEN_PRIVATE | (quiet_busy ? OPEN_QUIET_BUSY : 0));
+	return pool_open_how(path, p, POOL_OPEN_PRIVATE |
+			     (quiet_busy ? POOL_OPEN_QUIET_BUSY : 0));
 }
 
 /*
@@ -666,11 +661,11 @@ static PMEMobjpool *open_pmemobj(const char *path, bool private)
 	return pop;
 }
 
-static int open_common(const char *path, struct kmfs_pool *p, int how)
+int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 {
 	const char *open_path = path;
-	bool use_kmod = how & OPEN_KMOD;
-	bool private = (how & OPEN_PRIVATE) != 0;
+	bool use_kmod = how & POOL_OPEN_KMOD;
+	bool private = (how & POOL_OPEN_PRIVATE) != 0;
 	PMEMoid root;
 	int rc;
 
@@ -694,17 +689,18 @@ static int open_common(const char *path, struct kmfs_pool *p, int how)
 			return rc;
 		open_path = p->media.open_path;
 	}
-	rc = probe_heap(open_path);
+	rc = (how & POOL_OPEN_PROBED) ? 0 : probe_heap(open_path);
 	if (rc < 0)
 		goto out_detach;
 	private = private && p->media.kind == MEDIA_FILE;
+	p->private_map = private;
 	p->pop = open_pmemobj(open_path, private);
 	if (!p->pop) {
 		char msg[256];
 
 		rc = -errno;
 		if (rc == -EWOULDBLOCK || rc == -EAGAIN || rc == -EBUSY) {
-			if (!(how & OPEN_QUIET_BUSY))
+			if (!(how & POOL_OPEN_QUIET_BUSY))
 				log_err("%s: in use by another kmemfs (or program)", path);
 		} else if (rc == -EACCES || rc == -EPERM || rc == -EROFS)
 			log_err("%s: cannot open for writing: %s", path, strerror(-rc));

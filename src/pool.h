@@ -27,6 +27,7 @@ struct kmfs_pool {
 	uint64_t total_pages;
 	uint64_t total_units;
 	uint64_t arena_bytes;  /* pmemobj bytes the data arenas take */
+	bool private_map;      /* copy-on-write mapping: nothing reaches the media */
 };
 
 struct pool_format_opts {
@@ -53,6 +54,13 @@ int pool_open_kmod(const char *path, struct kmfs_pool *pool, bool use_kmod);
  * devdax device cannot be, and is opened as usual.
  */
 int pool_open_private(const char *path, struct kmfs_pool *pool, bool quiet_busy);
+
+#define POOL_OPEN_KMOD       1 /* a devdax device is attached to kmemfs.ko */
+#define POOL_OPEN_QUIET_BUSY 2 /* no message when the pool is in use */
+#define POOL_OPEN_PRIVATE    4 /* a pool file mapped copy-on-write */
+#define POOL_OPEN_PROBED     8 /* heap already probed by this process: skip it */
+/* pool_open_how -- the general form of the above, HOW a set of POOL_OPEN_* */
+int pool_open_how(const char *path, struct kmfs_pool *pool, int how);
 void pool_close(struct kmfs_pool *pool);
 
 /* pool_ptr -- pointer for a pool offset (0 -> NULL) */

@@ -109,6 +109,12 @@ check_eq "$(sha256sum <"$POOL")" "$sum" "bad kmemfs option values leave the pool
 expect_refusal "kmemfs --size 0" "$K" --size 0 "$WORK/new.pool" "$MNT"
 check "grep -q \"bad size '0'\" '$WORK/out'" "kmemfs --size 0 says the size is bad: $(cat "$WORK/out")"
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
+# a mount the kernel refuses (here /dev/fuse is /dev/null) comes after the
+# pool's checks but before anything is written to it
+expect_refusal "a mount the kernel refuses" unshare -m sh -c \
+	'mount --bind /dev/null /dev/fuse && exec "$0" "$@"' "$K" "$POOL" "$MNT"
+check "grep -q 'cannot mount on $MNT: ..' '$WORK/out'" "... names the mount point and the cause: $(cat "$WORK/out")"
+check_eq "$(sha256sum <"$POOL")" "$sum" "... and leaves the pool unchanged"
 check "! is_mounted" "nothing mounted after the refusals"
 check_eq "$(daemon_pids)" "" "no daemon left behind by the refusals"
 
@@ -203,6 +209,22 @@ echo hi >"$MNT/x" 2>/dev/null
 check_eq "$(cat "$MNT/x" 2>/dev/null)" hi "the new filesystem works"
 P=$POOL; POOL=$NEWPOOL
 fs_umount
+# -o ro serves the pool from a private mapping: nothing reaches the file
+sum=$(sha256sum <"$NEWPOOL")
+run_tool "$WORK/out" "$K" -o ro "$NEWPOOL" "$MNT"
+rc=$?
+check "[ $rc -eq 0 ] && wait_until 10 is_mounted" "kmemfs -o ro mounts (exit $rc: $(head -c 150 "$WORK/out"))"
+check_eq "$(cat "$MNT/x" 2>/dev/null)" hi "-o ro serves the files"
+check "! touch '$MNT/y' 2>/dev/null && [ ! -e '$MNT/y' ]" "-o ro refuses a new file"
+fs_umount
+check_eq "$(sha256sum <"$NEWPOOL")" "$sum" "a read-only mount and its unmount leave the pool file unchanged"
+# the "--size=SIZE" form
+run_tool "$WORK/out" "$K" --size=64M "$WORK/eq.pool" "$MNT"
+rc=$?
+check "[ $rc -eq 0 ] && wait_until 10 is_mounted && [ \$(stat -c %s '$WORK/eq.pool') -eq 67108864 ]" \
+	"kmemfs --size=64M creates a 64 MiB pool and mounts (exit $rc: $(head -c 150 "$WORK/out"))"
+POOL=$WORK/eq.pool
+is_mounted && fs_umount
 POOL=$P
 
 # -- foreground mode and signals

@@ -91,6 +91,7 @@ for spec in 1:16:4096 2:64:$((8 * MiB)) 3:256:$((8 * MiB)) 4:512:$size; do
 	if [ $rc -ne 0 ]; then
 		check "[ $rc -lt 124 ] && [ \$(grep -c . '$WORK/out') -eq 1 ] && ! is_mounted" \
 			"$label: refused with one line (exit $rc: $(head -c 100 "$WORK/out"))"
+		check "cmp -s '$POOL' '$WORK/flipped.copy'" "$label: the refused mount left the pool as it was"
 	elif wait_until 10 is_mounted; then
 		# mounted: reading everything may give errors but must not kill the daemon
 		timeout 60 find "$MNT" -type f -exec cat {} + >/dev/null 2>&1

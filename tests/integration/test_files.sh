@@ -144,6 +144,12 @@ probe utimens empty-trunc 5 0 5 0 >/dev/null
 : >empty-trunc
 check "[ '$(stat_field empty-trunc mtime)' != 5.000000000 ]" "an O_TRUNC open of an already empty file updates mtime"
 rm -f empty-trunc
+# truncate(2) to the size a file already has is still a change of its data
+echo data >same-size
+probe utimens same-size 5 0 5 0 >/dev/null
+truncate -s 5 same-size
+check "[ '$(stat_field same-size mtime)' != 5.000000000 ]" "truncate to the same size updates mtime"
+rm -f same-size
 dm=$(stat_field d1 mtime)
 sleep 0.01
 touch d1/newfile
