@@ -5,6 +5,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,10 +592,49 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 	return 0;
 }
 
+/* objects walked so far by walk_ends, watched by walk_watchdog */
+static _Atomic uint64_t walked;
+
+/* Ends the probe as "damaged" when the object walk stops moving. */
+static void *walk_watchdog(void *arg)
+{
+	uint64_t last = UINT64_MAX;
+
+	(void)arg;
+	for (;;) {
+		sleep(2); /* a sound heap's whole walk takes milliseconds */
+		uint64_t now = atomic_load(&walked);
+		if (now == last)
+			_exit(3);
+		last = now;
+	}
+	return NULL;
+}
+
 /*
- * libpmemobj trusts its own heap metadata and can crash on a corrupted
- * pool. Let it check the pool in a child process first, so a broken pool
- * is an error message, never a crash of the daemon or of fsck.
+ * Walk every object as check.c and the mount will, privately mapped.
+ * Some damage to a chunk header (a zero size) that pmemobj_check lets
+ * through makes pmemobj_next loop for ever; here that ends the child.
+ */
+static void walk_ends(const char *path)
+{
+	int on = 1;
+	pthread_t t;
+	PMEMobjpool *pop;
+
+	pmemobj_ctl_set(NULL, "copy_on_write.at_open", &on);
+	pop = pmemobj_open(path, KMFS_LAYOUT);
+	if (!pop || pthread_create(&t, NULL, walk_watchdog, NULL) != 0)
+		return; /* pmemobj_open in the parent will say why */
+	for (PMEMoid oid = pmemobj_first(pop); !OID_IS_NULL(oid); oid = pmemobj_next(oid))
+		atomic_fetch_add(&walked, 1);
+}
+
+/*
+ * libpmemobj trusts its own heap metadata and can crash or hang on a
+ * corrupted pool. Let it check the pool and walk its objects in a child
+ * process first, so a broken pool is an error message, never a crash or
+ * a hang of the daemon or of fsck.
  */
 static int probe_heap(const char *path)
 {
@@ -607,13 +648,17 @@ static int probe_heap(const char *path)
 		if (fd >= 0)
 			dup2(fd, STDERR_FILENO);
 		int r = pmemobj_check(path, KMFS_LAYOUT);
+		if (r == 1)
+			walk_ends(path);
 		_exit(r == 1 ? 0 : r == 0 ? 1 : 2);
 	}
 	if (waitpid(pid, &status, 0) < 0)
 		return 0;
-	if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 1)) {
+	if (WIFSIGNALED(status) || (WIFEXITED(status) && (WEXITSTATUS(status) == 1 ||
+							 WEXITSTATUS(status) == 3))) {
 		log_err("%s: corrupt pool: libpmemobj's heap metadata is damaged%s",
-			path, WIFSIGNALED(status) ? " (its check crashed)" : "");
+			path, WIFSIGNALED(status) ? " (its check crashed)" :
+			WEXITSTATUS(status) == 3 ? " (its object list loops)" : "");
 		return -EUCLEAN;
 	}
 	return 0; /* consistent, or an error pmemobj_open will name */

@@ -69,6 +69,29 @@ else
 fi
 fsck_reports "truncated pool" "$WORK/trunc.pool"
 
+# A bitmap of libpmemobj's first run (small objects) with every bit set:
+# pmemobj_check passes it and pmemobj_next loops for ever on it. Layout of
+# PMDK 1.12: heap_offset at 5136, a 1 KiB heap header, then zone 0 (magic,
+# chunk headers from +64, chunks from +512 KiB); a run chunk starts with
+# 16 bytes (block size, alignment) before its bitmap.
+heap_off=$(od -A n -t u8 -j 5136 -N 8 "$GOOD" | tr -d ' ')
+zone=$((heap_off + 1024))
+if [ "$(od -A n -t x4 -j $zone -N 4 "$GOOD" | tr -d ' ')" = c3f0a2d2 ] &&
+	[ "$(od -A n -t u2 -j $((zone + 64)) -N 2 "$GOOD" | tr -d ' ')" = 4 ]; then
+	cp "$GOOD" "$WORK/loop.pool"
+	printf '\377\377\377\377\377\377\377\377' |
+		dd of="$WORK/loop.pool" bs=1 seek=$((zone + 512 * 1024 + 16)) conv=notrunc status=none
+	cp "$WORK/loop.pool" "$WORK/loop.copy"
+	try_mount_refused "a run bitmap that makes libpmemobj's object walk loop" "$WORK/loop.pool"
+	check "grep -q 'loops' '$WORK/out'" "... and says the object list loops"
+	check "cmp -s '$WORK/loop.pool' '$WORK/loop.copy'" "... and leaves the pool as it was"
+	fsck_reports "a looping object walk" "$WORK/loop.pool"
+	rm -f "$WORK/loop.pool" "$WORK/loop.copy"
+else
+	fail "libpmemobj's heap starts with a run chunk where this test expects one" \
+		"heap_offset $heap_off: the PMDK layout changed; update the test"
+fi
+
 # flip_bytes FILE SEED COUNT LIMIT: overwrite COUNT bytes at offsets < LIMIT
 flip_bytes() {
 	awk -v seed="$2" -v n="$3" -v lim="$4" 'BEGIN { srand(seed); for (i = 0; i < n; i++)
