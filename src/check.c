@@ -8,6 +8,13 @@
  * list and table, each file's extent map and each xattr set, and counts
  * links and page references. Pass 3 compares the counts with what the
  * pool records, and frees objects nothing refers to.
+ *
+ * Repair (fsck -y) first mends structure, each mend one transaction: a
+ * broken extent map or xattr set is dropped, a broken directory is built
+ * again from the entries before the damage, and an inode no directory
+ * names goes to /lost+found. The check then runs again on the mended
+ * pool, and only a pass that mended nothing fixes counts and frees
+ * unreferenced objects, so those are computed from the final structure.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,7 +27,9 @@
 
 #include "check.h"
 #include "dir.h"
+#include "pages.h"
 #include "pool.h"
+#include "txn.h"
 
 struct obj {
 	uint64_t off;
@@ -33,6 +42,12 @@ struct obj {
 	bool reached;
 };
 
+/* directory tables made by repairs, to see them in the next pass's list */
+struct made {
+	uint64_t *off;
+	size_t n, cap;
+};
+
 struct checker {
 	struct kmfs_pool *p;
 	const struct check_opts *o;
@@ -42,6 +57,10 @@ struct checker {
 	uint32_t *counts; /* page references found */
 	uint64_t *queue;  /* directories to visit */
 	size_t qhead, qtail, qcap;
+	struct pages *pg; /* repair: for transactions */
+	struct made *made;/* repair: objects allocated by earlier passes */
+	bool mended;      /* repair: structure changed in this pass */
+	bool dir_damage;  /* a directory failed its check in this pass */
 };
 
 static void report(struct checker *c, const char *fmt, ...)
@@ -69,6 +88,195 @@ static void report(struct checker *c, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+/* What a repair did, said after the finding it mends (not counted). */
+static void note(struct checker *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void note(struct checker *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->o->quiet || (!c->o->verbose && c->r->errors > c->o->max_print))
+		return;
+	fprintf(stderr, "    -> ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- structural repairs (fsck -y): one transaction each -------------------- */
+
+static bool mend_begin(struct checker *c, struct txn *t)
+{
+	if (!c->o->repair)
+		return false;
+	txn_init(t, c->pg);
+	return txn_begin(t) == 0;
+}
+
+static bool mend_end(struct checker *c, struct txn *t, int rc)
+{
+	rc = txn_end(t, rc);
+	if (rc == 0)
+		c->mended = true;
+	return rc == 0;
+}
+
+/*
+ * A file whose extent map is broken keeps its name and attributes, no
+ * data. A symlink whose target is lost cannot be mended: it is also
+ * UNLINKed (as e2fsck clears it), its names go in the next pass, and the
+ * next mount frees it.
+ */
+static void drop_data(struct checker *c, uint64_t off, struct kmfs_inode *ino,
+		      bool unlink)
+{
+	struct txn t;
+	int rc;
+
+	if (!mend_begin(c, &t))
+		return;
+	rc = tx_add(ino, sizeof(*ino));
+	if (rc == 0) {
+		ino->data_off = 0;
+		ino->size = 0;
+		ino->blocks = 0;
+		if (unlink)
+			ino->nlink = 0;
+	}
+	if (mend_end(c, &t, rc))
+		note(c, unlink ? "inode %#llx: symlink cleared; its names are removed" :
+		     "inode %#llx: extent map dropped, the file is now empty",
+		     (unsigned long long)off);
+}
+
+static void drop_xattrs(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
+{
+	struct txn t;
+	int rc;
+
+	if (!mend_begin(c, &t))
+		return;
+	rc = TXADD(ino, xattr_off);
+	if (rc == 0)
+		ino->xattr_off = 0;
+	if (mend_end(c, &t, rc))
+		note(c, "inode %#llx: extended attributes and ACLs dropped",
+		     (unsigned long long)ioff);
+}
+
+/* Only fsck leaves a symlink with no target and no links (drop_data). */
+static bool symlink_cleared(const struct kmfs_inode *ino)
+{
+	return S_ISLNK(ino->mode) && !ino->nlink && !ino->data_off;
+}
+
+/* an entry of a damaged directory that is fit to keep */
+struct kept {
+	const char *name; /* in the old entry, which stays until freed */
+	uint16_t len;
+	uint8_t type;
+	uint64_t ino_off;
+};
+
+/* A new table for directory DOFF holding the N entries in KEEP. */
+static void rebuild_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir,
+			const struct kept *keep, size_t n)
+{
+	struct txn t;
+	int rc;
+
+	if (!mend_begin(c, &t))
+		return;
+	/* the old table and entries are left to the leak pass */
+	rc = TXADD(dir, data_off);
+	if (rc == 0)
+		rc = dir_init(&t, dir);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		rc = dir_add(&t, dir, keep[i].name, keep[i].len, keep[i].ino_off,
+			     keep[i].type);
+		if (rc == -EEXIST)
+			rc = 0; /* a name listed twice: once is enough */
+	}
+	if (!mend_end(c, &t, rc))
+		return;
+	note(c, "directory %#llx: rebuilt with the %zu sound entr%s before the "
+	     "damage; inodes named after it go to /lost+found",
+	     (unsigned long long)doff, n, n == 1 ? "y" : "ies");
+	struct made *m = c->made;
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 16;
+		uint64_t *v = realloc(m->off, cap * sizeof(*v));
+		if (!v)
+			return; /* only a check the less */
+		m->off = v;
+		m->cap = cap;
+	}
+	m->off[m->n++] = dir->data_off;
+}
+
+#define LOST_FOUND "lost+found"
+
+/* /lost+found, made when missing; 0 if the name is taken by a non-directory */
+static uint64_t lost_found(struct checker *c, struct txn *t)
+{
+	struct kmfs_pool *p = c->p;
+	struct kmfs_super *sb = p->sb;
+	struct kmfs_inode *root = pool_ptr(p, sb->root_off), *lf;
+	struct kmfs_time now = pool_now();
+	struct dir_entry de;
+	uint64_t off;
+
+	if (dir_lookup(p, root, LOST_FOUND, strlen(LOST_FOUND), &de) == 0)
+		return de.type == DT_DIR ? de.ino_off : 0;
+	off = tx_alloc(sizeof(*lf), KMFS_T_INODE, true);
+	if (!off || TXADD(sb, next_generation) < 0 || TXADD(root, nlink) < 0)
+		return 0;
+	lf = pool_ptr(p, off);
+	lf->mode = S_IFDIR | 0700;
+	lf->nlink = 2;
+	lf->parent_off = sb->root_off;
+	lf->atime = lf->mtime = lf->ctime = lf->btime = now;
+	lf->generation = sb->next_generation++;
+	if (dir_init(t, lf) < 0 ||
+	    dir_add(t, root, LOST_FOUND, strlen(LOST_FOUND), off, DT_DIR) < 0)
+		return 0;
+	root->nlink++;
+	return off;
+}
+
+/* Name inode OFF in /lost+found as "#<inode number>", as e2fsck does. */
+static void reconnect(struct checker *c, uint64_t off, struct kmfs_inode *ino)
+{
+	struct txn t;
+	char name[64];
+	uint64_t lf_off;
+	int rc = -ENOSPC;
+
+	/* dir_lookup and dir_add trust the tables they are given */
+	if (c->dir_damage || !mend_begin(c, &t))
+		return;
+	lf_off = lost_found(c, &t);
+	if (lf_off) {
+		struct kmfs_inode *lf = pool_ptr(c->p, lf_off);
+		snprintf(name, sizeof(name), "#%llu", (unsigned long long)off);
+		rc = dir_add(&t, lf, name, strlen(name), off, IFTODT(ino->mode));
+		if (rc == 0 && S_ISDIR(ino->mode)) {
+			rc = TXADD(ino, parent_off);
+			if (rc == 0)
+				rc = TXADD(lf, nlink);
+			if (rc == 0) {
+				ino->parent_off = lf_off;
+				lf->nlink++;
+			}
+		}
+	}
+	if (mend_end(c, &t, rc))
+		note(c, "inode %#llx: named /%s/%s", (unsigned long long)off,
+		     LOST_FOUND, name);
 }
 
 static int cmp_obj(const void *a, const void *b)
@@ -156,24 +364,26 @@ static bool in_one_arena(const struct kmfs_pool *p, uint64_t a, uint64_t n)
 	return false;
 }
 
-static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
+/* Is file IOFF's extent map sound? Counts its pages and sets *BLOCKS. */
+static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
+		   uint64_t *blocks)
 {
 	const struct kmfs_pool *p = c->p;
 	struct kmfs_emap_index *idx;
-	uint64_t blocks = 0, last_end = 0;
+	uint64_t last_end = 0;
 
 	if (!ino->data_off)
-		goto blocks;
+		return true;
 	if (!obj_ref(c, ino->data_off, KMFS_T_EMAP_INDEX,
 		     sizeof(struct kmfs_emap_index), "extent index", ioff))
-		return;
+		return false;
 	idx = pool_ptr(p, ino->data_off);
 	if (idx->nleaves == 0 || idx->nleaves > idx->cap ||
 	    !obj_get(c, ino->data_off, KMFS_T_EMAP_INDEX,
 		     sizeof(*idx) + (uint64_t)idx->cap * sizeof(idx->ent[0]))) {
 		report(c, "inode %#llx: extent index has %u leaves of %u",
 		       (unsigned long long)ioff, idx->nleaves, idx->cap);
-		return;
+		return false;
 	}
 	for (uint32_t li = 0; li < idx->nleaves; li++) {
 		uint64_t key = idx->ent[li].key;
@@ -183,18 +393,18 @@ static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 		if ((li == 0 && key != 0) || next <= key) {
 			report(c, "inode %#llx: extent index keys out of order",
 			       (unsigned long long)ioff);
-			return;
+			return false;
 		}
 		if (!obj_ref(c, idx->ent[li].leaf_off, KMFS_T_EMAP_LEAF,
 			     sizeof(*l), "extent leaf", ioff))
-			return;
+			return false;
 		l = pool_ptr(p, idx->ent[li].leaf_off);
 		if (l->n > l->cap || l->cap > KMFS_LEAF_MAX ||
 		    !obj_get(c, idx->ent[li].leaf_off, KMFS_T_EMAP_LEAF,
 			     sizeof(*l) + (uint64_t)l->cap * sizeof(l->ext[0]))) {
 			report(c, "inode %#llx: extent leaf %u holds %u of %u",
 			       (unsigned long long)ioff, li, l->n, l->cap);
-			return;
+			return false;
 		}
 		for (uint32_t i = 0; i < l->n; i++) {
 			const struct kmfs_extent *e = &l->ext[i];
@@ -203,29 +413,39 @@ static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 				report(c, "inode %#llx: extent at page %llu out of order",
 				       (unsigned long long)ioff,
 				       (unsigned long long)e->fpage);
-				return;
+				return false;
 			}
 			if (!in_one_arena(p, e->dpage, e->count)) {
 				report(c, "inode %#llx: extent at page %llu points outside the data arenas",
 				       (unsigned long long)ioff,
 				       (unsigned long long)e->fpage);
-				return;
+				return false;
 			}
 			last_end = e->fpage + e->count;
 			for (uint32_t k = 0; k < e->count; k++)
 				c->counts[e->dpage + k]++;
-			blocks += e->count;
+			*blocks += e->count;
 			c->r->extents++;
 		}
 	}
-blocks:
+	return true;
+}
+
+static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
+{
+	uint64_t blocks = 0;
+
+	if (!map_ok(c, ioff, ino, &blocks)) {
+		drop_data(c, ioff, ino, false);
+		return;
+	}
 	if (blocks != ino->blocks) {
 		report(c, "inode %#llx: block count %llu, extents map %llu%s",
 		       (unsigned long long)ioff, (unsigned long long)ino->blocks,
 		       (unsigned long long)blocks, c->o->repair ? " (fixed)" : "");
 		if (c->o->repair) {
 			ino->blocks = blocks;
-			pool_persist(p, &ino->blocks, sizeof(ino->blocks));
+			pool_persist(c->p, &ino->blocks, sizeof(ino->blocks));
 			c->r->fixed++;
 		}
 	}
@@ -246,22 +466,30 @@ static void enqueue(struct checker *c, uint64_t off)
 	c->queue[c->qtail++] = off;
 }
 
+/*
+ * Check directory DOFF's table and entry list, following the list until
+ * the first damage; on repair the directory is built again from the
+ * sound entries found before it (KEEP).
+ */
 static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 {
 	const struct kmfs_pool *p = c->p;
 	struct kmfs_dirtable *tab;
 	uint64_t count = 0, prev = 0, nb;
+	struct kept *keep = NULL;
+	size_t nkeep = 0, capkeep = 0;
+	bool damaged = true, retyped = false;
 
 	if (!obj_ref(c, dir->data_off, KMFS_T_DIRTABLE, sizeof(*tab),
 		     "directory table", doff))
-		return;
+		goto out;
 	tab = pool_ptr(p, dir->data_off);
 	if (tab->bits < 1 || tab->bits > 30 ||
 	    !obj_get(c, dir->data_off, KMFS_T_DIRTABLE,
 		     sizeof(*tab) + (sizeof(uint64_t) << tab->bits))) {
 		report(c, "directory %#llx: table of 2^%u buckets does not fit",
 		       (unsigned long long)doff, tab->bits);
-		return;
+		goto out;
 	}
 	nb = 1ull << tab->bits;
 	for (uint64_t off = tab->head_off; off; ) {
@@ -270,21 +498,21 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		uint64_t b;
 
 		if (!obj_ref(c, off, KMFS_T_DIRENT, sizeof(*e), "directory entry", doff))
-			return;
+			goto out;
 		e = pool_ptr(p, off);
 		if (e->namelen == 0 || e->namelen > KMFS_NAME_MAX ||
 		    !obj_get(c, off, KMFS_T_DIRENT, sizeof(*e) + e->namelen) ||
 		    memchr(e->name, '/', e->namelen) || memchr(e->name, 0, e->namelen)) {
 			report(c, "directory %#llx: entry %#llx has a bad name",
 			       (unsigned long long)doff, (unsigned long long)off);
-			return;
+			goto out;
 		}
 		if (e->cookie <= prev || e->cookie < e->hash ||
 		    e->hash != dir_hash(tab->seed, e->name, e->namelen) ||
 		    e->cookie >= (1ull << KMFS_COOKIE_BITS)) {
 			report(c, "directory %#llx: entry '%.*s' is out of order or misfiled",
 			       (unsigned long long)doff, e->namelen, e->name);
-			return;
+			goto out;
 		}
 		b = e->cookie >> (KMFS_COOKIE_BITS - tab->bits);
 		if ((prev == 0 || (prev >> (KMFS_COOKIE_BITS - tab->bits)) != b) &&
@@ -292,24 +520,32 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			report(c, "directory %#llx: bucket %llu does not start at '%.*s'",
 			       (unsigned long long)doff, (unsigned long long)b,
 			       e->namelen, e->name);
-			return;
+			goto out;
 		}
 		prev = e->cookie;
 		count++;
 		child = obj_get(c, e->ino_off, KMFS_T_INODE, sizeof(struct kmfs_inode));
+		bool fit = child != NULL;
 		if (!child) {
 			report(c, "directory %#llx: entry '%.*s' names no inode",
 			       (unsigned long long)doff, e->namelen, e->name);
+		} else if (symlink_cleared(pool_ptr(p, e->ino_off))) {
+			report(c, "directory %#llx: entry '%.*s' names a cleared symlink",
+			       (unsigned long long)doff, e->namelen, e->name);
+			fit = false;
 		} else {
 			struct kmfs_inode *ci = pool_ptr(p, e->ino_off);
 			child->links++;
-			if (e->type != IFTODT(ci->mode))
+			if (e->type != IFTODT(ci->mode)) {
 				report(c, "directory %#llx: entry '%.*s' has the wrong type",
 				       (unsigned long long)doff, e->namelen, e->name);
+				retyped = true;
+			}
 			if (S_ISDIR(ci->mode)) {
 				if (child->links > 1) {
 					report(c, "directory %#llx is named twice",
 					       (unsigned long long)e->ino_off);
+					fit = false;
 				} else {
 					child->parent = doff;
 					enqueue(c, e->ino_off);
@@ -317,11 +553,26 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 				obj_get(c, doff, KMFS_T_INODE, 0)->subdirs++;
 			}
 		}
+		if (fit && c->o->repair) {
+			if (nkeep == capkeep) {
+				size_t cap = capkeep ? capkeep * 2 : 64;
+				struct kept *v = realloc(keep, cap * sizeof(*v));
+				if (!v) {
+					c->r->fatal = true;
+					goto out;
+				}
+				keep = v;
+				capkeep = cap;
+			}
+			keep[nkeep++] = (struct kept){ e->name, e->namelen,
+				IFTODT(((struct kmfs_inode *)pool_ptr(p, e->ino_off))->mode),
+				e->ino_off };
+		}
 		off = e->next_off;
 		if (count > c->nobjs) {
 			report(c, "directory %#llx: entry list loops",
 			       (unsigned long long)doff);
-			return;
+			goto out;
 		}
 	}
 	for (uint64_t b = 0; b < nb; b++) {
@@ -329,19 +580,26 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		if (off && !obj_get(c, off, KMFS_T_DIRENT, sizeof(struct kmfs_dirent))) {
 			report(c, "directory %#llx: bucket %llu points nowhere",
 			       (unsigned long long)doff, (unsigned long long)b);
-			return;
+			goto out;
 		}
 		if (off && ((struct kmfs_dirent *)pool_ptr(p, off))->cookie >>
 			   (KMFS_COOKIE_BITS - tab->bits) != b) {
 			report(c, "directory %#llx: bucket %llu holds a foreign entry",
 			       (unsigned long long)doff, (unsigned long long)b);
-			return;
+			goto out;
 		}
 	}
 	if (count != tab->count)
 		report(c, "directory %#llx: counts %llu entries, holds %llu",
 		       (unsigned long long)doff, (unsigned long long)tab->count,
 		       (unsigned long long)count);
+	else	/* or an entry to drop or to give its type */
+		damaged = retyped || nkeep != count;
+out:
+	c->dir_damage |= damaged;
+	if (damaged && c->o->repair && !c->r->fatal)
+		rebuild_dir(c, doff, dir, keep, nkeep);
+	free(keep);
 }
 
 static void check_xattrs(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
@@ -351,12 +609,15 @@ static void check_xattrs(struct checker *c, uint64_t ioff, struct kmfs_inode *in
 
 	if (!ino->xattr_off)
 		return;
-	if (!obj_ref(c, ino->xattr_off, KMFS_T_XATTRS, sizeof(*x), "xattrs", ioff))
+	if (!obj_ref(c, ino->xattr_off, KMFS_T_XATTRS, sizeof(*x), "xattrs", ioff)) {
+		drop_xattrs(c, ioff, ino);
 		return;
+	}
 	x = pool_ptr(c->p, ino->xattr_off);
 	if (!obj_get(c, ino->xattr_off, KMFS_T_XATTRS, sizeof(*x) + x->used)) {
 		report(c, "inode %#llx: xattrs overrun their object",
 		       (unsigned long long)ioff);
+		drop_xattrs(c, ioff, ino);
 		return;
 	}
 	for (uint32_t i = 0; i < x->count; i++) {
@@ -366,6 +627,7 @@ static void check_xattrs(struct checker *c, uint64_t ioff, struct kmfs_inode *in
 		    pos + sizeof(*e) + e->name_len + e->value_len > x->used) {
 			report(c, "inode %#llx: xattr %u is malformed",
 			       (unsigned long long)ioff, i);
+			drop_xattrs(c, ioff, ino);
 			return;
 		}
 		pos += (sizeof(*e) + e->name_len + e->value_len + 7) & ~(size_t)7;
@@ -388,10 +650,14 @@ static void check_inode(struct checker *c, struct obj *o)
 		c->r->dirs++;
 		break; /* walked from its parent */
 	case S_IFLNK:
+		if (symlink_cleared(ino))
+			break;
 		if (ino->size > KMFS_SYMLINK_MAX ||
 		    !obj_ref(c, ino->data_off, KMFS_T_SYMLINK, ino->size ? ino->size : 1,
-			     "symlink target", o->off))
+			     "symlink target", o->off)) {
 			report(c, "inode %#llx: bad symlink", (unsigned long long)o->off);
+			drop_data(c, o->off, ino, true);
+		}
 		break;
 	case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
 		if (ino->data_off)
@@ -410,7 +676,15 @@ static void walk_tree(struct checker *c)
 {
 	uint64_t root = c->p->sb->root_off;
 
-	obj_get(c, root, KMFS_T_INODE, 0)->parent = root;
+	struct obj *r = obj_get(c, root, KMFS_T_INODE, 0);
+
+	if (!r) { /* hidden by damage to libpmemobj's heap */
+		report(c, "the root inode %#llx is not in the object list",
+		       (unsigned long long)root);
+		c->r->fatal = true;
+		return;
+	}
+	r->parent = root;
 	enqueue(c, root);
 	while (c->qhead < c->qtail && !c->r->fatal) {
 		uint64_t d = c->queue[c->qhead++];
@@ -446,6 +720,7 @@ static void check_links(struct checker *c)
 				if (ino->nlink) {
 					report(c, "directory %#llx is not reachable from the root",
 					       (unsigned long long)o->off);
+					reconnect(c, o->off, ino);
 				} else {
 					c->r->orphans++;
 					check_dir(c, o->off, ino);
@@ -453,15 +728,30 @@ static void check_links(struct checker *c)
 				continue;
 			}
 			want = 2 + o->subdirs;
-			if (!root && ino->parent_off != o->parent)
-				report(c, "directory %#llx: '..' is %#llx, named by %#llx",
+			if (!root && ino->parent_off != o->parent) {
+				report(c, "directory %#llx: '..' is %#llx, named by %#llx%s",
 				       (unsigned long long)o->off,
 				       (unsigned long long)ino->parent_off,
-				       (unsigned long long)o->parent);
+				       (unsigned long long)o->parent,
+				       c->o->repair ? " (fixed)" : "");
+				if (c->o->repair) {
+					ino->parent_off = o->parent;
+					pool_persist(c->p, &ino->parent_off,
+						     sizeof(ino->parent_off));
+					c->r->fixed++;
+				}
+			}
 		} else {
 			want = o->links;
 			if (!o->links && !ino->nlink) {
 				c->r->orphans++; /* freed at the next mount */
+				continue;
+			}
+			if (!o->links && c->o->repair) {
+				/* named nowhere, but not unlinked: keep it */
+				report(c, "inode %#llx: link count %u, but no directory names it",
+				       (unsigned long long)o->off, ino->nlink);
+				reconnect(c, o->off, ino);
 				continue;
 			}
 		}
@@ -525,14 +815,15 @@ static void check_leaks(struct checker *c)
 		    o->type == KMFS_T_ARENA || o->off == c->p->sb->refs_off ||
 		    o->off == c->p->sb->units_off)
 			continue;
-		if (o->type < KMFS_T_SUPER || o->type > KMFS_T_UNITS) {
-			report(c, "object %#llx has unknown type %u",
-			       (unsigned long long)o->off, o->type);
-			continue;
-		}
-		report(c, "object %#llx (type %u) is not referenced%s",
-		       (unsigned long long)o->off, o->type,
-		       c->o->repair ? " (freed)" : "");
+		/* a damaged type: nothing can name it, it is garbage */
+		if (o->type < KMFS_T_SUPER || o->type > KMFS_T_UNITS)
+			report(c, "object %#llx has unknown type %u%s",
+			       (unsigned long long)o->off, o->type,
+			       c->o->repair ? " (freed)" : "");
+		else
+			report(c, "object %#llx (type %u) is not referenced%s",
+			       (unsigned long long)o->off, o->type,
+			       c->o->repair ? " (freed)" : "");
 		if (c->o->repair) {
 			PMEMoid oid = pmemobj_oid(pool_ptr(c->p, o->off));
 			pmemobj_free(&oid);
@@ -541,12 +832,15 @@ static void check_leaks(struct checker *c)
 	}
 }
 
-int check_pool(struct kmfs_pool *p, const struct check_opts *o,
-	       struct check_result *r)
+/* One pass of the check; with PG (repair), *MENDED says structure changed. */
+static int check_pass(struct kmfs_pool *p, const struct check_opts *o,
+		      struct check_result *r, struct pages *pg, struct made *made,
+		      bool *mended)
 {
-	struct checker c = { .p = p, .o = o, .r = r };
+	struct checker c = { .p = p, .o = o, .r = r, .pg = pg, .made = made };
 	int rc;
 
+	*mended = false;
 	memset(r, 0, sizeof(*r));
 	c.counts = calloc(p->total_pages ? p->total_pages : 1, sizeof(uint32_t));
 	if (!c.counts)
@@ -554,6 +848,17 @@ int check_pool(struct kmfs_pool *p, const struct check_opts *o,
 	rc = collect(&c);
 	if (rc < 0)
 		goto out;
+	/* libpmemobj's list must show what it just allocated; a damaged heap
+	 * that hides it would take every repair made in it */
+	for (size_t i = 0; pg && i < c.made->n; i++) {
+		if (obj_get(&c, c.made->off[i], KMFS_T_DIRTABLE, 0))
+			continue;
+		report(&c, "libpmemobj's heap metadata is damaged: the table it "
+		       "allocated at %#llx is not in its object list",
+		       (unsigned long long)c.made->off[i]);
+		r->fatal = true;
+		goto out;
+	}
 	for (size_t i = 0; i < c.nobjs; i++) {
 		if (c.objs[i].type != KMFS_T_INODE)
 			continue;
@@ -564,15 +869,59 @@ int check_pool(struct kmfs_pool *p, const struct check_opts *o,
 		check_inode(&c, &c.objs[i]);
 	}
 	walk_tree(&c);
-	if (!r->fatal) {
+	/* counts are computed from a structure this pass did not change */
+	if (!r->fatal && !c.mended)
 		check_links(&c);
+	if (!r->fatal && !c.mended) {
 		check_pages(&c);
 		if (!r->errors || o->repair)
 			check_leaks(&c);
 	}
+	*mended = c.mended;
 out:
 	free(c.counts);
 	free(c.objs);
 	free(c.queue);
+	return rc;
+}
+
+/*
+ * Passes of repair in one open. A structure still changing after them
+ * usually sits in a damaged part of libpmemobj's heap, whose view of it
+ * only a fresh open rebuilds (fsck.kmemfs opens again).
+ */
+#define MAX_PASSES 4
+
+int check_pool(struct kmfs_pool *p, const struct check_opts *o,
+	       struct check_result *r)
+{
+	struct check_result pass;
+	struct made made = { 0 };
+	struct pages pg;
+	bool mended = false;
+	uint64_t found;
+	int rc;
+
+	if (!o->repair)
+		return check_pass(p, o, r, NULL, NULL, &mended);
+	rc = pages_init(&pg, p, false, 0, 0);
+	if (rc < 0)
+		return rc;
+	rc = check_pass(p, o, r, &pg, &made, &mended);
+	found = r->errors;
+	for (int n = 2; rc == 0 && mended && n <= MAX_PASSES; n++) {
+		if (!o->quiet)
+			fprintf(stderr, "pass %d, on the mended structure:\n", n);
+		rc = check_pass(p, o, &pass, &pg, &made, &mended);
+		/* what is left is what the last pass found and did not fix */
+		found += pass.errors;
+		snprintf(pass.first, sizeof(pass.first), "%s", r->first);
+		pass.fixed = found - (pass.errors - pass.fixed);
+		pass.errors = found;
+		pass.unsettled = mended && n == MAX_PASSES;
+		*r = pass;
+	}
+	pages_fini(&pg);
+	free(made.off);
 	return rc;
 }

@@ -26,6 +26,7 @@ struct check_result {
 	uint64_t fixed;      /* of which repaired */
 	uint64_t orphans;    /* unlinked inodes awaiting free (not errors) */
 	bool fatal;          /* structure too broken to go on */
+	bool unsettled;      /* repair: still changing; check again after a reopen */
 	char first[256];     /* the first finding */
 };
 

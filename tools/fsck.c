@@ -22,9 +22,13 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: fsck.kmemfs [-n | -y | -p | -a] [-f] [-v] PATH\n"
 "\n"
-"Check the kmemfs pool at PATH (not mounted) and repair what is safe:\n"
-"link counts, block counts, page reference counts, lent units holding\n"
-"data, objects nothing refers to.\n"
+"Check the kmemfs pool at PATH (not mounted) and repair it: link counts,\n"
+"block counts, page reference counts, lent units holding data, objects\n"
+"nothing refers to. A broken extent map or xattr set is dropped (the file\n"
+"stays, empty); a broken directory is rebuilt from its sound entries; a\n"
+"symlink whose target is lost is removed; files and directories that no\n"
+"directory names any more are named in /lost+found as #INODE. The pool is\n"
+"checked again after repairs until a check finds nothing.\n"
 "\n"
 "  -n              check only: nothing is written to a pool file (it is\n"
 "                  mapped copy-on-write; the check sees what a mount would,\n"
@@ -56,11 +60,59 @@ static bool attached_to_kmod(const char *path)
 	return access(sys, F_OK) != 0 && media_kmod_available();
 }
 
+/* opens of the pool a repair may take before it must have settled */
+#define FSCK_ROUNDS 10
+
+/*
+ * Open PATH, check it (repairing when O says), print the counts and
+ * close it. Returns 0, -EUCLEAN (damaged beyond repair, said), or another
+ * -errno (cannot open or check, said).
+ */
+static int check_once(const char *path, bool via_kmod, const struct check_opts *o,
+		      bool again, struct check_result *r)
+{
+	struct kmfs_pool pool;
+	int rc;
+
+	/* a daemon that was just unmounted may still be closing the pool */
+	for (int tries = 0; ; tries++) {
+		if (via_kmod)
+			rc = pool_open_kmod(path, &pool, true);
+		else if (!o->repair)
+			rc = pool_open_private(path, &pool, tries < 50);
+		else
+			rc = pool_open_quiet(path, &pool, tries < 50);
+		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
+			break;
+		usleep(100 * 1000);
+	}
+	if (rc < 0)
+		return rc;
+	if (again)
+		printf("fsck.kmemfs: checking again after the repairs\n");
+	else
+		printf("fsck.kmemfs: checking %s\n", path);
+	fflush(stdout); /* before the findings, on stderr */
+	rc = check_pool(&pool, o, r);
+	if (rc < 0) {
+		log_err("cannot check: %s", strerror(-rc));
+		pool_close(&pool);
+		return rc == -EUCLEAN ? -EIO : rc;
+	}
+	if (pool.sb->mounted_pid && o->repair) {
+		/* the last daemon died: the pool is consistent, say so */
+		pool.sb->mounted_pid = 0;
+		pool.sb->flags &= ~KMFS_SF_DIRTY;
+		pool_persist(&pool, pool.sb, sizeof(*pool.sb));
+	}
+	pool_close(&pool);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct check_opts o = { .repair = true, .max_print = 50 };
 	struct check_result r;
-	struct kmfs_pool pool;
 	int c, rc;
 
 	log_set_prog("fsck.kmemfs");
@@ -99,51 +151,48 @@ int main(int argc, char **argv)
 	if (via_kmod)
 		printf("fsck.kmemfs: %s is attached to kmemfs.ko; checking through it\n",
 		       argv[optind]);
-	/* a daemon that was just unmounted may still be closing the pool */
-	for (int tries = 0; ; tries++) {
-		if (via_kmod)
-			rc = pool_open_kmod(argv[optind], &pool, true);
-		else if (!o.repair)
-			rc = pool_open_private(argv[optind], &pool, tries < 50);
-		else
-			rc = pool_open_quiet(argv[optind], &pool, tries < 50);
-		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
-			break;
-		usleep(100 * 1000);
-	}
-	if (rc == -EUCLEAN)
-		return FSCK_ERRORS; /* superblock beyond repair; reason printed */
+	rc = check_once(argv[optind], via_kmod, &o, false, &r);
 	if (rc < 0)
-		return FSCK_OPERROR;
-	printf("fsck.kmemfs: checking %s\n", argv[optind]);
-	rc = check_pool(&pool, &o, &r);
-	if (rc < 0) {
-		log_err("cannot check: %s", strerror(-rc));
-		pool_close(&pool);
-		return FSCK_OPERROR;
-	}
-	if (pool.sb->mounted_pid && o.repair) {
-		/* the last daemon died: the pool is consistent, say so */
-		pool.sb->mounted_pid = 0;
-		pool.sb->flags &= ~KMFS_SF_DIRTY;
-		pool_persist(&pool, pool.sb, sizeof(*pool.sb));
+		return rc == -EUCLEAN ? FSCK_ERRORS : FSCK_OPERROR;
+	/*
+	 * libpmemobj rebuilds its view of the heap at open: what repairs
+	 * change can show there only then (objects a damaged run had hidden).
+	 * So check again from a fresh open until a run finds nothing.
+	 */
+	uint64_t errors = r.errors;
+	bool settled = r.errors == 0;
+	for (int round = 2; o.repair && !settled && !r.fatal &&
+	     (r.fixed == r.errors || r.unsettled) && round <= FSCK_ROUNDS; round++) {
+		rc = check_once(argv[optind], via_kmod, &o, true, &r);
+		if (rc < 0)
+			return rc == -EUCLEAN ? FSCK_ERRORS : FSCK_OPERROR;
+		errors += r.errors;
+		settled = r.errors == 0 && !r.unsettled;
 	}
 	printf("fsck.kmemfs: %llu inodes (%llu files, %llu directories), "
 	       "%llu extents, %llu pages in use, %llu orphans pending\n",
 	       (unsigned long long)r.inodes, (unsigned long long)r.files,
 	       (unsigned long long)r.dirs, (unsigned long long)r.extents,
 	       (unsigned long long)r.pages_used, (unsigned long long)r.orphans);
-	pool_close(&pool);
-	if (r.errors == 0) {
+	if (errors == 0) {
 		printf("fsck.kmemfs: clean\n");
 		return FSCK_OK;
 	}
-	if (r.fatal || r.fixed < r.errors) {
+	/* left: what the last run found and did not fix (all of it when it
+	 * fixed everything yet the runs never settled) */
+	uint64_t left;
+	if (!o.repair)
+		left = errors;
+	else if (r.fatal || (r.fixed < r.errors && !r.unsettled))
+		left = r.errors > r.fixed ? r.errors - r.fixed : 1;
+	else
+		left = settled ? 0 : r.errors;
+	if (left) {
 		printf("fsck.kmemfs: %llu errors, %llu corrected, %llu left\n",
-		       (unsigned long long)r.errors, (unsigned long long)r.fixed,
-		       (unsigned long long)(r.errors - r.fixed));
+		       (unsigned long long)errors, (unsigned long long)(errors - left),
+		       (unsigned long long)left);
 		return FSCK_ERRORS;
 	}
-	printf("fsck.kmemfs: %llu errors corrected\n", (unsigned long long)r.errors);
+	printf("fsck.kmemfs: %llu errors corrected\n", (unsigned long long)errors);
 	return FSCK_FIXED;
 }

@@ -4,6 +4,7 @@
 
 #include "helpers.h"
 #include "check.h"
+#include "dir.h"
 
 
 /* a small tree: dir/file with data, a hard link, a symlink, an xattr */
@@ -128,6 +129,101 @@ static void test_check_newer_format_refused(void **state)
 	(void)sb;
 }
 
+/* the directory entry NAME of DIR_INO, to damage */
+static struct kmfs_dirent *entry_of(struct kmfs_fs *fs, uint64_t dir_ino,
+				    const char *name)
+{
+	struct kmfs_inode *dir = fs_inode(fs, fs_ino_off(fs, dir_ino));
+	struct dir_entry de;
+
+	assert_int_equal(dir_lookup(&fs->pool, dir, name, strlen(name), &de), 0);
+	return (struct kmfs_dirent *)(de.name - offsetof(struct kmfs_dirent, name));
+}
+
+/* repair is a fixed point: one more check finds nothing */
+static void assert_repaired(struct kmfs_fs *fs)
+{
+	struct check_result r = run(&fs->pool, true);
+	assert_true(r.errors >= 1);
+	assert_false(r.fatal);
+	assert_int_equal(r.fixed, r.errors);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+}
+
+/* /lost+found/#<inode> of inode OFF, or 0 */
+static uint64_t in_lost_found(struct kmfs_fs *fs, uint64_t off)
+{
+	uint64_t lf, found;
+	char name[64];
+
+	if (fs_lookup(fs, 1, "lost+found", &lf) != 0)
+		return 0;
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)off);
+	return fs_lookup(fs, fs_ino(fs, lf), name, &found) == 0 ? found : 0;
+}
+
+static void test_check_repair_broken_extent_map(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t f = populate(fs), sym;
+	struct kmfs_inode *ino = fs_inode(fs, f);
+
+	ino->data_off += 8; /* no longer an object */
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	/* the file stays, empty; the rest of the tree is untouched */
+	assert_int_equal(ino->data_off, 0);
+	assert_int_equal(ino->size, 0);
+	assert_int_equal(ino->blocks, 0);
+	assert_int_equal(fs_lookup(fs, 1, "sym", &sym), 0);
+	assert_int_equal(fs_lookup(fs, 1, "hard", &sym), 0);
+}
+
+static void test_check_repair_broken_xattrs(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_inode *ino = fs_inode(fs, populate(fs));
+	struct kmfs_xattrs *x = pool_ptr(&fs->pool, ino->xattr_off);
+
+	x->used = 1u << 30; /* overruns its object */
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	assert_int_equal(ino->xattr_off, 0);
+	assert_int_equal(ino->size, 50000); /* the data stays */
+}
+
+/* a damaged entry: the inodes that directory named go to /lost+found */
+static void test_check_repair_to_lost_found(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static const char text[] = "only copy of this file";
+	unsigned char out[sizeof(text)];
+	struct readbuf rb = { out, 0 };
+	uint64_t d, f, sub, leaf, got;
+
+	populate(fs);
+	assert_int_equal(fs_mkdir(fs, 1, "lonely", 0755, &root, &d), 0);
+	assert_int_equal(fs_mknod(fs, d, "only", S_IFREG | 0600, 0, &root, &f), 0);
+	assert_int_equal(write_mem(fs, f, 0, text, sizeof(text), false), sizeof(text));
+	assert_int_equal(fs_mkdir(fs, d, "sub", 0755, &root, &sub), 0);
+	assert_int_equal(fs_mknod(fs, sub, "leaf", S_IFREG | 0600, 0, &root, &leaf), 0);
+	entry_of(fs, d, "only")->name[0] = '/';
+	entry_of(fs, d, "sub")->name[0] = '/';
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	/* both are kept: the file with its data, the directory with its tree */
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, f)), f);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, sub)), sub);
+	assert_int_equal(fs_lookup(fs, sub, "leaf", &got), 0);
+	assert_int_equal(got, leaf);
+	assert_int_equal(fs_lookup(fs, 1, "lost+found", &got), 0);
+	assert_int_equal(fs_inode(fs, sub)->parent_off, fs_ino_off(fs, got));
+	assert_int_equal(fs_inode(fs, fs_ino_off(fs, got))->nlink, 3);
+	assert_int_equal(fs_inode(fs, f)->nlink, 1);
+	assert_int_equal(fs_read(fs, f, 0, sizeof(out), reply, &rb), 0);
+	assert_memory_equal(out, text, sizeof(text));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +240,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_mount_refuses_corruption,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_newer_format_refused,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_repair_broken_extent_map,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_repair_broken_xattrs,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_repair_to_lost_found,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
