@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -252,12 +253,29 @@ static bool on_kmemfs(const char *dir)
 	return yes;
 }
 
+/* Would new path DST lie under directory SRC (a walk that never ends)? */
+static bool inside(const char *src, const char *dst)
+{
+	char rs[PATH_MAX], parent[PATH_MAX], rp[PATH_MAX];
+	size_t n;
+
+	snprintf(parent, sizeof(parent), "%s", dst);
+	if (!realpath(src, rs) || !realpath(dirname(parent), rp))
+		return false;
+	n = strlen(rs);
+	return n == 1 || (!strncmp(rp, rs, n) && (rp[n] == '\0' || rp[n] == '/'));
+}
+
 static int cmd_snapshot(const char *src, const char *dst)
 {
 	char parent[PATH_MAX];
 	struct stat st, pst;
 
-	if (lstat(src, &st) != 0 || !S_ISDIR(st.st_mode)) {
+	if (lstat(src, &st) != 0) {
+		fprintf(stderr, "kmemfsctl: %s: %s\n", src, strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "kmemfsctl: %s: not a directory\n", src);
 		return 1;
 	}
@@ -279,6 +297,11 @@ static int cmd_snapshot(const char *src, const char *dst)
 	if (pst.st_dev != st.st_dev) {
 		fprintf(stderr, "kmemfsctl: %s: not on the same kmemfs as %s\n",
 			dst, src);
+		return 1;
+	}
+	if (inside(src, dst)) {
+		fprintf(stderr, "kmemfsctl: cannot snapshot %s into itself (%s)\n",
+			src, dst);
 		return 1;
 	}
 	snap_src = src;
@@ -317,7 +340,11 @@ int main(int argc, char **argv)
 		return cmd_stat(argv[2], argc == 4);
 	if (!strcmp(cmd, "clone") && argc == 4) {
 		struct stat st;
-		if (stat(argv[2], &st) != 0 || !S_ISREG(st.st_mode)) {
+		if (stat(argv[2], &st) != 0) {
+			fprintf(stderr, "kmemfsctl: %s: %s\n", argv[2], strerror(errno));
+			return 1;
+		}
+		if (!S_ISREG(st.st_mode)) {
 			fprintf(stderr, "kmemfsctl: %s: not a regular file\n", argv[2]);
 			return 1;
 		}

@@ -42,7 +42,23 @@ for pair in "$MNT/tree $WORK/snap1" "$WORK/plain $MNT/snap2" "$WORK/plain $WORK/
 	check "[ $rc -ne 0 ] && [ \$(grep -c . '$WORK/out') -eq 1 ] && [ ! -e '$dst' ]" \
 		"kmemfsctl snapshot ${src#$WORK/} -> ${dst#$WORK/} (not one kmemfs) fails with one line, creates nothing (exit $rc: $(head -n 3 "$WORK/out" | tr '\n' ';'))"
 done
-rm -rf "$MNT/tree"
+# into its own tree, or from a path that does not exist: refused, and said so
+for pair in "$MNT/tree $MNT/tree/d/snap" "$MNT/tree $MNT/tree/snap" "$MNT/tree/d/../ $MNT/tree/snap"; do
+	read -r src dst <<<"$pair"
+	timeout 60 "$CTL" snapshot "$src" "$dst" >"$WORK/out" 2>&1
+	rc=$?
+	check "[ $rc -eq 1 ] && [ \$(grep -c . '$WORK/out') -eq 1 ] && grep -q 'into itself' '$WORK/out' && [ ! -e '$dst' ]" \
+		"kmemfsctl snapshot ${src#$MNT/} -> ${dst#$MNT/} (inside the source) is refused, creates nothing (exit $rc: $(head -c 150 "$WORK/out"))"
+done
+"$CTL" snapshot "$MNT/tree" "$MNT/tree-copy" >/dev/null 2>&1
+check_eq "$(cat "$MNT/tree-copy/d/f" 2>/dev/null)" x "a snapshot beside the source, with a name it begins with, works"
+for cmd in "snapshot $MNT/nope $MNT/x" "clone $MNT/nope $MNT/y"; do
+	"$CTL" $cmd >"$WORK/out" 2>&1
+	rc=$?
+	check "[ $rc -eq 1 ] && grep -q 'No such file or directory' '$WORK/out'" \
+		"kmemfsctl ${cmd%% *} of a missing path says so: $(cat "$WORK/out")"
+done
+rm -rf "$MNT/tree" "$MNT/tree-copy"
 
 f0=$(field used_pages)
 s0=$(field shared_pages)
