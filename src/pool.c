@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -378,6 +380,26 @@ static void format_lend_all(PMEMobjpool *pop, struct kmfs_super *sb,
 	pmemobj_persist(pop, units, nunits);
 }
 
+/* Bytes free to this user on the filesystem that would hold new file PATH. */
+static uint64_t free_space_for(const char *path)
+{
+	char dir[PATH_MAX];
+	struct statvfs sv;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (statvfs(dir, &sv) != 0)
+		return UINT64_MAX; /* cannot tell: let the creation say */
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
 int pool_format(const char *path, const struct pool_format_opts *o)
 {
 	struct media m;
@@ -389,6 +411,15 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 
 	rc = media_probe(path, &m);
 	if (rc == -ENOENT && o->size) {
+		uint64_t avail = free_space_for(path);
+		/* libpmemobj allocates the whole file: say so before it fills
+		 * the filesystem and fails */
+		if (avail < o->size) {
+			log_err("%s: not enough free space for a %llu MiB pool (%llu MiB free "
+				"there)", path, (unsigned long long)(o->size >> 20),
+				(unsigned long long)(avail >> 20));
+			return -ENOSPC;
+		}
 		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			log_err("%s: cannot create: %s", path, strerror(errno));
@@ -458,11 +489,19 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 	pmemobj_ctl_set(NULL, "sds.at_create", &sds);
 	pop = pmemobj_create(path, KMFS_LAYOUT, 0, 0600);
 	if (!pop) {
-		rc = -errno;
-		log_err("%s: pmemobj_create: %s", path, pmemobj_errormsg());
+		char msg[256];
+
+		rc = errno ? -errno : -EIO;
+		snprintf(msg, sizeof(msg), "%s", pmemobj_errormsg());
+		/* gone before we say so: the message may go to the same place */
 		if (created)
 			unlink(path);
-		return rc ? rc : -EIO;
+		if (rc == -ENOSPC)
+			log_err("%s: not enough free space for the pool (%s)", path,
+				strerror(-rc));
+		else
+			log_err("%s: cannot create the pool: %s", path, msg);
+		return rc;
 	}
 	pool_enable_stats(pop);
 	sb = pmemobj_direct(pmemobj_root(pop, sizeof(*sb)));

@@ -113,7 +113,8 @@ int main(int argc, char **argv)
 {
 	struct check_opts o = { .repair = true, .max_print = 50 };
 	struct check_result r;
-	int c, rc;
+	bool said_n = false;
+	int c, rc, said_y = 0;
 
 	log_set_prog("fsck.kmemfs");
 	static const struct option lopts[] = {
@@ -124,8 +125,8 @@ int main(int argc, char **argv)
 	opterr = 0; /* one line of our own, not getopt's and the whole usage */
 	while ((c = getopt_long(argc, argv, ":nypafvhV", lopts, NULL)) != -1) {
 		switch (c) {
-		case 'n': o.repair = false; break;
-		case 'y': case 'p': case 'a': o.repair = true; break;
+		case 'n': o.repair = false; said_n = true; break;
+		case 'y': case 'p': case 'a': o.repair = true; said_y = c; break;
 		case 'f': break;
 		case 'v': o.verbose = true; break;
 		case 'h': usage(stdout); return FSCK_OK;
@@ -135,6 +136,10 @@ int main(int argc, char **argv)
 			return FSCK_OK;
 		default: log_bad_option(argv, c); return FSCK_USAGE;
 		}
+	}
+	if (said_n && said_y) {
+		log_err("-n and -%c contradict each other: check only, or repair?", said_y);
+		return FSCK_USAGE;
 	}
 	if (optind == argc) {
 		usage(stderr);

@@ -435,6 +435,8 @@ cleanup() {
 		umount "$WORK/backing" 2>/dev/null || umount -l "$WORK/backing"
 	fi
 	[ -n "$URING_SAVED" ] && echo "$URING_SAVED" >"$URING_PARAM"
+	# a small filesystem a test mounted for itself (test_cli: a full one)
+	mountpoint -q "$WORK/small" 2>/dev/null && umount -l "$WORK/small"
 	if [ "${KMEMFS_TEST_KEEP:-0}" = 1 ]; then
 		echo "# kept $WORK"
 	else

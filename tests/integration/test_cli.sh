@@ -177,6 +177,11 @@ if [ -x "$FSCK" ]; then
 	check_eq "$?" 0 "fsck.kmemfs -y of a clean pool"
 	run_tool "$WORK/out" "$FSCK" -n "$WORK/missing.pool"
 	check_eq "$?" 8 "fsck.kmemfs of a missing file is an operational error (8)"
+	for o in "-n -y" "-p -n"; do
+		run_tool "$WORK/out" "$FSCK" $o "$POOL"
+		rc=$?
+		check "[ $rc -eq 16 ] && [ \$(lines '$WORK/out') -eq 1 ]" "fsck.kmemfs $o is a usage error, one line (exit $rc: $(cat "$WORK/out"))"
+	done
 	# a pool the user may not write: say so, not "not a valid pool"
 	cp "$POOL" "$WORK/ro.pool"
 	chmod 444 "$WORK/ro.pool"
@@ -209,6 +214,17 @@ echo hi >"$MNT/x" 2>/dev/null
 check_eq "$(cat "$MNT/x" 2>/dev/null)" hi "the new filesystem works"
 P=$POOL; POOL=$NEWPOOL
 fs_umount
+# --size larger than the free space: refused before anything is written
+mkdir -p "$WORK/small"
+mount -t tmpfs -o size=80M tmpfs "$WORK/small" || abort_test "mount a small tmpfs"
+for t in "$MKFS --size 1G $WORK/small/p.pool" "$K --size 1G $WORK/small/p.pool $MNT"; do
+	expect_refusal "$(basename "${t%% *}") --size beyond the free space" $t
+	check "grep -q 'not enough free space for a 1024 MiB pool (80 MiB free there)' '$WORK/out'" \
+		"... says how much it needs and how much is free"
+	check_eq "$(ls -A "$WORK/small")" "" "... and leaves no file behind"
+done
+umount "$WORK/small"
+
 # -o ro serves the pool from a private mapping: nothing reaches the file
 sum=$(sha256sum <"$NEWPOOL")
 run_tool "$WORK/out" "$K" -o ro "$NEWPOOL" "$MNT"
