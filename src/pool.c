@@ -631,6 +631,52 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 	return 0;
 }
 
+/*
+ * libpmemobj's heap, as PMDK 1.12 lays it out: heap_offset in the pool
+ * descriptor, a 1 KiB heap header, then zones of a 64-byte header (magic,
+ * chunk count) and chunk headers filling 512 KiB, then 256 KiB chunks.
+ */
+#define PMDK_HEAP_OFFSET_AT 5136
+#define PMDK_HEAP_HEADER    1024
+#define PMDK_ZONE_MAGIC     0xC3F0A2D2u
+#define PMDK_ZONE_META      (512ull << 10)
+#define PMDK_CHUNK          (256ull << 10)
+#define PMDK_ZONE_CHUNKS    65528ull
+
+/*
+ * A pool file cut short (a copy that ran out of room) is named as such,
+ * not as heap damage: every zone its heap records must fit in the file.
+ */
+static int check_not_truncated(const char *path, uint64_t file_size)
+{
+	uint64_t heap_off, zone, end;
+	uint32_t hdr[2];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = 0;
+
+	if (fd < 0)
+		return 0; /* pmemobj_open will say why */
+	if (pread(fd, &heap_off, sizeof(heap_off), PMDK_HEAP_OFFSET_AT) != sizeof(heap_off))
+		goto out;
+	zone = heap_off + PMDK_HEAP_HEADER;
+	while (zone < file_size && pread(fd, hdr, sizeof(hdr), (off_t)zone) == sizeof(hdr) &&
+	       hdr[0] == PMDK_ZONE_MAGIC && hdr[1] <= PMDK_ZONE_CHUNKS) {
+		end = zone + PMDK_ZONE_META + hdr[1] * PMDK_CHUNK;
+		if (end > file_size) {
+			log_err("%s: truncated: its pool needs %llu bytes, the file has %llu",
+				path, (unsigned long long)end, (unsigned long long)file_size);
+			rc = -EUCLEAN;
+			break;
+		}
+		if (hdr[1] < PMDK_ZONE_CHUNKS)
+			break; /* the last zone */
+		zone = end;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
 /* objects walked so far by walk_ends, watched by walk_watchdog */
 static _Atomic uint64_t walked;
 
@@ -759,6 +805,9 @@ int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 		log_probe_error(path, rc);
 		return rc;
 	}
+	if (p->media.kind == MEDIA_FILE && !(how & POOL_OPEN_PROBED) &&
+	    (rc = check_not_truncated(path, p->media.size)) < 0)
+		return rc;
 	if (p->media.size < POOL_MIN_SIZE) {
 		log_err("%s: too small to be a kmemfs pool (%llu bytes)", path,
 			(unsigned long long)p->media.size);

@@ -63,6 +63,7 @@ rc=$?
 if [ $rc -ne 0 ]; then
 	check "[ $rc -lt 124 ] && [ \$(grep -c . '$WORK/out') -eq 1 ] && ! is_mounted" \
 		"truncated pool: mount refused with one line (exit $rc: $(head -c 120 "$WORK/out"))"
+	check "grep -q 'truncated' '$WORK/out'" "... that says the pool file is truncated"
 else
 	fail "truncated pool: refused" "mounted a pool cut to half its size"
 	fs_umount
