@@ -338,6 +338,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "stat") &&
 	    (argc == 3 || (argc == 4 && !strcmp(argv[3], "--json"))))
 		return cmd_stat(argv[2], argc == 4);
+	if (!strcmp(cmd, "stat") && argc == 4 && !strcmp(argv[2], "--json"))
+		return cmd_stat(argv[3], true); /* the option first, as most tools allow */
 	if (!strcmp(cmd, "clone") && argc == 4) {
 		struct stat st;
 		if (stat(argv[2], &st) != 0) {

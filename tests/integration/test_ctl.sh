@@ -23,6 +23,7 @@ check "[ \$? -eq 0 ] && [ -s '$WORK/ctl.out' ]" "kmemfsctl stat MOUNTPOINT print
 note "kmemfsctl stat: $(tr '\n' ';' <"$WORK/ctl.out")"
 "$CTL" stat "$MNT" --json >"$WORK/ctl.json" 2>&1
 check "jq -e type '$WORK/ctl.json' >/dev/null" "kmemfsctl stat --json is valid JSON"
+check "'$CTL' stat --json '$MNT' | jq -e .used_pages >/dev/null" "kmemfsctl stat --json MOUNTPOINT (option first) works too"
 note "json keys: $(ctl_json | tr '\n' ' ')"
 for k in used_pages shared_pages free_pages lent_pages meta_bytes_used; do
 	check "ctl_json | awk '{print \$1}' | grep -qx '$k'" "the JSON has '$k'"
