@@ -42,7 +42,8 @@ struct obj {
 	bool reached;
 };
 
-/* directory tables made by repairs, to see them in the next pass's list */
+/* directories given a new table by repairs, to see their (current)
+ * tables in the next pass's list */
 struct made {
 	uint64_t *off;
 	size_t n, cap;
@@ -60,6 +61,7 @@ struct checker {
 	struct pages *pg; /* repair: for transactions */
 	struct made *made;/* repair: objects allocated by earlier passes */
 	bool mended;      /* repair: structure changed in this pass */
+	bool unmended;    /* repair: a needed mend could not be made */
 	bool dir_damage;  /* a directory failed its check in this pass */
 };
 
@@ -109,12 +111,27 @@ static void note(struct checker *c, const char *fmt, ...)
 
 /* ---- structural repairs (fsck -y): one transaction each -------------------- */
 
+/*
+ * A mend that was needed and not made: what this pass did not reach must
+ * not be taken for garbage, so no leak is freed and no count lowered.
+ */
+static void mend_failed(struct checker *c, int rc)
+{
+	c->unmended = true;
+	note(c, "could not mend it: %s", strerror(-rc));
+}
+
 static bool mend_begin(struct checker *c, struct txn *t)
 {
+	int rc;
+
 	if (!c->o->repair)
 		return false;
 	txn_init(t, c->pg);
-	return txn_begin(t) == 0;
+	rc = txn_begin(t);
+	if (rc < 0)
+		mend_failed(c, rc);
+	return rc == 0;
 }
 
 static bool mend_end(struct checker *c, struct txn *t, int rc)
@@ -122,6 +139,8 @@ static bool mend_end(struct checker *c, struct txn *t, int rc)
 	rc = txn_end(t, rc);
 	if (rc == 0)
 		c->mended = true;
+	else
+		mend_failed(c, rc);
 	return rc == 0;
 }
 
@@ -215,7 +234,7 @@ static void rebuild_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir
 		m->off = v;
 		m->cap = cap;
 	}
-	m->off[m->n++] = dir->data_off;
+	m->off[m->n++] = doff;
 }
 
 #define LOST_FOUND "lost+found"
@@ -230,8 +249,16 @@ static uint64_t lost_found(struct checker *c, struct txn *t)
 	struct dir_entry de;
 	uint64_t off;
 
-	if (dir_lookup(p, root, LOST_FOUND, strlen(LOST_FOUND), &de) == 0)
-		return de.type == DT_DIR ? de.ino_off : 0;
+	char name[32] = LOST_FOUND;
+
+	/* a name taken by something else: lost+found.1, .2, ... */
+	for (int i = 1; dir_lookup(p, root, name, strlen(name), &de) == 0; i++) {
+		if (de.type == DT_DIR)
+			return de.ino_off;
+		if (i > 99)
+			return 0;
+		snprintf(name, sizeof(name), "%s.%d", LOST_FOUND, i);
+	}
 	off = tx_alloc(sizeof(*lf), KMFS_T_INODE, true);
 	if (!off || TXADD(sb, next_generation) < 0 || TXADD(root, nlink) < 0)
 		return 0;
@@ -241,8 +268,7 @@ static uint64_t lost_found(struct checker *c, struct txn *t)
 	lf->parent_off = sb->root_off;
 	lf->atime = lf->mtime = lf->ctime = lf->btime = now;
 	lf->generation = sb->next_generation++;
-	if (dir_init(t, lf) < 0 ||
-	    dir_add(t, root, LOST_FOUND, strlen(LOST_FOUND), off, DT_DIR) < 0)
+	if (dir_init(t, lf) < 0 || dir_add(t, root, name, strlen(name), off, DT_DIR) < 0)
 		return 0;
 	root->nlink++;
 	return off;
@@ -257,7 +283,11 @@ static void reconnect(struct checker *c, uint64_t off, struct kmfs_inode *ino)
 	int rc = -ENOSPC;
 
 	/* dir_lookup and dir_add trust the tables they are given */
-	if (c->dir_damage || !mend_begin(c, &t))
+	if (c->dir_damage) {
+		c->unmended = true;
+		return;
+	}
+	if (!mend_begin(c, &t))
 		return;
 	lf_off = lost_found(c, &t);
 	if (lf_off) {
@@ -275,8 +305,8 @@ static void reconnect(struct checker *c, uint64_t off, struct kmfs_inode *ino)
 		}
 	}
 	if (mend_end(c, &t, rc))
-		note(c, "inode %#llx: named /%s/%s", (unsigned long long)off,
-		     LOST_FOUND, name);
+		note(c, "inode %#llx: named %s in /%s", (unsigned long long)off, name,
+		     LOST_FOUND);
 }
 
 static int cmp_obj(const void *a, const void *b)
@@ -457,6 +487,7 @@ static void enqueue(struct checker *c, uint64_t off)
 		size_t cap = c->qcap ? c->qcap * 2 : 256;
 		uint64_t *q = realloc(c->queue, cap * sizeof(*q));
 		if (!q) {
+			report(c, "out of memory for the directory walk");
 			c->r->fatal = true;
 			return;
 		}
@@ -558,6 +589,8 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 				size_t cap = capkeep ? capkeep * 2 : 64;
 				struct kept *v = realloc(keep, cap * sizeof(*v));
 				if (!v) {
+					report(c, "out of memory for directory %#llx",
+					       (unsigned long long)doff);
 					c->r->fatal = true;
 					goto out;
 				}
@@ -756,10 +789,13 @@ static void check_links(struct checker *c)
 			}
 		}
 		if (ino->nlink != want) {
+			/* names in a directory a failed mend left unread count */
+			bool fix = c->o->repair && !(c->unmended && want < ino->nlink);
 			report(c, "inode %#llx: link count %u, counted %u%s",
 			       (unsigned long long)o->off, ino->nlink, want,
-			       c->o->repair ? " (fixed)" : "");
-			fix_u32(c, &ino->nlink, want);
+			       fix ? " (fixed)" : "");
+			if (fix)
+				fix_u32(c, &ino->nlink, want);
 		}
 	}
 }
@@ -851,11 +887,12 @@ static int check_pass(struct kmfs_pool *p, const struct check_opts *o,
 	/* libpmemobj's list must show what it just allocated; a damaged heap
 	 * that hides it would take every repair made in it */
 	for (size_t i = 0; pg && i < c.made->n; i++) {
-		if (obj_get(&c, c.made->off[i], KMFS_T_DIRTABLE, 0))
+		uint64_t tab = ((struct kmfs_inode *)pool_ptr(p, c.made->off[i]))->data_off;
+		if (obj_get(&c, tab, KMFS_T_DIRTABLE, 0))
 			continue;
 		report(&c, "libpmemobj's heap metadata is damaged: the table it "
 		       "allocated at %#llx is not in its object list",
-		       (unsigned long long)c.made->off[i]);
+		       (unsigned long long)tab);
 		r->fatal = true;
 		goto out;
 	}
@@ -869,10 +906,11 @@ static int check_pass(struct kmfs_pool *p, const struct check_opts *o,
 		check_inode(&c, &c.objs[i]);
 	}
 	walk_tree(&c);
-	/* counts are computed from a structure this pass did not change */
+	/* counts are computed from a structure this pass did not change, and
+	 * only one that is whole tells garbage from what it could not reach */
 	if (!r->fatal && !c.mended)
 		check_links(&c);
-	if (!r->fatal && !c.mended) {
+	if (!r->fatal && !c.mended && !c.unmended) {
 		check_pages(&c);
 		if (!r->errors || o->repair)
 			check_leaks(&c);
@@ -904,9 +942,7 @@ int check_pool(struct kmfs_pool *p, const struct check_opts *o,
 
 	if (!o->repair)
 		return check_pass(p, o, r, NULL, NULL, &mended);
-	rc = pages_init(&pg, p, false, 0, 0);
-	if (rc < 0)
-		return rc;
+	pages_init_offline(&pg, p);
 	rc = check_pass(p, o, r, &pg, &made, &mended);
 	found = r->errors;
 	for (int n = 2; rc == 0 && mended && n <= MAX_PASSES; n++) {

@@ -266,6 +266,15 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	return 0;
 }
 
+void pages_init_offline(struct pages *pg, struct kmfs_pool *pool)
+{
+	memset(pg, 0, sizeof(*pg));
+	pg->pool = pool;
+	pthread_mutex_init(&pg->lock, NULL);
+	pthread_cond_init(&pg->reclaimed, NULL);
+	pthread_mutex_init(&pg->tx_lock, NULL);
+}
+
 void pages_fini(struct pages *pg)
 {
 	free(pg->u);

@@ -86,6 +86,9 @@ struct pages {
 /* pages_init -- rebuild the volatile state from the pool; may lend */
 int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	       uint64_t reserve_bytes, uint64_t lend_max_bytes);
+/* pages_init_offline -- just enough for an offline tool's metadata
+ * transactions (fsck): no page state is read, nothing is ever lent */
+void pages_init_offline(struct pages *pg, struct kmfs_pool *pool);
 void pages_fini(struct pages *pg);
 
 /* pages_alloc -- reserve up to WANT contiguous pages (at least 1) near

@@ -224,6 +224,58 @@ static void test_check_repair_to_lost_found(void **state)
 	assert_memory_equal(out, text, sizeof(text));
 }
 
+/* /lost+found taken by a file: the lost go to lost+found.1, none freed */
+static void test_check_repair_lost_found_name_taken(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t taken, d, sub, leaf, lf, got;
+
+	assert_int_equal(fs_mknod(fs, 1, "lost+found", S_IFREG | 0600, 0, &root, &taken), 0);
+	assert_int_equal(fs_mkdir(fs, 1, "d", 0755, &root, &d), 0);
+	assert_int_equal(fs_mkdir(fs, d, "sub", 0755, &root, &sub), 0);
+	assert_int_equal(fs_mknod(fs, sub, "leaf", S_IFREG | 0600, 0, &root, &leaf), 0);
+	entry_of(fs, d, "sub")->name[0] = '/';
+	assert_repaired(fs);
+	assert_int_equal(fs_lookup(fs, 1, "lost+found", &got), 0);
+	assert_int_equal(got, taken);
+	assert_int_equal(fs_lookup(fs, 1, "lost+found.1", &lf), 0);
+	char name[64];
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)fs_ino_off(fs, sub));
+	assert_int_equal(fs_lookup(fs, lf, name, &got), 0);
+	assert_int_equal(fs_lookup(fs, sub, "leaf", &got), 0);
+	assert_int_equal(got, leaf);
+}
+
+/* a rebuilt directory that then grows (its table moves) is not heap damage */
+static void test_check_repair_rebuilt_dir_grows(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t lf, f, d, g;
+	char name[32];
+
+	assert_int_equal(fs_mkdir(fs, 1, "lost+found", 0700, &root, &lf), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_mknod(fs, lf, name, S_IFREG | 0600, 0, &root, &f), 0);
+	}
+	/* and more to reconnect into it than its table holds */
+	assert_int_equal(fs_mkdir(fs, 1, "d", 0755, &root, &d), 0);
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "g%d", i);
+		assert_int_equal(fs_mknod(fs, d, name, S_IFREG | 0600, 0, &root, &g), 0);
+	}
+	struct kmfs_inode *li = fs_inode(fs, fs_ino_off(fs, lf));
+	struct kmfs_dirtable *t = pool_ptr(&fs->pool, li->data_off);
+	struct kmfs_dirent *e = pool_ptr(&fs->pool, t->head_off);
+	e = pool_ptr(&fs->pool, ((struct kmfs_dirent *)pool_ptr(&fs->pool, e->next_off))->next_off);
+	e->name[0] = '/';
+	t = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, d))->data_off);
+	((struct kmfs_dirent *)pool_ptr(&fs->pool, t->head_off))->name[0] = '/';
+	assert_repaired(fs);
+	assert_int_equal(fs_lookup(fs, 1, "lost+found", &g), 0);
+	assert_int_equal(g, lf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +298,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_repair_broken_xattrs,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_repair_to_lost_found,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_repair_lost_found_name_taken,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_repair_rebuilt_dir_grows,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
