@@ -533,7 +533,7 @@ int main(int argc, char **argv)
 	 * for writing only once the kernel has taken the mount: a mount that
 	 * fails leaves it as it was. (Device DAX cannot be mapped privately.)
 	 */
-	struct stat pst;
+	struct stat pst, now;
 	bool check_first = !o.ro && stat(o.source, &pst) == 0 && S_ISREG(pst.st_mode);
 	struct fs_opts first = fo;
 	first.readonly = first.readonly || check_first;
@@ -558,7 +558,13 @@ int main(int argc, char **argv)
 		/* requests wait for INIT, which the loop answers: none is lost */
 		fs_unmount(fs);
 		fs_mounted = false;
-		fo.checked = true;
+		/* the checks hold unless someone wrote the pool in between */
+		fo.checked = stat(o.source, &now) == 0 && now.st_ino == pst.st_ino &&
+			     now.st_size == pst.st_size &&
+			     !memcmp(&now.st_mtim, &pst.st_mtim, sizeof(now.st_mtim)) &&
+			     !memcmp(&now.st_ctim, &pst.st_ctim, sizeof(now.st_ctim));
+		if (!fo.checked)
+			log_info("%s changed while it was checked: checking it again", o.source);
 		if (fs_mount(fs, o.source, &fo) < 0)
 			goto out_fuse_unmount;
 		fs_mounted = true;
