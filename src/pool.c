@@ -718,17 +718,24 @@ static void *walk_watchdog(void *arg)
 /*
  * Walk every object as check.c and the mount will, privately mapped.
  * Some damage to a run's bitmap that pmemobj_check lets through makes
- * pmemobj_next loop for ever; here that ends the child. (Device DAX
- * cannot be mapped privately: there the walk is not probed.)
+ * pmemobj_next loop for ever; here that ends the child. A devdax device
+ * cannot be mapped privately: there the child opens it as the caller is
+ * about to (libpmemobj notes the open and finishes interrupted
+ * transactions).
  */
 static void walk_ends(const char *path)
 {
-	int on = 1;
+	int on = 1, off = 0;
 	pthread_t t;
 	PMEMobjpool *pop;
 
 	pmemobj_ctl_set(NULL, "copy_on_write.at_open", &on);
 	pop = pmemobj_open(path, KMFS_LAYOUT);
+	/* (not through kmemfs.ko's file: the module serves that one) */
+	if (!pop && !strncmp(path, "/dev/dax", 8)) {
+		pmemobj_ctl_set(NULL, "copy_on_write.at_open", &off);
+		pop = pmemobj_open(path, KMFS_LAYOUT);
+	}
 	if (!pop || pthread_getcpuclockid(pthread_self(), &walker_clock) != 0 ||
 	    pthread_create(&t, NULL, walk_watchdog, NULL) != 0)
 		return; /* pmemobj_open in the parent will say why */
