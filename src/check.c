@@ -237,6 +237,16 @@ static void rebuild_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir
 	m->off[m->n++] = doff;
 }
 
+static bool known_type(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFCHR: case S_IFBLK:
+	case S_IFIFO: case S_IFSOCK:
+		return true;
+	}
+	return false;
+}
+
 #define LOST_FOUND "lost+found"
 
 /* /lost+found, made when missing; 0 if the name is taken by a non-directory */
@@ -282,8 +292,9 @@ static void reconnect(struct checker *c, uint64_t off, struct kmfs_inode *ino)
 	uint64_t lf_off;
 	int rc = -ENOSPC;
 
-	/* dir_lookup and dir_add trust the tables they are given */
-	if (c->dir_damage) {
+	/* dir_lookup and dir_add trust the tables they are given; an entry
+	 * needs a type */
+	if (c->dir_damage || !known_type(ino->mode)) {
 		c->unmended = true;
 		return;
 	}
@@ -344,8 +355,8 @@ static int collect(struct checker *c)
 }
 
 /* The object at OFF if it has TYPE and at least SIZE bytes, else NULL. */
-static struct obj *obj_get(struct checker *c, uint64_t off, uint32_t type,
-			   uint64_t size)
+/* The object at OFF, of whatever type, or NULL. */
+static struct obj *obj_find(struct checker *c, uint64_t off)
 {
 	size_t lo = 0, hi = c->nobjs;
 
@@ -356,10 +367,46 @@ static struct obj *obj_get(struct checker *c, uint64_t off, uint32_t type,
 		else
 			hi = mid;
 	}
-	if (lo == c->nobjs || c->objs[lo].off != off || c->objs[lo].type != type ||
-	    c->objs[lo].size < size)
-		return NULL;
-	return &c->objs[lo];
+	return lo < c->nobjs && c->objs[lo].off == off ? &c->objs[lo] : NULL;
+}
+
+static struct obj *obj_get(struct checker *c, uint64_t off, uint32_t type,
+			   uint64_t size)
+{
+	struct obj *o = obj_find(c, off);
+
+	return o && o->type == type && o->size >= size ? o : NULL;
+}
+
+/*
+ * An inode whose file type bits are damaged gets back the type of what it
+ * holds: an extent map, a directory table, a symlink target; with nothing,
+ * an empty regular file (a device node or FIFO becomes one).
+ */
+static void restore_type(struct checker *c, uint64_t off, struct kmfs_inode *ino)
+{
+	struct obj *d = ino->data_off ? obj_find(c, ino->data_off) : NULL;
+	uint32_t fmt = !ino->data_off ? S_IFREG :
+		       !d ? 0 :
+		       d->type == KMFS_T_EMAP_INDEX ? S_IFREG :
+		       d->type == KMFS_T_DIRTABLE ? S_IFDIR :
+		       d->type == KMFS_T_SYMLINK ? S_IFLNK : 0;
+	struct txn t;
+	int rc;
+
+	if (!fmt) {
+		c->unmended = c->o->repair;
+		return;
+	}
+	if (!mend_begin(c, &t))
+		return;
+	rc = TXADD(ino, mode);
+	if (rc == 0)
+		ino->mode = fmt | (ino->mode & 07777);
+	if (mend_end(c, &t, rc))
+		note(c, "inode %#llx: file type restored as %s, from what it holds",
+		     (unsigned long long)off, fmt == S_IFREG ? "a regular file" :
+		     fmt == S_IFDIR ? "a directory" : "a symlink");
 }
 
 /* Claim a reference to an object; a second claim is a shared object. */
@@ -584,6 +631,8 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 				obj_get(c, doff, KMFS_T_INODE, 0)->subdirs++;
 			}
 		}
+		if (fit && !known_type(((struct kmfs_inode *)pool_ptr(p, e->ino_off))->mode))
+			fit = false; /* restore_type could not tell: not named again */
 		if (fit && c->o->repair) {
 			if (nkeep == capkeep) {
 				size_t cap = capkeep ? capkeep * 2 : 64;
@@ -700,6 +749,7 @@ static void check_inode(struct checker *c, struct obj *o)
 	default:
 		report(c, "inode %#llx: unknown file type %#o",
 		       (unsigned long long)o->off, (unsigned)ino->mode);
+		restore_type(c, o->off, ino);
 		return;
 	}
 	check_xattrs(c, o->off, ino);

@@ -276,6 +276,29 @@ static void test_check_repair_rebuilt_dir_grows(void **state)
 	assert_int_equal(g, lf);
 }
 
+/* damaged file type bits come back from what the inode holds */
+static void test_check_repair_file_type(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t f = populate(fs), sym, d;
+	struct kmfs_inode *fi = fs_inode(fs, f);
+	unsigned char out[16];
+	struct readbuf rb = { out, 0 };
+
+	assert_int_equal(fs_lookup(fs, 1, "sym", &sym), 0);
+	assert_int_equal(fs_lookup(fs, 1, "dir", &d), 0);
+	fi->mode = 0644;                        /* no type at all */
+	fs_inode(fs, sym)->mode = 0170777;      /* no such type */
+	fs_inode(fs, d)->mode = 0130755;
+	assert_true(run(&fs->pool, false).errors >= 3);
+	assert_repaired(fs);
+	assert_int_equal(fi->mode, S_IFREG | 0644);
+	assert_int_equal(fs_inode(fs, sym)->mode, S_IFLNK | 0777);
+	assert_int_equal(fs_inode(fs, d)->mode, S_IFDIR | 0755);
+	assert_int_equal(fs_read(fs, f, 0, sizeof(out), reply, &rb), 0);
+	assert_int_equal(out[0], 'x');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +325,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_repair_lost_found_name_taken,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_repair_rebuilt_dir_grows,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_repair_file_type,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
