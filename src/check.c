@@ -92,6 +92,24 @@ static void report(struct checker *c, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/*
+ * The array V of *CAP elements of ELEM bytes, with room for element N:
+ * V itself, or V doubled (FIRST elements to begin with); NULL when out of
+ * memory, V then still valid.
+ */
+static void *grow(void *v, size_t *cap, size_t n, size_t elem, size_t first)
+{
+	size_t want = *cap ? *cap * 2 : first;
+	void *nv;
+
+	if (n < *cap)
+		return v;
+	nv = realloc(v, want * elem);
+	if (nv)
+		*cap = want;
+	return nv;
+}
+
 /* What a repair did, said after the finding it mends (not counted). */
 static void note(struct checker *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -226,14 +244,10 @@ static void rebuild_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir
 	     "damage; inodes named after it go to /lost+found",
 	     (unsigned long long)doff, n, n == 1 ? "y" : "ies");
 	struct made *m = c->made;
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 16;
-		uint64_t *v = realloc(m->off, cap * sizeof(*v));
-		if (!v)
-			return; /* only a check the less */
-		m->off = v;
-		m->cap = cap;
-	}
+	uint64_t *v = grow(m->off, &m->cap, m->n, sizeof(*v), 16);
+	if (!v)
+		return; /* only a check the less */
+	m->off = v;
 	m->off[m->n++] = doff;
 }
 
@@ -328,21 +342,15 @@ static int cmp_obj(const void *a, const void *b)
 
 static int collect(struct checker *c)
 {
-	size_t cap = 1024;
+	size_t cap = 0;
 	PMEMoid oid;
 
-	c->objs = malloc(cap * sizeof(*c->objs));
-	if (!c->objs)
-		return -ENOMEM;
 	for (oid = pmemobj_first(c->p->pop); !OID_IS_NULL(oid);
 	     oid = pmemobj_next(oid)) {
-		if (c->nobjs == cap) {
-			struct obj *v = realloc(c->objs, cap * 2 * sizeof(*v));
-			if (!v)
-				return -ENOMEM;
-			c->objs = v;
-			cap *= 2;
-		}
+		struct obj *v = grow(c->objs, &cap, c->nobjs, sizeof(*v), 1024);
+		if (!v)
+			return -ENOMEM;
+		c->objs = v;
 		struct obj *o = &c->objs[c->nobjs++];
 		memset(o, 0, sizeof(*o));
 		o->off = oid.off;
@@ -530,17 +538,14 @@ static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 
 static void enqueue(struct checker *c, uint64_t off)
 {
-	if (c->qtail == c->qcap) {
-		size_t cap = c->qcap ? c->qcap * 2 : 256;
-		uint64_t *q = realloc(c->queue, cap * sizeof(*q));
-		if (!q) {
-			report(c, "out of memory for the directory walk");
-			c->r->fatal = true;
-			return;
-		}
-		c->queue = q;
-		c->qcap = cap;
+	uint64_t *q = grow(c->queue, &c->qcap, c->qtail, sizeof(*q), 256);
+
+	if (!q) {
+		report(c, "out of memory for the directory walk");
+		c->r->fatal = true;
+		return;
 	}
+	c->queue = q;
 	c->queue[c->qtail++] = off;
 }
 
@@ -634,18 +639,14 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		if (fit && !known_type(((struct kmfs_inode *)pool_ptr(p, e->ino_off))->mode))
 			fit = false; /* restore_type could not tell: not named again */
 		if (fit && c->o->repair) {
-			if (nkeep == capkeep) {
-				size_t cap = capkeep ? capkeep * 2 : 64;
-				struct kept *v = realloc(keep, cap * sizeof(*v));
-				if (!v) {
-					report(c, "out of memory for directory %#llx",
-					       (unsigned long long)doff);
-					c->r->fatal = true;
-					goto out;
-				}
-				keep = v;
-				capkeep = cap;
+			struct kept *v = grow(keep, &capkeep, nkeep, sizeof(*v), 64);
+			if (!v) {
+				report(c, "out of memory for directory %#llx",
+				       (unsigned long long)doff);
+				c->r->fatal = true;
+				goto out;
 			}
+			keep = v;
 			keep[nkeep++] = (struct kept){ e->name, e->namelen,
 				IFTODT(((struct kmfs_inode *)pool_ptr(p, e->ino_off))->mode),
 				e->ino_off };

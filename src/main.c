@@ -174,7 +174,6 @@ static void fuse_log_held(enum fuse_log_level level, const char *fmt, va_list ap
 static const char *fuse_told(const char *alt)
 {
 	static char told[sizeof(fuse_said)];
-
 	size_t n = strlen(fuse_said);
 
 	while (n && fuse_said[n - 1] == '\n')

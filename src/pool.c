@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -385,17 +386,9 @@ static uint64_t free_space_for(const char *path)
 {
 	char dir[PATH_MAX];
 	struct statvfs sv;
-	char *slash;
 
 	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if (statvfs(dir, &sv) != 0)
+	if (statvfs(dirname(dir), &sv) != 0)
 		return UINT64_MAX; /* cannot tell: let the creation say */
 	return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
@@ -677,6 +670,27 @@ out:
 	return rc;
 }
 
+/*
+ * pmemobj_open, mapping a pool file privately when asked: libpmemobj still
+ * recovers interrupted transactions and notes the open in its header, but
+ * in this process's copy of the pages only. Device DAX cannot be mapped so.
+ */
+static PMEMobjpool *open_pmemobj(const char *path, bool private)
+{
+	int on = 1, off = 0;
+	PMEMobjpool *pop;
+
+	if (private && pmemobj_ctl_set(NULL, "copy_on_write.at_open", &on) != 0)
+		return NULL;
+	pop = pmemobj_open(path, KMFS_LAYOUT);
+	if (private) {
+		int e = errno;
+		pmemobj_ctl_set(NULL, "copy_on_write.at_open", &off);
+		errno = e;
+	}
+	return pop;
+}
+
 /* objects walked so far by walk_ends, watched by walk_watchdog */
 static _Atomic uint64_t walked;
 static clockid_t walker_clock;
@@ -725,17 +739,12 @@ static void *walk_watchdog(void *arg)
  */
 static void walk_ends(const char *path)
 {
-	int on = 1, off = 0;
 	pthread_t t;
-	PMEMobjpool *pop;
+	PMEMobjpool *pop = open_pmemobj(path, true);
 
-	pmemobj_ctl_set(NULL, "copy_on_write.at_open", &on);
-	pop = pmemobj_open(path, KMFS_LAYOUT);
 	/* (not through kmemfs.ko's file: the module serves that one) */
-	if (!pop && !strncmp(path, "/dev/dax", 8)) {
-		pmemobj_ctl_set(NULL, "copy_on_write.at_open", &off);
-		pop = pmemobj_open(path, KMFS_LAYOUT);
-	}
+	if (!pop && !strncmp(path, "/dev/dax", 8))
+		pop = open_pmemobj(path, false);
 	if (!pop || pthread_getcpuclockid(pthread_self(), &walker_clock) != 0 ||
 	    pthread_create(&t, NULL, walk_watchdog, NULL) != 0)
 		return; /* pmemobj_open in the parent will say why */
@@ -798,27 +807,6 @@ int pool_open_private(const char *path, struct kmfs_pool *p, bool quiet_busy)
 			     (quiet_busy ? POOL_OPEN_QUIET_BUSY : 0));
 }
 
-/*
- * pmemobj_open, mapping a pool file privately when asked: libpmemobj still
- * recovers interrupted transactions and notes the open in its header, but
- * in this process's copy of the pages only. Device DAX cannot be mapped so.
- */
-static PMEMobjpool *open_pmemobj(const char *path, bool private)
-{
-	int on = 1, off = 0;
-	PMEMobjpool *pop;
-
-	if (private && pmemobj_ctl_set(NULL, "copy_on_write.at_open", &on) != 0)
-		return NULL;
-	pop = pmemobj_open(path, KMFS_LAYOUT);
-	if (private) {
-		int e = errno;
-		pmemobj_ctl_set(NULL, "copy_on_write.at_open", &off);
-		errno = e;
-	}
-	return pop;
-}
-
 int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 {
 	const char *open_path = path;
@@ -854,7 +842,6 @@ int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 	if (rc < 0)
 		goto out_detach;
 	private = private && p->media.kind == MEDIA_FILE;
-	p->private_map = private;
 	p->pop = open_pmemobj(open_path, private);
 	if (!p->pop) {
 		char msg[256];

@@ -27,7 +27,6 @@ struct kmfs_pool {
 	uint64_t total_pages;
 	uint64_t total_units;
 	uint64_t arena_bytes;  /* pmemobj bytes the data arenas take */
-	bool private_map;      /* copy-on-write mapping: nothing reaches the media */
 };
 
 struct pool_format_opts {
