@@ -57,6 +57,14 @@ struct fs_opts {
 
 #define FS_TIMES_LOCKS 64
 
+/* -o cache=: which opens of a regular file bypass the kernel's page cache
+ * (fuse_ops.c, open_direct) */
+enum fs_cache {
+	FS_CACHE_AUTO,   /* opens for writing; read-only opens keep it */
+	FS_CACHE_PAGE,   /* none */
+	FS_CACHE_DIRECT, /* all */
+};
+
 struct kmfs_fs {
 	struct kmfs_pool pool;
 	struct pages pages;
@@ -71,6 +79,7 @@ struct kmfs_fs {
 	char mountpoint[4096];  /* absolute path */
 	dev_t mount_dev;        /* st_dev of files on this mount (main.c) */
 	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
+	enum fs_cache cache;    /* -o cache=: which opens bypass the page cache */
 	pthread_mutex_t times_lock[FS_TIMES_LOCKS];
 	/* the kernel never looks the root up nor forgets it: pinned for the
 	 * mount, so its vnode does not come and go with each GETATTR */
@@ -151,11 +160,16 @@ int fs_readlink(struct kmfs_fs *fs, uint64_t ino, char *buf, size_t size);
 /* open files */
 int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags);
 void fs_release(struct kmfs_fs *fs, uint64_t ino);
+/* whether INO has open file handles besides the caller's one */
+bool fs_open_elsewhere(struct kmfs_fs *fs, uint64_t ino);
 int fs_read(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 	    data_reply_fn reply, void *arg);
 /* fs_setattr(FS_KILL_SUIDGID) when the inode has a bit to clear: 1 if it
  * had, 0 if not, or a negative errno */
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino);
+/* remove security.capability, as the kernel's file_remove_privs does on any
+ * write it sees: 1 if there was one, 0 if not, or a negative errno */
+int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino);
 ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 		 const struct data_src *src, bool append);
 int fs_fallocate(struct kmfs_fs *fs, uint64_t ino, int mode, uint64_t off,

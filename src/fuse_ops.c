@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -18,6 +19,7 @@
 #include "fs.h"
 #include "xattr.h"
 #include "fuse_ops.h"
+#include "log.h"
 #include "kmemfs/ioctl.h"
 #include "wire.h"
 
@@ -65,19 +67,27 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t off)
 }
 
 /*
- * Clear setuid/setgid when the request asks for it (wire.c). The kernel keeps
- * its cached mode through a WRITE or OPEN, so it is told to forget it.
+ * Take privileges off a file with KILL (fs_kill_suidgid, fs_kill_capability);
+ * the kernel keeps its cached mode and ctime through a WRITE or OPEN, so when
+ * KILL changed the inode it is told to forget them.
  */
-static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
+static int kill_privs(fuse_req_t req, fuse_ino_t ino,
+		      int (*kill)(struct kmfs_fs *, uint64_t))
 {
 	struct kmfs_fs *fs = FS(req);
-	int rc = fs_kill_suidgid(fs, ino);
+	int rc = kill(fs, ino);
 
 	if (rc > 0) {
 		fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
 		rc = 0;
 	}
 	return rc;
+}
+
+/* Clear setuid/setgid when the request asks for it (wire.c). */
+static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
+{
+	return kill_privs(req, ino, fs_kill_suidgid);
 }
 
 /*
@@ -94,6 +104,8 @@ static int kill_suidgid_for_caller(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
+	const struct kmfs_fs *fs = userdata;
+
 	/* no FUSE_CAP_SPLICE_READ: libfuse offers it only to sessions that read
 	 * /dev/fuse themselves, and wire.c's hooks must see every request */
 	/* v1 would have us clear setuid on every write; wire.c offers v2 */
@@ -105,9 +117,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (fs->cache == FS_CACHE_DIRECT && !wire_kernel_maps_direct_io())
+		log_err("cache=direct: this kernel cannot map files opened for "
+			"direct I/O (Linux 6.6+); files keep the page cache");
 	conn->max_write = KMEMFS_MAX_WRITE;
 	/* the kernel keeps the smaller of this and the window main.c set */
-	conn->max_readahead = ((struct kmfs_fs *)userdata)->readahead;
+	conn->max_readahead = fs->readahead;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -265,6 +280,46 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				       newname, f, &cr));
 }
 
+/* fi->fh: the open flags, and whether the open bypasses the page cache */
+#define FH_DIRECT (1ull << 32)
+
+/*
+ * Whether an open of a regular file bypasses the kernel's page cache
+ * (FOPEN_DIRECT_IO). File data already lives in memory, the pool's: a page
+ * cache copy of it takes RAM twice, and writing through the page cache costs
+ * the writer a copy, serialised with the daemon's. Reads keep the page cache
+ * by default (cache=auto), as its read-ahead serves small reads without a
+ * round trip each. Only when the kernel lets such files be mapped shared
+ * (wire.c), so that mmap works on every open.
+ */
+static bool open_direct(const struct kmfs_fs *fs, int flags)
+{
+	if (!wire_direct_io())
+		return false;
+	switch (fs->cache) {
+	case FS_CACHE_DIRECT:
+		return true;
+	case FS_CACHE_AUTO:
+		return (flags & O_ACCMODE) != O_RDONLY;
+	default:
+		return false;
+	}
+}
+
+/* file opens since mount: [0] kept the page cache, [1] bypassed it */
+static _Atomic uint64_t opens[2];
+
+static void set_open_reply(const struct kmfs_fs *fs, struct fuse_file_info *fi)
+{
+	bool direct = open_direct(fs, fi->flags);
+
+	atomic_fetch_add_explicit(&opens[direct], 1, memory_order_relaxed);
+	fi->keep_cache = 1;
+	fi->direct_io = direct;
+	/* ioctl and write get only fh */
+	fi->fh = (uint64_t)(unsigned)fi->flags | (direct ? FH_DIRECT : 0);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int rc = fs_open(FS(req), ino, fi->flags);
@@ -275,8 +330,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->keep_cache = 1;
-	fi->fh = (uint64_t)(unsigned)fi->flags; /* ioctl gets only fh */
+	set_open_reply(FS(req), fi);
 	if (fuse_reply_open(req, fi) == -ENOENT)
 		fs_release(FS(req), ino);
 }
@@ -302,8 +356,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	fill_entry(fs, off, &e);
-	fi->keep_cache = 1;
-	fi->fh = (uint64_t)(unsigned)fi->flags;
+	set_open_reply(fs, fi);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		fs_release(fs, e.ino);
 		fs_forget(fs, e.ino, 1);
@@ -380,6 +433,26 @@ static int copy_bufvec_to_fd(void *arg, int fd, uint64_t off, size_t len)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+/*
+ * After a write that bypassed the page cache: the kernel dropped the range's
+ * cached pages before sending it, but a reader through another open file (a
+ * read-only one keeps the page cache, and so does a mapping) may have read
+ * the old bytes back in since. Drop them again now that the new ones are in
+ * the pool, before the writer hears back. Not for a write-back of mapped
+ * pages (fi->writepage): those pages are under write-back until the reply.
+ */
+static void drop_stale_pages(struct kmfs_fs *fs, fuse_ino_t ino, bool append,
+			     off_t off, ssize_t n)
+{
+	if (!fs_open_elsewhere(fs, ino))
+		return;
+	/* an append landed at the daemon's end of file, maybe not at OFF */
+	if (append)
+		fuse_lowlevel_notify_inval_inode(fs->session, ino, 0, 0);
+	else
+		fuse_lowlevel_notify_inval_inode(fs->session, ino, off, n);
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
@@ -392,9 +465,15 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	n = wire_kill_suidgid() ? kill_suidgid(req, ino) : 0;
+	/* the kernel's file_remove_privs drops security.capability before a
+	 * page-cache write, but not before a direct one */
+	if (n == 0 && (fi->fh & FH_DIRECT) && !fi->writepage)
+		n = kill_privs(req, ino, fs_kill_capability);
 	if (n == 0)
 		n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
 			     fi->flags & O_APPEND);
+	if (n > 0 && (fi->fh & FH_DIRECT) && !fi->writepage)
+		drop_stale_pages(FS(req), ino, fi->flags & O_APPEND, off, n);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -667,6 +746,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		ks.reclaim_ns = ps.reclaim_ns;
 		ks.requests_ring = wire_requests(true);
 		ks.requests_dev = wire_requests(false);
+		ks.opens_direct = atomic_load(&opens[1]);
+		ks.opens_cached = atomic_load(&opens[0]);
 		ks.meta_bytes_total = sv.f_files * 512;
 		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
 		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));

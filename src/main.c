@@ -32,6 +32,7 @@ struct options {
 	char *detach_timeout;
 	char *readahead;
 	char *max_threads;
+	char *cache;
 	int nolend;
 	int uring;
 	int foreground;
@@ -54,6 +55,7 @@ static const struct fuse_opt spec[] = {
 	OPT("detach_timeout=%s", detach_timeout),
 	OPT("readahead=%s", readahead),
 	OPT("max_threads=%s", max_threads),
+	OPT("cache=%s", cache),
 	OPT("nolend", nolend),
 	OPT("uring", uring),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -94,6 +96,11 @@ static void usage(FILE *f)
 "       readahead=SIZE      how far the kernel reads ahead of a sequential\n"
 "                           reader (1M: one request of max_write; the\n"
 "                           kernel's own default is 128K)\n"
+"       cache=MODE          which opens of a file bypass the kernel's page\n"
+"                           cache (file data is in memory already):\n"
+"                           auto: opens for writing (default); reads keep\n"
+"                           it, for read-ahead; direct: all; page: none.\n"
+"                           Bypassing needs Linux 6.6+ (mmap still works)\n"
 "       max_threads=N       at most N worker threads (16); one per CPU serve\n"
 "                           requests, more start only while all are blocked;\n"
 "                           with uring, also the most ring entries per CPU\n"
@@ -393,6 +400,22 @@ static bool is_mount_point(const char *path)
 	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
 }
 
+static int parse_cache(const char *s, enum fs_cache *out)
+{
+	static const char *const names[] = {
+		[FS_CACHE_AUTO] = "auto",
+		[FS_CACHE_PAGE] = "page",
+		[FS_CACHE_DIRECT] = "direct",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = (enum fs_cache)i;
+			return 0;
+		}
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -407,6 +430,7 @@ int main(int argc, char **argv)
 	unsigned int detach_timeout = 0;
 	uint64_t readahead = 1u << 20;
 	unsigned int max_threads = 16;
+	enum fs_cache cache = FS_CACHE_AUTO;
 	bool fs_mounted = false;
 	int rc = 1;
 
@@ -461,6 +485,12 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_args;
 	}
+	if (o.cache && parse_cache(o.cache, &cache) < 0) {
+		log_err("bad cache mode '%s' (auto, page or direct)", o.cache);
+		rc = 2;
+		goto out_args;
+	}
+	wire_want_direct_io(cache != FS_CACHE_PAGE);
 	fo.lend = !o.nolend;
 	fo.readonly = o.ro;
 	if (stat(o.mountpoint, &st) != 0) {
@@ -583,6 +613,7 @@ int main(int argc, char **argv)
 	if (!realpath(o.mountpoint, fs->mountpoint))
 		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
 	fs->readahead = (uint32_t)readahead;
+	fs->cache = cache;
 	if ((rc = find_mount_dev(fs->mountpoint, &fs->mount_dev)) < 0) {
 		/* mount_dev stays 0, which no file has: clones become copies */
 		log_err("warning: %s not found in /proc/self/mountinfo (%s): cp will "
@@ -659,5 +690,6 @@ out_args:
 	free(o.detach_timeout);
 	free(o.readahead);
 	free(o.max_threads);
+	free(o.cache);
 	return rc;
 }

@@ -12,6 +12,11 @@
  * handles a request on the thread that read it); the INIT reply gets the bit
  * when the kernel offered it.
  *
+ * It also cannot ask for FUSE_DIRECT_IO_ALLOW_MMAP (Linux 6.6+), without
+ * which a file opened with FOPEN_DIRECT_IO cannot be mapped shared; the INIT
+ * reply asks for it when kmemfs opens files for direct I/O (fuse_ops.c) and
+ * the kernel offers it, and otherwise files keep the page cache.
+ *
  * libfuse 3.14 also predates FUSE_TMPFILE (open(2) with O_TMPFILE, kernel
  * 6.1+) and would answer it ENOSYS. The request is a CREATE in all but its
  * opcode (the same arguments, the name "/", the same reply), so a read turns
@@ -39,6 +44,9 @@ static __thread bool req_kills_suidgid;
 static __thread bool req_is_tmpfile;
 static atomic_bool kernel_offers_uring;
 static atomic_bool rings_serve; /* INIT took io_uring */
+static atomic_bool direct_io_wanted; /* set before the session starts */
+static atomic_bool kernel_offers_direct_mmap;
+static atomic_bool direct_io_ok; /* INIT took FUSE_DIRECT_IO_ALLOW_MMAP */
 static __thread bool read_forget; /* this thread's last read was a FORGET */
 static _Atomic uint64_t requests[2]; /* [0] /dev/fuse, [1] io_uring */
 /* set before the session starts, read by whichever thread answers INIT */
@@ -52,6 +60,9 @@ static __thread void *reply_capture_ctx;
 /* FUSE_OVER_IO_URING (bit 41 of the INIT flags, so bit 9 of flags2):
  * Debian 12's linux/fuse.h predates it */
 #define FLAGS2_OVER_IO_URING (1u << 9)
+/* FUSE_DIRECT_IO_ALLOW_MMAP (bit 36, so bit 4 of flags2): not in Debian 12's
+ * header either */
+#define FLAGS2_DIRECT_IO_ALLOW_MMAP (1u << 4)
 
 /* The kill flag a request carries, by opcode; false when it has none. */
 static bool request_kill_flag(const struct fuse_in_header *h, const void *arg,
@@ -100,12 +111,14 @@ void wire_inspect(void *buf, size_t n, bool ring)
 	if (h->opcode == FUSE_INIT) {
 		const struct fuse_init_in *in = (const void *)arg;
 		if (n >= sizeof(*h) + offsetof(struct fuse_init_in, flags2)) {
+			bool ext = n >= sizeof(*h) + sizeof(*in) &&
+				   (in->flags & FUSE_INIT_EXT);
 			atomic_store(&kernel_offers_v2,
 				     (in->flags & FUSE_HANDLE_KILLPRIV_V2) != 0);
 			atomic_store(&kernel_offers_uring,
-				     n >= sizeof(*h) + sizeof(*in) &&
-				     (in->flags & FUSE_INIT_EXT) &&
-				     (in->flags2 & FLAGS2_OVER_IO_URING));
+				     ext && (in->flags2 & FLAGS2_OVER_IO_URING));
+			atomic_store(&kernel_offers_direct_mmap,
+				     ext && (in->flags2 & FLAGS2_DIRECT_IO_ALLOW_MMAP));
 		}
 		atomic_store(&init_unique, h->unique);
 		return;
@@ -159,8 +172,14 @@ static bool amend_init_reply(struct iovec *iov, int count)
 		out->flags |= FUSE_HANDLE_KILLPRIV_V2;
 		atomic_store(&killpriv_v2, true);
 	}
-	if (uring_started && atomic_load(&kernel_offers_uring) &&
-	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(out->flags2)) {
+	if (iov[1].iov_len < offsetof(struct fuse_init_out, flags2) + sizeof(out->flags2))
+		return false;
+	if (atomic_load(&direct_io_wanted) && atomic_load(&kernel_offers_direct_mmap)) {
+		out->flags |= FUSE_INIT_EXT;
+		out->flags2 |= FLAGS2_DIRECT_IO_ALLOW_MMAP;
+		atomic_store(&direct_io_ok, true);
+	}
+	if (uring_started && atomic_load(&kernel_offers_uring)) {
 		out->flags |= FUSE_INIT_EXT;
 		out->flags2 |= FLAGS2_OVER_IO_URING;
 		return true;
@@ -197,6 +216,21 @@ void wire_offer_uring(void (*started)(void *arg, bool accepted), void *arg)
 {
 	uring_started_arg = arg;
 	uring_started = started;
+}
+
+void wire_want_direct_io(bool want)
+{
+	atomic_store(&direct_io_wanted, want);
+}
+
+bool wire_kernel_maps_direct_io(void)
+{
+	return atomic_load(&kernel_offers_direct_mmap);
+}
+
+bool wire_direct_io(void)
+{
+	return atomic_load(&direct_io_ok);
 }
 
 void wire_capture_replies(ssize_t (*capture)(void *ctx, const struct iovec *iov,

@@ -51,6 +51,17 @@ uint64_t wire_requests(bool ring);
  */
 void wire_offer_uring(void (*started)(void *arg, bool accepted), void *arg);
 
+/*
+ * Ask at INIT for shared mappings of files opened for direct I/O
+ * (FUSE_DIRECT_IO_ALLOW_MMAP), before the session starts; wire_direct_io()
+ * then says whether the kernel agreed, so that opens may bypass its page
+ * cache (FOPEN_DIRECT_IO) without losing mmap.
+ */
+void wire_want_direct_io(bool want);
+bool wire_direct_io(void);
+/* whether INIT offered it: known from INIT's read, before op_init */
+bool wire_kernel_maps_direct_io(void);
+
 /* Offer this thread's replies (not notifications) to CAPTURE first; NULL to
  * stop. CAPTURE returns the bytes it took, -1/errno, or 0 to leave the reply
  * to /dev/fuse. */

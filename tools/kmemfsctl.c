@@ -77,7 +77,8 @@ static int cmd_stat(const char *path, int json)
 		       "\"reclaim_failures\": %llu, \"meta_bytes_total\": %llu, "
 		       "\"meta_bytes_used\": %llu, \"lend_ns\": %llu, "
 		       "\"reclaim_ns\": %llu, \"requests_ring\": %llu, "
-		       "\"requests_dev\": %llu}\n", s.page_size,
+		       "\"requests_dev\": %llu, \"opens_direct\": %llu, "
+		       "\"opens_cached\": %llu}\n", s.page_size,
 		       (unsigned long long)s.total_pages, (unsigned long long)s.used_pages,
 		       (unsigned long long)s.shared_pages, (unsigned long long)s.free_pages,
 		       (unsigned long long)s.lent_pages, (unsigned long long)s.units_lent,
@@ -87,7 +88,9 @@ static int cmd_stat(const char *path, int json)
 		       (unsigned long long)s.meta_bytes_used,
 		       (unsigned long long)s.lend_ns, (unsigned long long)s.reclaim_ns,
 		       (unsigned long long)s.requests_ring,
-		       (unsigned long long)s.requests_dev);
+		       (unsigned long long)s.requests_dev,
+		       (unsigned long long)s.opens_direct,
+		       (unsigned long long)s.opens_cached);
 		return 0;
 	}
 	printf("%-22s %12s %12s\n", "", "pages", "MiB");
@@ -111,6 +114,8 @@ static int cmd_stat(const char *path, int json)
 		       s.reclaim_ns / 1000.0 / (double)s.units_reclaimed);
 	printf("%-22s %12llu\n", "  requests (io_uring)", (unsigned long long)s.requests_ring);
 	printf("%-22s %12llu\n", "  requests (/dev/fuse)", (unsigned long long)s.requests_dev);
+	printf("%-22s %12llu\n", "  opens, direct I/O", (unsigned long long)s.opens_direct);
+	printf("%-22s %12llu\n", "  opens, page cache", (unsigned long long)s.opens_cached);
 	printf("%-22s %12.1f of %.1f MiB\n", "metadata",
 	       s.meta_bytes_used / 1048576.0, s.meta_bytes_total / 1048576.0);
 	return 0;

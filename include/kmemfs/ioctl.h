@@ -30,7 +30,9 @@ struct kmemfs_stat {
 	__u64 reclaim_ns;       /* time spent taking units back */
 	__u64 requests_ring;    /* FUSE requests served through io_uring */
 	__u64 requests_dev;     /* and through /dev/fuse reads, since mount */
-	__u64 reserved[4];
+	__u64 opens_direct;     /* file opens that bypassed the page cache */
+	__u64 opens_cached;     /* and that kept it, since mount (-o cache=) */
+	__u64 reserved[2];
 };
 
 /*
