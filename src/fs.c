@@ -489,14 +489,11 @@ int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
 
 int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino_nr)
 {
-	bool has_xattrs;
 	int rc;
 
-	/* the common case, a file without extended attributes, costs no lookup */
-	pthread_rwlock_rdlock(&fs->ns_lock);
-	has_xattrs = ino_ptr(fs, ino_nr)->xattr_off != 0;
-	pthread_rwlock_unlock(&fs->ns_lock);
-	if (!has_xattrs)
+	/* the common case, no such attribute, costs no transaction and no
+	 * exclusive lock */
+	if (fs_getxattr(fs, ino_nr, "security.capability", NULL, 0) == -ENODATA)
 		return 0;
 	rc = fs_removexattr(fs, ino_nr, "security.capability");
 	if (rc == -ENODATA)
@@ -1146,22 +1143,6 @@ void fs_release(struct kmfs_fs *fs, uint64_t ino)
 
 	if (v)
 		vput_counts(fs, v, 0, 1, 1);
-}
-
-bool fs_open_elsewhere(struct kmfs_fs *fs, uint64_t ino)
-{
-	uint64_t off = fs_ino_off(fs, ino);
-	const struct vnode *v;
-	bool others = false;
-
-	pthread_mutex_lock(&fs->vlock);
-	for (v = *vslot(fs, off); v; v = v->next)
-		if (v->off == off) {
-			others = v->nopen > 1;
-			break;
-		}
-	pthread_mutex_unlock(&fs->vlock);
-	return others;
 }
 
 /*

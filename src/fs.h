@@ -160,8 +160,6 @@ int fs_readlink(struct kmfs_fs *fs, uint64_t ino, char *buf, size_t size);
 /* open files */
 int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags);
 void fs_release(struct kmfs_fs *fs, uint64_t ino);
-/* whether INO has open file handles besides the caller's one */
-bool fs_open_elsewhere(struct kmfs_fs *fs, uint64_t ino);
 int fs_read(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 	    data_reply_fn reply, void *arg);
 /* fs_setattr(FS_KILL_SUIDGID) when the inode has a bit to clear: 1 if it

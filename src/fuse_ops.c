@@ -433,26 +433,6 @@ static int copy_bufvec_to_fd(void *arg, int fd, uint64_t off, size_t len)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
-/*
- * After a write that bypassed the page cache: the kernel dropped the range's
- * cached pages before sending it, but a reader through another open file (a
- * read-only one keeps the page cache, and so does a mapping) may have read
- * the old bytes back in since. Drop them again now that the new ones are in
- * the pool, before the writer hears back. Not for a write-back of mapped
- * pages (fi->writepage): those pages are under write-back until the reply.
- */
-static void drop_stale_pages(struct kmfs_fs *fs, fuse_ino_t ino, bool append,
-			     off_t off, ssize_t n)
-{
-	if (!fs_open_elsewhere(fs, ino))
-		return;
-	/* an append landed at the daemon's end of file, maybe not at OFF */
-	if (append)
-		fuse_lowlevel_notify_inval_inode(fs->session, ino, 0, 0);
-	else
-		fuse_lowlevel_notify_inval_inode(fs->session, ino, off, n);
-}
-
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
@@ -472,8 +452,6 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 	if (n == 0)
 		n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
 			     fi->flags & O_APPEND);
-	if (n > 0 && (fi->fh & FH_DIRECT) && !fi->writepage)
-		drop_stale_pages(FS(req), ino, fi->flags & O_APPEND, off, n);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -35,6 +35,19 @@ write_new() { head -c "$2" "$WORK/src" >"$1"; }
 write_rdwr() { head -c "$2" "$WORK/src" 1<>"$1"; }
 read_all() { cat "$1" >/dev/null; }
 
+# race_check MODE: a writer against a pread reader and a mapping reader. A
+# stale pread fails; a stale mapping read is only noted: the kernel does not
+# promise a shared mapping the bytes of a direct write that just returned
+# (README, "Known limits"), though on 6.18 it was not seen in dozens of runs.
+race_check() {
+	local out rc
+	out=$("$CC" race "$MNT/race" 3 2>&1)
+	rc=$?
+	[ $rc -eq 3 ] && note "$1: a shared mapping saw older bytes: $(echo $out)"
+	check "[ $rc -eq 0 ] || [ $rc -eq 3 ]" \
+		"$1: no pread after a write that returned sees older bytes: $(echo $out)"
+}
+
 head -c 16M /dev/urandom >"$WORK/src"
 sum8=$(head -c 8M "$WORK/src" | sha256sum | cut -d' ' -f1)
 
@@ -69,8 +82,7 @@ check_eq "$(cat "$MNT/log")" $'one\ntwo' "an append is seen by a reader with the
 check_eq "$(cat <&5)" $'one\ntwo' "... and through the open read-only file"
 exec 4<&- 5<&-
 
-out=$("$CC" race "$MNT/race" 3 2>&1)
-check "[ $? -eq 0 ]" "cache=auto: no read after a write sees older bytes (pread and a shared mapping): $(echo $out)"
+race_check cache=auto
 check_cmd "cache=auto: a shared writable mapping and pread/pwrite agree" "$CC" mmap "$MNT/mm"
 
 # ---- direct: no open keeps the page cache
@@ -79,11 +91,34 @@ check_eq "$(sha256sum <"$MNT/rw" | cut -d' ' -f1)" "$sum8" "cache=direct: the da
 expect_opens "cache=direct: an O_RDONLY open bypasses the page cache" 1 0 read_all "$MNT/w"
 [ "$BYPASS" = 1 ] &&
 	check_eq "$(resident "$MNT/w")" 0 "cache=direct: a read leaves nothing in the page cache"
-out=$("$CC" race "$MNT/race" 3 2>&1)
-check "[ $? -eq 0 ]" "cache=direct: no read after a write sees older bytes: $(echo $out)"
+race_check cache=direct
 check_cmd "cache=direct: a shared writable mapping and pread/pwrite agree" "$CC" mmap "$MNT/mm"
 check_cmd "cache=direct: a program runs from the mount (private mapping)" \
 	sh -c "cp /bin/true '$MNT/true' && '$MNT/true'"
+
+# ---- one worker: a direct writer and page-cache readers of the same file
+# must not wait on each other (a READ in flight holds its pages locked)
+fs_remount max_threads=1 || abort_test "remount with -o max_threads=1"
+head -c 1M "$WORK/src" >"$MNT/h"
+(for i in $(seq 100); do
+	dd if="$WORK/src" of="$MNT/h" bs=64k count=16 conv=notrunc status=none || exit 1
+done) &
+wpid=$!
+(for i in $(seq 100); do
+	dd if="$MNT/h" of=/dev/null bs=64k iflag=nocache status=none || exit 1
+done) &
+rpid=$!
+if wait_until 60 "! kill -0 $wpid 2>/dev/null && ! kill -0 $rpid 2>/dev/null"; then
+	pass "max_threads=1: 100 direct writes and 100 uncached reads of one file finish"
+else
+	fail "max_threads=1: 100 direct writes and 100 uncached reads of one file finish" \
+		"still running after 60 s: the mount is aborted"
+	abort_fuse
+fi
+wait $wpid; wrc=$?
+wait $rpid; rrc=$?
+check_eq "$wrc $rrc" "0 0" "... and all of them succeed"
+check_eq "$(sha256sum <"$MNT/h")" "$(head -c 1M "$WORK/src" | sha256sum)" "... and the file holds what was written"
 
 # ---- page: every open keeps the page cache, as before cache= existed. Its
 # writes go through the page cache, which the kernel does not keep coherent
