@@ -6,8 +6,9 @@
  *	A writer process rewrites the first page of FILE through an O_RDWR
  *	file, filling it with a generation number, and publishes each number
  *	once its pwrite returned. Two readers, one through pread of an
- *	O_RDONLY file (dropping its cached page first, so that every read is
- *	a READ racing the writes) and one through a shared read-only mapping,
+ *	O_RDONLY file (dropping its cached page first, which sends the read
+ *	to the daemon whenever the mapping reader does not hold the page
+ *	mapped) and one through a shared read-only mapping,
  *	check that every read after that sees the published number or a
  *	later one.
  *   cachecheck mmap FILE
