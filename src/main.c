@@ -237,19 +237,29 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max,
 }
 
 /* The FUSE session as loop.c's request source; a slot is a struct fuse_buf. */
-static int session_receive(void *se, void *slot)
+struct session {
+	struct fuse_session *se;
+	struct kmfs_fs *fs;
+};
+
+static int session_receive(void *arg, void *slot)
 {
-	return fuse_session_receive_buf(se, slot);
+	return fuse_session_receive_buf(((struct session *)arg)->se, slot);
 }
 
-static void session_process(void *se, void *slot)
+/* pages a request frees are handed back after its reply is written */
+static void session_process(void *arg, void *slot)
 {
-	fuse_session_process_buf(se, slot);
+	struct session *s = arg;
+
+	pages_defer_release(&s->fs->pages, true);
+	fuse_session_process_buf(s->se, slot);
+	pages_defer_release(&s->fs->pages, false);
 }
 
-static bool session_exited(void *se)
+static bool session_exited(void *arg)
 {
-	return fuse_session_exited(se) != 0;
+	return fuse_session_exited(((struct session *)arg)->se) != 0;
 }
 
 static void session_slot_free(void *slot)
@@ -422,6 +432,7 @@ int main(int argc, char **argv)
 	struct options o = {0};
 	struct fs_opts fo = { .lend = true, .reserve = 32ull << 20 };
 	struct fuse_session *se;
+	struct session session;
 	struct loop *loop;
 	struct uring *uring = NULL;
 	struct kmfs_fs *fs;
@@ -648,7 +659,9 @@ int main(int argc, char **argv)
 			goto out_fuse_unmount;
 		log_use_syslog(true); /* stderr is gone */
 	}
-	loop = loop_new(&session_loop_ops, se, loop_base_workers(max_threads),
+	session.se = se;
+	session.fs = fs;
+	loop = loop_new(&session_loop_ops, &session, loop_base_workers(max_threads),
 			max_threads);
 	if (!loop) {
 		log_err("out of memory");

@@ -474,6 +474,21 @@ int media_lend(struct media *m, uint64_t off, uint64_t len)
 	return 0;
 }
 
+bool media_gives_pages_back(const struct media *m)
+{
+	return m->kind == MEDIA_FILE && m->fd >= 0 && m->on_tmpfs;
+}
+
+int media_release(struct media *m, uint64_t off, uint64_t len)
+{
+	if (!media_gives_pages_back(m))
+		return -EOPNOTSUPP;
+	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) != 0)
+		return -errno;
+	return 0;
+}
+
 /*
  * Back the range with storage again before it is written through the
  * mapping: a store into a hole of a full tmpfs would be SIGBUS, this is

@@ -50,6 +50,11 @@ void media_close(struct media *m);
 bool media_can_lend(const struct media *m);
 /* media_lend -- give [off, off+len) of the pool away (hole punch) */
 int media_lend(struct media *m, uint64_t off, uint64_t len);
+/* media_gives_pages_back -- is a single free page worth handing back? Only
+ * on a pool file in RAM, where a hole is memory the host gets back */
+bool media_gives_pages_back(const struct media *m);
+/* media_release -- hand free pages [off, off+len) back (pool file in RAM) */
+int media_release(struct media *m, uint64_t off, uint64_t len);
 /* media_reclaim -- make [off, off+len) backed again before it is written */
 int media_reclaim(struct media *m, uint64_t off, uint64_t len);
 /* media_kmod_available -- is kmemfs.ko loaded? */

@@ -180,6 +180,119 @@ static void lend_deferred_units(struct pages *pg)
 	}
 }
 
+/* are freed pages handed back one by one (release_runs)? */
+static bool gives_pages_back(const struct pages *pg)
+{
+	return pg->lend && media_gives_pages_back(&pg->pool->media);
+}
+
+/*
+ * Give the pages of RUNS back to the host now, on a pool file in RAM, rather
+ * than when their whole unit is free: a file punched every other 64 KiB
+ * returns its memory as it would on tmpfs. The pages are still marked used,
+ * so nothing allocates them while the hole is punched, and pages.lock is
+ * not held across the system call. A failed punch only leaves the memory
+ * with the pool.
+ */
+static void release_runs(struct pages *pg, const struct run_list *runs)
+{
+	struct kmfs_pool *p = pg->pool;
+
+	if (!gives_pages_back(pg))
+		return;
+	for (size_t i = 0; i < runs->n; i++) {
+		uint64_t page = runs->v[i].start, left = runs->v[i].count;
+		while (left) {
+			/* a unit is contiguous in the file; a run across
+			 * arenas need not be */
+			uint64_t n = KMFS_UNIT_PAGES - page % KMFS_UNIT_PAGES;
+			if (n > left)
+				n = left;
+			if (media_release(&p->media, pool_page_off(p, page),
+					  n * KMFS_PAGE_SIZE) == 0)
+				atomic_fetch_add(&pg->released, n);
+			page += n;
+			left -= n;
+		}
+	}
+}
+
+/*
+ * Make the freed pages of RUNS allocatable: hand them back to the host
+ * first, then mark them free and lend the units that became wholly free.
+ * COUNTED: already taken off used_pages and counted in pg->releasing
+ * (pages_defer_release).
+ */
+static void free_runs(struct pages *pg, const struct run_list *runs, bool counted)
+{
+	release_runs(pg, runs);
+	pthread_mutex_lock(&pg->lock);
+	for (size_t i = 0; i < runs->n; i++) {
+		mark(pg, runs->v[i].start, runs->v[i].count, false);
+		if (counted)
+			pg->releasing -= runs->v[i].count;
+		else
+			pg->used_pages -= runs->v[i].count;
+	}
+	for (size_t i = 0; i < runs->n; i++) {
+		const struct page_run *r = &runs->v[i];
+		for (uint64_t u = r->start / KMFS_UNIT_PAGES;
+		     u <= (r->start + r->count - 1) / KMFS_UNIT_PAGES; u++)
+			maybe_lend(pg, u);
+	}
+	/* a lendable unit kept for the reserve, which units the module cannot
+	 * lend (the device's unaligned ends) have since filled: lend it now */
+	lend_deferred_units(pg);
+	if (counted)
+		pthread_cond_broadcast(&pg->reclaimed);
+	pthread_mutex_unlock(&pg->lock);
+}
+
+/* this thread's freed pages waiting for the reply (pages_defer_release) */
+static __thread struct {
+	struct pages *pg; /* deferring for this pool; NULL: not deferring */
+	struct run_list runs;
+} deferred;
+
+void pages_defer_release(struct pages *pg, bool on)
+{
+	if (on) {
+		deferred.pg = gives_pages_back(pg) ? pg : NULL;
+		return;
+	}
+	deferred.pg = NULL;
+	if (deferred.runs.n)
+		free_runs(pg, &deferred.runs, true);
+	run_list_free(&deferred.runs);
+}
+
+/* Keep T's freed runs for pages_defer_release; false if they cannot be. */
+static bool defer_runs(struct pages *pg, struct txn *t)
+{
+	struct run_list *l = &deferred.runs;
+	uint64_t total = 0;
+
+	if (deferred.pg != pg)
+		return false;
+	if (l->n + t->freed.n > l->cap) {
+		/* room first: once counted, a run must not fail to be kept */
+		struct page_run *v = realloc(l->v, (l->n + t->freed.n) * sizeof(*v));
+		if (!v)
+			return false;
+		l->v = v;
+		l->cap = l->n + t->freed.n;
+	}
+	for (size_t i = 0; i < t->freed.n; i++) {
+		run_list_add(l, t->freed.v[i].start, t->freed.v[i].count);
+		total += t->freed.v[i].count;
+	}
+	pthread_mutex_lock(&pg->lock);
+	pg->used_pages -= total;
+	pg->releasing += total;
+	pthread_mutex_unlock(&pg->lock);
+	return true;
+}
+
 /*
  * With kmemfs.ko, the pool's record of lent units and the module's can
  * differ after a crash or a reboot (a fresh attach holds every unit): lend
@@ -348,22 +461,24 @@ static int64_t pick_unit(struct pages *pg, uint64_t want)
 		u = find_state(pg, UNIT_FREE, &pg->free_hint);
 	if (u < 0)
 		u = find_state(pg, UNIT_PARTIAL, &pg->cursor);
-	if (u < 0 && (pg->count[UNIT_LENT] || pg->count[UNIT_RECLAIMING]))
+	if (u < 0 && (pg->count[UNIT_LENT] || pg->count[UNIT_RECLAIMING] ||
+		      pg->releasing))
 		return -PAGES_ERECLAIM; /* the caller's locks must go first */
 	return u < 0 ? -ENOSPC : u;
 }
 
-/* Wait for a unit being taken back by another thread. pg->lock held. A
- * reclaim that has not ended in 10 s may be waiting on this very request
- * (a folio the kernel keeps locked until it is answered): ENOSPC then. */
+/* Wait for a unit being taken back, or for pages freed by a request not
+ * yet answered, by another thread. pg->lock held. A reclaim that has not
+ * ended in 10 s may be waiting on this very request (a folio the kernel
+ * keeps locked until it is answered): ENOSPC then. */
 static int wait_reclaimed(struct pages *pg)
 {
 	struct timespec until;
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;
-	while (pg->count[UNIT_RECLAIMING] && !pg->count[UNIT_FREE] &&
-	       !pg->count[UNIT_PARTIAL])
+	while ((pg->count[UNIT_RECLAIMING] || pg->releasing) &&
+	       !pg->count[UNIT_FREE] && !pg->count[UNIT_PARTIAL])
 		if (pthread_cond_timedwait(&pg->reclaimed, &pg->lock, &until))
 			return -ENOSPC;
 	return 0;
@@ -377,6 +492,11 @@ int pages_take_back(struct pages *pg, unsigned round)
 	unsigned want = round < 8 ? 1u << round : 256; /* 256 units: 1 GiB */
 	int rc = 0;
 
+	/* this request's own frees first: no one else will make them free */
+	if (deferred.pg == pg && deferred.runs.n) {
+		free_runs(pg, &deferred.runs, true);
+		deferred.runs.n = 0;
+	}
 	pthread_mutex_lock(&pg->lock);
 	if (round == 0)
 		pg->takers++;
@@ -407,7 +527,7 @@ int pages_take_back(struct pages *pg, unsigned round)
 			break;
 		}
 		if (got == 0) {
-			if (pg->count[UNIT_RECLAIMING])
+			if (pg->count[UNIT_RECLAIMING] || pg->releasing)
 				rc = wait_reclaimed(pg);
 			else if (!pg->count[UNIT_FREE] && !pg->count[UNIT_PARTIAL])
 				rc = -ENOSPC;
@@ -556,21 +676,10 @@ int pages_unref(struct txn *t, uint64_t start, uint64_t count)
 
 void pages_commit(struct pages *pg, struct txn *t)
 {
+	if (t->freed.n && !defer_runs(pg, t))
+		free_runs(pg, &t->freed, false);
 	pthread_mutex_lock(&pg->lock);
 	pg->shared_pages += (uint64_t)t->shared_delta;
-	for (size_t i = 0; i < t->freed.n; i++) {
-		mark(pg, t->freed.v[i].start, t->freed.v[i].count, false);
-		pg->used_pages -= t->freed.v[i].count;
-	}
-	for (size_t i = 0; i < t->freed.n; i++) {
-		const struct page_run *r = &t->freed.v[i];
-		for (uint64_t u = r->start / KMFS_UNIT_PAGES;
-		     u <= (r->start + r->count - 1) / KMFS_UNIT_PAGES; u++)
-			maybe_lend(pg, u);
-	}
-	/* a lendable unit kept for the reserve, which units the module cannot
-	 * lend (the device's unaligned ends) have since filled: lend it now */
-	lend_deferred_units(pg);
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->freed.n = 0;
@@ -583,6 +692,8 @@ void pages_commit(struct pages *pg, struct txn *t)
  */
 void pages_abort(struct pages *pg, struct txn *t)
 {
+	/* they may hold data written for the failed operation */
+	release_runs(pg, &t->allocated);
 	pthread_mutex_lock(&pg->lock);
 	for (size_t i = 0; i < t->allocated.n; i++) {
 		mark(pg, t->allocated.v[i].start, t->allocated.v[i].count, false);
@@ -604,5 +715,6 @@ void pages_stats(struct pages *pg, struct pages_stats *out)
 			  KMFS_UNIT_PAGES;
 	out->free_pages = out->total_pages - out->used_pages - out->lent_pages;
 	out->shared_pages = pg->shared_pages;
+	out->pages_released_total = atomic_load(&pg->released);
 	pthread_mutex_unlock(&pg->lock);
 }

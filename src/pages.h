@@ -9,7 +9,8 @@
  *
  * Allocation fills partly used units first so that frees leave whole
  * units free; a wholly free unit beyond the reserve is lent (on the file
- * backend: hole-punched, so tmpfs gives the RAM back to the host).
+ * backend: hole-punched, so tmpfs gives the RAM back to the host). On a
+ * pool file in RAM every freed page is also hole-punched at once.
  */
 #ifndef KMEMFS_PAGES_H
 #define KMEMFS_PAGES_H
@@ -52,6 +53,7 @@ struct pages_stats {
 	uint64_t reclaim_failures;
 	uint64_t lend_ns;       /* time spent lending */
 	uint64_t reclaim_ns;    /* time spent reclaiming */
+	uint64_t pages_released_total; /* free pages handed back one by one */
 };
 
 struct pages {
@@ -81,6 +83,9 @@ struct pages {
 	/* transactions in flight that took a page from shared to one
 	 * reference: that count of 1 may still roll back (pages_counts_settled) */
 	_Atomic uint64_t unsharing;
+	_Atomic uint64_t released; /* pages handed back by release_runs */
+	uint64_t releasing;      /* freed, not yet allocatable: kept by a
+				  * request until its reply (pages_defer_release) */
 };
 
 /* pages_init -- rebuild the volatile state from the pool; may lend */
@@ -106,6 +111,17 @@ uint32_t pages_refcount(const struct pages *pg, uint64_t page);
 
 /* pages_same_arena -- may an extent run from page A to page B? */
 bool pages_same_arena(const struct pages *pg, uint64_t a, uint64_t b);
+
+/*
+ * pages_defer_release -- between ON and OFF on this thread, pages freed by
+ * committed transactions become allocatable (and, on a pool file in RAM,
+ * go back to the host) only at OFF. The request loop turns it off after the
+ * reply is sent, so the client does not wait for the hole punch. Meanwhile
+ * they count as free, but an allocation that finds nothing else gets
+ * -PAGES_ERECLAIM, and pages_take_back waits for them. Only where freed
+ * pages are handed back one by one; elsewhere ON changes nothing.
+ */
+void pages_defer_release(struct pages *pg, bool on);
 
 /* hooks called by txn_end */
 void pages_commit(struct pages *pg, struct txn *t);

@@ -78,7 +78,7 @@ static int cmd_stat(const char *path, int json)
 		       "\"meta_bytes_used\": %llu, \"lend_ns\": %llu, "
 		       "\"reclaim_ns\": %llu, \"requests_ring\": %llu, "
 		       "\"requests_dev\": %llu, \"opens_direct\": %llu, "
-		       "\"opens_cached\": %llu}\n", s.page_size,
+		       "\"opens_cached\": %llu, \"pages_released\": %llu}\n", s.page_size,
 		       (unsigned long long)s.total_pages, (unsigned long long)s.used_pages,
 		       (unsigned long long)s.shared_pages, (unsigned long long)s.free_pages,
 		       (unsigned long long)s.lent_pages, (unsigned long long)s.units_lent,
@@ -90,7 +90,8 @@ static int cmd_stat(const char *path, int json)
 		       (unsigned long long)s.requests_ring,
 		       (unsigned long long)s.requests_dev,
 		       (unsigned long long)s.opens_direct,
-		       (unsigned long long)s.opens_cached);
+		       (unsigned long long)s.opens_cached,
+		       (unsigned long long)s.pages_released);
 		return 0;
 	}
 	printf("%-22s %12s %12s\n", "", "pages", "MiB");
@@ -106,6 +107,7 @@ static int cmd_stat(const char *path, int json)
 	printf("%-22s %12llu\n", "  units lent", (unsigned long long)s.units_lent);
 	printf("%-22s %12llu\n", "  units reclaimed", (unsigned long long)s.units_reclaimed);
 	printf("%-22s %12llu\n", "  reclaim failures", (unsigned long long)s.reclaim_failures);
+	printf("%-22s %12llu\n", "  pages handed back", (unsigned long long)s.pages_released);
 	if (s.units_lent)
 		printf("%-22s %12.1f us\n", "  mean lend time",
 		       s.lend_ns / 1000.0 / (double)s.units_lent);

@@ -32,7 +32,9 @@ struct kmemfs_stat {
 	__u64 requests_dev;     /* and through /dev/fuse reads, since mount */
 	__u64 opens_direct;     /* file opens that bypassed the page cache */
 	__u64 opens_cached;     /* and that kept it, since mount (-o cache=) */
-	__u64 reserved[2];
+	__u64 pages_released;   /* free pages handed back to the host one by
+				 * one (pool file in RAM), since mount */
+	__u64 reserved[1];
 };
 
 /*

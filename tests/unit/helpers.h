@@ -21,28 +21,42 @@ struct tpool {
 	struct kmfs_fs fs;
 };
 
-static inline void tpool_path(struct tpool *t)
+static inline void tpool_path_in(struct tpool *t, const char *dir)
 {
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	snprintf(t->path, sizeof(t->path), "%s/kmemfs-unit-%d-%p.img", dir,
 		 (int)getpid(), (void *)t);
 	unlink(t->path);
 }
 
-/* tpool_mount -- format SIZE bytes and mount it (no FUSE) */
-static inline int tpool_setup(void **state, uint64_t size, bool lend)
+static inline void tpool_path(struct tpool *t)
+{
+	tpool_path_in(t, getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+}
+
+/* tpool_setup_in -- format SIZE bytes in DIR (NULL: $TMPDIR) and mount
+ * it (no FUSE) */
+static inline int tpool_setup_in(void **state, const char *dir, uint64_t size,
+				 bool lend)
 {
 	struct tpool *t = calloc(1, sizeof(*t));
 	struct pool_format_opts po = { .size = size, .meta_pct = 20 };
 	struct fs_opts fo = { .lend = lend, .reserve = 0 };
 
-	tpool_path(t);
+	if (dir)
+		tpool_path_in(t, dir);
+	else
+		tpool_path(t);
 	if (pool_format(t->path, &po) < 0 || fs_mount(&t->fs, t->path, &fo) < 0) {
 		free(t);
 		return -1;
 	}
 	*state = t;
 	return 0;
+}
+
+static inline int tpool_setup(void **state, uint64_t size, bool lend)
+{
+	return tpool_setup_in(state, NULL, size, lend);
 }
 
 static inline int tpool_setup_default(void **state)

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* test_pages -- allocator, reference counts, unit lending. */
 #include "helpers.h"
+#include <sys/stat.h>
+
 #include "txn.h"
 
 static struct pages *PG(void **state)
@@ -163,6 +165,133 @@ static void test_pages_enospc_when_full(void **state)
 	assert_int_equal(pg->used_pages, 0);
 }
 
+/* ---- freed pages handed back one by one: a pool file in RAM ------------ */
+
+static int shm_setup(void **state)
+{
+	return tpool_setup_in(state, "/dev/shm", 64ull << 20, true);
+}
+
+/* KiB the pool file really holds (holes excluded) */
+static uint64_t pool_kib(void **state)
+{
+	struct stat st;
+
+	assert_int_equal(stat(((struct tpool *)*state)->path, &st), 0);
+	return (uint64_t)st.st_blocks / 2;
+}
+
+/* COUNT pages at START get a reference and data, so the file backs them */
+static uint64_t alloc_written(void **state, uint64_t count)
+{
+	struct pages *pg = PG(state);
+	static char buf[KMFS_PAGE_SIZE];
+	int64_t got;
+	uint64_t s = alloc_ref(pg, count, &got);
+
+	assert_int_equal(got, (int64_t)count);
+	memset(buf, 0xa5, sizeof(buf));
+	for (uint64_t i = 0; i < count; i++)
+		assert_int_equal(media_pwrite(&pg->pool->media,
+					      pool_page_off(pg->pool, s + i),
+					      buf, sizeof(buf)), 0);
+	return s;
+}
+
+static bool page_marked(struct pages *pg, uint64_t page)
+{
+	const struct unit_info *ui = &pg->u[page / KMFS_UNIT_PAGES];
+	uint64_t i = page % KMFS_UNIT_PAGES;
+
+	return ui->used[i / 64] & (1ull << (i % 64));
+}
+
+static void test_pages_freed_pages_go_back_to_host(void **state)
+{
+	struct pages *pg = PG(state);
+	struct pages_stats a, b;
+	uint64_t s = alloc_written(state, 100), k0 = pool_kib(state);
+
+	pages_stats(pg, &a);
+	/* half of the run: its unit keeps the other half, so it is not lent */
+	unref(pg, s, 50);
+	pages_stats(pg, &b);
+	assert_int_equal(b.pages_released_total, a.pages_released_total + 50);
+	assert_int_equal(b.lent_pages, a.lent_pages);
+	assert_true(pool_kib(state) <= k0 - 50 * 4);
+	assert_false(page_marked(pg, s));
+	assert_true(page_marked(pg, s + 50));
+}
+
+static void test_pages_deferred_release_waits_for_reply(void **state)
+{
+	struct pages *pg = PG(state);
+	struct pages_stats a, b;
+	uint64_t s = alloc_written(state, 100), k0 = pool_kib(state);
+
+	pages_stats(pg, &a);
+	pages_defer_release(pg, true);
+	unref(pg, s, 50);
+	pages_stats(pg, &b);
+	/* counted free at once (df), but neither allocatable nor punched */
+	assert_int_equal(b.used_pages, a.used_pages - 50);
+	assert_int_equal(b.free_pages, a.free_pages + 50);
+	assert_int_equal(b.pages_released_total, a.pages_released_total);
+	assert_true(page_marked(pg, s));
+	assert_true(pool_kib(state) >= k0);
+	pages_defer_release(pg, false); /* the reply went out */
+	pages_stats(pg, &b);
+	assert_int_equal(b.pages_released_total, a.pages_released_total + 50);
+	assert_false(page_marked(pg, s));
+	assert_true(pool_kib(state) <= k0 - 50 * 4);
+	assert_int_equal(pg->releasing, 0);
+}
+
+/* With nothing else free, an allocation reruns after the request's own
+ * deferred frees are made allocatable (no wait on a reply never sent). */
+static void test_pages_deferred_release_rerun(void **state)
+{
+	struct pages *pg = PG(state);
+	struct txn t;
+	uint64_t s, first = UINT64_MAX;
+	int64_t got;
+	unsigned round = 0;
+
+	/* take every page, with a reference */
+	txn_init(&t, pg);
+	for (;;) {
+		got = pages_alloc(&t, 4096, 0, &s);
+		if (got == -PAGES_ERECLAIM) {
+			if (pages_take_back(pg, round++) < 0)
+				break;
+			continue;
+		}
+		if (got <= 0)
+			break;
+		if (first == UINT64_MAX)
+			first = s;
+	}
+	pages_take_back_done(pg);
+	assert_int_equal(got, -ENOSPC);
+	assert_int_equal(txn_begin(&t), 0);
+	for (size_t i = 0; i < t.allocated.n; i++)
+		assert_int_equal(pages_ref_new(&t, t.allocated.v[i].start,
+					       t.allocated.v[i].count), 0);
+	assert_int_equal(txn_end(&t, 0), 0);
+
+	pages_defer_release(pg, true);
+	unref(pg, first, 10);
+	txn_init(&t, pg);
+	assert_int_equal(pages_alloc(&t, 10, 0, &s), -PAGES_ERECLAIM);
+	assert_int_equal(pages_take_back(pg, 0), 0);
+	assert_int_equal(pages_alloc(&t, 10, 0, &s), 10);
+	assert_int_equal(s, first);
+	pages_take_back_done(pg);
+	txn_release(&t);
+	pages_defer_release(pg, false);
+	assert_int_equal(pg->releasing, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +307,12 @@ int main(void)
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_enospc_when_full,
 			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_freed_pages_go_back_to_host,
+			shm_setup, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_deferred_release_waits_for_reply,
+			shm_setup, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_deferred_release_rerun,
+			shm_setup, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
