@@ -78,6 +78,7 @@ static int kill_privs(fuse_req_t req, fuse_ino_t ino,
 	int rc = kill(fs, ino);
 
 	if (rc > 0) {
+		pages_release_deferred(&fs->pages); /* the notify may wait */
 		fuse_lowlevel_notify_inval_inode(fs->session, ino, -1, 0);
 		rc = 0;
 	}
@@ -692,7 +693,10 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			fuse_reply_err(req, (int)-n);
 			return;
 		}
-		/* the kernel cached the old bytes of the target: drop them */
+		/* the kernel cached the old bytes of the target: drop them.
+		 * That can wait on a request that needs the pages the clone
+		 * freed, so they are made allocatable first. */
+		pages_release_deferred(&fs->pages);
 		fuse_lowlevel_notify_inval_inode(fs->session, ino,
 						 (off_t)cr->dest_offset, n);
 		fuse_reply_ioctl(req, 0, NULL, 0);

@@ -180,71 +180,59 @@ static void lend_deferred_units(struct pages *pg)
 	}
 }
 
-/* are freed pages handed back one by one (release_runs)? */
+/* are freed pages handed back one by one (free_runs)? */
 static bool gives_pages_back(const struct pages *pg)
 {
 	return pg->lend && media_gives_pages_back(&pg->pool->media);
 }
 
 /*
- * Give the pages of RUNS back to the host now, on a pool file in RAM, rather
- * than when their whole unit is free: a file punched every other 64 KiB
- * returns its memory as it would on tmpfs. The pages are still marked used,
- * so nothing allocates them while the hole is punched, and pages.lock is
- * not held across the system call. A failed punch only leaves the memory
- * with the pool.
+ * Make the freed pages of RUNS allocatable, a unit's share at a time: on a
+ * pool file in RAM hand them back to the host first (rather than when their
+ * whole unit is free: a file punched every other 64 KiB returns its memory
+ * as it would on tmpfs), then mark them free and lend their unit if it
+ * became wholly free. While punched they are still marked used, so nothing
+ * allocates them, and pages.lock is not held across the system call; a
+ * failed punch only leaves the memory with the pool. COUNTED: already
+ * taken off used_pages and counted in pg->releasing (pages_defer_release).
+ * No transaction lock is needed: these pages are nobody's any more.
  */
-static void release_runs(struct pages *pg, const struct run_list *runs)
+static void free_runs(struct pages *pg, const struct run_list *runs, bool counted)
 {
 	struct kmfs_pool *p = pg->pool;
+	bool give_back = gives_pages_back(pg);
 
-	if (!gives_pages_back(pg))
-		return;
 	for (size_t i = 0; i < runs->n; i++) {
 		uint64_t page = runs->v[i].start, left = runs->v[i].count;
 		while (left) {
 			/* a unit is contiguous in the file; a run across
 			 * arenas need not be */
+			uint64_t u = page / KMFS_UNIT_PAGES;
 			uint64_t n = KMFS_UNIT_PAGES - page % KMFS_UNIT_PAGES;
 			if (n > left)
 				n = left;
-			if (media_release(&p->media, pool_page_off(p, page),
+			if (give_back &&
+			    media_release(&p->media, pool_page_off(p, page),
 					  n * KMFS_PAGE_SIZE) == 0)
 				atomic_fetch_add(&pg->released, n);
+			pthread_mutex_lock(&pg->lock);
+			mark(pg, page, n, false);
+			if (counted)
+				pg->releasing -= n;
+			else
+				pg->used_pages -= n;
+			maybe_lend(pg, u);
+			/* waiters for space: pages_take_back */
+			pthread_cond_broadcast(&pg->reclaimed);
+			pthread_mutex_unlock(&pg->lock);
 			page += n;
 			left -= n;
 		}
 	}
-}
-
-/*
- * Make the freed pages of RUNS allocatable: hand them back to the host
- * first, then mark them free and lend the units that became wholly free.
- * COUNTED: already taken off used_pages and counted in pg->releasing
- * (pages_defer_release).
- */
-static void free_runs(struct pages *pg, const struct run_list *runs, bool counted)
-{
-	release_runs(pg, runs);
-	pthread_mutex_lock(&pg->lock);
-	for (size_t i = 0; i < runs->n; i++) {
-		mark(pg, runs->v[i].start, runs->v[i].count, false);
-		if (counted)
-			pg->releasing -= runs->v[i].count;
-		else
-			pg->used_pages -= runs->v[i].count;
-	}
-	for (size_t i = 0; i < runs->n; i++) {
-		const struct page_run *r = &runs->v[i];
-		for (uint64_t u = r->start / KMFS_UNIT_PAGES;
-		     u <= (r->start + r->count - 1) / KMFS_UNIT_PAGES; u++)
-			maybe_lend(pg, u);
-	}
 	/* a lendable unit kept for the reserve, which units the module cannot
 	 * lend (the device's unaligned ends) have since filled: lend it now */
+	pthread_mutex_lock(&pg->lock);
 	lend_deferred_units(pg);
-	if (counted)
-		pthread_cond_broadcast(&pg->reclaimed);
 	pthread_mutex_unlock(&pg->lock);
 }
 
@@ -254,16 +242,30 @@ static __thread struct {
 	struct run_list runs;
 } deferred;
 
+/* free this thread's deferred runs now; it goes on deferring */
+static bool free_deferred(struct pages *pg)
+{
+	if (deferred.pg != pg || !deferred.runs.n)
+		return false;
+	free_runs(pg, &deferred.runs, true);
+	deferred.runs.n = 0;
+	return true;
+}
+
 void pages_defer_release(struct pages *pg, bool on)
 {
 	if (on) {
 		deferred.pg = gives_pages_back(pg) ? pg : NULL;
 		return;
 	}
+	free_deferred(pg);
 	deferred.pg = NULL;
-	if (deferred.runs.n)
-		free_runs(pg, &deferred.runs, true);
 	run_list_free(&deferred.runs);
+}
+
+void pages_release_deferred(struct pages *pg)
+{
+	free_deferred(pg);
 }
 
 /* Keep T's freed runs for pages_defer_release; false if they cannot be. */
@@ -492,14 +494,13 @@ int pages_take_back(struct pages *pg, unsigned round)
 	unsigned want = round < 8 ? 1u << round : 256; /* 256 units: 1 GiB */
 	int rc = 0;
 
-	/* this request's own frees first: no one else will make them free */
-	if (deferred.pg == pg && deferred.runs.n) {
-		free_runs(pg, &deferred.runs, true);
-		deferred.runs.n = 0;
-	}
 	pthread_mutex_lock(&pg->lock);
 	if (round == 0)
-		pg->takers++;
+		pg->takers++; /* before the frees below: nothing is lent meanwhile */
+	pthread_mutex_unlock(&pg->lock);
+	/* this request's own frees first: no one else will make them free */
+	free_deferred(pg);
+	pthread_mutex_lock(&pg->lock);
 	/* even when some pages are free: the operation gave back what it had
 	 * before asking, and may need more than that */
 	unsigned got = 0, refused = 0;
@@ -575,6 +576,14 @@ int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
 		}
 	}
 	u = pick_unit(pg, want);
+	if (u == -PAGES_ERECLAIM && deferred.pg == pg && deferred.runs.n) {
+		/* this request's own frees, before a rerun: a step of a long
+		 * copy may need what the last step freed */
+		pthread_mutex_unlock(&pg->lock);
+		free_deferred(pg);
+		pthread_mutex_lock(&pg->lock);
+		u = pick_unit(pg, want);
+	}
 	if (u < 0) {
 		pthread_mutex_unlock(&pg->lock);
 		return u;
@@ -676,14 +685,20 @@ int pages_unref(struct txn *t, uint64_t start, uint64_t count)
 
 void pages_commit(struct pages *pg, struct txn *t)
 {
-	if (t->freed.n && !defer_runs(pg, t))
-		free_runs(pg, &t->freed, false);
+	if (t->freed.n && defer_runs(pg, t))
+		t->freed.n = 0;
 	pthread_mutex_lock(&pg->lock);
 	pg->shared_pages += (uint64_t)t->shared_delta;
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
-	t->freed.n = 0;
 	t->shared_delta = 0;
+}
+
+void pages_commit_done(struct pages *pg, struct txn *t)
+{
+	if (t->freed.n)
+		free_runs(pg, &t->freed, false);
+	t->freed.n = 0;
 }
 
 /*
@@ -692,13 +707,13 @@ void pages_commit(struct pages *pg, struct txn *t)
  */
 void pages_abort(struct pages *pg, struct txn *t)
 {
-	/* they may hold data written for the failed operation */
-	release_runs(pg, &t->allocated);
 	pthread_mutex_lock(&pg->lock);
 	for (size_t i = 0; i < t->allocated.n; i++) {
 		mark(pg, t->allocated.v[i].start, t->allocated.v[i].count, false);
 		pg->used_pages -= t->allocated.v[i].count;
 	}
+	if (t->allocated.n)
+		pthread_cond_broadcast(&pg->reclaimed);
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->freed.n = 0;

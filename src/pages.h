@@ -122,9 +122,15 @@ bool pages_same_arena(const struct pages *pg, uint64_t a, uint64_t b);
  * pages are handed back one by one; elsewhere ON changes nothing.
  */
 void pages_defer_release(struct pages *pg, bool on);
+/* pages_release_deferred -- this thread's deferred frees now (before the
+ * request waits on the kernel, which may wait on another request that
+ * needs them); it goes on deferring */
+void pages_release_deferred(struct pages *pg);
 
-/* hooks called by txn_end */
+/* hooks called by txn_end: commit under the transaction lock, then
+ * commit_done after it, which makes the freed pages allocatable */
 void pages_commit(struct pages *pg, struct txn *t);
+void pages_commit_done(struct pages *pg, struct txn *t);
 void pages_abort(struct pages *pg, struct txn *t);
 
 void pages_stats(struct pages *pg, struct pages_stats *out);

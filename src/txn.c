@@ -77,7 +77,8 @@ int txn_end(struct txn *t, int rc)
 		pmemobj_tx_abort(rc < 0 ? -rc : rc);
 	err = pmemobj_tx_end();
 	t->active = false;
-	if (err == 0 && rc == 0)
+	bool committed = err == 0 && rc == 0;
+	if (committed)
 		pages_commit(t->pages, t);
 	else
 		pages_abort(t->pages, t);
@@ -86,6 +87,9 @@ int txn_end(struct txn *t, int rc)
 		atomic_fetch_sub(&t->pages->unsharing, 1);
 	t->unsharing = false;
 	pthread_mutex_unlock(&t->pages->tx_lock);
+	/* the freed pages' hole punch keeps no other transaction waiting */
+	if (committed)
+		pages_commit_done(t->pages, t);
 	run_list_free(&t->allocated);
 	run_list_free(&t->freed);
 	if (rc == 0 && err != 0)

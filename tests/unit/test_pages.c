@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* test_pages -- allocator, reference counts, unit lending. */
 #include "helpers.h"
+#include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "txn.h"
 
@@ -247,17 +249,14 @@ static void test_pages_deferred_release_waits_for_reply(void **state)
 	assert_int_equal(pg->releasing, 0);
 }
 
-/* With nothing else free, an allocation reruns after the request's own
- * deferred frees are made allocatable (no wait on a reply never sent). */
-static void test_pages_deferred_release_rerun(void **state)
+/* take every page of the pool, with a reference; returns the first run */
+static uint64_t fill_pool(struct pages *pg)
 {
-	struct pages *pg = PG(state);
 	struct txn t;
 	uint64_t s, first = UINT64_MAX;
 	int64_t got;
 	unsigned round = 0;
 
-	/* take every page, with a reference */
 	txn_init(&t, pg);
 	for (;;) {
 		got = pages_alloc(&t, 4096, 0, &s);
@@ -278,18 +277,89 @@ static void test_pages_deferred_release_rerun(void **state)
 		assert_int_equal(pages_ref_new(&t, t.allocated.v[i].start,
 					       t.allocated.v[i].count), 0);
 	assert_int_equal(txn_end(&t, 0), 0);
+	return first;
+}
+
+/* With nothing else free, a request's own deferred frees serve its next
+ * allocation at once (a long copy frees, then allocates, step by step). */
+static void test_pages_deferred_release_own_frees(void **state)
+{
+	struct pages *pg = PG(state);
+	uint64_t s, first = fill_pool(pg);
+	struct txn t;
 
 	pages_defer_release(pg, true);
 	unref(pg, first, 10);
+	assert_int_equal(pg->releasing, 10);
 	txn_init(&t, pg);
-	assert_int_equal(pages_alloc(&t, 10, 0, &s), -PAGES_ERECLAIM);
-	assert_int_equal(pages_take_back(pg, 0), 0);
 	assert_int_equal(pages_alloc(&t, 10, 0, &s), 10);
 	assert_int_equal(s, first);
-	pages_take_back_done(pg);
 	txn_release(&t);
 	pages_defer_release(pg, false);
 	assert_int_equal(pg->releasing, 0);
+}
+
+/* a request on another thread: frees COUNT pages at START, deferred or not,
+ * and answers HOLD_MS later */
+struct other_req {
+	struct pages *pg;
+	uint64_t start, count;
+	bool defer;
+	unsigned hold_ms;
+};
+
+static void *other_req_main(void *arg)
+{
+	struct other_req *o = arg;
+
+	pages_defer_release(o->pg, o->defer);
+	unref(o->pg, o->start, o->count);
+	usleep(o->hold_ms * 1000);
+	if (o->defer)
+		pages_defer_release(o->pg, false);
+	return NULL;
+}
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 +
+			  (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* Pages another request freed but has not answered yet: the allocation
+ * reruns once they are free, rather than failing with ENOSPC. A free that
+ * is not deferred wakes the waiter too, without waiting for the other. */
+static void test_pages_deferred_release_other_thread(void **state)
+{
+	struct pages *pg = PG(state);
+	uint64_t s, first = fill_pool(pg);
+	struct other_req slow = { pg, first, 10, true, 3000 };
+	struct other_req quick = { pg, first + 10, 10, false, 0 };
+	pthread_t a, b;
+	struct timespec t0;
+	struct txn t;
+
+	assert_int_equal(pthread_create(&a, NULL, other_req_main, &slow), 0);
+	while (__atomic_load_n(&pg->releasing, __ATOMIC_ACQUIRE) == 0)
+		usleep(1000);
+	txn_init(&t, pg);
+	assert_int_equal(pages_alloc(&t, 10, 0, &s), -PAGES_ERECLAIM);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(pthread_create(&b, NULL, other_req_main, &quick), 0);
+	assert_int_equal(pages_take_back(pg, 0), 0);
+	/* woken by the quick free, not after the slow request's 3 s */
+	assert_true(ms_since(&t0) < 2000);
+	assert_int_equal(pages_alloc(&t, 10, 0, &s), 10);
+	assert_int_equal(s, first + 10);
+	pages_take_back_done(pg);
+	txn_release(&t);
+	pthread_join(b, NULL);
+	pthread_join(a, NULL);
+	assert_int_equal(pg->releasing, 0);
+	assert_false(page_marked(pg, first));
 }
 
 int main(void)
@@ -311,7 +381,9 @@ int main(void)
 			shm_setup, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_deferred_release_waits_for_reply,
 			shm_setup, tpool_teardown),
-		cmocka_unit_test_setup_teardown(test_pages_deferred_release_rerun,
+		cmocka_unit_test_setup_teardown(test_pages_deferred_release_own_frees,
+			shm_setup, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_deferred_release_other_thread,
 			shm_setup, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
