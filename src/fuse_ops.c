@@ -731,6 +731,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		ks.opens_direct = atomic_load(&opens[1]);
 		ks.opens_cached = atomic_load(&opens[0]);
 		ks.pages_released = ps.pages_released_total;
+		ks.requests_polled = wire_requests_polled();
 		ks.meta_bytes_total = sv.f_files * 512;
 		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
 		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));

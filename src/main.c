@@ -3,6 +3,7 @@
  * main.c -- kmemfs: options, mount, the session loop, clean unmount.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +34,7 @@ struct options {
 	char *readahead;
 	char *max_threads;
 	char *cache;
+	char *poll;
 	int nolend;
 	int uring;
 	int foreground;
@@ -56,6 +58,7 @@ static const struct fuse_opt spec[] = {
 	OPT("readahead=%s", readahead),
 	OPT("max_threads=%s", max_threads),
 	OPT("cache=%s", cache),
+	OPT("poll=%s", poll),
 	OPT("nolend", nolend),
 	OPT("uring", uring),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -101,6 +104,12 @@ static void usage(FILE *f)
 "                           auto: opens for writing (default); reads keep\n"
 "                           it, for read-ahead; direct: all; page: none.\n"
 "                           Bypassing needs Linux 6.6+ (mmap still works)\n"
+"       poll=USEC           after its answer, a worker polls for the next\n"
+"                           request for up to USEC microseconds before it\n"
+"                           sleeps, while requests come that fast (50; 0:\n"
+"                           never; never on one CPU): a program that waits\n"
+"                           for each answer then wakes no sleeping worker,\n"
+"                           for a busy CPU meanwhile\n"
 "       max_threads=N       at most N worker threads (16); one per CPU serve\n"
 "                           requests, more start only while all are blocked;\n"
 "                           with uring, also the most ring entries per CPU\n"
@@ -213,6 +222,16 @@ static void interruptible_teardown(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* online_cpus -- CPUs this process may run on */
+static unsigned online_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 1;
+	return (unsigned)CPU_COUNT(&set);
 }
 
 /* parse_uint -- a decimal number from MIN to MAX, digits only */
@@ -441,6 +460,7 @@ int main(int argc, char **argv)
 	unsigned int detach_timeout = 0;
 	uint64_t readahead = 1u << 20;
 	unsigned int max_threads = 16;
+	unsigned int poll_us = 50;
 	enum fs_cache cache = FS_CACHE_AUTO;
 	bool fs_mounted = false;
 	int rc = 1;
@@ -501,6 +521,14 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_args;
 	}
+	if (o.poll && parse_uint(o.poll, 0, 1000, &poll_us) < 0) {
+		log_err("bad poll '%s' (0 to 1000 microseconds)", o.poll);
+		rc = 2;
+		goto out_args;
+	}
+	/* polling takes a CPU while the caller needs one */
+	if (online_cpus() >= 2)
+		wire_poll_before_read(poll_us * 1000ull);
 	wire_want_direct_io(cache != FS_CACHE_PAGE);
 	fo.lend = !o.nolend;
 	fo.readonly = o.ro;
@@ -704,5 +732,6 @@ out_args:
 	free(o.readahead);
 	free(o.max_threads);
 	free(o.cache);
+	free(o.poll);
 	return rc;
 }

@@ -25,6 +25,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -49,6 +50,11 @@ static atomic_bool kernel_offers_direct_mmap;
 static atomic_bool direct_io_ok; /* INIT took FUSE_DIRECT_IO_ALLOW_MMAP */
 static __thread bool read_forget; /* this thread's last read was a FORGET */
 static _Atomic uint64_t requests[2]; /* [0] /dev/fuse, [1] io_uring */
+/* busy-polling /dev/fuse before a blocking read (wire_poll_before_read) */
+static uint64_t poll_ns;           /* how long; 0: never. Set before start */
+static atomic_bool poller_busy;    /* one reader polls at a time */
+static atomic_bool poll_pays = true; /* requests come soon after replies */
+static _Atomic uint64_t polled;    /* requests a poll found */
 /* set before the session starts, read by whichever thread answers INIT */
 static void (*uring_started)(void *arg, bool accepted);
 static void *uring_started_arg;
@@ -130,9 +136,51 @@ void wire_inspect(void *buf, size_t n, bool ring)
  * FORGET waits before it reads again */
 #define FORGET_GATHER_NS (2 * 1000 * 1000)
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * With one request in flight (a program that waits for each answer), most
+ * of a request's time is hand-offs: the kernel wakes a reader asleep in
+ * read(), and on this kind of VM a wake-up costs more than serving the
+ * request. A reader that polls for a short while after its reply takes the
+ * next request without sleeping. One reader polls at a time; polling stops
+ * once a poll finds nothing in time, and starts again when a sleeping
+ * reader is woken within the window (the next request came that soon).
+ * Returns whether the poll found a request.
+ */
+static bool poll_before_read(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	bool found = false;
+	uint64_t t0;
+
+	if (!poll_ns || !atomic_load_explicit(&poll_pays, memory_order_relaxed) ||
+	    atomic_load_explicit(&rings_serve, memory_order_relaxed) ||
+	    atomic_exchange(&poller_busy, true))
+		return false;
+	t0 = mono_ns();
+	do {
+		if (poll(&p, 1, 0) > 0) {
+			found = true;
+			break;
+		}
+	} while (mono_ns() - t0 < poll_ns);
+	atomic_store_explicit(&poll_pays, found, memory_order_relaxed);
+	atomic_store(&poller_busy, false);
+	return found;
+}
+
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
 	ssize_t n;
+	bool found;
+	uint64_t t0 = 0;
 
 	(void)userdata;
 	/*
@@ -146,7 +194,14 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 		struct timespec gather = { 0, FORGET_GATHER_NS };
 		nanosleep(&gather, NULL);
 	}
+	found = poll_before_read(fd);
+	if (poll_ns && !found)
+		t0 = mono_ns();
 	n = read(fd, buf, len);
+	if (found && n > 0)
+		atomic_fetch_add_explicit(&polled, 1, memory_order_relaxed);
+	else if (t0 && n > 0 && mono_ns() - t0 < poll_ns)
+		atomic_store_explicit(&poll_pays, true, memory_order_relaxed);
 	read_forget = false;
 	if (n > 0) {
 		const struct fuse_in_header *h = buf;
@@ -249,6 +304,16 @@ int wire_install(struct fuse_session *se)
 	};
 
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));
+}
+
+void wire_poll_before_read(uint64_t ns)
+{
+	poll_ns = ns;
+}
+
+uint64_t wire_requests_polled(void)
+{
+	return atomic_load_explicit(&polled, memory_order_relaxed);
 }
 
 uint64_t wire_requests(bool ring)

@@ -45,6 +45,15 @@ void wire_inspect(void *buf, size_t n, bool ring);
 uint64_t wire_requests(bool ring);
 
 /*
+ * Before a /dev/fuse reader sleeps in read(), let it poll for up to NS
+ * nanoseconds (0: never) while requests keep coming that soon after the
+ * replies: one request in flight then costs no wake-up of the daemon. Before
+ * the session starts. wire_requests_polled: requests a poll found.
+ */
+void wire_poll_before_read(uint64_t ns);
+uint64_t wire_requests_polled(void);
+
+/*
  * Offer FUSE over io_uring at INIT when the kernel does; STARTED is called
  * once INIT is answered, ACCEPTED saying whether the ring is now expected.
  * Before the session starts.

@@ -78,7 +78,8 @@ static int cmd_stat(const char *path, int json)
 		       "\"meta_bytes_used\": %llu, \"lend_ns\": %llu, "
 		       "\"reclaim_ns\": %llu, \"requests_ring\": %llu, "
 		       "\"requests_dev\": %llu, \"opens_direct\": %llu, "
-		       "\"opens_cached\": %llu, \"pages_released\": %llu}\n", s.page_size,
+		       "\"opens_cached\": %llu, \"pages_released\": %llu, "
+		       "\"requests_polled\": %llu}\n", s.page_size,
 		       (unsigned long long)s.total_pages, (unsigned long long)s.used_pages,
 		       (unsigned long long)s.shared_pages, (unsigned long long)s.free_pages,
 		       (unsigned long long)s.lent_pages, (unsigned long long)s.units_lent,
@@ -91,7 +92,8 @@ static int cmd_stat(const char *path, int json)
 		       (unsigned long long)s.requests_dev,
 		       (unsigned long long)s.opens_direct,
 		       (unsigned long long)s.opens_cached,
-		       (unsigned long long)s.pages_released);
+		       (unsigned long long)s.pages_released,
+		       (unsigned long long)s.requests_polled);
 		return 0;
 	}
 	printf("%-22s %12s %12s\n", "", "pages", "MiB");
@@ -116,6 +118,7 @@ static int cmd_stat(const char *path, int json)
 		       s.reclaim_ns / 1000.0 / (double)s.units_reclaimed);
 	printf("%-22s %12llu\n", "  requests (io_uring)", (unsigned long long)s.requests_ring);
 	printf("%-22s %12llu\n", "  requests (/dev/fuse)", (unsigned long long)s.requests_dev);
+	printf("%-22s %12llu\n", "    taken by polling", (unsigned long long)s.requests_polled);
 	printf("%-22s %12llu\n", "  opens, direct I/O", (unsigned long long)s.opens_direct);
 	printf("%-22s %12llu\n", "  opens, page cache", (unsigned long long)s.opens_cached);
 	printf("%-22s %12.1f of %.1f MiB\n", "metadata",

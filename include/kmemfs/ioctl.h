@@ -34,7 +34,8 @@ struct kmemfs_stat {
 	__u64 opens_cached;     /* and that kept it, since mount (-o cache=) */
 	__u64 pages_released;   /* free pages handed back to the host one by
 				 * one (pool file in RAM), since mount */
-	__u64 reserved[1];
+	__u64 requests_polled;  /* /dev/fuse requests a worker took while
+				 * polling, without sleeping (-o poll=) */
 };
 
 /*

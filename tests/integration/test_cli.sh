@@ -102,7 +102,7 @@ expect_refusal "an unknown -o option with --size" "$K" -o no_such_mount_option -
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
 for o in reserve=abc lend_max=1x detach_timeout=abc detach_timeout=-1 detach_timeout=1.5 \
 	readahead=1x readahead=2G max_threads=0 max_threads=4x max_threads=2000 \
-	cache=none cache=; do
+	cache=none cache= poll=abc poll=2000 poll=-1; do
 	expect_refusal "kmemfs -o $o" "$K" -o "$o" "$POOL" "$MNT"
 	check "grep -q \"bad .*'\" '$WORK/out'" "... names the bad value: $(cat "$WORK/out")"
 done
