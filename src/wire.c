@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -170,6 +171,8 @@ static bool poll_before_read(int fd)
 			found = true;
 			break;
 		}
+		/* the caller may be waiting for this CPU */
+		sched_yield();
 	} while (mono_ns() - t0 < poll_ns);
 	atomic_store_explicit(&poll_pays, found, memory_order_relaxed);
 	atomic_store(&poller_busy, false);

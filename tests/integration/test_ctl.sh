@@ -83,8 +83,8 @@ rm "$MNT/a" "$MNT/b"
 check "wait_until 10 '[ \$(field used_pages) -le $((f0 + 16)) ]'" "rm returns the file pages ($(field used_pages) now, $f0 before)"
 check "wait_until 10 '[ \$(field shared_pages) -le $s0 ]'" "no shared pages left after rm"
 # -o poll: a program that waits for each answer has most of its requests
-# taken by a worker that polls after its reply; none with poll=0, and none
-# on one CPU, where polling would take the caller's CPU
+# taken by a worker that polls after its reply; none without the option, and
+# none on one CPU, where polling would take the caller's CPU
 dd if=/dev/zero of="$MNT/pollfile" bs=1M count=4 status=none
 polled_by_reads() {
 	local p0
@@ -92,12 +92,12 @@ polled_by_reads() {
 	dd if="$MNT/pollfile" of=/dev/null bs=4k iflag=direct status=none
 	echo $(($(field requests_polled) - p0))
 }
+check_eq "$(polled_by_reads)" 0 "by default no request is taken by polling"
+fs_remount "poll=50"
 n=$(polled_by_reads)
 if [ "$(nproc)" -ge 2 ]; then
-	check "[ $n -ge 100 ]" "default poll: $n of 1024 direct reads taken by polling (want >= 100)"
+	check "[ $n -ge 100 ]" "poll=50: $n of 1024 direct reads taken by polling (want >= 100)"
 else
-	check_eq "$n" 0 "one CPU: no request taken by polling"
+	check_eq "$n" 0 "poll=50 on one CPU: no request taken by polling"
 fi
-fs_remount "poll=0"
-check_eq "$(polled_by_reads)" 0 "poll=0: no request taken by polling"
 finish
