@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
@@ -165,6 +166,10 @@ static bool poll_before_read(int fd)
 	    atomic_load_explicit(&rings_serve, memory_order_relaxed) ||
 	    atomic_exchange(&poller_busy, true))
 		return false;
+	/* poll() is a cancellation point; this loop never blocks, so only the
+	 * read() after it may be cancelled (loop.c), never with poller_busy set */
+	int cancel;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
 	t0 = mono_ns();
 	do {
 		if (poll(&p, 1, 0) > 0) {
@@ -176,8 +181,13 @@ static bool poll_before_read(int fd)
 	} while (mono_ns() - t0 < poll_ns);
 	atomic_store_explicit(&poll_pays, found, memory_order_relaxed);
 	atomic_store(&poller_busy, false);
+	pthread_setcancelstate(cancel, NULL);
 	return found;
 }
+
+/* a read after a poll that saw a request and returns within this took
+ * that request without sleeping */
+#define POLLED_READ_NS 20000
 
 static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -198,13 +208,18 @@ static ssize_t wire_read(int fd, void *buf, size_t len, void *userdata)
 		nanosleep(&gather, NULL);
 	}
 	found = poll_before_read(fd);
-	if (poll_ns && !found)
+	if (poll_ns)
 		t0 = mono_ns();
 	n = read(fd, buf, len);
-	if (found && n > 0)
-		atomic_fetch_add_explicit(&polled, 1, memory_order_relaxed);
-	else if (t0 && n > 0 && mono_ns() - t0 < poll_ns)
-		atomic_store_explicit(&poll_pays, true, memory_order_relaxed);
+	if (t0 && n > 0) {
+		uint64_t waited = mono_ns() - t0;
+		/* a sleeper the kernel woke may have taken the request the poll
+		 * saw: then this read slept like any other */
+		if (found && waited < POLLED_READ_NS)
+			atomic_fetch_add_explicit(&polled, 1, memory_order_relaxed);
+		else if (waited < poll_ns)
+			atomic_store_explicit(&poll_pays, true, memory_order_relaxed);
+	}
 	read_forget = false;
 	if (n > 0) {
 		const struct fuse_in_header *h = buf;
