@@ -368,13 +368,19 @@ unsigned loop_peak_workers(struct loop *l)
 	return n;
 }
 
-unsigned loop_base_workers(unsigned max)
+unsigned loop_cpus(void)
 {
 	cpu_set_t set;
-	unsigned n = 2;
 
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		n = (unsigned)CPU_COUNT(&set);
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return 0;
+	return (unsigned)CPU_COUNT(&set);
+}
+
+unsigned loop_base_workers(unsigned max)
+{
+	unsigned n = loop_cpus();
+
 	if (n < 2)
 		n = 2; /* one worker would queue every request behind a slow one */
 	return n < max ? n : max;

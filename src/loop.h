@@ -40,6 +40,8 @@ void loop_free(struct loop *l);
 unsigned loop_workers(struct loop *l);
 unsigned loop_peak_workers(struct loop *l);
 
+/* loop_cpus -- the CPUs this process may run on (0: unknown) */
+unsigned loop_cpus(void);
 /* loop_base_workers -- the CPUs this process may run on, within [1, max] */
 unsigned loop_base_workers(unsigned max);
 

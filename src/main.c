@@ -3,7 +3,6 @@
  * main.c -- kmemfs: options, mount, the session loop, clean unmount.
  */
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -222,16 +221,6 @@ static void interruptible_teardown(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-}
-
-/* online_cpus -- CPUs this process may run on */
-static unsigned online_cpus(void)
-{
-	cpu_set_t set;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return 1;
-	return (unsigned)CPU_COUNT(&set);
 }
 
 /* parse_uint -- a decimal number from MIN to MAX, digits only */
@@ -527,7 +516,7 @@ int main(int argc, char **argv)
 		goto out_args;
 	}
 	/* polling takes a CPU while the caller needs one */
-	if (online_cpus() >= 2)
+	if (loop_cpus() >= 2)
 		wire_poll_before_read(poll_us * 1000ull);
 	wire_want_direct_io(cache != FS_CACHE_PAGE);
 	fo.lend = !o.nolend;

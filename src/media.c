@@ -462,16 +462,22 @@ static int kmod_range(struct media *m, unsigned long cmd, uint64_t off,
 	return r.done == len ? 0 : -EAGAIN;
 }
 
+/* punch_hole -- free [off, off+len) of the pool file; it reads as zeroes */
+static int punch_hole(struct media *m, uint64_t off, uint64_t len)
+{
+	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) != 0)
+		return -errno;
+	return 0;
+}
+
 int media_lend(struct media *m, uint64_t off, uint64_t len)
 {
 	if (m->kind == MEDIA_KMOD)
 		return kmod_range(m, KMEMFS_IOC_LEND, off, len);
 	if (!media_can_lend(m))
 		return -EOPNOTSUPP;
-	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) != 0)
-		return -errno;
-	return 0;
+	return punch_hole(m, off, len);
 }
 
 bool media_gives_pages_back(const struct media *m)
@@ -483,10 +489,7 @@ int media_release(struct media *m, uint64_t off, uint64_t len)
 {
 	if (!media_gives_pages_back(m))
 		return -EOPNOTSUPP;
-	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) != 0)
-		return -errno;
-	return 0;
+	return punch_hole(m, off, len);
 }
 
 /*
@@ -534,9 +537,10 @@ int media_pwrite(struct media *m, uint64_t off, const void *buf, size_t len)
 int media_zero(struct media *m, uint64_t off, uint64_t len)
 {
 	/* drop whatever the pages held, then back them with zeroes */
-	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) != 0)
-		return -errno;
+	int rc = punch_hole(m, off, len);
+
+	if (rc < 0)
+		return rc;
 	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0 && errno != EOPNOTSUPP)
 		return -errno;
 	/* on a disk the new extents are metadata of the host filesystem */

@@ -242,14 +242,12 @@ static __thread struct {
 	struct run_list runs;
 } deferred;
 
-/* free this thread's deferred runs now; it goes on deferring */
-static bool free_deferred(struct pages *pg)
+void pages_release_deferred(struct pages *pg)
 {
 	if (deferred.pg != pg || !deferred.runs.n)
-		return false;
+		return;
 	free_runs(pg, &deferred.runs, true);
 	deferred.runs.n = 0;
-	return true;
 }
 
 void pages_defer_release(struct pages *pg, bool on)
@@ -258,29 +256,25 @@ void pages_defer_release(struct pages *pg, bool on)
 		deferred.pg = gives_pages_back(pg) ? pg : NULL;
 		return;
 	}
-	free_deferred(pg);
+	pages_release_deferred(pg);
 	deferred.pg = NULL;
 	run_list_free(&deferred.runs);
 }
 
-void pages_release_deferred(struct pages *pg)
-{
-	free_deferred(pg);
-}
-
-/* Keep T's freed runs for pages_defer_release; false if they cannot be. */
-static bool defer_runs(struct pages *pg, struct txn *t)
+/* Keep T's freed runs for pages_defer_release: the pages they hold, which
+ * the caller moves from used_pages to releasing; 0 if they cannot be kept. */
+static uint64_t defer_runs(struct pages *pg, struct txn *t)
 {
 	struct run_list *l = &deferred.runs;
 	uint64_t total = 0;
 
 	if (deferred.pg != pg)
-		return false;
+		return 0;
 	if (l->n + t->freed.n > l->cap) {
 		/* room first: once counted, a run must not fail to be kept */
 		struct page_run *v = realloc(l->v, (l->n + t->freed.n) * sizeof(*v));
 		if (!v)
-			return false;
+			return 0;
 		l->v = v;
 		l->cap = l->n + t->freed.n;
 	}
@@ -288,11 +282,7 @@ static bool defer_runs(struct pages *pg, struct txn *t)
 		run_list_add(l, t->freed.v[i].start, t->freed.v[i].count);
 		total += t->freed.v[i].count;
 	}
-	pthread_mutex_lock(&pg->lock);
-	pg->used_pages -= total;
-	pg->releasing += total;
-	pthread_mutex_unlock(&pg->lock);
-	return true;
+	return total;
 }
 
 /*
@@ -499,7 +489,7 @@ int pages_take_back(struct pages *pg, unsigned round)
 		pg->takers++; /* before the frees below: nothing is lent meanwhile */
 	pthread_mutex_unlock(&pg->lock);
 	/* this request's own frees first: no one else will make them free */
-	free_deferred(pg);
+	pages_release_deferred(pg);
 	pthread_mutex_lock(&pg->lock);
 	/* even when some pages are free: the operation gave back what it had
 	 * before asking, and may need more than that */
@@ -580,7 +570,7 @@ int64_t pages_alloc(struct txn *t, uint64_t want, uint64_t hint,
 		/* this request's own frees, before a rerun: a step of a long
 		 * copy may need what the last step freed */
 		pthread_mutex_unlock(&pg->lock);
-		free_deferred(pg);
+		pages_release_deferred(pg);
 		pthread_mutex_lock(&pg->lock);
 		u = pick_unit(pg, want);
 	}
@@ -685,10 +675,14 @@ int pages_unref(struct txn *t, uint64_t start, uint64_t count)
 
 void pages_commit(struct pages *pg, struct txn *t)
 {
-	if (t->freed.n && defer_runs(pg, t))
+	uint64_t deferred_pages = t->freed.n ? defer_runs(pg, t) : 0;
+
+	if (deferred_pages)
 		t->freed.n = 0;
 	pthread_mutex_lock(&pg->lock);
 	pg->shared_pages += (uint64_t)t->shared_delta;
+	pg->used_pages -= deferred_pages;
+	pg->releasing += deferred_pages;
 	pthread_mutex_unlock(&pg->lock);
 	t->allocated.n = 0;
 	t->shared_delta = 0;

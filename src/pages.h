@@ -83,7 +83,7 @@ struct pages {
 	/* transactions in flight that took a page from shared to one
 	 * reference: that count of 1 may still roll back (pages_counts_settled) */
 	_Atomic uint64_t unsharing;
-	_Atomic uint64_t released; /* pages handed back by release_runs */
+	_Atomic uint64_t released; /* pages handed back by free_runs */
 	uint64_t releasing;      /* freed, not yet allocatable: kept by a
 				  * request until its reply (pages_defer_release) */
 };

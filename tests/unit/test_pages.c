@@ -138,28 +138,44 @@ static void test_pages_whole_units_are_lent(void **state)
 	assert_int_equal(c.units_lent_total, b.units_lent_total + 1);
 }
 
-static void test_pages_enospc_when_full(void **state)
+/* Allocate every page into T, taking lent units back as fs.c does, until
+ * ENOSPC; *FIRST: the first run. Returns the pages got; *ROUND counts the
+ * take-backs, and the caller calls pages_take_back_done. */
+static uint64_t alloc_all(struct pages *pg, struct txn *t, uint64_t *first,
+			  unsigned *round)
 {
-	struct pages *pg = PG(state);
-	struct txn t;
 	uint64_t s, total = 0;
 	int64_t got;
-	unsigned round = 0;
 
-	txn_init(&t, pg);
+	*first = UINT64_MAX;
+	*round = 0;
 	for (;;) {
-		got = pages_alloc(&t, 4096, 0, &s);
+		got = pages_alloc(t, 4096, 0, &s);
 		if (got == -PAGES_ERECLAIM) {
 			/* done only after the last rerun, as fs.c does */
-			if (pages_take_back(pg, round++) < 0)
+			if (pages_take_back(pg, (*round)++) < 0)
 				break;
 			continue;
 		}
 		if (got <= 0)
 			break;
+		if (*first == UINT64_MAX)
+			*first = s;
 		total += (uint64_t)got;
 	}
 	assert_int_equal(got, -ENOSPC);
+	return total;
+}
+
+static void test_pages_enospc_when_full(void **state)
+{
+	struct pages *pg = PG(state);
+	struct txn t;
+	uint64_t first, total;
+	unsigned round;
+
+	txn_init(&t, pg);
+	total = alloc_all(pg, &t, &first, &round);
 	assert_int_equal(pages_take_back(pg, round), -ENOSPC);
 	pages_take_back_done(pg);
 	assert_int_equal(total, pg->nunits * KMFS_UNIT_PAGES);
@@ -253,25 +269,12 @@ static void test_pages_deferred_release_waits_for_reply(void **state)
 static uint64_t fill_pool(struct pages *pg)
 {
 	struct txn t;
-	uint64_t s, first = UINT64_MAX;
-	int64_t got;
-	unsigned round = 0;
+	uint64_t first;
+	unsigned round;
 
 	txn_init(&t, pg);
-	for (;;) {
-		got = pages_alloc(&t, 4096, 0, &s);
-		if (got == -PAGES_ERECLAIM) {
-			if (pages_take_back(pg, round++) < 0)
-				break;
-			continue;
-		}
-		if (got <= 0)
-			break;
-		if (first == UINT64_MAX)
-			first = s;
-	}
+	alloc_all(pg, &t, &first, &round);
 	pages_take_back_done(pg);
-	assert_int_equal(got, -ENOSPC);
 	assert_int_equal(txn_begin(&t), 0);
 	for (size_t i = 0; i < t.allocated.n; i++)
 		assert_int_equal(pages_ref_new(&t, t.allocated.v[i].start,
