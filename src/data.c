@@ -304,8 +304,13 @@ static int copy_to_fd(struct kmfs_fs *fs, const struct data_src *src,
 	char *bounce;
 	int rc;
 
-	if (src->copy_fd)
-		return src->copy_fd(src->arg, fs->pool.media.fd, poff, len);
+	if (src->copy_fd) {
+		bool locked = media_fd_lock(&fs->pool.media, len);
+
+		rc = src->copy_fd(src->arg, fs->pool.media.fd, poff, len);
+		media_fd_unlock(&fs->pool.media, locked);
+		return rc;
+	}
 	bounce = malloc(len);
 	if (!bounce)
 		return -ENOMEM;

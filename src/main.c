@@ -518,6 +518,8 @@ int main(int argc, char **argv)
 	/* polling takes a CPU while the caller needs one */
 	if (loop_cpus() >= 2)
 		wire_poll_before_read(poll_us * 1000ull);
+	else if (poll_us)
+		log_info("poll=%u ignored: this process may run on one CPU only", poll_us);
 	wire_want_direct_io(cache != FS_CACHE_PAGE);
 	fo.lend = !o.nolend;
 	fo.readonly = o.ro;

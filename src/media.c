@@ -75,6 +75,41 @@ static bool is_dax_chardev(const struct stat *st)
 	return strstr(target, "/dax") != NULL;
 }
 
+/*
+ * Below this, a write holds the inode lock for a few microseconds, and the
+ * host's spinning is cheaper than going to sleep: only long ones queue here.
+ */
+#define FD_LOCK_MIN (64u << 10)
+
+/*
+ * The host's inode lock makes a second writer spin for as long as the first
+ * copies (a third of the daemon's CPU with two sequential writers): waiting
+ * here spins briefly, then sleeps and leaves the CPU to the copy.
+ */
+static void init_fd_lock(struct media *m)
+{
+	pthread_mutexattr_t a;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&m->fd_lock, &a);
+	pthread_mutexattr_destroy(&a);
+}
+
+bool media_fd_lock(struct media *m, uint64_t len)
+{
+	if (len < FD_LOCK_MIN)
+		return false;
+	pthread_mutex_lock(&m->fd_lock);
+	return true;
+}
+
+void media_fd_unlock(struct media *m, bool locked)
+{
+	if (locked)
+		pthread_mutex_unlock(&m->fd_lock);
+}
+
 int media_probe(const char *path, struct media *m)
 {
 	struct stat st;
@@ -85,6 +120,7 @@ int media_probe(const char *path, struct media *m)
 	m->kfd = -1;
 	m->dev_fd = -1;
 	m->numa_node = -1;
+	init_fd_lock(m);
 	if (strlen(path) >= sizeof(m->path))
 		return -ENAMETOOLONG;
 	strcpy(m->path, path);
@@ -465,10 +501,14 @@ static int kmod_range(struct media *m, unsigned long cmd, uint64_t off,
 /* punch_hole -- free [off, off+len) of the pool file; it reads as zeroes */
 static int punch_hole(struct media *m, uint64_t off, uint64_t len)
 {
+	bool locked = media_fd_lock(m, len);
+	int rc = 0;
+
 	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)off, (off_t)len) != 0)
-		return -errno;
-	return 0;
+		rc = -errno;
+	media_fd_unlock(m, locked);
+	return rc;
 }
 
 int media_lend(struct media *m, uint64_t off, uint64_t len)
@@ -519,30 +559,40 @@ bool media_writes_by_fd(const struct media *m)
 int media_pwrite(struct media *m, uint64_t off, const void *buf, size_t len)
 {
 	const char *p = buf;
+	size_t left = len;
+	bool locked = media_fd_lock(m, len);
+	int rc = 0;
 
-	while (len) {
-		ssize_t n = pwrite(m->fd, p, len, (off_t)off);
+	while (left) {
+		ssize_t n = pwrite(m->fd, p, left, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			rc = -errno;
+			break;
 		}
 		p += n;
 		off += (uint64_t)n;
-		len -= (size_t)n;
+		left -= (size_t)n;
 	}
-	return 0;
+	media_fd_unlock(m, locked);
+	return rc;
 }
 
 int media_zero(struct media *m, uint64_t off, uint64_t len)
 {
 	/* drop whatever the pages held, then back them with zeroes */
 	int rc = punch_hole(m, off, len);
+	bool locked;
 
 	if (rc < 0)
 		return rc;
+	locked = media_fd_lock(m, len);
 	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0 && errno != EOPNOTSUPP)
-		return -errno;
+		rc = -errno;
+	media_fd_unlock(m, locked);
+	if (rc < 0)
+		return rc;
 	/* on a disk the new extents are metadata of the host filesystem */
 	if (!m->on_tmpfs && fdatasync(m->fd) != 0)
 		return -errno;

@@ -8,6 +8,7 @@
 #ifndef KMEMFS_MEDIA_H
 #define KMEMFS_MEDIA_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -24,6 +25,10 @@ struct media {
 	char path[4096];
 	uint64_t size;       /* bytes usable by the pool */
 	int fd;              /* file: kept open to punch holes; else -1 */
+	/* long writes and punches of the pool file queue here, one at a
+	 * time: the host serialises them on the file's inode lock anyway,
+	 * and its waiters spin (media.c) */
+	pthread_mutex_t fd_lock;
 	bool on_tmpfs;       /* file lives in RAM (tmpfs, /dev/shm) */
 	/* devdax details, read with libdaxctl */
 	unsigned long align;
@@ -74,6 +79,11 @@ int media_query_lent(struct media *m, uint64_t *bitmap, uint64_t bits);
 
 /* media_writes_by_fd -- are new pages written with pwrite (pool file)? */
 bool media_writes_by_fd(const struct media *m);
+/* media_fd_lock / media_fd_unlock -- around a write of LEN bytes into m->fd
+ * made by the caller (a splice) rather than by media_pwrite; pass what
+ * media_fd_lock returned (did it lock?) to media_fd_unlock */
+bool media_fd_lock(struct media *m, uint64_t len);
+void media_fd_unlock(struct media *m, bool locked);
 /* media_pwrite -- write LEN bytes at pool offset OFF through the file */
 int media_pwrite(struct media *m, uint64_t off, const void *buf, size_t len);
 /* media_zero -- make [off, off+len) of the file zeroes, backed */

@@ -100,4 +100,14 @@ if [ "$(nproc)" -ge 2 ]; then
 else
 	check_eq "$n" 0 "poll=50 on one CPU: no request taken by polling"
 fi
+if [ "$(nproc)" -ge 2 ]; then
+	# bound to one CPU, the daemon ignores the option and says so
+	fs_umount
+	taskset -c 0 "$BIN_DIR/kmemfs" -o poll=50 "$POOL" "$MNT" >"$WORK/mount.out" 2>&1 ||
+		abort_test "taskset -c 0 kmemfs -o poll=50" "$(cat "$WORK/mount.out")"
+	wait_until 10 is_mounted || abort_test "the one-CPU mount appears"
+	check "grep -q 'poll=50 ignored: .*one CPU' '$WORK/mount.out'" \
+		"a one-CPU mount says poll is ignored: $(cat "$WORK/mount.out")"
+	check_eq "$(polled_by_reads)" 0 "poll=50 on one CPU: no request taken by polling"
+fi
 finish
