@@ -23,9 +23,16 @@
 #include "kmemfs/ioctl.h"
 #include "wire.h"
 
-/* the kernel may cache what it learns for this long: it sees every change */
-#define ATTR_TIMEOUT 1.0
-#define ENTRY_TIMEOUT 1.0
+/*
+ * The kernel may cache names and attributes for a day: the daemon is the only
+ * way to the pool, so every change but those the daemon makes on its own
+ * (a clone into a file, the kill of setuid on a write) comes through the
+ * kernel, and those two invalidate what it cached. A short timeout only makes
+ * the kernel ask again: a LOOKUP before the unlink of a file created more
+ * than a timeout ago, a GETATTR before such a stat.
+ */
+#define ATTR_TIMEOUT 86400.0
+#define ENTRY_TIMEOUT 86400.0
 
 static struct kmfs_fs *FS(fuse_req_t req)
 {
