@@ -542,6 +542,16 @@ static void *churner(void *arg)
 			if (write_mem(sh->fs, ino, pos, buf, sizeof(buf), false) !=
 			    (ssize_t)sizeof(buf))
 				note_failure(sh, "write", (long)pos);
+		/* the others' long writes into the pool file ran meanwhile:
+		 * every page holds this thread's bytes */
+		for (uint64_t pos = 0; pos < CHURN_BYTES; pos += 257 * BLOCK) {
+			unsigned char got[BLOCK];
+			struct readbuf r = { got, 0 };
+
+			if (fs_read(sh->fs, ino, pos, BLOCK, reply, &r) != 0 ||
+			    r.n != BLOCK || memcmp(got, buf, BLOCK) != 0)
+				note_failure(sh, "read back", (long)pos);
+		}
 		struct stat a = { .st_size = 0 }, out;
 		if (i % 2)
 			fs_fallocate(sh->fs, ino, FALLOC_FL_PUNCH_HOLE |
