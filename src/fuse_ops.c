@@ -24,15 +24,17 @@
 #include "wire.h"
 
 /*
- * The kernel may cache names and attributes for a day: the daemon is the only
- * way to the pool, so every change but those the daemon makes on its own
+ * The kernel may cache names and attributes for a minute: the daemon is the
+ * only way to the pool, so every change but those the daemon makes on its own
  * (a clone into a file, the kill of setuid on a write) comes through the
- * kernel, and those two invalidate what it cached. A short timeout only makes
- * the kernel ask again: a LOOKUP before the unlink of a file created more
- * than a timeout ago, a GETATTR before such a stat.
+ * kernel, and those two invalidate what it cached. A short timeout makes the
+ * kernel ask again: a LOOKUP before the unlink of a file created more than a
+ * timeout ago, a GETATTR before such a stat. Not longer than a minute: a
+ * reply's attributes can land after a racing change invalidated them (an
+ * O_TRUNC open racing a chmod), and the timeout bounds how long that lasts.
  */
-#define ATTR_TIMEOUT 86400.0
-#define ENTRY_TIMEOUT 86400.0
+#define ATTR_TIMEOUT 60.0
+#define ENTRY_TIMEOUT 60.0
 
 static struct kmfs_fs *FS(fuse_req_t req)
 {
