@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * clonestorm SRC DSTPREFIX THREADS -- THREADS threads open SRC and create
- * DSTPREFIX.N, wait 1.1 s (so the kernel's cached attributes of SRC expire),
- * then send KMEMFS_IOC_CLONE_RANGE all at the same moment. Exit 0 when every
+ * DSTPREFIX.N, wait 1.1 s (past the 1 s attribute timeout kmemfs had when
+ * this was written; it caches for 60 s now, so test_uring's forcesync.so is
+ * what makes the handler ask the kernel), then send KMEMFS_IOC_CLONE_RANGE
+ * all at the same moment. Exit 0 when every
  * clone succeeded. test_uring runs it against a daemon on one CPU: a clone
  * handler that sent a request to its own mount from inside the ring hung it.
  */

@@ -59,10 +59,10 @@ d1=$(requests_dev)
 check "[ $((n1 - n0)) -gt 3000 ]" "the work above came through io_uring ($((n1 - n0)) requests)"
 note "requests through /dev/fuse: $d1 (INIT, FORGETs, INTERRUPTs)"
 
-# clone ioctls from one CPU at once, after the attribute cache has expired,
-# with the daemon on that CPU too: a handler that asked the kernel about its
-# source (a GETATTR to this very mount, sent from the ring thread's CPU)
-# waited for a ring entry that only it could free, and hung the mount
+# clone ioctls from one CPU at once, with the daemon on that CPU too: a
+# handler that asked the kernel about its source (a GETATTR to this very
+# mount, sent from the ring thread's CPU) waited for a ring entry that only
+# it could free, and hung the mount
 cd /
 fs_umount
 taskset -c 0 "$BIN_DIR/kmemfs" -o uring,allow_other "$POOL" "$MNT" >"$WORK/mount.out" 2>&1 &&
