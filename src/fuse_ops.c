@@ -691,6 +691,13 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			return;
 		}
 		rc = clone_source(req, cr->src_fd, &src);
+		/* a clone changes the target's data as a write does: the same
+		 * privileges come off as the kernel's file_remove_privs takes
+		 * (setuid/setgid unless root asks, security.capability always) */
+		if (rc == 0 && fuse_req_ctx(req)->uid != 0)
+			rc = kill_suidgid(req, ino);
+		if (rc == 0)
+			rc = kill_privs(req, ino, fs_kill_capability);
 		if (rc < 0) {
 			fuse_reply_err(req, -rc);
 			return;

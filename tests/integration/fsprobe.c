@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -29,6 +30,8 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kmemfs/ioctl.h"
 
 /* returned by an op when the data, not a syscall, was wrong */
 #define LOGICAL_FAIL (-1)
@@ -314,6 +317,25 @@ static int op_cfr(char **a)
 	}
 	if (!rc)
 		printf("%lld\n", total);
+	close(in);
+	if (close(out) && !rc)
+		rc = errno;
+	return rc;
+}
+
+/* kmemfs's clone ioctl: DST (existing) shares all of SRC's pages */
+static int op_kclone(char **a)
+{
+	struct kmemfs_clone_range cr = { 0 };
+	int in = open(a[0], O_RDONLY);
+	int out = open(a[1], O_WRONLY);
+	int rc = 0;
+
+	if (in < 0 || out < 0)
+		return errno;
+	cr.src_fd = in;
+	if (ioctl(out, KMEMFS_IOC_CLONE_RANGE, &cr) != 0)
+		rc = errno;
 	close(in);
 	if (close(out) && !rc)
 		rc = errno;
@@ -1012,6 +1034,7 @@ static const struct op ops[] = {
 	{ "seek", 3, op_seek, "PATH data|hole OFFSET" },
 	{ "falloc", 4, op_falloc, "PATH 0|keep|punch OFFSET LEN" },
 	{ "cfr", 5, op_cfr, "SRC OFF_IN DST OFF_OUT LEN" },
+	{ "kclone", 2, op_kclone, "SRC DST (kmemfs's clone ioctl)" },
 	{ "utimens", 5, op_utimens, "PATH ASEC ANSEC|now|omit MSEC MNSEC|now|omit [nofollow]" },
 	{ "mknod", 3, op_mknod, "PATH fifo|chr|blk|sock|reg MODE [MAJOR MINOR]" },
 	{ "rename2", 3, op_rename2, "OLD NEW none|noreplace|exchange|whiteout" },

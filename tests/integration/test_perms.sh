@@ -108,6 +108,19 @@ chmod 644 cfrsrc
 as_user 1000 probe cfr cfrsrc 0 suid 0 4 >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "a copy_file_range into the file by another user clears setuid/setgid"
 check_eq "$(head -c 3 suid)" src "... and copies"
+if on_kmemfs; then
+	chmod 06777 suid
+	as_user 1000 probe kclone cfrsrc suid >/dev/null
+	check_eq "$(stat_field suid mode)" 100777 "a clone ioctl into the file by another user clears setuid/setgid"
+	check_eq "$(head -c 3 suid)" src "... and clones"
+	chmod 06777 suid
+	probe kclone cfrsrc suid >/dev/null
+	check_eq "$(stat_field suid mode)" 106777 "a clone ioctl by root (CAP_FSETID) keeps setuid/setgid"
+	setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= suid
+	probe kclone cfrsrc suid >/dev/null
+	check_eq "$(getfattr --absolute-names -n security.capability suid 2>&1 | grep -c 'No such attribute')" 1 \
+		"a clone ioctl drops security.capability"
+fi
 chmod 06777 suid
 probe falloc suid 0 0 16384 >/dev/null
 check_eq "$(stat_field suid mode)" 106777 "an fallocate by root (CAP_FSETID) keeps setuid/setgid"
