@@ -43,7 +43,9 @@ struct kmemfs_stat {
  * to, sharing pages copy-on-write; fails rather than copies when it
  * cannot share (offsets not page-aligned alike, other filesystem). A
  * length of 0 means to the end of the source. SRC_FD must be open for
- * reading and the target for writing.
+ * reading and the target for writing. Like a write, a clone takes
+ * setuid (and setgid of a group-executable file) off the target unless
+ * root sends it, and security.capability always.
  */
 struct kmemfs_clone_range {
 	__s64 src_fd;
