@@ -498,17 +498,22 @@ static int kmod_range(struct media *m, unsigned long cmd, uint64_t off,
 	return r.done == len ? 0 : -EAGAIN;
 }
 
-/* punch_hole -- free [off, off+len) of the pool file; it reads as zeroes */
-static int punch_hole(struct media *m, uint64_t off, uint64_t len)
+/* fd_fallocate -- fallocate(MODE) of the pool file, queued as writes are */
+static int fd_fallocate(struct media *m, int mode, uint64_t off, uint64_t len)
 {
 	bool locked = media_fd_lock(m, len);
 	int rc = 0;
 
-	if (fallocate(m->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)off, (off_t)len) != 0)
+	if (fallocate(m->fd, mode, (off_t)off, (off_t)len) != 0)
 		rc = -errno;
 	media_fd_unlock(m, locked);
 	return rc;
+}
+
+/* punch_hole -- free [off, off+len) of the pool file; it reads as zeroes */
+static int punch_hole(struct media *m, uint64_t off, uint64_t len)
+{
+	return fd_fallocate(m, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len);
 }
 
 int media_lend(struct media *m, uint64_t off, uint64_t len)
@@ -583,15 +588,11 @@ int media_zero(struct media *m, uint64_t off, uint64_t len)
 {
 	/* drop whatever the pages held, then back them with zeroes */
 	int rc = punch_hole(m, off, len);
-	bool locked;
 
 	if (rc < 0)
 		return rc;
-	locked = media_fd_lock(m, len);
-	if (fallocate(m->fd, 0, (off_t)off, (off_t)len) != 0 && errno != EOPNOTSUPP)
-		rc = -errno;
-	media_fd_unlock(m, locked);
-	if (rc < 0)
+	rc = fd_fallocate(m, 0, off, len);
+	if (rc < 0 && rc != -EOPNOTSUPP)
 		return rc;
 	/* on a disk the new extents are metadata of the host filesystem */
 	if (!m->on_tmpfs && fdatasync(m->fd) != 0)
