@@ -33,6 +33,11 @@ bool acl_is_acl_name(const char *name)
 	return !strcmp(name, ACL_ACCESS) || !strcmp(name, ACL_DEFAULT);
 }
 
+bool acl_is_access_name(const char *name)
+{
+	return !strcmp(name, ACL_ACCESS);
+}
+
 /* Check an xattr-format ACL; returns its entry count or -EINVAL. */
 static int acl_parse(const void *value, size_t size, struct acl_ent **ents)
 {

@@ -18,6 +18,7 @@
 struct txn;
 
 bool acl_is_acl_name(const char *name);
+bool acl_is_access_name(const char *name);
 /* acl_set -- store (VALUE NULL: remove) an ACL xattr; caller in txn */
 int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 	    const void *value, size_t size, int flags);

@@ -1369,6 +1369,8 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 		const void *value, size_t size, int flags)
 {
 	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
+	bool kill_sgid = (flags & FS_XATTR_KILL_SGID) && value &&
+			 acl_is_access_name(name);
 	struct txn t;
 	int rc = xattr_check_name(name);
 
@@ -1376,6 +1378,7 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 		return rc;
 	if (fs->readonly)
 		return -EROFS;
+	flags &= ~FS_XATTR_KILL_SGID;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	txn_init(&t, &fs->pages);
 	rc = txn_begin(&t);
@@ -1384,6 +1387,11 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 			rc = acl_set(&t, ino, name, value, size, flags);
 		else
 			rc = xattr_set(&t, ino, name, value, size, flags);
+		if (rc == 0 && kill_sgid && (ino->mode & S_ISGID)) {
+			rc = TXADD(ino, mode);
+			if (rc == 0)
+				inode_set_mode(ino, ino->mode & ~(uint32_t)S_ISGID);
+		}
 		if (rc == 0)
 			rc = TXADD(ino, ctime);
 		if (rc == 0)

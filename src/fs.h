@@ -186,7 +186,10 @@ int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 
 int fs_statfs(struct kmfs_fs *fs, struct statvfs *st);
 
-/* extended attributes */
+/* extended attributes; FS_XATTR_KILL_SGID (with the XATTR_SET_* flags):
+ * setting an access ACL also clears setgid, as the kernel does when the
+ * caller is neither in the file's group nor privileged */
+#define FS_XATTR_KILL_SGID 0x100
 int fs_setxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 		const void *value, size_t size, int flags);
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,

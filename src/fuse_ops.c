@@ -519,6 +519,43 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &st);
 }
 
+/* Whether the caller's group or one of its supplementary groups is GID. */
+static bool caller_in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t few[64], *list = few;
+	int n = fuse_req_getgroups(req, 64, few);
+	bool in = fuse_req_ctx(req)->gid == gid;
+
+	if (n > 64) {
+		list = malloc((size_t)n * sizeof(*list));
+		if (list)
+			n = fuse_req_getgroups(req, n, list);
+	}
+	for (int i = 0; list && i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != few)
+		free(list);
+	return in;
+}
+
+/*
+ * Setting an access ACL clears setgid when the caller is neither in the
+ * file's group nor privileged (posix_acl_update_mode). The kernel leaves
+ * that to the filesystem, and says so only through FUSE_SETXATTR_EXT,
+ * which libfuse 3.14 cannot negotiate; so kmemfs asks the same question.
+ * The kernel holds the inode's lock across the request: no chgrp races it.
+ */
+static bool acl_kills_sgid(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct stat st;
+
+	if (strcmp(name, "system.posix_acl_access") || fuse_req_ctx(req)->uid == 0)
+		return false;
+	if (fs_getattr(FS(req), ino, &st) < 0 || !(st.st_mode & S_ISGID))
+		return false;
+	return !caller_in_group(req, st.st_gid);
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -528,6 +565,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		f |= XATTR_SET_CREATE;
 	if (flags & XATTR_REPLACE)
 		f |= XATTR_SET_REPLACE;
+	if (acl_kills_sgid(req, ino, name))
+		f |= FS_XATTR_KILL_SGID;
 	fuse_reply_err(req, -fs_setxattr(FS(req), ino, name, value, size, f));
 }
 

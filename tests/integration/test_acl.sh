@@ -90,5 +90,22 @@ check_cmd "getfacl -R | setfacl --restore round-trips" bash -c "getfacl -R -p d 
 check_eq "$(acl d/new)" "user::rw- user:1000:rwx group::r-x mask::rw- other::--- " \
 	"ACL unchanged after restore"
 
+# -- setting an access ACL clears setgid unless the caller is in the file's
+# group or privileged (posix_acl_update_mode), as chmod does
+for who in 1000 1000:1000:2000 0; do
+	rm -f sg
+	touch sg
+	chown 1000:2000 sg
+	chmod 02770 sg
+	as_user "$who" setfacl -m u:1001:r sg
+	mode=$(stat -c %a sg)
+	case $who in
+	1000) check_eq "$mode" 770 "an owner outside the file's group loses setgid on setfacl" ;;
+	*) check_eq "$mode" 2770 "setfacl by $who (in the group, or root) keeps setgid" ;;
+	esac
+done
+check_eq "$(acl sg)" "user::rwx user:1001:r-- group::rwx mask::rwx other::--- " \
+	"the ACL is set all the same"
+
 cd /
 finish
