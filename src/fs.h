@@ -79,6 +79,7 @@ struct kmfs_fs {
 	char mountpoint[4096];  /* absolute path */
 	dev_t mount_dev;        /* st_dev of files on this mount (main.c) */
 	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
+	uint32_t max_read;      /* -o max_read: INIT must ask for it too (0: none) */
 	enum fs_cache cache;    /* -o cache=: which opens bypass the page cache */
 	pthread_mutex_t times_lock[FS_TIMES_LOCKS];
 	/* the kernel never looks the root up nor forgets it: pinned for the

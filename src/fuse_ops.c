@@ -133,6 +133,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_write = KMEMFS_MAX_WRITE;
 	/* the kernel keeps the smaller of this and the window main.c set */
 	conn->max_readahead = fs->readahead;
+	conn->max_read = fs->max_read;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -41,9 +41,11 @@ struct options {
 	int ro;
 	int help;
 	int version;
+	unsigned int max_read; /* kept for libfuse too: INIT must repeat it */
+	char *bad_max_read;    /* the value, when it is not a byte count */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO };
+enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_MAX_READ };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
 static const struct fuse_opt spec[] = {
@@ -68,6 +70,7 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("-d", KEY_DEBUG),
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_END
 };
 
@@ -147,6 +150,22 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_FG: o->foreground = 1; return 0;
 	case KEY_DEBUG: o->debug = o->foreground = 1; return 1;
 	case KEY_RO: o->ro = 1; return 1;
+	case KEY_MAX_READ: {
+		/* libfuse passes it to the kernel, then refuses an INIT that
+		 * does not ask for the same: read it here for fuse_ops.c */
+		const char *val = arg + strlen("max_read=");
+		char *end;
+		unsigned long v = strtoul(val, &end, 10);
+
+		if (*end || end == val || *val == '-' || v < 4096 || v > UINT32_MAX) {
+			free(o->bad_max_read);
+			o->bad_max_read = strdup(val);
+			if (!o->bad_max_read)
+				return -1;
+		}
+		o->max_read = (unsigned int)v;
+		return 1;
+	}
 	case FUSE_OPT_KEY_OPT:
 		if (arg[0] == '-' && arg[1] == '-') {
 			log_err("unknown option '%s' (see --help)", arg);
@@ -510,6 +529,12 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_args;
 	}
+	if (o.bad_max_read) {
+		log_err("bad max_read '%s' (a number of bytes, at least 4096)",
+			o.bad_max_read);
+		rc = 2;
+		goto out_args;
+	}
 	if (o.poll && parse_uint(o.poll, 0, 1000, &poll_us) < 0) {
 		log_err("bad poll '%s' (0 to 1000 microseconds)", o.poll);
 		rc = 2;
@@ -643,6 +668,7 @@ int main(int argc, char **argv)
 	if (!realpath(o.mountpoint, fs->mountpoint))
 		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
 	fs->readahead = (uint32_t)readahead;
+	fs->max_read = o.max_read;
 	fs->cache = cache;
 	if ((rc = find_mount_dev(fs->mountpoint, &fs->mount_dev)) < 0) {
 		/* mount_dev stays 0, which no file has: clones become copies */
@@ -691,6 +717,11 @@ int main(int argc, char **argv)
 		uring = uring_new(se, fs->mountpoint, URING_PER_QUEUE, max_threads);
 	/* an unmount or a signal that asked us to stop is a clean exit */
 	rc = loop_run(loop) < 0 ? 1 : 0;
+	if (wire_init_error()) {
+		log_err("the FUSE handshake with the kernel failed (%s): unmounted",
+			strerror(wire_init_error()));
+		rc = 1;
+	}
 	uring_stop(uring);
 	loop_free(loop);
 out_fuse_unmount:
@@ -724,5 +755,6 @@ out_args:
 	free(o.max_threads);
 	free(o.cache);
 	free(o.poll);
+	free(o.bad_max_read);
 	return rc;
 }

@@ -50,6 +50,7 @@ static atomic_bool rings_serve; /* INIT took io_uring */
 static atomic_bool direct_io_wanted; /* set before the session starts */
 static atomic_bool kernel_offers_direct_mmap;
 static atomic_bool direct_io_ok; /* INIT took FUSE_DIRECT_IO_ALLOW_MMAP */
+static atomic_int init_error; /* errno libfuse answered INIT with, 0: none */
 static __thread bool read_forget; /* this thread's last read was a FORGET */
 static _Atomic uint64_t requests[2]; /* [0] /dev/fuse, [1] io_uring */
 /* busy-polling /dev/fuse before a blocking read (wire_poll_before_read) */
@@ -273,6 +274,7 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 		return n;
 	if (init && iov[0].iov_len >= sizeof(*h) && h->unique == init) {
 		atomic_store(&init_unique, 0);
+		atomic_store(&init_error, -h->error);
 		uring_yes = amend_init_reply(iov, count);
 	}
 	n = writev(fd, iov, count);
@@ -337,6 +339,11 @@ uint64_t wire_requests_polled(void)
 uint64_t wire_requests(bool ring)
 {
 	return atomic_load_explicit(&requests[ring], memory_order_relaxed);
+}
+
+int wire_init_error(void)
+{
+	return atomic_load(&init_error);
 }
 
 bool wire_killpriv_v2(void)

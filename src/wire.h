@@ -17,6 +17,9 @@ struct fuse_session;
  */
 int wire_install(struct fuse_session *se);
 
+/* the errno libfuse answered the kernel's INIT with (it then ends the
+ * session), 0 if it accepted it or none came */
+int wire_init_error(void);
 /* Whether the kernel agreed to FUSE_HANDLE_KILLPRIV_V2 at INIT. */
 bool wire_killpriv_v2(void);
 

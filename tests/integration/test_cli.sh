@@ -102,7 +102,7 @@ expect_refusal "an unknown -o option with --size" "$K" -o no_such_mount_option -
 check "[ ! -e '$WORK/new.pool' ]" "... and creates no pool file"
 for o in reserve=abc lend_max=1x detach_timeout=abc detach_timeout=-1 detach_timeout=1.5 \
 	readahead=1x readahead=2G max_threads=0 max_threads=4x max_threads=2000 \
-	cache=none cache= poll=abc poll=2000 poll=-1; do
+	cache=none cache= poll=abc poll=2000 poll=-1 max_read=abc max_read=0 max_read=1M; do
 	expect_refusal "kmemfs -o $o" "$K" -o "$o" "$POOL" "$MNT"
 	check "grep -q \"bad .*'\" '$WORK/out'" "... names the bad value: $(cat "$WORK/out")"
 done
@@ -147,6 +147,13 @@ expect_errno EACCES "without allow_other uid 1000 cannot enter the mount" as_use
 fs_umount
 fs_mount readahead=4M || abort_test "mount with readahead=4M"
 check_eq "$(ra_kb)" 4096 "-o readahead=4M sets a 4 MiB window (INIT did not lower it)"
+fs_umount
+# max_read is libfuse's option, passed to the kernel; INIT must ask for the same
+fs_mount max_read=65536 || abort_test "mount with max_read=65536"
+head -c 300000 /dev/urandom >"$WORK/r.bin"
+cp "$WORK/r.bin" "$MNT/r.bin"
+echo 3 >/proc/sys/vm/drop_caches
+check "cmp -s '$WORK/r.bin' '$MNT/r.bin'" "-o max_read=65536 mounts, and reads come back whole"
 fs_umount
 
 # -- a pool held by something that is not a mounted kmemfs (a daemon still
