@@ -93,6 +93,30 @@ else
 		"heap_offset $heap_off: the PMDK layout changed; update the test"
 fi
 
+# A redo-log entry in an unused lane with its type byte set: pmemobj_check
+# itself loops for ever on it (found by flipping bytes). PMDK 1.12: the lanes
+# start at lanes_offset (pool offset 5120), 3 KiB each; a lane begins with its
+# internal redo log (capacity 192 at +16), whose first entry follows the
+# 64-byte log header, and the entry's top byte holds its type.
+lanes_off=$(od -A n -t u8 -j 5120 -N 8 "$GOOD" | tr -d ' ')
+entry=$((lanes_off + 1000 * 3072 + 71))
+if [ "$(od -A n -t u8 -j 5128 -N 8 "$GOOD" | tr -d ' ')" = 1024 ] &&
+	[ "$(od -A n -t u8 -j $((lanes_off + 1000 * 3072 + 16)) -N 8 "$GOOD" | tr -d ' ')" = 192 ] &&
+	[ "$(od -A n -t u8 -j $((entry - 7)) -N 8 "$GOOD" | tr -d ' ')" = 0 ]; then
+	cp "$GOOD" "$WORK/lane.pool"
+	printf '\375' | dd of="$WORK/lane.pool" bs=1 seek=$entry conv=notrunc status=none
+	cp "$WORK/lane.pool" "$WORK/lane.copy"
+	t0=$(date +%s)
+	try_mount_refused "a lane's redo log that makes pmemobj_check loop" "$WORK/lane.pool"
+	check "grep -q 'does not end' '$WORK/out'" "... and says the check does not end ($(($(date +%s) - t0)) s)"
+	check "cmp -s '$WORK/lane.pool' '$WORK/lane.copy'" "... and leaves the pool as it was"
+	fsck_reports "a looping pmemobj_check" "$WORK/lane.pool"
+	rm -f "$WORK/lane.pool" "$WORK/lane.copy"
+else
+	fail "lane 1000 of a 1024-lane pool has an empty internal redo log where this test expects one" \
+		"lanes_offset $lanes_off: the PMDK layout changed; update the test"
+fi
+
 # flip_bytes FILE SEED COUNT LIMIT: overwrite COUNT bytes at offsets < LIMIT
 flip_bytes() {
 	awk -v seed="$2" -v n="$3" -v lim="$4" 'BEGIN { srand(seed); for (i = 0; i < n; i++)
