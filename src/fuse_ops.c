@@ -528,9 +528,11 @@ static bool caller_in_group(fuse_req_t req, gid_t gid)
 	bool in = fuse_req_ctx(req)->gid == gid;
 
 	if (n > 64) {
-		list = malloc((size_t)n * sizeof(*list));
-		if (list)
-			n = fuse_req_getgroups(req, n, list);
+		int cap = n;
+		list = malloc((size_t)cap * sizeof(*list));
+		/* the count is the caller's, which may have grown since */
+		if (list && (n = fuse_req_getgroups(req, cap, list)) > cap)
+			n = cap;
 	}
 	for (int i = 0; list && i < n && !in; i++)
 		in = list[i] == gid;

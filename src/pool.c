@@ -822,16 +822,28 @@ static int probe_heap(const char *path)
 	if (pid == 0) {
 		/* a crash here is expected of a damaged pool: no core file */
 		struct rlimit no_core = { 0, 0 };
+		sigset_t xcpu;
 		int fd = open("/dev/null", O_WRONLY);
 		if (fd >= 0)
 			dup2(fd, STDERR_FILENO);
 		setrlimit(RLIMIT_CORE, &no_core);
+		/* the CPU bound works only if SIGXCPU ends the child: whoever
+		 * started us may have ignored or blocked it */
+		signal(SIGXCPU, SIG_DFL);
+		sigemptyset(&xcpu);
+		sigaddset(&xcpu, SIGXCPU);
+		sigprocmask(SIG_UNBLOCK, &xcpu, NULL);
 		int r = check_bounded(path);
 		if (r == 1)
 			walk_ends(path);
 		_exit(r == 1 ? 0 : r == 0 ? 1 : 2);
 	}
-	if (waitpid(pid, &status, 0) < 0)
+	/* libfuse's signal handlers (a re-check after mounting) do not
+	 * restart the wait: a SIGTERM must not leave the child running */
+	pid_t w;
+	while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (w < 0)
 		return 0;
 	if (WIFSIGNALED(status) || (WIFEXITED(status) && (WEXITSTATUS(status) == 1 ||
 							 WEXITSTATUS(status) == 3))) {

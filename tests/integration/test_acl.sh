@@ -97,15 +97,15 @@ for who in 1000 1000:1000:2000 0; do
 	touch sg
 	chown 1000:2000 sg
 	chmod 02770 sg
-	as_user "$who" setfacl -m u:1001:r sg
+	check_cmd "setfacl -m u:1001:r by $who" as_user "$who" setfacl -m u:1001:r sg
 	mode=$(stat -c %a sg)
 	case $who in
 	1000) check_eq "$mode" 770 "an owner outside the file's group loses setgid on setfacl" ;;
 	*) check_eq "$mode" 2770 "setfacl by $who (in the group, or root) keeps setgid" ;;
 	esac
+	check_eq "$(acl sg)" "user::rwx user:1001:r-- group::rwx mask::rwx other::--- " \
+		"... and the ACL set by $who is there"
 done
-check_eq "$(acl sg)" "user::rwx user:1001:r-- group::rwx mask::rwx other::--- " \
-	"the ACL is set all the same"
 
 cd /
 finish

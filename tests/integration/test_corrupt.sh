@@ -111,6 +111,11 @@ if [ "$(od -A n -t u8 -j 5128 -N 8 "$GOOD" | tr -d ' ')" = 1024 ] &&
 	check "grep -q 'does not end' '$WORK/out'" "... and says the check does not end ($(($(date +%s) - t0)) s)"
 	check "cmp -s '$WORK/lane.pool' '$WORK/lane.copy'" "... and leaves the pool as it was"
 	fsck_reports "a looping pmemobj_check" "$WORK/lane.pool"
+	# a parent that ignores SIGXCPU passes that on: the check must still end
+	bash -c "trap '' XCPU; exec timeout 60 '$FSCK' -n '$WORK/lane.pool'" >"$WORK/fsck.out" 2>&1
+	rc=$?
+	check "[ $rc -eq 4 ] && grep -q 'does not end' '$WORK/fsck.out'" \
+		"... also when fsck's parent ignores SIGXCPU (exit $rc: $(head -c 100 "$WORK/fsck.out"))"
 	rm -f "$WORK/lane.pool" "$WORK/lane.copy"
 else
 	fail "lane 1000 of a 1024-lane pool has an empty internal redo log where this test expects one" \
