@@ -18,7 +18,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -755,42 +754,17 @@ static void walk_ends(const char *path)
 		atomic_fetch_add(&walked, 1);
 }
 
-/* The pool's size in bytes: a file's, or a devdax device's from sysfs;
- * 0 when unknown. */
-static uint64_t pool_size_of(const char *path)
-{
-	struct stat st;
-	char sys[64];
-	unsigned long long size = 0;
-	FILE *f;
-
-	if (stat(path, &st) != 0)
-		return 0;
-	if (S_ISREG(st.st_mode))
-		return (uint64_t)st.st_size;
-	if (!S_ISCHR(st.st_mode))
-		return 0;
-	snprintf(sys, sizeof(sys), "/sys/dev/char/%u:%u/size", major(st.st_rdev),
-		 minor(st.st_rdev));
-	f = fopen(sys, "r");
-	if (f) {
-		if (fscanf(f, "%llu", &size) != 1)
-			size = 0;
-		fclose(f);
-	}
-	return size;
-}
-
 /*
  * pmemobj_check itself loops for ever on some damage (found by flipping
  * bytes in a pool's first 8 MiB): bound its CPU time, after which the
  * kernel ends the child with SIGXCPU. The bound is far above what a sound
- * pool needs (0.04 s for 64 GiB): 10 s and one more per 64 GiB. The old
- * limit is put back for the walk, which has its own watchdog.
+ * pool needs (0.04 s for 64 GiB): 10 s and one more per 64 GiB of SIZE
+ * (media_probe's). The old limit is put back for the walk, which has its
+ * own watchdog.
  */
-static int check_bounded(const char *path)
+static int check_bounded(const char *path, uint64_t size)
 {
-	rlim_t budget = 10 + (rlim_t)(pool_size_of(path) >> 36);
+	rlim_t budget = 10 + (rlim_t)(size >> 36);
 	struct rlimit old, lim;
 	bool bounded = getrlimit(RLIMIT_CPU, &old) == 0;
 
@@ -812,7 +786,7 @@ static int check_bounded(const char *path)
  * process first, so a broken pool is an error message, never a crash or
  * a hang of the daemon or of fsck.
  */
-static int probe_heap(const char *path)
+static int probe_heap(const char *path, uint64_t size)
 {
 	int status;
 	pid_t pid = fork();
@@ -833,7 +807,7 @@ static int probe_heap(const char *path)
 		sigemptyset(&xcpu);
 		sigaddset(&xcpu, SIGXCPU);
 		sigprocmask(SIG_UNBLOCK, &xcpu, NULL);
-		int r = check_bounded(path);
+		int r = check_bounded(path, size);
 		if (r == 1)
 			walk_ends(path);
 		_exit(r == 1 ? 0 : r == 0 ? 1 : 2);
@@ -909,7 +883,7 @@ int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 			return rc;
 		open_path = p->media.open_path;
 	}
-	rc = (how & POOL_OPEN_PROBED) ? 0 : probe_heap(open_path);
+	rc = (how & POOL_OPEN_PROBED) ? 0 : probe_heap(open_path, p->media.size);
 	if (rc < 0)
 		goto out_detach;
 	private = private && p->media.kind == MEDIA_FILE;
