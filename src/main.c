@@ -41,8 +41,7 @@ struct options {
 	int ro;
 	int help;
 	int version;
-	unsigned int max_read; /* kept for libfuse too: INIT must repeat it */
-	char *bad_max_read;    /* the value, when it is not a byte count */
+	char *max_read; /* kept for libfuse too: INIT must repeat it */
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_MAX_READ };
@@ -150,22 +149,12 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_FG: o->foreground = 1; return 0;
 	case KEY_DEBUG: o->debug = o->foreground = 1; return 1;
 	case KEY_RO: o->ro = 1; return 1;
-	case KEY_MAX_READ: {
+	case KEY_MAX_READ:
 		/* libfuse passes it to the kernel, then refuses an INIT that
-		 * does not ask for the same: read it here for fuse_ops.c */
-		const char *val = arg + strlen("max_read=");
-		char *end;
-		unsigned long v = strtoul(val, &end, 10);
-
-		if (*end || end == val || *val == '-' || v < 4096 || v > UINT32_MAX) {
-			free(o->bad_max_read);
-			o->bad_max_read = strdup(val);
-			if (!o->bad_max_read)
-				return -1;
-		}
-		o->max_read = (unsigned int)v;
-		return 1;
-	}
+		 * does not ask for the same: keep it for fuse_ops.c too */
+		free(o->max_read);
+		o->max_read = strdup(arg + strlen("max_read="));
+		return o->max_read ? 1 : -1;
 	case FUSE_OPT_KEY_OPT:
 		if (arg[0] == '-' && arg[1] == '-') {
 			log_err("unknown option '%s' (see --help)", arg);
@@ -469,6 +458,7 @@ int main(int argc, char **argv)
 	uint64_t readahead = 1u << 20;
 	unsigned int max_threads = 16;
 	unsigned int poll_us = 0;
+	unsigned int max_read = 0;
 	enum fs_cache cache = FS_CACHE_AUTO;
 	bool fs_mounted = false;
 	int rc = 1;
@@ -529,9 +519,9 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_args;
 	}
-	if (o.bad_max_read) {
+	if (o.max_read && parse_uint(o.max_read, 4096, UINT32_MAX, &max_read) < 0) {
 		log_err("bad max_read '%s' (a number of bytes, at least 4096)",
-			o.bad_max_read);
+			o.max_read);
 		rc = 2;
 		goto out_args;
 	}
@@ -668,7 +658,7 @@ int main(int argc, char **argv)
 	if (!realpath(o.mountpoint, fs->mountpoint))
 		snprintf(fs->mountpoint, sizeof(fs->mountpoint), "%s", o.mountpoint);
 	fs->readahead = (uint32_t)readahead;
-	fs->max_read = o.max_read;
+	fs->max_read = max_read;
 	fs->cache = cache;
 	if ((rc = find_mount_dev(fs->mountpoint, &fs->mount_dev)) < 0) {
 		/* mount_dev stays 0, which no file has: clones become copies */
@@ -755,6 +745,6 @@ out_args:
 	free(o.max_threads);
 	free(o.cache);
 	free(o.poll);
-	free(o.bad_max_read);
+	free(o.max_read);
 	return rc;
 }
