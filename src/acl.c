@@ -98,7 +98,7 @@ static bool acl_mode(const struct acl_ent *e, int n, mode_t *mode)
 }
 
 int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
-	    const void *value, size_t size, int flags)
+	    const void *value, size_t size, int flags, bool kill_sgid)
 {
 	/* the value arrives unaligned from the request: parse an aligned copy */
 	uint32_t aligned[1 + ACL_MAX_ENTRIES * 2];
@@ -122,6 +122,8 @@ int acl_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 	if (!strcmp(name, ACL_ACCESS)) {
 		mode_t mode = ino->mode;
 		bool equiv = acl_mode(e, n, &mode);
+		if (kill_sgid)
+			mode &= ~(mode_t)S_ISGID;
 		rc = TXADD(ino, mode);
 		if (rc < 0)
 			return rc;

@@ -1369,8 +1369,7 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 		const void *value, size_t size, int flags)
 {
 	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
-	bool kill_sgid = (flags & FS_XATTR_KILL_SGID) && value &&
-			 acl_is_access_name(name);
+	bool kill_sgid = flags & FS_XATTR_KILL_SGID;
 	struct txn t;
 	int rc = xattr_check_name(name);
 
@@ -1384,14 +1383,9 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 	rc = txn_begin(&t);
 	if (rc == 0) {
 		if (acl_is_acl_name(name))
-			rc = acl_set(&t, ino, name, value, size, flags);
+			rc = acl_set(&t, ino, name, value, size, flags, kill_sgid);
 		else
 			rc = xattr_set(&t, ino, name, value, size, flags);
-		if (rc == 0 && kill_sgid && (ino->mode & S_ISGID)) {
-			rc = TXADD(ino, mode);
-			if (rc == 0)
-				inode_set_mode(ino, ino->mode & ~(uint32_t)S_ISGID);
-		}
 		if (rc == 0)
 			rc = TXADD(ino, ctime);
 		if (rc == 0)

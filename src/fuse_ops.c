@@ -16,6 +16,7 @@
 #include <linux/fs.h>
 
 #include <dirent.h>
+#include "acl.h"
 #include "fs.h"
 #include "xattr.h"
 #include "fuse_ops.h"
@@ -552,7 +553,7 @@ static bool acl_kills_sgid(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct stat st;
 
-	if (strcmp(name, "system.posix_acl_access") || fuse_req_ctx(req)->uid == 0)
+	if (!acl_is_access_name(name) || fuse_req_ctx(req)->uid == 0)
 		return false;
 	if (fs_getattr(FS(req), ino, &st) < 0 || !(st.st_mode & S_ISGID))
 		return false;
