@@ -10,7 +10,9 @@
  *   3. commit: one transaction maps the new pages, drops the references
  *      of the pages they replace and updates size and times.
  * A crash before 3 leaves the old file; new pages are unreferenced and
- * free again at the next mount.
+ * free again at the next mount. A truncate or punch that zeroes part of a
+ * page the file keeps does it in step 3, under an undo snapshot, so that
+ * failing there leaves the bytes too.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -522,15 +524,29 @@ static int plan_zero(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
 	return rc;
 }
 
-/* Zero bytes [from, to) of the page plan_zero gave (none when SEG < 0). */
+/*
+ * Zero bytes [from, to) of the page plan_zero gave (none when SEG < 0), in
+ * two steps. Before the transaction (IN_TX false), a new page that replaces
+ * a shared one gets the old content around the range, as any new page: it
+ * is unreachable until the commit. Inside it (IN_TX true), a page the file
+ * owns alone is zeroed under an undo snapshot, so a call that fails or is
+ * cut short by a crash leaves its bytes as they were; the snapshot is at
+ * most a page, and the commit persists the range.
+ */
 static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
-			size_t from, size_t to)
+			size_t from, size_t to, bool in_tx)
 {
-	if (seg < 0)
+	if (seg < 0 || pl->v[seg].fresh == in_tx)
 		return 0;
 	const struct seg *s = &pl->v[seg];
 	char *page = pool_page(&fs->pool, s->dpage);
-	if (s->fresh && media_writes_by_fd(&fs->pool.media)) {
+	if (in_tx) {
+		int rc = tx_add(page + from, to - from);
+		if (rc == 0)
+			memset(page + from, 0, to - from);
+		return rc;
+	}
+	if (media_writes_by_fd(&fs->pool.media)) {
 		char copy[KMFS_PAGE_SIZE];
 		memcpy(copy, pool_page(&fs->pool, s->old), PG);
 		memset(copy + from, 0, to - from);
@@ -539,8 +555,7 @@ static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 			return rc;
 		pool_persist_written(&fs->pool, page, PG);
 	} else {
-		if (s->fresh)
-			fill_page(fs, s->dpage, s->old, from, to);
+		fill_page(fs, s->dpage, s->old, from, to);
 		memset(page + from, 0, to - from);
 		pool_persist(&fs->pool, page, PG);
 	}
@@ -557,19 +572,20 @@ int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
 		return -EFBIG;
 	txn_init(&t, &fs->pages);
 	/* the tail of the new last page must read as zeroes if regrown */
+	ssize_t seg = -1;
 	if (size < ino->size && size % PG) {
-		ssize_t seg;
-
 		rc = plan_zero(fs, &t, ino, size / PG, &pl, &seg);
 		if (rc == 0)
-			rc = zero_planned(fs, &pl, seg, size % PG, PG);
+			rc = zero_planned(fs, &pl, seg, size % PG, PG, false);
 	}
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
 	rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	rc = plan_commit(&t, ino, &pl);
+	rc = zero_planned(fs, &pl, seg, size % PG, PG, true);
+	if (rc == 0)
+		rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && size < ino->size) {
 		uint64_t keep = (size + PG - 1) / PG;
 		rc = emap_replace(&t, ino, keep, MAX_FPAGE - keep, EMAP_HOLE,
@@ -614,14 +630,18 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc == 0 && last_partial)
 		rc = plan_zero(fs, &t, ino, end / PG, &pl, &last_seg);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to);
+		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, false);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, last_seg, 0, end % PG);
+		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, false);
 	if (rc == 0)
 		rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	rc = plan_commit(&t, ino, &pl);
+	rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, true);
+	if (rc == 0)
+		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, true);
+	if (rc == 0)
+		rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && full_b > full_a)
 		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE,
 				  unref_cb, &t);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* test_data -- file contents against a byte-exact model: writes, reads,
- * truncate, punch, allocate, seek; and no stale data in new pages. */
+ * truncate, punch, allocate, seek; no stale data in new pages; and a
+ * truncate or punch whose transaction fails leaves every byte as it was. */
 #include <errno.h>
 #include <fcntl.h>
 
@@ -10,6 +11,16 @@
 static unsigned char model[MAXF];
 static uint64_t msize;
 
+/* tx_add is linked wrapped (-Wl,--wrap=tx_add): when fail_add_at is set,
+ * snapshotting that address fails as a full undo log would */
+int __real_tx_add(const void *ptr, size_t len);
+static const void *fail_add_at;
+int __wrap_tx_add(const void *ptr, size_t len)
+{
+	if (fail_add_at && ptr == fail_add_at)
+		return -ENOMEM;
+	return __real_tx_add(ptr, len);
+}
 
 static void do_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 		     const unsigned char *buf, size_t len)
@@ -177,6 +188,38 @@ static void test_data_enospc_is_all_or_nothing(void **state)
 	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "fill"), 0);
 }
 
+/* A truncate or punch that fails after zeroing part of a page (here: when
+ * it snapshots the ctime, its last change) returns the error and leaves
+ * the file's bytes, size and pages as they were. */
+static void test_data_failed_zeroing_changes_nothing(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static const struct { uint64_t off, len; } punches[] = {
+		{ 3 * 4096 + 100, 50 },       /* inside one page */
+		{ 5 * 4096 + 4000, 4096 + 200 }, /* partial, whole, partial */
+	};
+	static unsigned char buf[12 * 4096];
+	uint64_t ino = new_file(fs, "kept");
+	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
+	struct stat at = { .st_size = 7 * 4096 + 123 }, o;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 7 + 1);
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	fail_add_at = &ip->ctime;
+	for (size_t i = 0; i < sizeof(punches) / sizeof(punches[0]); i++)
+		assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					      punches[i].off, punches[i].len), -ENOMEM);
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), -ENOMEM);
+	fail_add_at = NULL;
+	verify(fs, ino);
+	/* and the same calls succeed once the transaction can */
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	memset(model + at.st_size, 0, msize - (uint64_t)at.st_size);
+	msize = (uint64_t)at.st_size;
+	verify(fs, ino);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +232,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_enospc_is_all_or_nothing,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_failed_zeroing_changes_nothing,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
