@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -261,6 +262,82 @@ struct session {
 static int session_receive(void *arg, void *slot)
 {
 	return fuse_session_receive_buf(((struct session *)arg)->se, slot);
+}
+
+/*
+ * Going to the background: the parent of the fork waits until the daemon's
+ * FUSE handshake (INIT) has been answered, or the daemon ended, and exits
+ * with the outcome, so that `kmemfs` fails when the mount does not come up
+ * (libfuse's fuse_daemonize lets the parent exit 0 before INIT). Until then
+ * the daemon keeps the user's stderr, so what went wrong is printed there.
+ */
+static _Atomic int start_pipe = -1; /* the daemon's end, until it has told */
+
+static int go_background(void)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
+	if (pid > 0) {
+		unsigned char status = 1; /* the daemon ended without a word */
+		close(p[1]);
+		while (read(p[0], &status, 1) < 0 && errno == EINTR)
+			;
+		_exit(status);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		log_debug("setsid: %s", strerror(errno));
+	if (chdir("/") != 0)
+		log_debug("chdir /: %s", strerror(errno));
+	atomic_store(&start_pipe, p[1]);
+	return 0;
+}
+
+/* Tell the waiting parent STATUS (0: mounted and answering), once. On
+ * success the daemon lets go of the terminal: messages go to syslog. */
+static void tell_parent(int status)
+{
+	int fd = atomic_exchange(&start_pipe, -1);
+	unsigned char c = (unsigned char)status;
+
+	if (fd < 0)
+		return;
+	if (status == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		log_use_syslog(true);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+			if (null > STDERR_FILENO)
+				close(null);
+		}
+	}
+	while (write(fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(fd);
+}
+
+/* the INIT answer is written (wire.c): on an error, end the session, which
+ * main() reports; on success, the parent may go */
+static void init_answered(void *arg, int error)
+{
+	struct fuse_session *se = arg;
+
+	if (error)
+		fuse_session_exit(se);
+	else
+		tell_parent(0);
 }
 
 /* pages a request frees are handed back after its reply is written */
@@ -689,11 +766,13 @@ int main(int argc, char **argv)
 		o.uring = 0;
 	}
 	rc = 1;
-	if (!o.foreground) {
-		if (fuse_daemonize(0) != 0)
-			goto out_fuse_unmount;
-		log_use_syslog(true); /* stderr is gone */
+	if (!o.foreground && (rc = go_background()) < 0) {
+		log_err("cannot go to the background: %s", strerror(-rc));
+		rc = 1;
+		goto out_fuse_unmount;
 	}
+	rc = 1;
+	wire_on_init(init_answered, se);
 	session.se = se;
 	session.fs = fs;
 	loop = loop_new(&session_loop_ops, &session, loop_base_workers(max_threads),
@@ -746,5 +825,7 @@ out_args:
 	free(o.cache);
 	free(o.poll);
 	free(o.max_read);
+	/* ended before the handshake was answered: the parent exits with RC */
+	tell_parent(rc ? rc : 1);
 	return rc;
 }

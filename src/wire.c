@@ -61,6 +61,8 @@ static _Atomic uint64_t polled;    /* requests a poll found */
 /* set before the session starts, read by whichever thread answers INIT */
 static void (*uring_started)(void *arg, bool accepted);
 static void *uring_started_arg;
+static void (*init_answered)(void *arg, int error);
+static void *init_answered_arg;
 /* a ring thread's replies go to its ring entry, not to /dev/fuse */
 static __thread ssize_t (*reply_capture)(void *ctx, const struct iovec *iov,
 					 int count);
@@ -278,13 +280,28 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 		uring_yes = amend_init_reply(iov, count);
 	}
 	n = writev(fd, iov, count);
+	if (!init || h->unique != init)
+		return n;
+	int write_error = n < 0 ? errno : 0;
+	if (write_error && !atomic_load(&init_error))
+		atomic_store(&init_error, write_error);
 	/* the kernel has taken INIT once the write returns: rings may register */
-	if (h->unique == init && init && uring_started) {
+	if (uring_started) {
 		bool rings = uring_yes && n >= 0;
 		atomic_store(&rings_serve, rings);
 		uring_started(uring_started_arg, rings);
 	}
+	if (init_answered)
+		init_answered(init_answered_arg, atomic_load(&init_error));
+	if (write_error)
+		errno = write_error;
 	return n;
+}
+
+void wire_on_init(void (*answered)(void *arg, int error), void *arg)
+{
+	init_answered_arg = arg;
+	init_answered = answered;
 }
 
 void wire_offer_uring(void (*started)(void *arg, bool accepted), void *arg)

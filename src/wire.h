@@ -17,9 +17,15 @@ struct fuse_session;
  */
 int wire_install(struct fuse_session *se);
 
-/* the errno libfuse answered the kernel's INIT with (it then ends the
- * session), 0 if it accepted it or none came */
+/* the errno libfuse answered the kernel's INIT with, or that writing the
+ * answer failed with; 0 if it was accepted or none came */
 int wire_init_error(void);
+/*
+ * Call ANSWERED once the INIT answer has been written, on the thread that
+ * wrote it, with that errno (0: the kernel took an accepting answer). Before
+ * the session starts.
+ */
+void wire_on_init(void (*answered)(void *arg, int error), void *arg);
 /* Whether the kernel agreed to FUSE_HANDLE_KILLPRIV_V2 at INIT. */
 bool wire_killpriv_v2(void);
 

@@ -156,6 +156,18 @@ echo 3 >/proc/sys/vm/drop_caches
 check "cmp -s '$WORK/r.bin' '$MNT/r.bin'" "-o max_read=65536 mounts, and reads come back whole"
 fs_umount
 
+# a handshake that fails after kmemfs went to the background (badinit.so makes
+# libfuse refuse the kernel's INIT): the command waits for it and fails
+badinit=$BIN_DIR/badinit.so
+[ -f "$badinit" ] || abort_test "$badinit is built"
+run_tool "$WORK/out" env LD_PRELOAD="$badinit" "$K" "$POOL" "$MNT"
+rc=$?
+check "[ $rc -eq 1 ] && grep -q 'handshake with the kernel failed' '$WORK/out'" \
+	"a FUSE handshake refused in the background: kmemfs exits 1 and says why (exit $rc: $(tr '\n' ' ' <"$WORK/out" | head -c 200))"
+check "! is_mounted" "... and leaves nothing mounted"
+for _ in $(seq 20); do [ -z "$(daemon_pids)" ] && break; sleep 0.1; done
+check "[ -z \"$(daemon_pids)\" ]" "... and no daemon behind"
+
 # -- a pool held by something that is not a mounted kmemfs (a daemon still
 # closing it after umount returned): kmemfs waits for it instead of failing
 flock "$POOL" sleep 2 &
