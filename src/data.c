@@ -12,7 +12,8 @@
  * A crash before 3 leaves the old file; new pages are unreferenced and
  * free again at the next mount. A truncate or punch that zeroes part of a
  * page the file keeps does it in step 3, under an undo snapshot, so that
- * failing there leaves the bytes too.
+ * failing there leaves the bytes too (unless the pool's metadata is too
+ * full for the snapshot: see data_truncate).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -528,23 +529,30 @@ static int plan_zero(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
  * Zero bytes [from, to) of the page plan_zero gave (none when SEG < 0), in
  * two steps. Before the transaction (IN_TX false), a new page that replaces
  * a shared one gets the old content around the range, as any new page: it
- * is unreachable until the commit. Inside it (IN_TX true), a page the file
- * owns alone is zeroed under an undo snapshot, so a call that fails or is
- * cut short by a crash leaves its bytes as they were; the snapshot is at
- * most a page, and the commit persists the range.
+ * is unreachable until the commit. A page the file owns alone is zeroed
+ * inside it (IN_TX true) under an undo snapshot of the range (less than a
+ * page), so a call that fails or is cut short by a crash leaves its bytes
+ * as they were; the commit persists them. Without SNAPSHOT (no room in the
+ * pool's metadata for one) it is zeroed and persisted before, as a new page.
  */
 static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
-			size_t from, size_t to, bool in_tx)
+			size_t from, size_t to, bool in_tx, bool snapshot)
 {
-	if (seg < 0 || pl->v[seg].fresh == in_tx)
+	if (seg < 0)
 		return 0;
 	const struct seg *s = &pl->v[seg];
+	bool in_place = !s->fresh;
+	if (in_tx != (in_place && snapshot))
+		return 0;
 	char *page = pool_page(&fs->pool, s->dpage);
-	if (in_tx) {
-		int rc = tx_add(page + from, to - from);
-		if (rc == 0)
-			memset(page + from, 0, to - from);
-		return rc;
+	if (in_place) {
+		int rc = in_tx ? tx_add(page + from, to - from) : 0;
+		if (rc < 0)
+			return rc;
+		memset(page + from, 0, to - from);
+		if (!in_tx)
+			pool_persist(&fs->pool, page + from, to - from);
+		return 0;
 	}
 	if (media_writes_by_fd(&fs->pool.media)) {
 		char copy[KMFS_PAGE_SIZE];
@@ -562,12 +570,14 @@ static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 	return 0;
 }
 
-int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
+static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size,
+			 bool snapshot, bool *no_room)
 {
 	struct plan pl = {0};
 	struct txn t;
 	int rc = 0;
 
+	*no_room = false;
 	if (size / PG > MAX_FPAGE)
 		return -EFBIG;
 	txn_init(&t, &fs->pages);
@@ -576,14 +586,15 @@ int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
 	if (size < ino->size && size % PG) {
 		rc = plan_zero(fs, &t, ino, size / PG, &pl, &seg);
 		if (rc == 0)
-			rc = zero_planned(fs, &pl, seg, size % PG, PG, false);
+			rc = zero_planned(fs, &pl, seg, size % PG, PG, false, snapshot);
 	}
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
 	rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	rc = zero_planned(fs, &pl, seg, size % PG, PG, true);
+	rc = zero_planned(fs, &pl, seg, size % PG, PG, true, snapshot);
+	*no_room = rc == -ENOMEM;
 	if (rc == 0)
 		rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && size < ino->size) {
@@ -601,14 +612,15 @@ int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
 	return txn_end(&t, rc);
 }
 
-int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
-	       uint64_t len)
+static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		      uint64_t len, bool snapshot, bool *no_room)
 {
 	uint64_t end = off + len, full_a, full_b;
 	struct plan pl = {0};
 	struct txn t;
 	int rc = 0;
 
+	*no_room = false;
 	if (end < off || end / PG > MAX_FPAGE)
 		end = MAX_FPAGE * PG;
 	full_a = (off + PG - 1) / PG;
@@ -630,16 +642,19 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc == 0 && last_partial)
 		rc = plan_zero(fs, &t, ino, end / PG, &pl, &last_seg);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, false);
+		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, false,
+				  snapshot);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, false);
+		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, false,
+				  snapshot);
 	if (rc == 0)
 		rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, true);
+	rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, true, snapshot);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, true);
+		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, true, snapshot);
+	*no_room = rc == -ENOMEM;
 	if (rc == 0)
 		rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && full_b > full_a)
@@ -649,6 +664,29 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = touch(fs, ino, true);
 	free(pl.v);
 	return txn_end(&t, rc);
+}
+
+/*
+ * When the undo log has no room for a page's snapshot (-ENOMEM: the pool's
+ * metadata cannot extend it), the call is made again with the page zeroed
+ * before the transaction, as a new page is, so that truncate and punch,
+ * which free space, still work on a full pool.
+ */
+int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
+{
+	bool no_room;
+	int rc = truncate_once(fs, ino, size, true, &no_room);
+
+	return no_room ? truncate_once(fs, ino, size, false, &no_room) : rc;
+}
+
+int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+	       uint64_t len)
+{
+	bool no_room;
+	int rc = punch_once(fs, ino, off, len, true, &no_room);
+
+	return no_room ? punch_once(fs, ino, off, len, false, &no_room) : rc;
 }
 
 int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,

@@ -11,13 +11,15 @@
 static unsigned char model[MAXF];
 static uint64_t msize;
 
-/* tx_add is linked wrapped (-Wl,--wrap=tx_add): when fail_add_at is set,
- * snapshotting that address fails as a full undo log would */
+/* tx_add is linked wrapped (-Wl,--wrap=tx_add): snapshotting the address
+ * fail_add_at, or any range of fail_add_len bytes, fails as a full undo log
+ * would */
 int __real_tx_add(const void *ptr, size_t len);
 static const void *fail_add_at;
+static size_t fail_add_len;
 int __wrap_tx_add(const void *ptr, size_t len)
 {
-	if (fail_add_at && ptr == fail_add_at)
+	if ((fail_add_at && ptr == fail_add_at) || (fail_add_len && len == fail_add_len))
 		return -ENOMEM;
 	return __real_tx_add(ptr, len);
 }
@@ -213,10 +215,51 @@ static void test_data_failed_zeroing_changes_nothing(void **state)
 	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), -ENOMEM);
 	fail_add_at = NULL;
 	verify(fs, ino);
+	/* a page shared with a clone gets a new copy, which the failed call
+	 * gives back: both files keep their bytes */
+	uint64_t twin, twin_off;
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "twin", S_IFREG | 0644, 0, &root, &twin_off), 0);
+	twin = fs_ino(fs, twin_off);
+	assert_int_equal(fs_clone(fs, ino, 0, twin, 0, sizeof(buf), false), (ssize_t)sizeof(buf));
+	fail_add_at = &ip->ctime;
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      2 * 4096 + 10, 30), -ENOMEM);
+	fail_add_at = NULL;
+	verify(fs, ino);
+	verify(fs, twin);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "twin"), 0);
 	/* and the same calls succeed once the transaction can */
 	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
 	memset(model + at.st_size, 0, msize - (uint64_t)at.st_size);
 	msize = (uint64_t)at.st_size;
+	verify(fs, ino);
+}
+
+/* With no room in the undo log for a page's snapshot, a truncate or punch
+ * inside a page still works (the page is zeroed before the transaction). */
+static void test_data_zeroing_without_undo_room(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[8 * 4096];
+	uint64_t ino = new_file(fs, "tight");
+	struct stat at = { .st_size = 6 * 4096 + 1000 }, o;
+
+	memset(buf, 0x9E, sizeof(buf));
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	fail_add_len = 77; /* the punch's range: its snapshot fails */
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      4096 + 9, 77), 0);
+	memset(model + 4096 + 9, 0, 77);
+	fail_add_len = 4096 - 1000; /* the tail after the new size */
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	fail_add_len = 0;
+	msize = (uint64_t)at.st_size;
+	verify(fs, ino);
+	/* regrown, the old tail reads as zeroes */
+	at.st_size = sizeof(buf);
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	memset(model + msize, 0, sizeof(buf) - msize);
+	msize = sizeof(buf);
 	verify(fs, ino);
 }
 
@@ -234,6 +277,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_enospc_is_all_or_nothing,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_failed_zeroing_changes_nothing,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_zeroing_without_undo_room,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
