@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -11,35 +12,40 @@
 #include "log.h"
 
 static const char *prog = "kmemfs";
-static bool use_syslog;
-static int kmsg_fd = -1; /* daemonized with no syslog daemon: the kernel log */
+/* switched on by whichever thread sees the daemon started (main.c), while
+ * others may log: set after the kernel log is open, read once per message */
+static atomic_bool use_syslog;
+static _Atomic int kmsg_fd = -1; /* daemonized with no syslog daemon: the kernel log */
 static bool debug;
 
 void log_set_prog(const char *p) { prog = p; }
 void log_use_syslog(bool on)
 {
-	use_syslog = on;
-	if (!on)
-		return;
-	if (access("/dev/log", W_OK) != 0)
-		kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
-	if (kmsg_fd < 0)
-		openlog(prog, LOG_PID, LOG_DAEMON);
+	if (on) {
+		if (access("/dev/log", W_OK) != 0)
+			atomic_store(&kmsg_fd, open("/dev/kmsg", O_WRONLY | O_CLOEXEC));
+		if (atomic_load(&kmsg_fd) < 0)
+			openlog(prog, LOG_PID, LOG_DAEMON);
+	}
+	atomic_store(&use_syslog, on);
 }
 void log_set_debug(bool on) { debug = on; }
 
 static void vlog(int prio, const char *fmt, va_list ap)
 {
-	if (use_syslog && kmsg_fd >= 0) {
+	bool to_syslog = atomic_load(&use_syslog);
+	int kmsg = atomic_load(&kmsg_fd);
+
+	if (to_syslog && kmsg >= 0) {
 		char line[1024];
 		int n = snprintf(line, sizeof(line), "<%d>%s[%d]: ", prio, prog,
 				 (int)getpid());
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-		if (write(kmsg_fd, line, strlen(line)) < 0)
+		if (write(kmsg, line, strlen(line)) < 0)
 			return;
 		return;
 	}
-	if (use_syslog) {
+	if (to_syslog) {
 		vsyslog(prio, fmt, ap);
 		return;
 	}

@@ -85,7 +85,8 @@ static void usage(FILE *f)
 "\n"
 "  --size SIZE      create and format a pool file of SIZE (e.g. 1G) when\n"
 "                   PATH does not exist\n"
-"  -f               stay in the foreground\n"
+"  -f               stay in the foreground (else kmemfs returns once the\n"
+"                   mount answers, and the daemon logs to syslog)\n"
 "  -d               debug output (implies -f)\n"
 "  -o OPTS          comma-separated mount options:\n"
 "       ro                  read-only\n"
@@ -272,28 +273,52 @@ static int session_receive(void *arg, void *slot)
  * the daemon keeps the user's stderr, so what went wrong is printed there.
  */
 static _Atomic int start_pipe = -1; /* the daemon's end, until it has told */
+static pid_t daemon_pid; /* in the waiting parent */
+
+/* the waiting parent passes a stop on to the daemon (in its own session
+ * now, out of reach of the terminal), and goes on waiting for its outcome */
+static void pass_on_signal(int sig)
+{
+	kill(daemon_pid, sig);
+}
 
 static int go_background(void)
 {
+	static const int stops[] = { SIGINT, SIGTERM, SIGHUP };
+	sigset_t block, old;
 	int p[2];
 	pid_t pid;
 
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return -errno;
+	sigemptyset(&block);
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		sigaddset(&block, stops[i]);
+	/* until the parent passes them on: none is lost in between */
+	sigprocmask(SIG_BLOCK, &block, &old);
 	pid = fork();
 	if (pid < 0) {
 		int e = errno;
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(p[0]);
 		close(p[1]);
 		return -e;
 	}
 	if (pid > 0) {
+		struct sigaction sa = { .sa_handler = pass_on_signal };
 		unsigned char status = 1; /* the daemon ended without a word */
+
+		daemon_pid = pid;
+		sigemptyset(&sa.sa_mask);
+		for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+			sigaction(stops[i], &sa, NULL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		close(p[1]);
 		while (read(p[0], &status, 1) < 0 && errno == EINTR)
 			;
 		_exit(status);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	close(p[0]);
 	if (setsid() < 0)
 		log_debug("setsid: %s", strerror(errno));

@@ -274,13 +274,14 @@ static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 	if (reply_capture && h->unique != 0 &&
 	    (n = reply_capture(reply_capture_ctx, iov, count)) != 0)
 		return n;
-	if (init && iov[0].iov_len >= sizeof(*h) && h->unique == init) {
+	bool is_init = init && iov[0].iov_len >= sizeof(*h) && h->unique == init;
+	if (is_init) {
 		atomic_store(&init_unique, 0);
 		atomic_store(&init_error, -h->error);
 		uring_yes = amend_init_reply(iov, count);
 	}
 	n = writev(fd, iov, count);
-	if (!init || h->unique != init)
+	if (!is_init)
 		return n;
 	int write_error = n < 0 ? errno : 0;
 	if (write_error && !atomic_load(&init_error))

@@ -4,9 +4,12 @@
  * request, as read from /dev/fuse, claims protocol 6.x, which libfuse
  * answers with EPROTO. Stands in for a handshake that fails after kmemfs
  * went to the background; test_cli checks that the command still fails.
+ * With BADINIT_SLOW=1 the request is only held for 2 s instead, for a
+ * handshake that is late.
  */
 #include <dlfcn.h>
 #include <linux/fuse.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -23,7 +26,12 @@ ssize_t read(int fd, void *buf, size_t len)
 		real = (ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
 	n = real(fd, buf, len);
 	if (n >= (ssize_t)(sizeof(*h) + sizeof(in->major)) && h->opcode == FUSE_INIT &&
-	    fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(10, 229))
-		in->major = 6;
+	    fstat(fd, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(10, 229)) {
+		const char *slow = getenv("BADINIT_SLOW");
+		if (slow && *slow == '1')
+			sleep(2);
+		else
+			in->major = 6;
+	}
 	return n;
 }

@@ -167,6 +167,28 @@ check "[ $rc -eq 1 ] && grep -q 'handshake with the kernel failed' '$WORK/out'" 
 check "! is_mounted" "... and leaves nothing mounted"
 for _ in $(seq 20); do [ -z "$(daemon_pids)" ] && break; sleep 0.1; done
 check "[ -z \"$(daemon_pids)\" ]" "... and no daemon behind"
+# a late handshake (held 2 s): kmemfs returns only once it is answered, and
+# a SIGTERM to kmemfs meanwhile (timeout 1) reaches the daemon, which stops
+t0=$(date +%s%N)
+run_tool "$WORK/out" env LD_PRELOAD="$badinit" BADINIT_SLOW=1 "$K" "$POOL" "$MNT"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "[ $rc -eq 0 ] && [ $ms -ge 1900 ] && is_mounted && ls '$MNT' >/dev/null" \
+	"a late handshake: kmemfs returns 0 once it is answered (after $ms ms, exit $rc)"
+is_mounted && fs_umount
+t0=$(date +%s%N)
+timeout 1 env LD_PRELOAD="$badinit" BADINIT_SLOW=1 "$K" "$POOL" "$MNT" >"$WORK/out" 2>&1
+rc=$?
+for _ in $(seq 30); do [ -z "$(daemon_pids)" ] && ! is_mounted && break; sleep 0.1; done
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "[ $rc -eq 124 ] && [ -z \"$(daemon_pids)\" ] && ! is_mounted" \
+	"a SIGTERM to kmemfs while it waits stops the daemon too: nothing mounted, no daemon (exit $rc, gone after $ms ms)"
+# what a failure above left would hold the pool for the next section
+if is_mounted || [ -n "$(daemon_pids)" ]; then
+	abort_fuse
+	umount -l "$MNT" 2>/dev/null
+	for pid in $(daemon_pids); do kill -9 "$pid"; done
+fi
 
 # -- a pool held by something that is not a mounted kmemfs (a daemon still
 # closing it after umount returned): kmemfs waits for it instead of failing
