@@ -160,7 +160,9 @@ fs_umount
 # libfuse refuse the kernel's INIT): the command waits for it and fails
 badinit=$BIN_DIR/badinit.so
 [ -f "$badinit" ] || abort_test "$badinit is built"
-run_tool "$WORK/out" env LD_PRELOAD="$badinit" "$K" "$POOL" "$MNT"
+# the ASan build's runtime must come first among the preloaded libraries
+asan_ok="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+run_tool "$WORK/out" env LD_PRELOAD="$badinit" ASAN_OPTIONS="$asan_ok" "$K" "$POOL" "$MNT"
 rc=$?
 check "[ $rc -eq 1 ] && grep -q 'handshake with the kernel failed' '$WORK/out'" \
 	"a FUSE handshake refused in the background: kmemfs exits 1 and says why (exit $rc: $(tr '\n' ' ' <"$WORK/out" | head -c 200))"
@@ -170,14 +172,14 @@ check "[ -z \"$(daemon_pids)\" ]" "... and no daemon behind"
 # a late handshake (held 2 s): kmemfs returns only once it is answered, and
 # a SIGTERM to kmemfs meanwhile (timeout 1) reaches the daemon, which stops
 t0=$(date +%s%N)
-run_tool "$WORK/out" env LD_PRELOAD="$badinit" BADINIT_SLOW=1 "$K" "$POOL" "$MNT"
+run_tool "$WORK/out" env LD_PRELOAD="$badinit" ASAN_OPTIONS="$asan_ok" BADINIT_SLOW=1 "$K" "$POOL" "$MNT"
 rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 check "[ $rc -eq 0 ] && [ $ms -ge 1900 ] && is_mounted && ls '$MNT' >/dev/null" \
 	"a late handshake: kmemfs returns 0 once it is answered (after $ms ms, exit $rc)"
 is_mounted && fs_umount
 t0=$(date +%s%N)
-timeout 1 env LD_PRELOAD="$badinit" BADINIT_SLOW=1 "$K" "$POOL" "$MNT" >"$WORK/out" 2>&1
+timeout 1 env LD_PRELOAD="$badinit" ASAN_OPTIONS="$asan_ok" BADINIT_SLOW=1 "$K" "$POOL" "$MNT" >"$WORK/out" 2>&1
 rc=$?
 for _ in $(seq 30); do [ -z "$(daemon_pids)" ] && ! is_mounted && break; sleep 0.1; done
 ms=$((($(date +%s%N) - t0) / 1000000))
