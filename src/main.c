@@ -791,12 +791,13 @@ int main(int argc, char **argv)
 		o.uring = 0;
 	}
 	rc = 1;
-	if (!o.foreground && (rc = go_background()) < 0) {
-		log_err("cannot go to the background: %s", strerror(-rc));
-		rc = 1;
-		goto out_fuse_unmount;
+	if (!o.foreground) {
+		int e = go_background();
+		if (e < 0) {
+			log_err("cannot go to the background: %s", strerror(-e));
+			goto out_fuse_unmount;
+		}
 	}
-	rc = 1;
 	wire_on_init(init_answered, se);
 	session.se = se;
 	session.fs = fs;

@@ -409,12 +409,9 @@ start_watchdog() {
 	disown $WATCHDOG_PID
 }
 
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	# SIGKILL: the watcher has no trap that could run in it
-	[ -n "$WATCHDOG_PID" ] && kill -KILL "$WATCHDOG_PID" 2>/dev/null
-	cd /
+# stop_mount: unmount MNT and see its daemon gone, whatever state a failure
+# left them in (a no-op when neither is there)
+stop_mount() {
 	if is_mounted; then
 		if on_kmemfs; then
 			fusermount3 -u "$MNT" 2>/dev/null || umount "$MNT" 2>/dev/null ||
@@ -430,6 +427,17 @@ cleanup() {
 			kill -TERM $pids 2>/dev/null
 			wait_until 5 "! kill -0 $(echo $pids) 2>/dev/null" || kill -KILL $pids 2>/dev/null
 		fi
+	fi
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	# SIGKILL: the watcher has no trap that could run in it
+	[ -n "$WATCHDOG_PID" ] && kill -KILL "$WATCHDOG_PID" 2>/dev/null
+	cd /
+	stop_mount
+	if on_kmemfs; then
 		[ -n "$POOL" ] && [ "${KMEMFS_TEST_KEEP:-0}" != 1 ] && rm -f "$POOL"
 	elif mountpoint -q "$WORK/backing" 2>/dev/null; then
 		umount "$WORK/backing" 2>/dev/null || umount -l "$WORK/backing"

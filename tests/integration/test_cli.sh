@@ -186,11 +186,7 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 check "[ $rc -eq 124 ] && [ -z \"$(daemon_pids)\" ] && ! is_mounted" \
 	"a SIGTERM to kmemfs while it waits stops the daemon too: nothing mounted, no daemon (exit $rc, gone after $ms ms)"
 # what a failure above left would hold the pool for the next section
-if is_mounted || [ -n "$(daemon_pids)" ]; then
-	abort_fuse
-	umount -l "$MNT" 2>/dev/null
-	for pid in $(daemon_pids); do kill -9 "$pid"; done
-fi
+stop_mount
 
 # -- a pool held by something that is not a mounted kmemfs (a daemon still
 # closing it after umount returned): kmemfs waits for it instead of failing

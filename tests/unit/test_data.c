@@ -192,7 +192,7 @@ static void test_data_enospc_is_all_or_nothing(void **state)
 
 /* A truncate or punch that fails after zeroing part of a page (here: when
  * it snapshots the ctime, its last change) returns the error and leaves
- * the file's bytes, size and pages as they were. */
+ * the file's bytes and size as they were. */
 static void test_data_failed_zeroing_changes_nothing(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
