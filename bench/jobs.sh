@@ -60,75 +60,82 @@ blocks_kb() { stat -c '%b %B' -- "$1" 2>/dev/null | awk '{ printf "%d", $1 * $2 
 
 # ---- sequential 1 MiB ----------------------------------------------------------
 
-# job_seq: write then read SEQ_SIZE with 1 MiB requests, for 1 and 2 jobs (the
-# size is split between them), page cache and O_DIRECT. Every write goes to
-# fresh files and ends with fsync; reads reuse the files just written (fio
-# drops their page cache first, invalidate=1), so FUSE reads reach the daemon.
-job_seq() {
-	local mode nj direct id rw out bw
-	for mode in buf direct; do
-		direct=0
-		[ "$mode" = direct ] && direct=1
-		for nj in 1 2; do
-			rm -f "$MNT"/seq.*
-			for rw in write read; do
-				id=seq-$rw-${nj}j-$mode
-				out=$SYS.$RUN.$id
-				local extra=()
-				[ "$rw" = write ] && extra=(--end_fsync=1)
-				if ! fio_job "$out" --name=seq --filename_format='seq.$jobnum' \
-					--rw="$rw" --bs=1M --ioengine=psync --direct="$direct" \
-					--numjobs="$nj" --size=$((SEQ_SIZE / nj)) "${extra[@]}"; then
-					job_failed "$id" "fio failed"
-					continue
-				fi
-				bw=$(fio_get "$out" ".$rw.bw_bytes")
-				record "$id" "$(awk -v b="$bw" -v g=$GIB 'BEGIN { printf "%.3f", b / g }')"
-				record_cpu "$id" "$out" "$rw"
-			done
-		done
+# seq_pass MODE JOBS: write then read SEQ_SIZE with 1 MiB requests, MODE buf
+# (page cache) or direct (O_DIRECT), JOBS 1 or 2 (the size is split between
+# them). The write goes to fresh files and ends with fsync; the read reuses the
+# files just written (fio drops their page cache first, invalidate=1), so FUSE
+# reads reach the daemon.
+seq_pass() {
+	local mode=$1 nj=$2 direct=0 rw id out bw extra
+	[ "$mode" = direct ] && direct=1
+	rm -f "$MNT"/seq.*
+	for rw in write read; do
+		id=seq-$rw-${nj}j-$mode
+		out=$SYS.$RUN.$id
+		extra=()
+		[ "$rw" = write ] && extra=(--end_fsync=1)
+		if ! fio_job "$out" --name=seq --filename_format='seq.$jobnum' \
+			--rw="$rw" --bs=1M --ioengine=psync --direct="$direct" \
+			--numjobs="$nj" --size=$((SEQ_SIZE / nj)) "${extra[@]}"; then
+			job_failed "$id" "fio failed"
+			continue
+		fi
+		bw=$(fio_get "$out" ".$rw.bw_bytes")
+		record "$id" "$(awk -v b="$bw" -v g=$GIB 'BEGIN { printf "%.3f", b / g }')"
+		record_cpu "$id" "$out" "$rw"
 	done
 	rm -f "$MNT"/seq.*
 }
 
 # ---- 4 KiB random ------------------------------------------------------------------
 
-# job_rand: 4 KiB random read/write on one RAND_SIZE file with O_DIRECT (so
-# every request reaches the filesystem, not the page cache), QD1 with psync and
-# QD16 with $QD_ENGINE, 1 job; then 4 KiB random writes with fsync after each
-job_rand() {
-	local f=rand.dat id out rw eng qd
-	if ! fio_job "$SYS.$RUN.rand-prep" --name=prep --filename=$f --rw=write --bs=1M \
+# 4 KiB random read/write on one RAND_SIZE file with O_DIRECT (so every request
+# reaches the filesystem, not the page cache): rand_prep writes the file,
+# rand_pass ENGINE RW runs QD1 with psync or QD16 with $QD_ENGINE, 1 job, and
+# rand_fsync_pass (the last) 4 KiB random writes with fsync after each, then
+# removes the file. RAND_READY names the systems whose file was written.
+RAND_FILE=rand.dat
+declare -A RAND_READY=()
+
+rand_prep() {
+	RAND_READY[$SYS]=0
+	if fio_job "$SYS.$RUN.rand-prep" --name=prep --filename=$RAND_FILE --rw=write --bs=1M \
 		--size="$RAND_SIZE" --end_fsync=1; then
+		RAND_READY[$SYS]=1
+	else
 		job_failed rand-read-qd1 "could not write the file"
-		return
 	fi
-	for eng in psync "$QD_ENGINE"; do
-		qd=1
-		[ "$eng" = psync ] || qd=16
-		for rw in read write; do
-			id=rand-$rw-qd$qd
-			out=$SYS.$RUN.$id
-			if fio_job "$out" --name=rand --filename=$f --rw=rand$rw --bs=4k \
-				--ioengine="$eng" --iodepth=$qd --direct=1 --size="$RAND_SIZE" \
-				--norandommap --time_based --runtime="$RAND_TIME"; then
-				record "$id" "$(fio_get "$out" ".$rw.iops")"
-				record_cpu "$id" "$out" "$rw"
-			else
-				job_failed "$id" "fio failed"
-			fi
-		done
-	done
-	id=rand-write-fsync
+}
+
+rand_pass() {
+	local eng=$1 rw=$2 qd=1 id out
+	[ "$eng" = psync ] || qd=16
+	id=rand-$rw-qd$qd
+	[ "${RAND_READY[$SYS]:-0}" = 1 ] || { job_failed "$id" "no file (rand-prep failed)"; return; }
 	out=$SYS.$RUN.$id
-	if fio_job "$out" --name=rand --filename=$f --rw=randwrite --bs=4k --ioengine=psync \
+	if fio_job "$out" --name=rand --filename=$RAND_FILE --rw=rand$rw --bs=4k \
+		--ioengine="$eng" --iodepth=$qd --direct=1 --size="$RAND_SIZE" \
+		--norandommap --time_based --runtime="$RAND_TIME"; then
+		record "$id" "$(fio_get "$out" ".$rw.iops")"
+		record_cpu "$id" "$out" "$rw"
+	else
+		job_failed "$id" "fio failed"
+	fi
+}
+
+rand_fsync_pass() {
+	local id=rand-write-fsync out
+	out=$SYS.$RUN.$id
+	if [ "${RAND_READY[$SYS]:-0}" != 1 ]; then
+		job_failed "$id" "no file (rand-prep failed)"
+	elif fio_job "$out" --name=rand --filename=$RAND_FILE --rw=randwrite --bs=4k --ioengine=psync \
 		--fsync=1 --size="$RAND_SIZE" --norandommap --time_based --runtime="$RAND_TIME"; then
 		record "$id" "$(fio_get "$out" ".write.iops")"
 		record_cpu "$id" "$out" write
 	else
 		job_failed "$id" "fio failed"
 	fi
-	rm -f "$MNT/$f"
+	rm -f "$MNT/$RAND_FILE"
 }
 
 # ---- punch hole and memory given back ------------------------------------------------
@@ -225,14 +232,6 @@ job_dbench() {
 
 # ---- metadata -------------------------------------------------------------------------------
 
-# job_fcreate: create, stat and unlink NFILES empty files in one directory, and
-# NFILES_SMALL too when set (a size every system can do)
-job_fcreate() {
-	fcreate_run fcreate "$NFILES"
-	[ "${NFILES_SMALL:-0}" -gt 0 ] && fcreate_run fcreate-small "$NFILES_SMALL"
-	return 0
-}
-
 # fcreate_run ID FILES: one fcreate pass; samples ID-create, ID-stat, ID-unlink
 fcreate_run() {
 	local out=$RAW/$SYS.$RUN.$1.txt ph n sec rate t0
@@ -287,4 +286,42 @@ rss_sample() {
 		RssShmem:) record "rss-shmem-$1" "$(awk -v v="$v" 'BEGIN { printf "%.1f", v / 1024 }')" ;;
 		esac
 	done </proc/"$DAEMON_PID"/status
+}
+
+# ---- the plan -------------------------------------------------------------------------------
+
+# plan_steps: fill STEPS with the selected jobs in running order, each a command
+# line run on every system before the next step starts (run.sh). Splitting the
+# groups into short steps keeps a job's figures for the systems seconds apart,
+# so a host that grows busy for a minute hits all of them rather than one.
+plan_steps() {
+	local mode nj eng rw
+	STEPS=()
+	if want_group seq; then
+		for mode in buf direct; do
+			for nj in 1 2; do
+				STEPS+=("seq_pass $mode $nj")
+			done
+		done
+	fi
+	if want_group rand; then
+		STEPS+=(rand_prep)
+		for eng in psync "$QD_ENGINE"; do
+			for rw in read write; do
+				STEPS+=("rand_pass $eng $rw")
+			done
+		done
+		STEPS+=(rand_fsync_pass)
+	fi
+	want_group punch && STEPS+=(job_punch)
+	# the daemon's memory after the data jobs (its growth is reported)
+	STEPS+=("rss_sample after-data")
+	want_group clone && STEPS+=(job_clone)
+	want_group dbench && STEPS+=(job_dbench)
+	if want_group fcreate; then
+		STEPS+=("fcreate_run fcreate $NFILES")
+		[ "${NFILES_SMALL:-0}" -gt 0 ] && STEPS+=("fcreate_run fcreate-small $NFILES_SMALL")
+	fi
+	want_group mount && STEPS+=(job_mount) # kmemfs only
+	return 0
 }

@@ -81,7 +81,7 @@ def catalogue(meta):
             better="lower", plot=False, abs=("<", 32)),
         job("rss-shmem-after-data", "daemon RssShmem (mapped pool/shm) after the data jobs", "MiB",
             "{:.0f}", better="lower", plot=False),
-        job("load1", "1-min load average before the system's run (noise)", "", "{:.2f}",
+        job("load1", "1-min load average before the system's jobs (noise)", "", "{:.2f}",
             better="lower", plot=False),
     ]
     return jobs

@@ -6,6 +6,9 @@
 #                [--jobs seq,rand,punch,clone,dbench,fcreate,mount] [--out DIR]
 #                [--uring on|off]
 #
+# All systems are mounted at once, and every job runs on each of them in turn
+# before the next job starts, so their figures for a job are seconds apart.
+#
 # --quick    small sizes, 1 run (about 2 minutes): for development
 # --runs N   repeat every job N times (default 3); the report gives the median
 #            and the spread (min-max)
@@ -227,26 +230,6 @@ rm -f "$WORK/probe" "$WORK/probe.out"
 
 want_group() { [[ ",$JOB_GROUPS," == *",$1,"* ]]; }
 
-# run_jobs: every selected job on the mounted system; stops if the mount dies
-run_jobs() {
-	local g
-	rss_sample before
-	for g in seq rand punch; do
-		want_group $g || continue
-		log "$SYS run $RUN: $g"
-		job_$g
-		is_mounted "$MNT" || { job_failed "$g" "mount lost"; return 1; }
-	done
-	rss_sample after-data
-	for g in clone dbench fcreate mount; do
-		want_group $g || continue
-		[ $g = mount ] && [ "$SYS" != kmemfs ] && continue
-		log "$SYS run $RUN: $g"
-		job_$g
-		is_mounted "$MNT" || { job_failed "$g" "mount lost"; return 1; }
-	done
-}
-
 # load: the 1-minute load average and the busiest other processes, so noisy
 # figures can be told from real ones
 note_load() {
@@ -260,11 +243,12 @@ note_load() {
 }
 
 # warm_memory: write and free a tmpfs file as large as the jobs' working set,
-# right before each system's run. This machine is a VM with free page reporting
+# at the start of each run. This machine is a VM with free page reporting
 # (dmesg: "Free page reporting enabled"): memory the guest frees goes back to
 # the host within seconds, and touching it again costs a hypervisor fault
 # (0.5 GiB/s for such pages against 1.5-1.9 GiB/s for pages used a moment ago).
-# Without this, whichever system happens to allocate after a pause pays for it.
+# Without this, whichever system happens to allocate first after a pause pays
+# for it (within the run the systems take turns, so each pays alike).
 warm_memory() {
 	local mib avail
 	avail=$(awk '/^MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
@@ -281,29 +265,79 @@ START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "work directory $WORK; systems $SYSTEMS; runs $RUNS; quick $QUICK; QD16 engine $QD_ENGINE"
 
-read -ra ORDER <<<"${SYSTEMS//,/ }"
-for ((RUN = 1; RUN <= RUNS; RUN++)); do
-	# systems interleave within a run, so drifting load hits all of them
-	# alike, and each run starts with the next one: the system that goes
-	# first follows the last one's load (the same one was first every run)
-	for ((K = 0; K < ${#ORDER[@]}; K++)); do
-		SYS=${ORDER[(K + RUN - 1) % ${#ORDER[@]}]}
-		if ! "sys_${SYS}_available"; then
-			[ "$SYS" = kmemfs ] && sys_status "$SYS" "not built" || sys_status "$SYS" "not available"
+# Every system stays mounted for the whole run, and each step of the plan
+# (jobs.sh, plan_steps) runs on all of them in turn before the next step.
+# S_* keep each system's mount point, daemon and source directory.
+declare -A S_MNT=() S_PID=() S_SRC=() S_UP=()
+select_system() {
+	SYS=$1 MNT=${S_MNT[$1]} DAEMON_PID=${S_PID[$1]} PLL_SRC=${S_SRC[$1]}
+}
+keep_system() {
+	S_MNT[$SYS]=$MNT S_PID[$SYS]=$DAEMON_PID S_SRC[$SYS]=${PLL_SRC:-}
+}
+
+# mount_systems: mount every available system for run $RUN; S_UP says which are
+mount_systems() {
+	local s
+	for s in "${ORDER[@]}"; do
+		SYS=$s S_UP[$s]=0
+		if ! "sys_${s}_available"; then
+			[ "$s" = kmemfs ] && sys_status "$s" "not built" || sys_status "$s" "not available"
 			continue
 		fi
-		warm_memory
-		note_load
-		if ! "sys_${SYS}_mount"; then
-			sys_status "$SYS" "mount failed"
-			cleanup_systems
+		MNT="" DAEMON_PID="" PLL_SRC=""
+		if ! "sys_${s}_mount"; then
+			sys_status "$s" "mount failed"
 			continue
 		fi
-		log "$SYS run $RUN: mounted on $MNT (daemon ${DAEMON_PID:-none})"
-		run_jobs
-		"sys_${SYS}_umount" || log "$SYS: unmount failed"
-		cleanup_systems
+		keep_system
+		S_UP[$s]=1
+		log "$s run $RUN: mounted on $MNT (daemon ${DAEMON_PID:-none})"
+		rss_sample before
 	done
+}
+
+umount_systems() {
+	local s
+	for s in "${ORDER[@]}"; do
+		[ "${S_UP[$s]:-0}" = 1 ] || continue
+		select_system "$s"
+		"sys_${s}_umount" || log "$s: unmount failed"
+		S_UP[$s]=0
+	done
+	cleanup_systems
+}
+
+# run_step K: step K of the plan on every mounted system. The order rotates
+# with the step and the run, so no system is always the one that goes first
+# after another's clean-up. A system whose mount dies sits out the rest of the run.
+run_step() {
+	local k=$1 step=${STEPS[$1]} i n=${#ORDER[@]} s
+	for ((i = 0; i < n; i++)); do
+		s=${ORDER[(i + k + RUN - 1) % n]}
+		[ "${S_UP[$s]:-0}" = 1 ] || continue
+		[ "$step" = job_mount ] && [ "$s" != kmemfs ] && continue
+		select_system "$s"
+		note_load
+		log "$SYS run $RUN: $step"
+		$step
+		keep_system
+		if ! is_mounted "$MNT"; then
+			job_failed "${step%% *}" "mount lost"
+			S_UP[$s]=0
+		fi
+	done
+}
+
+read -ra ORDER <<<"${SYSTEMS//,/ }"
+plan_steps
+for ((RUN = 1; RUN <= RUNS; RUN++)); do
+	warm_memory
+	mount_systems
+	for ((K = 0; K < ${#STEPS[@]}; K++)); do
+		run_step "$K"
+	done
+	umount_systems
 done
 SYS="" RUN=0
 
