@@ -41,8 +41,9 @@ static void vlog(int prio, const char *fmt, va_list ap)
 		int n = snprintf(line, sizeof(line), "<%d>%s[%d]: ", prio, prog,
 				 (int)getpid());
 		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-		if (write(kmsg, line, strlen(line)) < 0)
-			return;
+		/* a lost log line has nowhere better to go */
+		ssize_t written = write(kmsg, line, strlen(line));
+		(void)written;
 		return;
 	}
 	if (to_syslog) {

@@ -10,17 +10,10 @@
 #include <time.h>
 #include <libpmemobj.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pages.h"
 #include "pool.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* unit_set_state -- the one place a unit changes state; keeps counts */
 static void unit_set_state(struct pages *pg, uint64_t u, enum unit_state s)
@@ -72,7 +65,7 @@ static int unit_lend(struct pages *pg, uint64_t u)
 	uint8_t *st = &p->units[u];
 	int rc;
 
-	uint64_t t0 = now_ns();
+	uint64_t t0 = mono_ns();
 
 	*st = KMFS_UNIT_LENT;
 	pool_persist(p, st, 1);
@@ -85,7 +78,7 @@ static int unit_lend(struct pages *pg, uint64_t u)
 	}
 	unit_set_state(pg, u, UNIT_LENT);
 	pg->st.units_lent_total++;
-	pg->st.lend_ns += now_ns() - t0;
+	pg->st.lend_ns += mono_ns() - t0;
 	return 0;
 }
 
@@ -105,7 +98,7 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 	uint8_t *st = &p->units[u];
 	int rc;
 
-	uint64_t t0 = now_ns();
+	uint64_t t0 = mono_ns();
 
 	unit_set_state(pg, u, UNIT_RECLAIMING);
 	pthread_mutex_unlock(&pg->lock);
@@ -114,7 +107,7 @@ static int unit_reclaim(struct pages *pg, uint64_t u)
 	if (pg->reclaim_hook && rc == 0)
 		rc = pg->reclaim_hook(u);
 	pthread_mutex_lock(&pg->lock);
-	pg->st.reclaim_ns += now_ns() - t0;
+	pg->st.reclaim_ns += mono_ns() - t0;
 	pthread_cond_broadcast(&pg->reclaimed);
 	if (rc < 0) {
 		unit_set_state(pg, u, UNIT_LENT);

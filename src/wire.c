@@ -40,6 +40,8 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include "clock.h"
+
 static _Atomic uint64_t init_unique;   /* the INIT request, until answered */
 static atomic_bool kernel_offers_v2;
 static atomic_bool killpriv_v2;
@@ -140,14 +142,6 @@ void wire_inspect(void *buf, size_t n, bool ring)
 /* with the rings serving, how long a /dev/fuse reader that just took a
  * FORGET waits before it reads again */
 #define FORGET_GATHER_NS (2 * 1000 * 1000)
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * With one request in flight (a program that waits for each answer), most
