@@ -16,6 +16,7 @@
  * full for the snapshot: see data_truncate).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,11 +24,14 @@
 #include "data.h"
 #include "emap.h"
 #include "fs.h"
+#include "log.h"
 #include "txn.h"
 
 #define PG ((uint64_t)KMFS_PAGE_SIZE)
 /* 2^63 bytes: every offset Linux allows a file (MAX_LFS_FILESIZE = 2^63 - 1) */
 #define MAX_FPAGE (1ull << 51)
+/* the largest size stat can report (off_t), as the kernel's s_maxbytes */
+#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
 
 /* zeroes for the holes of a read: never written */
 static char zero_buf[1u << 20];
@@ -459,12 +463,105 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	return (ssize_t)size;
 }
 
+/*
+ * What a write stores in pages the file owns before its transaction, so that
+ * a write that fails after that puts those bytes back (all or nothing): the
+ * bytes below the size are copied aside; those past it are zero (a file's
+ * pages hold zeroes past its size) and become zero again.
+ */
+struct in_place_undo {
+	uint64_t poff, len; /* pool offset and length of the range stored */
+	uint64_t kept;      /* its first KEPT bytes are in OLD; the rest were zero */
+	char *old;
+};
+
+static void undo_free(struct in_place_undo *u, size_t n)
+{
+	for (size_t i = 0; i < n && u; i++)
+		free(u[i].old);
+	free(u);
+}
+
+/* Copy aside what the in-place segments of PL will overwrite; *OUT has one
+ * entry per segment (len 0 for new pages), or is NULL when none is in place. */
+static int undo_save(struct kmfs_fs *fs, const struct kmfs_inode *ino,
+		     const struct plan *pl, uint64_t off, uint64_t end,
+		     struct in_place_undo **out)
+{
+	struct in_place_undo *u = NULL;
+
+	*out = NULL;
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct seg *s = &pl->v[i];
+		uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
+
+		if (s->fresh)
+			continue;
+		if (!u && !(u = calloc(pl->n, sizeof(*u))))
+			return -ENOMEM;
+		if (a < off)
+			a = off;
+		if (b > end)
+			b = end;
+		u[i].poff = pool_page_off(&fs->pool, s->dpage) + (a - s->fpage * PG);
+		u[i].len = b - a;
+		u[i].kept = a >= ino->size ? 0 : (b < ino->size ? b : ino->size) - a;
+		if (u[i].kept) {
+			u[i].old = malloc(u[i].kept);
+			if (!u[i].old) {
+				undo_free(u, pl->n);
+				return -ENOMEM;
+			}
+			memcpy(u[i].old, pool_ptr(&fs->pool, u[i].poff), u[i].kept);
+		}
+	}
+	*out = u;
+	return 0;
+}
+
+/* Put back the first N ranges of U (those already stored). */
+static void undo_restore(struct kmfs_fs *fs, const struct in_place_undo *u, size_t n)
+{
+	static const char zeroes[KMFS_PAGE_SIZE];
+	bool by_fd = media_writes_by_fd(&fs->pool.media);
+	int rc = 0;
+
+	for (size_t i = 0; i < n && u; i++) {
+		uint64_t at = u[i].poff, left = u[i].len;
+		const char *from = u[i].old;
+		uint64_t from_left = u[i].kept;
+
+		while (left && rc == 0) {
+			uint64_t chunk = from_left ? from_left : (left < PG ? left : PG);
+			const char *buf = from_left ? from : zeroes;
+
+			if (by_fd) {
+				rc = media_pwrite(&fs->pool.media, at, buf, chunk);
+			} else {
+				memcpy(pool_ptr(&fs->pool, at), buf, chunk);
+				pool_persist(&fs->pool, pool_ptr(&fs->pool, at), chunk);
+			}
+			at += chunk;
+			left -= chunk;
+			from_left = 0;
+		}
+		if (by_fd && u[i].len)
+			pool_persist_written(&fs->pool, pool_ptr(&fs->pool, u[i].poff),
+					     u[i].len);
+	}
+	if (rc < 0)
+		log_err("a failed write could not put back the bytes it had stored"
+			" in place: %s", strerror(-rc));
+}
+
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src)
 {
 	uint64_t end = off + size, first = off / PG, last = (end + PG - 1) / PG;
 	ssize_t done = data_overwrite(fs, ino, off, size, src);
+	struct in_place_undo *undo = NULL;
 	struct plan pl = {0};
+	size_t stored = 0;
 	struct txn t;
 	int rc;
 
@@ -478,22 +575,27 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	rc = plan_range(fs, &t, ino, first, last, true, true, &pl);
 	if (rc < 0)
 		goto out_release;
+	rc = undo_save(fs, ino, &pl, off, end, &undo);
+	if (rc < 0)
+		goto out_release;
 	/* 2. copy, segment by segment in file order (the source is a stream) */
-	for (size_t i = 0; i < pl.n; i++) {
-		struct seg *s = &pl.v[i];
+	for (; stored < pl.n; stored++) {
+		struct seg *s = &pl.v[stored];
 
 		if (s->fresh && media_writes_by_fd(&fs->pool.media))
 			rc = store_fresh(fs, s, off, end, src);
 		else
 			rc = store_in_place(fs, s, off, end, src);
-		if (rc < 0)
-			goto out_release;
+		if (rc < 0) {
+			stored++; /* may have stored part of it */
+			goto out_undo;
+		}
 	}
 	/* 3. commit (a plan with no new pages inside the size was an
 	 * overwrite in place: data_overwrite took it above) */
 	rc = txn_begin(&t);
 	if (rc < 0)
-		goto out_release;
+		goto out_undo;
 	rc = plan_commit(&t, ino, &pl);
 	if (rc == 0 && end > ino->size) {
 		rc = TXADD(ino, size);
@@ -503,8 +605,19 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc == 0)
 		rc = touch(fs, ino, true);
 	rc = txn_end(&t, rc);
+	if (rc < 0) {
+		/* txn_end has released the plan's new pages */
+		undo_restore(fs, undo, pl.n);
+		undo_free(undo, pl.n);
+		free(pl.v);
+		return rc;
+	}
+	undo_free(undo, pl.n);
 	free(pl.v);
-	return rc < 0 ? rc : (ssize_t)size;
+	return (ssize_t)size;
+out_undo:
+	undo_restore(fs, undo, stored);
+	undo_free(undo, pl.n);
 out_release:
 	return plan_abandon(&t, &pl, rc);
 }
@@ -878,8 +991,12 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 		return 0;
 	if (len > src->size - soff)
 		len = src->size - soff;
-	if (doff + len < doff || (doff + len) / PG > MAX_FPAGE)
+	/* the kernel checks no size for the ioctl: stat's off_t bounds it */
+	if (doff > MAX_FILE_SIZE || len > MAX_FILE_SIZE - doff)
 		return -EFBIG;
+	/* overlapping ranges of one file, as they are once cut to its size */
+	if (src == dst && soff < doff + len && doff < soff + len)
+		return -EINVAL;
 	if (soff % PG != doff % PG) {
 		if (must_share)
 			return -EINVAL; /* pages cannot line up */

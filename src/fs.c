@@ -1029,6 +1029,17 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		rc = -EINVAL;
 		goto out;
 	}
+	/* a directory that changes parent adds a link to its new one, as a
+	 * mkdir there would, unless it replaces or is swapped for a directory */
+	if (dir != ndir) {
+		bool src_dir = S_ISDIR(src->mode), dst_dir = dst && S_ISDIR(dst->mode);
+		if ((src_dir && !dst_dir && ndir->nlink >= LINK_MAX_COUNT) ||
+		    ((flags & FS_RENAME_EXCHANGE) && dst_dir && !src_dir &&
+		     dir->nlink >= LINK_MAX_COUNT)) {
+			rc = -EMLINK;
+			goto out;
+		}
+	}
 	if (dst && !(flags & FS_RENAME_EXCHANGE)) {
 		pin = vget(fs, de.ino_off); /* the replaced inode: see remove_entry */
 		if (!pin) {
@@ -1442,8 +1453,6 @@ static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 
 	if (fs->readonly)
 		return -EROFS;
-	if (so == dof && soff < doff + len && doff < soff + len)
-		return -EINVAL; /* overlapping ranges of one file */
 	vs = vget(fs, so);
 	vd = vget(fs, dof);
 	if (!vs || !vd) {

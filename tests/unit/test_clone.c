@@ -163,6 +163,51 @@ static void test_clone_must_share_refuses_unaligned(void **state)
 	assert_int_equal(fs_clone(fs, ino[0], 0, ino[0], 4096, 8192, false), -EINVAL);
 }
 
+/* ranges of one file are checked for overlap once cut to its size, and a
+ * clone may not take a file past the largest size stat can report */
+static void test_clone_checks_ranges_as_cut_to_the_size(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[4 * 4096], out[8 * 4096];
+	struct membuf m = { buf };
+	struct data_src src = { src_copy, &m, NULL };
+	struct readbuf r = { out, 0 };
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i / 4096 + 1);
+	create(fs, 0);
+	create(fs, 1);
+	assert_int_equal(fs_write(fs, ino[0], 0, sizeof(buf), &src, false), sizeof(buf));
+	/* [8192, 16384) onto [4096, 12288): they overlap, although the
+	 * length asked for makes doff + len wrap */
+	assert_int_equal(fs_clone(fs, ino[0], 8192, ino[0], 4096, UINT64_MAX, false), -EINVAL);
+	assert_int_equal(fs_read(fs, ino[0], 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, sizeof(buf));
+	assert_memory_equal(out, buf, sizeof(buf));
+	/* "to the end" from 0 onto the end of the same file does not overlap */
+	assert_int_equal(fs_clone(fs, ino[0], 0, ino[0], sizeof(buf), UINT64_MAX / 4, false),
+			 sizeof(buf));
+	r.n = 0;
+	assert_int_equal(fs_read(fs, ino[0], 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, 2 * sizeof(buf));
+	assert_memory_equal(out, buf, sizeof(buf));
+	assert_memory_equal(out + sizeof(buf), buf, sizeof(buf));
+	/* past 2^63 - 1: refused, and the file is unchanged */
+	assert_int_equal(fs_clone(fs, ino[0], 0, ino[1], (1ull << 63) - 4096, 4096, false),
+			 -EFBIG);
+	assert_int_equal(fs_clone(fs, ino[0], 0, ino[1], (1ull << 63) - 8192, 8192, true),
+			 -EFBIG);
+	assert_int_equal(fs_getattr(fs, ino[1], &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* up to it: fine */
+	assert_int_equal(fs_clone(fs, ino[0], 0, ino[1], (1ull << 63) - 8192, 4095, false),
+			 4095);
+	assert_int_equal(fs_getattr(fs, ino[1], &st), 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal((uint64_t)st.st_size, (1ull << 63) - 8192 + 4095);
+}
+
 /* an unaligned copy (done in 1 MiB transactions) that runs out of space
  * part way reports the bytes it copied, like a short write, and those are
  * in the file; a copy that can do nothing fails with ENOSPC */
@@ -214,6 +259,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_clone_random_ops_match_shadow,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_clone_must_share_refuses_unaligned,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_clone_checks_ranges_as_cut_to_the_size,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_clone_out_of_space_reports_what_was_copied,
 			tpool_setup_default, tpool_teardown),

@@ -193,6 +193,35 @@ static void test_data_enospc_is_all_or_nothing(void **state)
 /* A truncate or punch that fails after zeroing part of a page (here: when
  * it snapshots the ctime, its last change) returns the error and leaves
  * the file's bytes and size as they were. */
+/* a write that stores into pages the file owns and then fails (here, its
+ * transaction) puts those bytes back: the size and every byte are as before,
+ * and the bytes past the size still read as zeroes once the file grows */
+static void test_data_failed_write_changes_nothing(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[4096 + 100], next[3 * 4096];
+	uint64_t ino = new_file(fs, "kept");
+	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
+	struct membuf m = { next };
+	struct data_src src = { src_copy, &m, NULL };
+	struct stat at = { .st_size = 3 * 4096 }, o;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 7 + 1);
+	memset(next, 0xee, sizeof(next));
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	/* page 0 and the size's page in place, page 2 new: the commit fails */
+	fail_add_at = &ip->ctime;
+	assert_int_equal(fs_write(fs, ino, 0, sizeof(next), &src, false), -ENOMEM);
+	m.p = next + 4096; /* the same from inside page 1 */
+	assert_int_equal(fs_write(fs, ino, 4096 + 50, 2 * 4096, &src, false), -ENOMEM);
+	fail_add_at = NULL;
+	verify(fs, ino);
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	msize = (uint64_t)at.st_size;
+	verify(fs, ino);
+}
+
 static void test_data_failed_zeroing_changes_nothing(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
@@ -275,6 +304,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_enospc_is_all_or_nothing,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_failed_write_changes_nothing,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_failed_zeroing_changes_nothing,
 			tpool_setup_default, tpool_teardown),

@@ -134,6 +134,42 @@ static void test_dir_names_and_errors(void **state)
 	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "d", &off), -ENOENT);
 }
 
+/* a directory full of subdirectories takes no more, by mkdir or by rename */
+static void test_dir_rename_respects_the_link_limit(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t p, q, x, y, off;
+	struct kmfs_inode *pi;
+	uint32_t real;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "p", 0755, &root, &p), 0);
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "q", 0755, &root, &q), 0);
+	assert_int_equal(fs_mkdir(fs, q, "x", 0755, &root, &x), 0);
+	assert_int_equal(fs_mkdir(fs, p, "y", 0755, &root, &y), 0);
+	mk(fs, p, "f");
+	mk(fs, q, "g");
+	/* as if p held 64998 subdirectories (set outside a transaction: a test) */
+	pi = fs_inode(fs, fs_ino_off(fs, p));
+	real = pi->nlink;
+	pi->nlink = 65000;
+	assert_int_equal(fs_mkdir(fs, p, "z", 0755, &root, &off), -EMLINK);
+	assert_int_equal(fs_rename(fs, q, "x", p, "x", 0, &root), -EMLINK);
+	assert_int_equal(fs_rename(fs, q, "x", p, "f", FS_RENAME_EXCHANGE, &root), -EMLINK);
+	assert_int_equal(fs_rename(fs, p, "f", q, "x", FS_RENAME_EXCHANGE, &root), -EMLINK);
+	assert_int_equal(fs_lookup(fs, q, "x", &off), 0);
+	assert_int_equal(fs_lookup(fs, p, "x", &off), -ENOENT);
+	/* what adds no link to p still works */
+	assert_int_equal(fs_rename(fs, p, "y", p, "y2", 0, &root), 0);
+	assert_int_equal(fs_rename(fs, q, "x", p, "y2", FS_RENAME_EXCHANGE, &root), 0);
+	assert_int_equal(fs_rename(fs, p, "y2", q, "x", FS_RENAME_EXCHANGE, &root), 0);
+	assert_int_equal(fs_rename(fs, q, "g", p, "g", 0, &root), 0);
+	assert_int_equal(fs_rename(fs, p, "y2", q, "y", 0, &root), 0); /* p gives one */
+	assert_int_equal(pi->nlink, 64999);
+	assert_int_equal(fs_rename(fs, q, "x", p, "x", 0, &root), 0);
+	assert_int_equal(pi->nlink, 65000);
+	pi->nlink = real;
+}
+
 static void test_dir_rename_flags(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
@@ -252,6 +288,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_readdir_stable_under_churn,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_names_and_errors,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_rename_respects_the_link_limit,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_rename_flags,
 			tpool_setup_default, tpool_teardown),
