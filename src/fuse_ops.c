@@ -430,19 +430,29 @@ static int copy_from_bufvec(void *arg, void *dst, size_t len)
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+/* A short write (the pool file's filesystem filled up part way) is
+ * written on from where it stopped, so that the caller gets its errno
+ * (ENOSPC) rather than EIO; fuse_buf_copy has advanced IN past what it took. */
 static int copy_bufvec_to_fd(void *arg, int fd, uint64_t off, size_t len)
 {
 	struct fuse_bufvec *in = arg;
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(len);
-	ssize_t n;
+	size_t done = 0;
 
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = fd;
-	out.buf[0].pos = (off_t)off;
-	n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
-	if (n < 0)
-		return (int)n;
-	return (size_t)n == len ? 0 : -EIO;
+	while (done < len) {
+		struct fuse_bufvec out = FUSE_BUFVEC_INIT(len - done);
+		ssize_t n;
+
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = fd;
+		out.buf[0].pos = (off_t)(off + done);
+		n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO; /* the request holds less than it said */
+		done += (size_t)n;
+	}
+	return 0;
 }
 
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino,

@@ -48,4 +48,25 @@ check_eq "$err" ENOSPC "4 KiB files until full end in ENOSPC (after $n files)"
 check_cmd "rm -rf of the small files" rm -rf "$MNT/small"
 check_cmd "create after the cleanup" probe pwrite "$MNT/final" 0 final sync
 check "is_mounted" "still mounted at the end"
+
+# The pool file's own filesystem fills up part way through a write (another
+# file took its space): the write fails with ENOSPC, as on a full disk, not EIO.
+if on_kmemfs; then
+	fs_umount && rm -f "$POOL"
+	mkdir -p "$WORK/small"
+	mount -t tmpfs -o size=80m kmemfs-it-small "$WORK/small" || abort_test "mount a small tmpfs"
+	fs_setup 64M "" "$WORK/small"
+	# leave 512 KiB of the tmpfs free: a 1 MiB write gets half of it
+	free_kb=$(df -k --output=avail "$WORK/small" | tail -n 1 | tr -d ' ')
+	dd if=/dev/zero of="$WORK/small/hog" bs=1K count=$((free_kb - 512)) status=none 2>/dev/null
+	for flag in direct ""; do
+		out=$(dd if=/dev/urandom of="$MNT/half$flag" bs=1M count=4 ${flag:+oflag=$flag} 2>&1)
+		got=$(grep -q 'No space left on device' <<<"$out" && echo ENOSPC || head -n 1 <<<"$out")
+		check_eq "$got" ENOSPC \
+			"a ${flag:-page-cache} write the pool file's tmpfs can take only half of fails with ENOSPC"
+	done
+	rm -f "$WORK/small/hog" "$MNT"/half*
+	check_cmd "a write after the tmpfs has room again" dd if=/dev/urandom of="$MNT/again" bs=1M count=4 oflag=direct status=none
+	check "is_mounted" "still mounted after the pool file's tmpfs was full"
+fi
 finish
