@@ -558,7 +558,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 {
 	const struct kmfs_pool *p = c->p;
 	struct kmfs_dirtable *tab;
-	uint64_t count = 0, prev = 0, nb;
+	uint64_t count = 0, prev = 0, run_start = 0, nb;
 	struct kept *keep = NULL;
 	size_t nkeep = 0, capkeep = 0;
 	bool damaged = true, retyped = false;
@@ -597,6 +597,13 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			       (unsigned long long)doff, e->namelen, e->name);
 			goto out;
 		}
+		/* lookup walks from the hash through consecutive cookies */
+		if (e->cookie != prev + 1)
+			run_start = e->cookie;
+		if (e->hash < run_start)
+			report(c, "directory %#llx: entry '%.*s' cannot be found by name"
+			       " (a gap in the cookies after its hash)",
+			       (unsigned long long)doff, e->namelen, e->name);
 		b = e->cookie >> (KMFS_COOKIE_BITS - tab->bits);
 		if ((prev == 0 || (prev >> (KMFS_COOKIE_BITS - tab->bits)) != b) &&
 		    tab->buckets[b] != off) {

@@ -19,7 +19,7 @@
 #define DIR_MIN_BITS 3
 #define DIR_MAX_BITS 28
 
-uint64_t dir_hash(uint64_t seed, const char *name, size_t len)
+static uint64_t seeded_hash(uint64_t seed, const char *name, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull ^ seed;
 
@@ -36,6 +36,8 @@ uint64_t dir_hash(uint64_t seed, const char *name, size_t len)
 	h >>= 64 - KMFS_COOKIE_BITS;
 	return h < KMFS_COOKIE_MIN ? h + KMFS_COOKIE_MIN : h;
 }
+
+uint64_t (*dir_hash)(uint64_t seed, const char *name, size_t len) = seeded_hash;
 
 static inline uint64_t bucket_of(const struct kmfs_dirtable *tab, uint64_t c)
 {
@@ -197,12 +199,114 @@ static int resize(struct txn *t, struct kmfs_inode *dir, uint32_t bits)
 	return rc;
 }
 
+/* Put entry OFF (its cookie set, not in the list) in its place in the list
+ * and the bucket table; caller in txn. FRESH: allocated in this transaction
+ * (nothing of it to snapshot). */
+static int link_entry(struct kmfs_pool *p, struct kmfs_dirtable *tab, uint64_t off,
+		      bool fresh)
+{
+	struct kmfs_dirent *e = ent(p, off);
+	uint64_t pred = find_pred(p, tab, e->cookie), b;
+	int rc = fresh ? 0 : TXADD(e, next_off);
+
+	if (rc < 0)
+		return rc;
+	if (pred) {
+		struct kmfs_dirent *pe = ent(p, pred);
+		rc = TXADD(pe, next_off);
+		if (rc < 0)
+			return rc;
+		e->next_off = pe->next_off;
+		pe->next_off = off;
+	} else {
+		rc = TXADD(tab, head_off);
+		if (rc < 0)
+			return rc;
+		e->next_off = tab->head_off;
+		tab->head_off = off;
+	}
+	b = bucket_of(tab, e->cookie);
+	if (!tab->buckets[b] || ent(p, tab->buckets[b])->cookie > e->cookie) {
+		rc = tx_add(&tab->buckets[b], sizeof(uint64_t));
+		if (rc < 0)
+			return rc;
+		tab->buckets[b] = off;
+	}
+	return 0;
+}
+
+/* Take entry OFF out of the list and the bucket table; caller in txn. */
+static int unlink_entry(struct kmfs_pool *p, struct kmfs_dirtable *tab, uint64_t off)
+{
+	struct kmfs_dirent *e = ent(p, off);
+	uint64_t next = e->next_off, pred = find_pred(p, tab, e->cookie), b;
+	int rc;
+
+	if (pred) {
+		rc = TXADD(ent(p, pred), next_off);
+		if (rc < 0)
+			return rc;
+		ent(p, pred)->next_off = next;
+	} else {
+		rc = TXADD(tab, head_off);
+		if (rc < 0)
+			return rc;
+		tab->head_off = next;
+	}
+	b = bucket_of(tab, e->cookie);
+	if (tab->buckets[b] == off) {
+		rc = tx_add(&tab->buckets[b], sizeof(uint64_t));
+		if (rc < 0)
+			return rc;
+		tab->buckets[b] = next && bucket_of(tab, ent(p, next)->cookie) == b
+					  ? next : 0;
+	}
+	return 0;
+}
+
+/*
+ * The entry at cookie HOLE is gone. A name lives at the first free cookie
+ * at or after its hash, and find_name stops at the first free one, so the
+ * entries of the run after HOLE whose hash is at or before it move back
+ * into it, one by one, as in linear probing: otherwise a name whose run
+ * passed through HOLE could no longer be found (and a second entry of that
+ * name could be made). Runs need equal or adjacent 63-bit hashes, so this
+ * almost never moves anything; a moved entry's readdir offset changes.
+ */
+static int close_gap(struct kmfs_pool *p, struct kmfs_dirtable *tab, uint64_t hole,
+		     uint64_t next)
+{
+	uint64_t want = hole + 1;
+	int rc;
+
+	while (next && ent(p, next)->cookie == want) {
+		uint64_t off = next;
+		struct kmfs_dirent *e = ent(p, off);
+
+		next = e->next_off;
+		want++;
+		if (e->hash > hole)
+			continue;
+		rc = unlink_entry(p, tab, off);
+		if (rc == 0)
+			rc = TXADD(e, cookie);
+		if (rc < 0)
+			return rc;
+		e->cookie = hole;
+		rc = link_entry(p, tab, off, false);
+		if (rc < 0)
+			return rc;
+		hole = want - 1;
+	}
+	return 0;
+}
+
 int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	    size_t len, uint64_t ino_off, uint8_t type)
 {
 	struct kmfs_pool *p = t->pages->pool;
 	struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
-	uint64_t cookie, pred, off, b;
+	uint64_t cookie, off;
 	struct kmfs_dirent *e;
 	int rc;
 
@@ -223,29 +327,11 @@ int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	e->type = type;
 	memset(e->pad, 0, sizeof(e->pad));
 	memcpy(e->name, name, len);
+	e->next_off = 0;
 
-	pred = find_pred(p, tab, cookie);
-	if (pred) {
-		struct kmfs_dirent *pe = ent(p, pred);
-		e->next_off = pe->next_off;
-		rc = TXADD(pe, next_off);
-		if (rc < 0)
-			return rc;
-		pe->next_off = off;
-	} else {
-		e->next_off = tab->head_off;
-		rc = TXADD(tab, head_off);
-		if (rc < 0)
-			return rc;
-		tab->head_off = off;
-	}
-	b = bucket_of(tab, cookie);
-	if (!tab->buckets[b] || ent(p, tab->buckets[b])->cookie > cookie) {
-		rc = tx_add(&tab->buckets[b], sizeof(uint64_t));
-		if (rc < 0)
-			return rc;
-		tab->buckets[b] = off;
-	}
+	rc = link_entry(p, tab, off, true);
+	if (rc < 0)
+		return rc;
 	rc = TXADD(tab, count);
 	if (rc < 0)
 		return rc;
@@ -260,34 +346,16 @@ int dir_remove(struct txn *t, struct kmfs_inode *dir, const char *name,
 {
 	struct kmfs_pool *p = t->pages->pool;
 	struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
-	uint64_t off = find_name(p, tab, name, len, NULL), pred, b, next;
-	struct kmfs_dirent *e;
+	uint64_t off = find_name(p, tab, name, len, NULL);
 	int rc;
 
 	if (!off)
 		return -ENOENT;
-	e = ent(p, off);
-	next = e->next_off;
-	pred = find_pred(p, tab, e->cookie);
-	if (pred) {
-		rc = TXADD(ent(p, pred), next_off);
-		if (rc < 0)
-			return rc;
-		ent(p, pred)->next_off = next;
-	} else {
-		rc = TXADD(tab, head_off);
-		if (rc < 0)
-			return rc;
-		tab->head_off = next;
-	}
-	b = bucket_of(tab, e->cookie);
-	if (tab->buckets[b] == off) {
-		rc = tx_add(&tab->buckets[b], sizeof(uint64_t));
-		if (rc < 0)
-			return rc;
-		tab->buckets[b] = next && bucket_of(tab, ent(p, next)->cookie) == b
-					  ? next : 0;
-	}
+	rc = unlink_entry(p, tab, off);
+	if (rc == 0)
+		rc = close_gap(p, tab, ent(p, off)->cookie, ent(p, off)->next_off);
+	if (rc < 0)
+		return rc;
 	rc = TXADD(tab, count);
 	if (rc < 0)
 		return rc;

@@ -4,7 +4,8 @@
  *
  * Entries form one list sorted by a 63-bit seeded hash of their name (the
  * "cookie", which is also the readdir offset, stable across inserts,
- * removes and table growth); a bucket table indexes the list by the
+ * removes and table growth, except for the entries a remove moves back
+ * into a run of colliding hashes); a bucket table indexes the list by the
  * cookie's top bits.
  */
 #ifndef KMEMFS_DIR_H
@@ -51,7 +52,8 @@ int dir_iter(const struct kmfs_pool *p, const struct kmfs_inode *dir,
 	     uint64_t after, dir_iter_fn fn, void *arg);
 uint64_t dir_count(const struct kmfs_pool *p, const struct kmfs_inode *dir);
 
-/* dir_hash -- exposed for fsck and tests */
-uint64_t dir_hash(uint64_t seed, const char *name, size_t len);
+/* dir_hash -- the seeded hash of a name; exposed for fsck, and a pointer so
+ * that tests can make names collide */
+extern uint64_t (*dir_hash)(uint64_t seed, const char *name, size_t len);
 
 #endif

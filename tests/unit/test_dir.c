@@ -225,6 +225,68 @@ static void test_dir_rename_flags(void **state)
 	assert_int_equal(cr.errors, 0);
 }
 
+static uint64_t (*real_hash)(uint64_t, const char *, size_t);
+
+/* names starting with 'c' all hash to one cookie, 'd' to the next one */
+static uint64_t colliding_hash(uint64_t seed, const char *name, size_t len)
+{
+	if (len && name[0] == 'c')
+		return 1000;
+	if (len && name[0] == 'd')
+		return 1001;
+	return real_hash(seed, name, len);
+}
+
+static int count_entries(struct kmfs_fs *fs, uint64_t dir, char names[][32])
+{
+	struct collect c = { names, 0, 8, 0 };
+	assert_int_equal(fs_readdir(fs, dir, 0, collect_fn, &c), 0);
+	return (int)c.n;
+}
+
+/* names whose hashes collide stay reachable when one before them in their
+ * run goes, and the checker finds no gap */
+static void test_dir_collisions_stay_reachable(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	char names[8][32];
+	uint64_t sub, off;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	real_hash = dir_hash;
+	dir_hash = colliding_hash;
+	/* cookies 1000, 1001, 1002 for c1..c3, then d1 (hash 1001) at 1003 */
+	mk(fs, sub, "c1");
+	mk(fs, sub, "c2");
+	mk(fs, sub, "c3");
+	mk(fs, sub, "d1");
+	assert_int_equal(fs_unlink(fs, sub, "c1"), 0);
+	assert_int_equal(fs_lookup(fs, sub, "c2", &off), 0);
+	assert_int_equal(fs_lookup(fs, sub, "c3", &off), 0);
+	assert_int_equal(fs_lookup(fs, sub, "d1", &off), 0);
+	assert_int_equal(fs_mknod(fs, sub, "c2", S_IFREG | 0644, 0, &root, &off), -EEXIST);
+	assert_int_equal(fs_unlink(fs, sub, "c3"), 0);
+	assert_int_equal(fs_lookup(fs, sub, "d1", &off), 0);
+	assert_int_equal(fs_mknod(fs, sub, "d1", S_IFREG | 0644, 0, &root, &off), -EEXIST);
+	assert_int_equal(count_entries(fs, sub, names), 4); /* with "." and ".." */
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	/* and with the run refilled and emptied from its end */
+	mk(fs, sub, "c4");
+	assert_int_equal(fs_unlink(fs, sub, "d1"), 0);
+	assert_int_equal(fs_unlink(fs, sub, "c2"), 0);
+	assert_int_equal(fs_lookup(fs, sub, "c4", &off), 0);
+	assert_int_equal(count_entries(fs, sub, names), 3);
+	assert_string_equal(names[2], "c4");
+	assert_int_equal(fs_unlink(fs, sub, "c4"), 0);
+	dir_hash = real_hash;
+	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "sub"), 0);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+}
+
 /* O_TMPFILE: an inode no directory names, that fs_link may name once */
 static void test_dir_tmpfile(void **state)
 {
@@ -292,6 +354,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_rename_respects_the_link_limit,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_rename_flags,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_collisions_stay_reachable,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_tmpfile,
 			tpool_setup_default, tpool_teardown),
