@@ -561,7 +561,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 	uint64_t count = 0, prev = 0, run_start = 0, nb;
 	struct kept *keep = NULL;
 	size_t nkeep = 0, capkeep = 0;
-	bool damaged = true, retyped = false;
+	bool damaged = true, retyped = false, gap = false;
 
 	if (!obj_ref(c, dir->data_off, KMFS_T_DIRTABLE, sizeof(*tab),
 		     "directory table", doff))
@@ -600,10 +600,13 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		/* lookup walks from the hash through consecutive cookies */
 		if (e->cookie != prev + 1)
 			run_start = e->cookie;
-		if (e->hash < run_start)
+		if (e->hash < run_start) {
+			/* the entry is sound: a rebuild puts it back in reach */
 			report(c, "directory %#llx: entry '%.*s' cannot be found by name"
 			       " (a gap in the cookies after its hash)",
 			       (unsigned long long)doff, e->namelen, e->name);
+			gap = true;
+		}
 		b = e->cookie >> (KMFS_COOKIE_BITS - tab->bits);
 		if ((prev == 0 || (prev >> (KMFS_COOKIE_BITS - tab->bits)) != b) &&
 		    tab->buckets[b] != off) {
@@ -684,7 +687,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		       (unsigned long long)doff, (unsigned long long)tab->count,
 		       (unsigned long long)count);
 	else	/* or an entry to drop or to give its type */
-		damaged = retyped || nkeep != count;
+		damaged = retyped || gap || nkeep != count;
 out:
 	c->dir_damage |= damaged;
 	if (damaged && c->o->repair && !c->r->fatal)

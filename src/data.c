@@ -1006,8 +1006,10 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 		head = PG - doff % PG < len ? PG - doff % PG : len;
 	mid = (len - head) / PG;
 	tail = len - head - mid * PG;
-	/* the last partial page can be shared too when it ends both files */
-	if (tail && soff + len == src->size && doff + len >= dst->size) {
+	/* the last partial page can be shared too when it ends both files; not
+	 * within one file, where the head's copy may just have written past
+	 * the size into that very page, which must stay zero there */
+	if (tail && src != dst && soff + len == src->size && doff + len >= dst->size) {
 		mid++;
 		tail = 0;
 	}

@@ -200,6 +200,20 @@ static void test_clone_checks_ranges_as_cut_to_the_size(void **state)
 			 -EFBIG);
 	assert_int_equal(fs_getattr(fs, ino[1], &st), 0);
 	assert_int_equal(st.st_size, 0);
+	/* within one file, onto its own end from inside its last page: the
+	 * bytes past the new size stay zero (a truncate up shows them) */
+	struct stat a = { .st_size = 5000 }, o2;
+	assert_int_equal(fs_setattr(fs, ino[0], &a, FS_SET_SIZE, &o2), 0);
+	assert_int_equal(fs_clone(fs, ino[0], 904, ino[0], 5000, 4096, false), 4096);
+	a.st_size = 3 * 4096;
+	assert_int_equal(fs_setattr(fs, ino[0], &a, FS_SET_SIZE, &o2), 0);
+	r.n = 0;
+	assert_int_equal(fs_read(fs, ino[0], 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, 3 * 4096);
+	assert_memory_equal(out, buf, 5000);
+	assert_memory_equal(out + 5000, buf + 904, 4096);
+	for (size_t i = 5000 + 4096; i < 3 * 4096; i++)
+		assert_int_equal(out[i], 0);
 	/* up to it: fine */
 	assert_int_equal(fs_clone(fs, ino[0], 0, ino[1], (1ull << 63) - 8192, 4095, false),
 			 4095);

@@ -287,6 +287,41 @@ static void test_dir_collisions_stay_reachable(void **state)
 	assert_int_equal(cr.errors, 0);
 }
 
+/* a directory that an older kmemfs left with a gap in a run (as its
+ * dir_remove did): fsck finds the entry out of reach and a repair brings
+ * it back */
+static void test_dir_fsck_repairs_a_gap(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct check_opts co = { .quiet = true }, fix = { .quiet = true, .repair = true };
+	struct check_result cr;
+	struct kmfs_dirtable *tab;
+	struct kmfs_dirent *c1;
+	uint64_t sub, off;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	real_hash = dir_hash;
+	dir_hash = colliding_hash;
+	mk(fs, sub, "c1"); /* cookie 1000 */
+	mk(fs, sub, "c2"); /* 1001 */
+	/* take c1 out of the list as the old dir_remove did (raw: a test) */
+	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, sub))->data_off);
+	c1 = pool_ptr(&fs->pool, tab->head_off);
+	assert_int_equal(c1->cookie, 1000);
+	tab->buckets[1000 >> (KMFS_COOKIE_BITS - tab->bits)] = c1->next_off;
+	tab->head_off = c1->next_off;
+	tab->count--;
+	pool_persist(&fs->pool, tab, sizeof(*tab) + (sizeof(uint64_t) << tab->bits));
+	assert_int_equal(fs_lookup(fs, sub, "c2", &off), -ENOENT);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_true(cr.errors >= 1);
+	assert_int_equal(check_pool(&fs->pool, &fix, &cr), 0);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(fs_lookup(fs, sub, "c2", &off), 0);
+	dir_hash = real_hash;
+}
+
 /* O_TMPFILE: an inode no directory names, that fs_link may name once */
 static void test_dir_tmpfile(void **state)
 {
@@ -356,6 +391,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_rename_flags,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_collisions_stay_reachable,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_fsck_repairs_a_gap,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_tmpfile,
 			tpool_setup_default, tpool_teardown),
