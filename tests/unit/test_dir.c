@@ -308,7 +308,7 @@ static void test_dir_fsck_repairs_a_gap(void **state)
 	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, sub))->data_off);
 	c1 = pool_ptr(&fs->pool, tab->head_off);
 	assert_int_equal(c1->cookie, 1000);
-	tab->buckets[1000 >> (KMFS_COOKIE_BITS - tab->bits)] = c1->next_off;
+	tab->buckets[1000ull >> (KMFS_COOKIE_BITS - tab->bits)] = c1->next_off;
 	tab->head_off = c1->next_off;
 	tab->count--;
 	pool_persist(&fs->pool, tab, sizeof(*tab) + (sizeof(uint64_t) << tab->bits));
