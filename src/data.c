@@ -24,7 +24,6 @@
 #include "data.h"
 #include "emap.h"
 #include "fs.h"
-#include "log.h"
 #include "txn.h"
 
 #define PG ((uint64_t)KMFS_PAGE_SIZE)
@@ -519,39 +518,20 @@ static int undo_save(struct kmfs_fs *fs, const struct kmfs_inode *ino,
 	return 0;
 }
 
-/* Put back the first N ranges of U (those already stored). */
+/* Put back the first N ranges of U (those already stored). The pages are
+ * the file's own and already there, so through the mapping, as
+ * zero_planned zeroes such a page. */
 static void undo_restore(struct kmfs_fs *fs, const struct in_place_undo *u, size_t n)
 {
-	static const char zeroes[KMFS_PAGE_SIZE];
-	bool by_fd = media_writes_by_fd(&fs->pool.media);
-	int rc = 0;
-
 	for (size_t i = 0; i < n && u; i++) {
-		uint64_t at = u[i].poff, left = u[i].len;
-		const char *from = u[i].old;
-		uint64_t from_left = u[i].kept;
+		char *at = pool_ptr(&fs->pool, u[i].poff);
 
-		while (left && rc == 0) {
-			uint64_t chunk = from_left ? from_left : (left < PG ? left : PG);
-			const char *buf = from_left ? from : zeroes;
-
-			if (by_fd) {
-				rc = media_pwrite(&fs->pool.media, at, buf, chunk);
-			} else {
-				memcpy(pool_ptr(&fs->pool, at), buf, chunk);
-				pool_persist(&fs->pool, pool_ptr(&fs->pool, at), chunk);
-			}
-			at += chunk;
-			left -= chunk;
-			from_left = 0;
-		}
-		if (by_fd && u[i].len)
-			pool_persist_written(&fs->pool, pool_ptr(&fs->pool, u[i].poff),
-					     u[i].len);
+		if (!u[i].len)
+			continue;
+		memcpy(at, u[i].old, u[i].kept);
+		memset(at + u[i].kept, 0, u[i].len - u[i].kept);
+		pool_persist(&fs->pool, at, u[i].len);
 	}
-	if (rc < 0)
-		log_err("a failed write could not put back the bytes it had stored"
-			" in place: %s", strerror(-rc));
 }
 
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
@@ -605,16 +585,11 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc == 0)
 		rc = touch(fs, ino, true);
 	rc = txn_end(&t, rc);
-	if (rc < 0) {
-		/* txn_end has released the plan's new pages */
+	if (rc < 0) /* txn_end has released the plan's new pages */
 		undo_restore(fs, undo, pl.n);
-		undo_free(undo, pl.n);
-		free(pl.v);
-		return rc;
-	}
 	undo_free(undo, pl.n);
 	free(pl.v);
-	return (ssize_t)size;
+	return rc < 0 ? rc : (ssize_t)size;
 out_undo:
 	undo_restore(fs, undo, stored);
 	undo_free(undo, pl.n);

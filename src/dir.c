@@ -327,7 +327,6 @@ int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	e->type = type;
 	memset(e->pad, 0, sizeof(e->pad));
 	memcpy(e->name, name, len);
-	e->next_off = 0;
 
 	rc = link_entry(p, tab, off, true);
 	if (rc < 0)
