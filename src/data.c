@@ -465,8 +465,8 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 /*
  * What a write stores in pages the file owns before its transaction, so that
  * a write that fails after that puts those bytes back (all or nothing): the
- * bytes below the size are copied aside; those past it are zero (a file's
- * pages hold zeroes past its size) and become zero again.
+ * bytes below the size are copied aside; those past it become zero again,
+ * as they were unless a crash left bytes there (zero_past_size).
  */
 struct in_place_undo {
 	uint64_t poff, len; /* pool offset and length of the range stored */
@@ -534,6 +534,45 @@ static void undo_restore(struct kmfs_fs *fs, const struct in_place_undo *u, size
 	}
 }
 
+/*
+ * Zero what INO's pages hold in [size, TO) before its size grows over
+ * that range, which must then read as zeroes. A write stores into pages
+ * the file owns before the commit that raises the size, so a crash in
+ * between leaves its bytes there, in the last page or in pages allocated
+ * past the size. Bytes past the size mean nothing yet: they are zeroed in
+ * place, with no transaction. Only pages the file owns alone can hold such
+ * bytes: a page is shared only whole inside both files' sizes, or as the
+ * last page of both, whose tail data_clone zeroes before sharing it.
+ */
+static void zero_past_size(struct kmfs_fs *fs, const struct kmfs_inode *ino,
+			   uint64_t to)
+{
+	uint64_t from = ino->size, pos = from / PG, last = (to + PG - 1) / PG;
+
+	while (from < to && pos < last) {
+		struct kmfs_extent e;
+		int r = emap_lookup(&fs->pool, ino, pos, &e);
+
+		if (r < 0 || e.fpage >= last)
+			return;
+		if (r == 1) { /* a hole up to the next extent */
+			pos = e.fpage;
+			continue;
+		}
+		uint64_t stop = e.fpage + e.count < last ? e.fpage + e.count : last;
+		for (; pos < stop; pos++) {
+			uint64_t dp = e.dpage + (pos - e.fpage);
+			uint64_t a = from > pos * PG ? from : pos * PG;
+			uint64_t z = to < (pos + 1) * PG ? to : (pos + 1) * PG;
+
+			if (pages_refcount(&fs->pages, dp) == 1)
+				pool_memset_persist(&fs->pool,
+						    (char *)pool_page(&fs->pool, dp) +
+						    (a - pos * PG), 0, z - a);
+		}
+	}
+}
+
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src)
 {
@@ -551,6 +590,7 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		return 0;
 	if (end < off || last > MAX_FPAGE)
 		return -EFBIG;
+	zero_past_size(fs, ino, off);
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, first, last, true, true, &pl);
 	if (rc < 0)
@@ -659,7 +699,8 @@ static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 }
 
 static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size,
-			 bool snapshot, bool *no_room)
+			 data_and_then_fn and_then, void *arg, bool snapshot,
+			 bool *no_room)
 {
 	struct plan pl = {0};
 	struct txn t;
@@ -668,6 +709,7 @@ static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t si
 	*no_room = false;
 	if (size / PG > MAX_FPAGE)
 		return -EFBIG;
+	zero_past_size(fs, ino, size);
 	txn_init(&t, &fs->pages);
 	/* the tail of the new last page must read as zeroes if regrown */
 	ssize_t seg = -1;
@@ -696,6 +738,8 @@ static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t si
 		ino->size = size;
 		rc = touch(fs, ino, true);
 	}
+	if (rc == 0 && and_then)
+		rc = and_then(&t, arg);
 	free(pl.v);
 	return txn_end(&t, rc);
 }
@@ -760,12 +804,14 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
  * before the transaction, as a new page is, so that truncate and punch,
  * which free space, still work on a full pool.
  */
-int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size)
+int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size,
+		  data_and_then_fn and_then, void *arg)
 {
 	bool no_room;
-	int rc = truncate_once(fs, ino, size, true, &no_room);
+	int rc = truncate_once(fs, ino, size, and_then, arg, true, &no_room);
 
-	return no_room ? truncate_once(fs, ino, size, false, &no_room) : rc;
+	return no_room ? truncate_once(fs, ino, size, and_then, arg, false,
+				       &no_room) : rc;
 }
 
 int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
@@ -787,6 +833,8 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 
 	if (end < off || (end + PG - 1) / PG > MAX_FPAGE)
 		return -EFBIG;
+	if (!keep_size)
+		zero_past_size(fs, ino, end);
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, off / PG, (end + PG - 1) / PG, true, false,
 			&pl);
@@ -987,6 +1035,7 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 	if (tail && src != dst && soff + len == src->size && doff + len >= dst->size) {
 		mid++;
 		tail = 0;
+		zero_past_size(fs, src, (src->size + PG - 1) / PG * PG);
 	}
 	if (must_share && (head || tail))
 		return -EINVAL;
@@ -1000,6 +1049,7 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 		/* the size covers what is shared now; the tail's copy extends it */
 		uint64_t end = doff + len - tail;
 
+		zero_past_size(fs, dst, doff + head);
 		txn_init(&t, &fs->pages);
 		rc = txn_begin(&t);
 		if (rc < 0)

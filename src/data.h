@@ -18,6 +18,7 @@
 #include "format.h"
 
 struct kmfs_fs;
+struct txn;
 
 /*
  * A source of bytes for a write: COPY fills DST with the next LEN bytes;
@@ -53,7 +54,12 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 /* data_write -- returns bytes written or -errno; all or nothing */
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src);
-int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size);
+/* data_truncate -- set the size; AND_THEN (when not NULL) makes the rest of
+ * the caller's change (a setattr's mode, owner, times) in the same
+ * transaction, so that the call changes everything or nothing */
+typedef int (*data_and_then_fn)(struct txn *t, void *arg);
+int data_truncate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size,
+		  data_and_then_fn and_then, void *arg);
 int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	       uint64_t len);
 int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
@@ -70,7 +76,6 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 		   struct kmfs_inode *dst, uint64_t doff, uint64_t len,
 		   bool must_share);
 /* data_release_all -- drop every page of an inode; caller in txn */
-struct txn;
 int data_release_all(struct txn *t, struct kmfs_inode *ino);
 
 #endif

@@ -398,12 +398,59 @@ static bool again_after_reclaim(struct kmfs_fs *fs, ssize_t *rc,
 	return false;
 }
 
+struct attr_change {
+	struct kmfs_inode *ino;
+	const struct stat *attr;
+	int to_set;
+	struct kmfs_time now;
+};
+
+/* The mode, owner and times of a setattr; inside its transaction (that of
+ * the truncate when there is one). */
+static int set_attrs(struct txn *t, void *arg)
+{
+	const struct attr_change *c = arg;
+	struct kmfs_inode *ino = c->ino;
+	const struct stat *attr = c->attr;
+	int to_set = c->to_set;
+	int rc = tx_add(ino, sizeof(*ino));
+
+	if (rc == 0 && (to_set & FS_SET_MODE)) {
+		inode_set_mode(ino, (ino->mode & S_IFMT) | (attr->st_mode & 07777));
+		rc = acl_chmod(t, ino);
+	}
+	if (rc < 0)
+		return rc;
+	if (to_set & FS_KILL_SUIDGID)
+		inode_set_mode(ino, suidgid_killed(ino->mode));
+	if (to_set & FS_SET_UID)
+		ino->uid = attr->st_uid;
+	if (to_set & FS_SET_GID)
+		ino->gid = attr->st_gid;
+	if (to_set & FS_SET_ATIME_NOW)
+		ino->atime = c->now;
+	else if (to_set & FS_SET_ATIME)
+		ino->atime = ts_to_kt(attr->st_atim);
+	/* a truncate, even to the same size, is a change of the data
+	 * (ftruncate's rule; the request does not say which call it was) */
+	if ((to_set & FS_SET_MTIME_NOW) ||
+	    ((to_set & FS_SET_SIZE) && !(to_set & FS_SET_MTIME)))
+		ino->mtime = c->now;
+	else if (to_set & FS_SET_MTIME)
+		ino->mtime = ts_to_kt(attr->st_mtim);
+	if (to_set & FS_SET_CTIME)
+		ino->ctime = ts_to_kt(attr->st_ctim);
+	else
+		ino->ctime = c->now;
+	return 0;
+}
+
 static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
 			const struct stat *attr, int to_set, struct stat *out)
 {
 	uint64_t off = fs_ino_off(fs, ino_nr);
 	struct kmfs_inode *ino = fs_inode(fs, off);
-	struct kmfs_time now = pool_now();
+	struct attr_change c = { ino, attr, to_set, pool_now() };
 	struct txn t;
 	int rc = 0;
 
@@ -417,44 +464,18 @@ static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
 			rc = -EINVAL;
 		else if (attr->st_size < 0)
 			rc = -EINVAL;
-		else if ((uint64_t)attr->st_size != ino->size)
-			rc = data_truncate(fs, ino, (uint64_t)attr->st_size);
 		if (rc < 0)
 			goto out;
 	}
-	txn_init(&t, &fs->pages);
-	rc = txn_begin(&t);
-	if (rc < 0)
-		goto out;
-	rc = tx_add(ino, sizeof(*ino));
-	if (rc == 0 && (to_set & FS_SET_MODE)) {
-		inode_set_mode(ino, (ino->mode & S_IFMT) | (attr->st_mode & 07777));
-		rc = acl_chmod(&t, ino);
+	if ((to_set & FS_SET_SIZE) && (uint64_t)attr->st_size != ino->size) {
+		/* one transaction: a failure changes neither size nor attributes */
+		rc = data_truncate(fs, ino, (uint64_t)attr->st_size, set_attrs, &c);
+	} else {
+		txn_init(&t, &fs->pages);
+		rc = txn_begin(&t);
+		if (rc == 0)
+			rc = txn_end(&t, set_attrs(&t, &c));
 	}
-	if (rc == 0 && (to_set & FS_KILL_SUIDGID))
-		inode_set_mode(ino, suidgid_killed(ino->mode));
-	if (rc == 0) {
-		if (to_set & FS_SET_UID)
-			ino->uid = attr->st_uid;
-		if (to_set & FS_SET_GID)
-			ino->gid = attr->st_gid;
-		if (to_set & FS_SET_ATIME_NOW)
-			ino->atime = now;
-		else if (to_set & FS_SET_ATIME)
-			ino->atime = ts_to_kt(attr->st_atim);
-		/* a truncate, even to the same size, is a change of the data
-		 * (ftruncate's rule; the request does not say which call it was) */
-		if ((to_set & FS_SET_MTIME_NOW) ||
-		    ((to_set & FS_SET_SIZE) && !(to_set & FS_SET_MTIME)))
-			ino->mtime = now;
-		else if (to_set & FS_SET_MTIME)
-			ino->mtime = ts_to_kt(attr->st_mtim);
-		if (to_set & FS_SET_CTIME)
-			ino->ctime = ts_to_kt(attr->st_ctim);
-		else
-			ino->ctime = now;
-	}
-	rc = txn_end(&t, rc);
 out:
 	if (rc == 0)
 		fs_stat(fs, off, out);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include "emap.h"
 #include "helpers.h"
 
 #define MAXF (3u << 20) /* model file size limit */
@@ -292,6 +293,110 @@ static void test_data_zeroing_without_undo_room(void **state)
 	verify(fs, ino);
 }
 
+/* A truncate that comes with a mode, owner or times is one transaction: if
+ * the attributes cannot be set (here, their snapshot fails), neither the
+ * size nor any byte nor the mode has changed. */
+static void test_data_failed_setattr_changes_nothing(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[3 * 4096 + 100];
+	uint64_t ino = new_file(fs, "attrs");
+	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
+	struct stat at = { .st_size = 5000, .st_mode = 0600, .st_uid = 7 }, o;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 13 + 5);
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	fail_add_at = ip; /* the attributes' snapshot of the whole inode */
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE | FS_SET_MODE, &o), -ENOMEM);
+	at.st_size = 9 * 4096;
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE | FS_SET_UID, &o), -ENOMEM);
+	fail_add_at = NULL;
+	verify(fs, ino);
+	assert_int_equal(inode_mode(ip) & 07777, 0644);
+	assert_int_equal(ip->uid, 0);
+	/* and both go through together once they can */
+	at.st_size = 5000;
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE | FS_SET_MODE | FS_SET_UID, &o), 0);
+	assert_int_equal(o.st_size, 5000);
+	assert_int_equal(o.st_mode & 07777, 0600);
+	assert_int_equal(o.st_uid, 7);
+	msize = 5000;
+	memset(model + msize, 0, sizeof(buf) - msize);
+	verify(fs, ino);
+}
+
+/* Fill what file INO's page FPAGE holds from byte FROM on with junk, as a
+ * write that a crash cut short before its commit leaves it past the size. */
+static void leave_junk(struct kmfs_fs *fs, uint64_t ino, uint64_t fpage, size_t from)
+{
+	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
+	struct kmfs_extent e;
+
+	assert_int_equal(emap_lookup(&fs->pool, ip, fpage, &e), 0);
+	memset((char *)pool_page(&fs->pool, e.dpage + (fpage - e.fpage)) + from,
+	       0xA5, 4096 - from);
+}
+
+/* Bytes a crash left past the size read as zeroes once the size grows over
+ * them: by a truncate, a write further on, a fallocate, a clone. */
+static void test_data_growth_hides_bytes_past_the_size(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[5000], x[10] = "0123456789";
+	static unsigned char out[8 * 4096];
+	uint64_t ino = new_file(fs, "grown"), twin, twin_off;
+	struct stat at = { .st_size = 6000 }, o;
+
+	memset(buf, 0x3C, sizeof(buf));
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	leave_junk(fs, ino, 1, 5000 - 4096);
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	msize = 6000;
+	verify(fs, ino);
+	leave_junk(fs, ino, 1, 6000 - 4096);
+	do_write(fs, ino, 7000, x, sizeof(x));
+	verify(fs, ino);
+	leave_junk(fs, ino, 1, 7010 - 4096);
+	assert_int_equal(fs_fallocate(fs, ino, 0, 8000, 100), 0);
+	msize = 8100;
+	verify(fs, ino);
+	/* pages allocated past the size, written but never committed */
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_KEEP_SIZE, 8192, 2 * 4096), 0);
+	leave_junk(fs, ino, 2, 8100 - 8192 + 4096);
+	leave_junk(fs, ino, 3, 0);
+	at.st_size = 4 * 4096;
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	msize = 4 * 4096;
+	verify(fs, ino);
+	/* a clone shares the last page of both files: it must not carry junk
+	 * from past the source's size into either */
+	at.st_size = 5000;
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
+	msize = 5000;
+	memset(model + msize, 0, 4 * 4096 - msize);
+	leave_junk(fs, ino, 1, 5000 - 4096);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "twin", S_IFREG | 0644, 0, &root, &twin_off), 0);
+	twin = fs_ino(fs, twin_off);
+	assert_int_equal(fs_clone(fs, ino, 0, twin, 0, 5000, false), 5000);
+	at.st_size = 2 * 4096;
+	assert_int_equal(fs_setattr(fs, twin, &at, FS_SET_SIZE, &o), 0);
+	struct readbuf r = { out, 0 };
+	assert_int_equal(fs_read(fs, twin, 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, 2 * 4096);
+	assert_memory_equal(out, model, 2 * 4096);
+	/* and whole pages cloned beyond the size: the gap before them */
+	at.st_size = 5000;
+	assert_int_equal(fs_setattr(fs, twin, &at, FS_SET_SIZE, &o), 0);
+	leave_junk(fs, twin, 1, 5000 - 4096);
+	assert_int_equal(fs_clone(fs, ino, 0, twin, 3 * 4096, 4096, true), 4096);
+	r.n = 0;
+	assert_int_equal(fs_read(fs, twin, 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, 4 * 4096);
+	assert_memory_equal(out, model, 3 * 4096);
+	assert_memory_equal(out + 3 * 4096, model, 4096);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +415,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_failed_zeroing_changes_nothing,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_zeroing_without_undo_room,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_failed_setattr_changes_nothing,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_growth_hides_bytes_past_the_size,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
