@@ -429,7 +429,7 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 {
 	uint64_t end = off + size, first = off / PG, last = (end + PG - 1) / PG;
 	struct seg s;
-	int rc;
+	int rc = 0;
 
 	if (size == 0 || end < off || end > ino->size)
 		return -EAGAIN;
@@ -441,15 +441,22 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 			return rc;
 	if (!pages_counts_settled(&fs->pages))
 		return -EAGAIN;
+	uint64_t done = off;
 	for (uint64_t pos = first; pos < last; pos += s.count) {
 		/* found by the first pass under the same lock: failing here
 		 * would leave the stream half consumed, so no retry */
-		if (owned_run(fs, ino, pos, last, &s) < 0)
-			return -EIO;
-		rc = store_in_place(fs, &s, off, end, src);
+		rc = owned_run(fs, ino, pos, last, &s) < 0 ? -EIO : 0;
+		if (rc == 0)
+			rc = store_in_place(fs, &s, off, end, src);
 		if (rc < 0)
-			return rc;
+			break;
+		done = (pos + s.count) * PG < end ? (pos + s.count) * PG : end;
 	}
+	/* a store that failed after others is a short write, as a kernel
+	 * filesystem reports one: the bytes before the failed run changed
+	 * (those of the failed run may have too, as in a failed copy) */
+	if (done == off)
+		return rc;
 	/* no metadata changes but the times, which need no transaction: after
 	 * a crash either time is valid. Overwriters share the vnode lock, so
 	 * the stripe keeps each time whole for them and for readers. */
@@ -459,7 +466,7 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	ino->ctime = now;
 	pthread_mutex_unlock(fs_times_lock(fs, ino));
 	pool_persist(&fs->pool, &ino->mtime, 2 * sizeof(now));
-	return (ssize_t)size;
+	return (ssize_t)(done - off);
 }
 
 /*

@@ -41,7 +41,8 @@ int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
  * owned by this file alone and inside its size: no allocation, no
  * transaction, so the inode's lock may be shared with other overwrites and
  * readers (not with anything that maps, shares or frees its pages). Returns
- * bytes written, -EAGAIN when the range needs data_write, or -errno.
+ * bytes written (fewer when a store failed after earlier runs had been
+ * stored), -EAGAIN when the range needs data_write, or -errno.
  */
 ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		       size_t size, const struct data_src *src);

@@ -397,6 +397,50 @@ static void test_data_growth_hides_bytes_past_the_size(void **state)
 	assert_memory_equal(out + 3 * 4096, model, 4096);
 }
 
+/* a data_src that gives BUDGET bytes and then fails, as a request cut short */
+struct failing_src { const unsigned char *p; size_t budget; };
+static int src_fail_after(void *arg, void *dst, size_t len)
+{
+	struct failing_src *f = arg;
+	if (len > f->budget)
+		return -EIO;
+	memcpy(dst, f->p, len);
+	f->p += len;
+	f->budget -= len;
+	return 0;
+}
+
+/* An overwrite in place whose second run fails reports the bytes of the
+ * first as written (a short write), not an error after changing them. */
+static void test_data_overwrite_cut_short_is_a_short_write(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[2 * 4096], next[2 * 4096];
+	uint64_t ino = new_file(fs, "runs"), other;
+	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
+	struct kmfs_extent e;
+
+	memset(buf, 0x11, sizeof(buf));
+	memset(next, 0x77, sizeof(next));
+	do_write(fs, ino, 0, buf, 4096);
+	/* another file's page in between: the file's pages are two runs */
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "between", S_IFREG | 0644, 0, &root, &other), 0);
+	assert_int_equal(write_mem(fs, fs_ino(fs, other), 0, buf, 4096, false), 4096);
+	do_write(fs, ino, 4096, buf + 4096, 4096);
+	assert_int_equal(emap_lookup(&fs->pool, ip, 0, &e), 0);
+	assert_int_equal(e.count, 1);
+
+	struct failing_src f = { next, 4096 + 100 };
+	struct data_src src = { src_fail_after, &f, NULL };
+	assert_int_equal(fs_write(fs, ino, 0, sizeof(next), &src, false), 4096);
+	memcpy(model, next, 4096);
+	verify(fs, ino);
+	/* nothing stored at all: the error */
+	f = (struct failing_src){ next, 10 };
+	assert_int_equal(fs_write(fs, ino, 0, sizeof(next), &src, false), -EIO);
+	verify(fs, ino);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +463,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_failed_setattr_changes_nothing,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_growth_hides_bytes_past_the_size,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_overwrite_cut_short_is_a_short_write,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
