@@ -12,8 +12,9 @@
  * A crash before 3 leaves the old file; new pages are unreferenced and
  * free again at the next mount. A truncate or punch that zeroes part of a
  * page the file keeps does it in step 3, under an undo snapshot, so that
- * failing there leaves the bytes too (unless the pool's metadata is too
- * full for the snapshot: see data_truncate).
+ * failing there leaves the bytes too (when the pool's metadata is too
+ * full for the snapshot, the bytes are zeroed before and put back on a
+ * failure, but not after a crash: see data_truncate).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -27,10 +28,8 @@
 #include "txn.h"
 
 #define PG ((uint64_t)KMFS_PAGE_SIZE)
-/* 2^63 bytes: every offset Linux allows a file (MAX_LFS_FILESIZE = 2^63 - 1) */
-#define MAX_FPAGE (1ull << 51)
-/* the largest size stat can report (off_t), as the kernel's s_maxbytes */
-#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
+#define MAX_FPAGE KMFS_FILE_PAGES_MAX
+#define MAX_FILE_SIZE KMFS_FILE_SIZE_MAX
 
 /* zeroes for the holes of a read: never written */
 static char zero_buf[1u << 20];
@@ -542,42 +541,50 @@ static void undo_restore(struct kmfs_fs *fs, const struct in_place_undo *u, size
 }
 
 /*
- * Zero what INO's pages hold in [size, TO) before its size grows over
- * that range, which must then read as zeroes. A write stores into pages
- * the file owns before the commit that raises the size, so a crash in
- * between leaves its bytes there, in the last page or in pages allocated
- * past the size. Bytes past the size mean nothing yet: they are zeroed in
- * place, with no transaction. Only pages the file owns alone can hold such
- * bytes: a page is shared only whole inside both files' sizes, or as the
- * last page of both, whose tail data_clone zeroes before sharing it.
+ * Before INO's size grows, zero what a write may have left in its pages
+ * past the size, which must then read as zeroes. A write stores into pages
+ * the file owns before the commit that raises the size: it marks the inode
+ * (KMFS_IF_PAST_SIZE) first and its commit takes the mark off, so only a
+ * write that a crash or an error cut short leaves it. Then every page the
+ * file owns alone past the size is zeroed in place, with no transaction:
+ * those bytes mean nothing yet. A page with more than one reference holds
+ * zeroes past every sharer's size (data_clone zeroes a last page's tail
+ * before sharing it), so it is left alone.
  */
-static void zero_past_size(struct kmfs_fs *fs, const struct kmfs_inode *ino,
-			   uint64_t to)
+static void zero_past_size(struct kmfs_fs *fs, struct kmfs_inode *ino)
 {
-	uint64_t from = ino->size, pos = from / PG, last = (to + PG - 1) / PG;
+	uint64_t from = ino->size, pos = from / PG;
+	struct kmfs_extent e;
+	int r;
 
-	while (from < to && pos < last) {
-		struct kmfs_extent e;
-		int r = emap_lookup(&fs->pool, ino, pos, &e);
-
-		if (r < 0 || e.fpage >= last)
-			return;
+	if (!(ino->flags & KMFS_IF_PAST_SIZE))
+		return;
+	while ((r = emap_lookup(&fs->pool, ino, pos, &e)) >= 0) {
 		if (r == 1) { /* a hole up to the next extent */
 			pos = e.fpage;
 			continue;
 		}
-		uint64_t stop = e.fpage + e.count < last ? e.fpage + e.count : last;
-		for (; pos < stop; pos++) {
+		for (; pos < e.fpage + e.count; pos++) {
 			uint64_t dp = e.dpage + (pos - e.fpage);
-			uint64_t a = from > pos * PG ? from : pos * PG;
-			uint64_t z = to < (pos + 1) * PG ? to : (pos + 1) * PG;
+			uint64_t a = from > pos * PG ? from - pos * PG : 0;
 
 			if (pages_refcount(&fs->pages, dp) == 1)
 				pool_memset_persist(&fs->pool,
-						    (char *)pool_page(&fs->pool, dp) +
-						    (a - pos * PG), 0, z - a);
+						    (char *)pool_page(&fs->pool, dp) + a,
+						    0, PG - a);
 		}
 	}
+	ino->flags &= ~KMFS_IF_PAST_SIZE;
+	pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
+}
+
+/* Does the write whose undo is U (N segments) store past the size? */
+static bool stores_past_size(const struct in_place_undo *u, size_t n)
+{
+	for (size_t i = 0; i < n && u; i++)
+		if (u[i].len > u[i].kept)
+			return true;
+	return false;
 }
 
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
@@ -597,7 +604,8 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		return 0;
 	if (end < off || last > MAX_FPAGE)
 		return -EFBIG;
-	zero_past_size(fs, ino, off);
+	if (end > ino->size)
+		zero_past_size(fs, ino);
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, first, last, true, true, &pl);
 	if (rc < 0)
@@ -605,6 +613,12 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	rc = undo_save(fs, ino, &pl, off, end, &undo);
 	if (rc < 0)
 		goto out_release;
+	/* marked before the first store past the size, unmarked by the commit */
+	bool marked = stores_past_size(undo, pl.n);
+	if (marked) {
+		ino->flags |= KMFS_IF_PAST_SIZE;
+		pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
+	}
 	/* 2. copy, segment by segment in file order (the source is a stream) */
 	for (; stored < pl.n; stored++) {
 		struct seg *s = &pl.v[stored];
@@ -631,6 +645,11 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	}
 	if (rc == 0)
 		rc = touch(fs, ino, true);
+	if (rc == 0 && marked) {
+		rc = TXADD(ino, flags);
+		if (rc == 0)
+			ino->flags &= ~KMFS_IF_PAST_SIZE;
+	}
 	rc = txn_end(&t, rc);
 	if (rc < 0) /* txn_end has released the plan's new pages */
 		undo_restore(fs, undo, pl.n);
@@ -660,6 +679,13 @@ static int plan_zero(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
 	return rc;
 }
 
+/* the bytes zero_planned zeroed in place before a transaction, kept */
+struct pre_zeroed {
+	char *page; /* NULL: nothing zeroed in place before the transaction */
+	size_t from, to;
+	char old[KMFS_PAGE_SIZE];
+};
+
 /*
  * Zero bytes [from, to) of the page plan_zero gave (none when SEG < 0), in
  * two steps. Before the transaction (IN_TX false), a new page that replaces
@@ -668,10 +694,14 @@ static int plan_zero(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
  * inside it (IN_TX true) under an undo snapshot of the range (less than a
  * page), so a call that fails or is cut short by a crash leaves its bytes
  * as they were; the commit persists them. Without SNAPSHOT (no room in the
- * pool's metadata for one) it is zeroed and persisted before, as a new page.
+ * pool's metadata for one) it is zeroed and persisted before, as a new page,
+ * its old bytes kept in *PZ for unzero to put back if the call fails
+ * (a crash then can leave them zeroed).
  */
+
 static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
-			size_t from, size_t to, bool in_tx, bool snapshot)
+			size_t from, size_t to, bool in_tx, bool snapshot,
+			struct pre_zeroed *pz)
 {
 	if (seg < 0)
 		return 0;
@@ -684,6 +714,12 @@ static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 		int rc = in_tx ? tx_add(page + from, to - from) : 0;
 		if (rc < 0)
 			return rc;
+		if (!in_tx) {
+			pz->page = page;
+			pz->from = from;
+			pz->to = to;
+			memcpy(pz->old + from, page + from, to - from);
+		}
 		memset(page + from, 0, to - from);
 		if (!in_tx)
 			pool_persist(&fs->pool, page + from, to - from);
@@ -705,32 +741,46 @@ static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 	return 0;
 }
 
+/* Put back what zero_planned zeroed before a transaction that failed. */
+static void unzero(struct kmfs_fs *fs, const struct pre_zeroed *pz)
+{
+	if (!pz->page)
+		return;
+	memcpy(pz->page + pz->from, pz->old + pz->from, pz->to - pz->from);
+	pool_persist(&fs->pool, pz->page + pz->from, pz->to - pz->from);
+}
+
 static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size,
 			 data_and_then_fn and_then, void *arg, bool snapshot,
 			 bool *no_room)
 {
+	struct pre_zeroed pz;
 	struct plan pl = {0};
 	struct txn t;
 	int rc = 0;
 
 	*no_room = false;
+	pz.page = NULL;
 	if (size / PG > MAX_FPAGE)
 		return -EFBIG;
-	zero_past_size(fs, ino, size);
+	if (size > ino->size)
+		zero_past_size(fs, ino);
 	txn_init(&t, &fs->pages);
 	/* the tail of the new last page must read as zeroes if regrown */
 	ssize_t seg = -1;
 	if (size < ino->size && size % PG) {
 		rc = plan_zero(fs, &t, ino, size / PG, &pl, &seg);
 		if (rc == 0)
-			rc = zero_planned(fs, &pl, seg, size % PG, PG, false, snapshot);
+			rc = zero_planned(fs, &pl, seg, size % PG, PG, false,
+					  snapshot, &pz);
 	}
-	if (rc < 0)
+	if (rc == 0)
+		rc = txn_begin(&t);
+	if (rc < 0) {
+		unzero(fs, &pz);
 		return plan_abandon(&t, &pl, rc);
-	rc = txn_begin(&t);
-	if (rc < 0)
-		return plan_abandon(&t, &pl, rc);
-	rc = zero_planned(fs, &pl, seg, size % PG, PG, true, snapshot);
+	}
+	rc = zero_planned(fs, &pl, seg, size % PG, PG, true, snapshot, &pz);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
 		rc = plan_commit(&t, ino, &pl);
@@ -748,18 +798,23 @@ static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t si
 	if (rc == 0 && and_then)
 		rc = and_then(&t, arg);
 	free(pl.v);
-	return txn_end(&t, rc);
+	rc = txn_end(&t, rc);
+	if (rc < 0) /* the size is as it was: so must the bytes be */
+		unzero(fs, &pz);
+	return rc;
 }
 
 static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		      uint64_t len, bool snapshot, bool *no_room)
 {
 	uint64_t end = off + len, full_a, full_b;
+	struct pre_zeroed pz[2];
 	struct plan pl = {0};
 	struct txn t;
 	int rc = 0;
 
 	*no_room = false;
+	pz[0].page = pz[1].page = NULL;
 	if (end < off || end / PG > MAX_FPAGE)
 		end = MAX_FPAGE * PG;
 	full_a = (off + PG - 1) / PG;
@@ -782,17 +837,22 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = plan_zero(fs, &t, ino, end / PG, &pl, &last_seg);
 	if (rc == 0)
 		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, false,
-				  snapshot);
+				  snapshot, &pz[0]);
 	if (rc == 0)
 		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, false,
-				  snapshot);
+				  snapshot, &pz[1]);
 	if (rc == 0)
 		rc = txn_begin(&t);
-	if (rc < 0)
+	if (rc < 0) {
+		unzero(fs, &pz[0]);
+		unzero(fs, &pz[1]);
 		return plan_abandon(&t, &pl, rc);
-	rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, true, snapshot);
+	}
+	rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, true, snapshot,
+			  &pz[0]);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, true, snapshot);
+		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, true, snapshot,
+				  &pz[1]);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
 		rc = plan_commit(&t, ino, &pl);
@@ -802,7 +862,12 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc == 0)
 		rc = touch(fs, ino, true);
 	free(pl.v);
-	return txn_end(&t, rc);
+	rc = txn_end(&t, rc);
+	if (rc < 0) {
+		unzero(fs, &pz[0]);
+		unzero(fs, &pz[1]);
+	}
+	return rc;
 }
 
 /*
@@ -840,8 +905,8 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 
 	if (end < off || (end + PG - 1) / PG > MAX_FPAGE)
 		return -EFBIG;
-	if (!keep_size)
-		zero_past_size(fs, ino, end);
+	if (!keep_size && end > ino->size)
+		zero_past_size(fs, ino);
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, off / PG, (end + PG - 1) / PG, true, false,
 			&pl);
@@ -1042,7 +1107,7 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 	if (tail && src != dst && soff + len == src->size && doff + len >= dst->size) {
 		mid++;
 		tail = 0;
-		zero_past_size(fs, src, (src->size + PG - 1) / PG * PG);
+		zero_past_size(fs, src);
 	}
 	if (must_share && (head || tail))
 		return -EINVAL;
@@ -1056,7 +1121,8 @@ ssize_t data_clone(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t soff,
 		/* the size covers what is shared now; the tail's copy extends it */
 		uint64_t end = doff + len - tail;
 
-		zero_past_size(fs, dst, doff + head);
+		if (end > dst->size)
+			zero_past_size(fs, dst);
 		txn_init(&t, &fs->pages);
 		rc = txn_begin(&t);
 		if (rc < 0)

@@ -42,6 +42,10 @@
 #define KMFS_XATTR_NAME_MAX 255
 #define KMFS_XATTR_SIZE_MAX 65536
 #define KMFS_XATTR_LIST_MAX (256 * 1024) /* all xattrs of one inode */
+/* a file's pages: 2^63 bytes, every offset Linux allows (MAX_LFS_FILESIZE) */
+#define KMFS_FILE_PAGES_MAX (1ull << 51)
+/* the largest size stat can report (off_t), as the kernel's s_maxbytes */
+#define KMFS_FILE_SIZE_MAX ((uint64_t)INT64_MAX)
 
 /* pmemobj type numbers: fsck walks the pool by type. */
 enum kmfs_type {
@@ -121,10 +125,14 @@ struct kmfs_inode {
 				 symlink: target bytes; others: 0 */
 	uint64_t xattr_off;   /* kmfs_xattrs or 0 */
 	uint64_t parent_off;  /* dir: parent directory inode (for "..") */
-	uint32_t flags;
+	uint32_t flags;       /* KMFS_IF_* */
 	uint32_t pad;
 	uint64_t reserved[2];
 };
+
+/* pages of the file past its size may hold bytes of a write that did not
+ * commit (data.c, zero_past_size) */
+#define KMFS_IF_PAST_SIZE 1u
 
 /*
  * Directory entry. All entries of a directory form one singly linked list

@@ -324,15 +324,27 @@ static void test_data_failed_setattr_changes_nothing(void **state)
 	msize = 5000;
 	memset(model + msize, 0, sizeof(buf) - msize);
 	verify(fs, ino);
+	/* with no room for the tail's snapshot either, the tail zeroed before
+	 * the transaction is put back when the attributes then fail */
+	at.st_size = 2 * 4096 + 1000;
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	fail_add_len = 4096 - 1000;
+	fail_add_at = ip;
+	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE | FS_SET_MODE, &o), -ENOMEM);
+	fail_add_at = NULL;
+	fail_add_len = 0;
+	verify(fs, ino);
 }
 
 /* Fill what file INO's page FPAGE holds from byte FROM on with junk, as a
- * write that a crash cut short before its commit leaves it past the size. */
+ * write that a crash cut short before its commit leaves it past the size,
+ * with the inode marked as that write marked it. */
 static void leave_junk(struct kmfs_fs *fs, uint64_t ino, uint64_t fpage, size_t from)
 {
 	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
 	struct kmfs_extent e;
 
+	ip->flags |= KMFS_IF_PAST_SIZE;
 	assert_int_equal(emap_lookup(&fs->pool, ip, fpage, &e), 0);
 	memset((char *)pool_page(&fs->pool, e.dpage + (fpage - e.fpage)) + from,
 	       0xA5, 4096 - from);
@@ -363,7 +375,7 @@ static void test_data_growth_hides_bytes_past_the_size(void **state)
 	verify(fs, ino);
 	/* pages allocated past the size, written but never committed */
 	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_KEEP_SIZE, 8192, 2 * 4096), 0);
-	leave_junk(fs, ino, 2, 8100 - 8192 + 4096);
+	leave_junk(fs, ino, 1, 8100 - 4096);
 	leave_junk(fs, ino, 3, 0);
 	at.st_size = 4 * 4096;
 	assert_int_equal(fs_setattr(fs, ino, &at, FS_SET_SIZE, &o), 0);
@@ -395,6 +407,48 @@ static void test_data_growth_hides_bytes_past_the_size(void **state)
 	assert_int_equal(r.n, 4 * 4096);
 	assert_memory_equal(out, model, 3 * 4096);
 	assert_memory_equal(out + 3 * 4096, model, 4096);
+}
+
+/* a data_src that notes whether the inode was marked when it was copied */
+struct marked_src { const unsigned char *p; const struct kmfs_inode *ip; int marked; };
+static int src_note_mark(void *arg, void *dst, size_t len)
+{
+	struct marked_src *m = arg;
+	m->marked += (m->ip->flags & KMFS_IF_PAST_SIZE) != 0;
+	memcpy(dst, m->p, len);
+	m->p += len;
+	return 0;
+}
+
+/* A write that stores past the size into a page the file owns marks the
+ * inode before it stores and unmarks it in its commit: a crash in between
+ * leaves the mark for the next growth, and only then is anything zeroed. */
+static void test_data_write_past_the_size_is_marked(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[5000], more[3000];
+	uint64_t ino = new_file(fs, "marked");
+	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
+	struct marked_src m = { more, ip, 0 };
+	struct data_src src = { src_note_mark, &m, NULL };
+
+	memset(buf, 0x42, sizeof(buf));
+	memset(more, 0x24, sizeof(more));
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	assert_int_equal(ip->flags & KMFS_IF_PAST_SIZE, 0);
+	/* into the tail of page 1, which the file owns: marked meanwhile */
+	assert_int_equal(fs_write(fs, ino, 5000, sizeof(more), &src, false), sizeof(more));
+	assert_int_equal(m.marked, 1);
+	assert_int_equal(ip->flags & KMFS_IF_PAST_SIZE, 0);
+	memcpy(model + 5000, more, sizeof(more));
+	msize = 8000;
+	verify(fs, ino);
+	/* an overwrite inside the size is not */
+	m = (struct marked_src){ more, ip, 0 };
+	assert_int_equal(fs_write(fs, ino, 100, sizeof(more), &src, false), sizeof(more));
+	assert_int_equal(m.marked, 0);
+	memcpy(model + 100, more, sizeof(more));
+	verify(fs, ino);
 }
 
 /* a data_src that gives BUDGET bytes and then fails, as a request cut short */
@@ -465,6 +519,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_growth_hides_bytes_past_the_size,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_overwrite_cut_short_is_a_short_write,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_write_past_the_size_is_marked,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
