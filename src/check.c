@@ -40,6 +40,7 @@ struct obj {
 	uint32_t subdirs;/* dir inodes: child directories */
 	uint64_t parent; /* dir inodes: directory that names it */
 	bool reached;
+	bool cut;        /* dir inodes: top of a subtree the root does not reach */
 };
 
 /* directories given a new table by repairs, to see their (current)
@@ -186,7 +187,8 @@ static void drop_data(struct checker *c, uint64_t off, struct kmfs_inode *ino,
 	}
 	if (mend_end(c, &t, rc))
 		note(c, unlink ? "inode %#llx: symlink cleared; its names are removed" :
-		     "inode %#llx: extent map dropped, the file is now empty",
+		     S_ISREG(ino->mode) ? "inode %#llx: extent map dropped, the file is now empty" :
+		     "inode %#llx: data pointer cleared",
 		     (unsigned long long)off);
 }
 
@@ -362,7 +364,6 @@ static int collect(struct checker *c)
 	return 0;
 }
 
-/* The object at OFF if it has TYPE and at least SIZE bytes, else NULL. */
 /* The object at OFF, of whatever type, or NULL. */
 static struct obj *obj_find(struct checker *c, uint64_t off)
 {
@@ -378,6 +379,7 @@ static struct obj *obj_find(struct checker *c, uint64_t off)
 	return lo < c->nobjs && c->objs[lo].off == off ? &c->objs[lo] : NULL;
 }
 
+/* The object at OFF if it has TYPE and at least SIZE bytes, else NULL. */
 static struct obj *obj_get(struct checker *c, uint64_t off, uint32_t type,
 			   uint64_t size)
 {
@@ -391,14 +393,21 @@ static struct obj *obj_get(struct checker *c, uint64_t off, uint32_t type,
  * holds: an extent map, a directory table, a symlink target; with nothing,
  * an empty regular file (a device node or FIFO becomes one).
  */
-static void restore_type(struct checker *c, uint64_t off, struct kmfs_inode *ino)
+/* The file type that what INO holds says (0: it holds nothing, or nothing
+ * that tells). */
+static uint32_t held_type(struct checker *c, const struct kmfs_inode *ino)
 {
 	struct obj *d = ino->data_off ? obj_find(c, ino->data_off) : NULL;
-	uint32_t fmt = !ino->data_off ? S_IFREG :
-		       !d ? 0 :
-		       d->type == KMFS_T_EMAP_INDEX ? S_IFREG :
-		       d->type == KMFS_T_DIRTABLE ? S_IFDIR :
-		       d->type == KMFS_T_SYMLINK ? S_IFLNK : 0;
+
+	return !d ? 0 :
+	       d->type == KMFS_T_EMAP_INDEX ? S_IFREG :
+	       d->type == KMFS_T_DIRTABLE ? S_IFDIR :
+	       d->type == KMFS_T_SYMLINK ? S_IFLNK : 0;
+}
+
+static void restore_type(struct checker *c, uint64_t off, struct kmfs_inode *ino)
+{
+	uint32_t fmt = !ino->data_off ? S_IFREG : held_type(c, ino);
 	struct txn t;
 	int rc;
 
@@ -449,9 +458,10 @@ static bool in_one_arena(const struct kmfs_pool *p, uint64_t a, uint64_t n)
 	return false;
 }
 
-/* Is file IOFF's extent map sound? Counts its pages and sets *BLOCKS. */
+/* Is file IOFF's extent map sound? Counts its pages, sets *BLOCKS and
+ * *END (the file page after the last mapped one). */
 static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
-		   uint64_t *blocks)
+		   uint64_t *blocks, uint64_t *end)
 {
 	const struct kmfs_pool *p = c->p;
 	struct kmfs_emap_index *idx;
@@ -484,7 +494,7 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 			     sizeof(*l), "extent leaf", ioff))
 			return false;
 		l = pool_ptr(p, idx->ent[li].leaf_off);
-		if (l->n > l->cap || l->cap > KMFS_LEAF_MAX ||
+		if (l->n > l->cap || l->cap == 0 || l->cap > KMFS_LEAF_MAX ||
 		    !obj_get(c, idx->ent[li].leaf_off, KMFS_T_EMAP_LEAF,
 			     sizeof(*l) + (uint64_t)l->cap * sizeof(l->ext[0]))) {
 			report(c, "inode %#llx: extent leaf %u holds %u of %u",
@@ -494,7 +504,8 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 		for (uint32_t i = 0; i < l->n; i++) {
 			const struct kmfs_extent *e = &l->ext[i];
 			if (e->count == 0 || e->fpage < key || e->fpage < last_end ||
-			    e->fpage + e->count > next || e->fpage + e->count < e->fpage) {
+			    e->fpage + e->count > next || e->fpage + e->count < e->fpage ||
+			    e->fpage + e->count > KMFS_FILE_PAGES_MAX) {
 				report(c, "inode %#llx: extent at page %llu out of order",
 				       (unsigned long long)ioff,
 				       (unsigned long long)e->fpage);
@@ -507,6 +518,7 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 				return false;
 			}
 			last_end = e->fpage + e->count;
+			*end = last_end;
 			for (uint32_t k = 0; k < e->count; k++)
 				c->counts[e->dpage + k]++;
 			*blocks += e->count;
@@ -518,11 +530,22 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 
 static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 {
-	uint64_t blocks = 0;
+	uint64_t blocks = 0, end = 0;
 
-	if (!map_ok(c, ioff, ino, &blocks)) {
+	if (!map_ok(c, ioff, ino, &blocks, &end)) {
 		drop_data(c, ioff, ino, false);
 		return;
+	}
+	if (ino->size > KMFS_FILE_SIZE_MAX) {
+		/* stat would show a negative size; what is mapped stays */
+		report(c, "inode %#llx: size %llu is past the largest file%s",
+		       (unsigned long long)ioff, (unsigned long long)ino->size,
+		       c->o->repair ? " (set to the end of its data)" : "");
+		if (c->o->repair) {
+			ino->size = end * KMFS_PAGE_SIZE;
+			pool_persist(c->p, &ino->size, sizeof(ino->size));
+			c->r->fixed++;
+		}
 	}
 	if (blocks != ino->blocks) {
 		report(c, "inode %#llx: block count %llu, extents map %llu%s",
@@ -585,7 +608,9 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		e = pool_ptr(p, off);
 		if (e->namelen == 0 || e->namelen > KMFS_NAME_MAX ||
 		    !obj_get(c, off, KMFS_T_DIRENT, sizeof(*e) + e->namelen) ||
-		    memchr(e->name, '/', e->namelen) || memchr(e->name, 0, e->namelen)) {
+		    memchr(e->name, '/', e->namelen) || memchr(e->name, 0, e->namelen) ||
+		    (e->name[0] == '.' && (e->namelen == 1 ||
+					   (e->namelen == 2 && e->name[1] == '.')))) {
 			report(c, "directory %#llx: entry %#llx has a bad name",
 			       (unsigned long long)doff, (unsigned long long)off);
 			goto out;
@@ -619,7 +644,12 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		count++;
 		child = obj_get(c, e->ino_off, KMFS_T_INODE, sizeof(struct kmfs_inode));
 		bool fit = child != NULL;
-		if (!child) {
+		if (e->ino_off == p->sb->root_off) {
+			/* the root has no name: counted, it would be walked twice */
+			report(c, "directory %#llx: entry '%.*s' names the root",
+			       (unsigned long long)doff, e->namelen, e->name);
+			fit = false;
+		} else if (!child) {
 			report(c, "directory %#llx: entry '%.*s' names no inode",
 			       (unsigned long long)doff, e->namelen, e->name);
 		} else if (symlink_cleared(pool_ptr(p, e->ino_off))) {
@@ -668,15 +698,21 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			goto out;
 		}
 	}
+	/* each bucket holds the first entry of this list in it, or nothing
+	 * (the list is sound and sorted: walked again beside the buckets) */
+	uint64_t cur = tab->head_off;
 	for (uint64_t b = 0; b < nb; b++) {
-		uint64_t off = tab->buckets[b];
-		if (off && !obj_get(c, off, KMFS_T_DIRENT, sizeof(struct kmfs_dirent))) {
-			report(c, "directory %#llx: bucket %llu points nowhere",
-			       (unsigned long long)doff, (unsigned long long)b);
-			goto out;
+		const struct kmfs_dirent *ce = cur ? pool_ptr(p, cur) : NULL;
+		uint64_t want = 0;
+
+		if (ce && ce->cookie >> (KMFS_COOKIE_BITS - tab->bits) == b) {
+			want = cur;
+			while (ce && ce->cookie >> (KMFS_COOKIE_BITS - tab->bits) == b) {
+				cur = ce->next_off;
+				ce = cur ? pool_ptr(p, cur) : NULL;
+			}
 		}
-		if (off && ((struct kmfs_dirent *)pool_ptr(p, off))->cookie >>
-			   (KMFS_COOKIE_BITS - tab->bits) != b) {
+		if (tab->buckets[b] != want) {
 			report(c, "directory %#llx: bucket %llu holds a foreign entry",
 			       (unsigned long long)doff, (unsigned long long)b);
 			goto out;
@@ -725,6 +761,12 @@ static void check_xattrs(struct checker *c, uint64_t ioff, struct kmfs_inode *in
 		}
 		pos += (sizeof(*e) + e->name_len + e->value_len + 7) & ~(size_t)7;
 	}
+	/* xattr_set adds and takes whole padded entries from USED */
+	if (pos != x->used || x->used > KMFS_XATTR_LIST_MAX) {
+		report(c, "inode %#llx: xattrs use %u bytes, their entries %zu",
+		       (unsigned long long)ioff, x->used, pos);
+		drop_xattrs(c, ioff, ino);
+	}
 }
 
 /* Check one inode's own fields and what it owns. */
@@ -734,6 +776,17 @@ static void check_inode(struct checker *c, struct obj *o)
 	mode_t fmt = ino->mode & S_IFMT;
 
 	c->r->inodes++;
+	/* a flipped type bit must not have the data dropped as a broken map
+	 * of another type: what the inode holds tells its type */
+	uint32_t held = held_type(c, ino);
+	if (held && held != fmt && known_type(ino->mode)) {
+		report(c, "inode %#llx: file type %#o, but it holds a %s",
+		       (unsigned long long)o->off, (unsigned)fmt,
+		       held == S_IFREG ? "file's extent map" :
+		       held == S_IFDIR ? "directory table" : "symlink target");
+		restore_type(c, o->off, ino);
+		return;
+	}
 	switch (fmt) {
 	case S_IFREG:
 		c->r->files++;
@@ -753,9 +806,11 @@ static void check_inode(struct checker *c, struct obj *o)
 		}
 		break;
 	case S_IFCHR: case S_IFBLK: case S_IFIFO: case S_IFSOCK:
-		if (ino->data_off)
+		if (ino->data_off) {
 			report(c, "inode %#llx: special file with data",
 			       (unsigned long long)o->off);
+			drop_data(c, o->off, ino, false);
+		}
 		break;
 	default:
 		report(c, "inode %#llx: unknown file type %#o",
@@ -764,6 +819,42 @@ static void check_inode(struct checker *c, struct obj *o)
 		return;
 	}
 	check_xattrs(c, o->off, ino);
+}
+
+/* Check the directories queued, and those they name, in turn. */
+static void drain(struct checker *c)
+{
+	while (c->qhead < c->qtail && !c->r->fatal) {
+		uint64_t d = c->queue[c->qhead++];
+		struct kmfs_inode *dir = pool_ptr(c->p, d);
+		obj_get(c, d, KMFS_T_INODE, 0)->reached = true;
+		check_dir(c, d, dir);
+	}
+}
+
+/* Is O a directory still in use that the walk has not reached? */
+static bool cut_off(struct checker *c, const struct obj *o)
+{
+	const struct kmfs_inode *ino;
+
+	if (!o || o->type != KMFS_T_INODE || o->size < sizeof(*ino) || o->reached ||
+	    o->off == c->p->sb->root_off)
+		return false;
+	ino = pool_ptr(c->p, o->off);
+	return S_ISDIR(ino->mode) && ino->nlink;
+}
+
+/* The top of the cut-off subtree holding directory O, by its ".." links. */
+static struct obj *cut_top(struct checker *c, struct obj *o)
+{
+	for (size_t n = 0; n < c->nobjs; n++) { /* a loop of ".." ends too */
+		const struct kmfs_inode *ino = pool_ptr(c->p, o->off);
+		struct obj *up = obj_find(c, ino->parent_off);
+		if (!cut_off(c, up))
+			break;
+		o = up;
+	}
+	return o;
 }
 
 static void walk_tree(struct checker *c)
@@ -780,11 +871,23 @@ static void walk_tree(struct checker *c)
 	}
 	r->parent = root;
 	enqueue(c, root);
-	while (c->qhead < c->qtail && !c->r->fatal) {
-		uint64_t d = c->queue[c->qhead++];
-		struct kmfs_inode *dir = pool_ptr(c->p, d);
-		obj_get(c, d, KMFS_T_INODE, 0)->reached = true;
-		check_dir(c, d, dir);
+	drain(c);
+	/* A directory the root does not reach, with links: its subtree is
+	 * walked from the top, so what it names is counted where it is, and
+	 * only the top goes to /lost+found (check_links). */
+	for (size_t i = 0; i < c->nobjs && !c->r->fatal; i++) {
+		struct obj *o = &c->objs[i];
+		if (!cut_off(c, o))
+			continue;
+		struct obj *top = cut_top(c, o);
+		top->cut = true;
+		enqueue(c, top->off);
+		drain(c);
+		if (!o->reached) { /* its ".." leads to a subtree not naming it */
+			o->cut = true;
+			enqueue(c, o->off);
+			drain(c);
+		}
 	}
 }
 
@@ -810,7 +913,7 @@ static void check_links(struct checker *c)
 		ino = pool_ptr(c->p, o->off);
 		if (S_ISDIR(ino->mode)) {
 			bool root = o->off == c->p->sb->root_off;
-			if (!o->reached && !root) {
+			if ((!o->reached || o->cut) && !root) {
 				if (ino->nlink) {
 					report(c, "directory %#llx is not reachable from the root",
 					       (unsigned long long)o->off);
@@ -822,7 +925,7 @@ static void check_links(struct checker *c)
 				continue;
 			}
 			want = 2 + o->subdirs;
-			if (!root && ino->parent_off != o->parent) {
+			if (ino->parent_off != o->parent) {
 				report(c, "directory %#llx: '..' is %#llx, named by %#llx%s",
 				       (unsigned long long)o->off,
 				       (unsigned long long)ino->parent_off,

@@ -163,7 +163,7 @@ static int leaf_write(struct emap_ctx *c, uint32_t li,
 	int rc;
 
 	if (n > l->cap) {
-		uint32_t cap = l->cap;
+		uint32_t cap = l->cap ? l->cap : 1;
 		uint64_t off;
 		while (cap < n)
 			cap *= 2;

@@ -600,6 +600,16 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 			log_err("%s: corrupt superblock: arena %u", path, i);
 			return -EUCLEAN;
 		}
+		/* each arena's pages are its own */
+		for (uint32_t j = 0; j < i; j++) {
+			const struct kmfs_arena *b = &sb->arenas[j];
+			if (a->data_off < b->data_off + b->nunits * KMFS_UNIT_SIZE &&
+			    b->data_off < a->data_off + a->nunits * KMFS_UNIT_SIZE) {
+				log_err("%s: corrupt superblock: arenas %u and %u overlap",
+					path, j, i);
+				return -EUCLEAN;
+			}
+		}
 		page += a->nunits * KMFS_UNIT_PAGES;
 	}
 	if (page != sb->total_pages) {

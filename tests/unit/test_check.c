@@ -216,6 +216,7 @@ static void test_check_repair_to_lost_found(void **state)
 	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, sub)), sub);
 	assert_int_equal(fs_lookup(fs, sub, "leaf", &got), 0);
 	assert_int_equal(got, leaf);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, leaf)), 0);
 	assert_int_equal(fs_lookup(fs, 1, "lost+found", &got), 0);
 	assert_int_equal(fs_inode(fs, sub)->parent_off, fs_ino_off(fs, got));
 	assert_int_equal(fs_inode(fs, fs_ino_off(fs, got))->nlink, 3);
@@ -299,6 +300,198 @@ static void test_check_repair_file_type(void **state)
 	assert_int_equal(out[0], 'x');
 }
 
+/* a file type bit flipped to another valid type: the type comes back
+ * from what the inode holds, and nothing is dropped */
+static void test_check_type_flip_keeps_data(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t f = populate(fs), d, got;
+	struct kmfs_inode *fi = fs_inode(fs, f);
+	static const uint32_t wrong[] = { S_IFLNK, S_IFDIR, S_IFCHR };
+	unsigned char out[16];
+
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+		struct readbuf rb = { out, 0 };
+		fi->mode = wrong[i] | 0644;
+		assert_true(run(&fs->pool, false).errors >= 1);
+		assert_repaired(fs);
+		assert_int_equal(fi->mode, S_IFREG | 0644);
+		assert_int_equal(fi->size, 50000);
+		assert_int_equal(fs_read(fs, f, 0, sizeof(out), reply, &rb), 0);
+		assert_int_equal(out[0], 'x');
+	}
+	/* a directory that looks like a file keeps its entries */
+	assert_int_equal(fs_lookup(fs, 1, "dir", &d), 0);
+	fs_inode(fs, d)->mode = S_IFREG | 0755;
+	assert_repaired(fs);
+	assert_int_equal(fs_inode(fs, d)->mode, S_IFDIR | 0755);
+	assert_int_equal(fs_lookup(fs, d, "file", &got), 0);
+	assert_int_equal(got, f);
+}
+
+/* the root's type, its "..", and an entry naming it */
+static void test_check_root_damage(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t f = populate(fs), d, x, got;
+	uint64_t root_off = fs->pool.sb->root_off;
+	struct kmfs_inode *ri = pool_ptr(&fs->pool, root_off);
+
+	ri->mode = S_IFREG | 0755;
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	assert_int_equal(ri->mode, S_IFDIR | 0755);
+	assert_int_equal(fs_lookup(fs, 1, "dir", &d), 0);
+	assert_int_equal(fs_lookup(fs, d, "file", &got), 0);
+	assert_int_equal(got, f);
+
+	ri->parent_off = 12345 * 8;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_repaired(fs);
+	assert_int_equal(ri->parent_off, root_off);
+
+	/* one entry naming the root goes; the rest of the tree stays */
+	assert_int_equal(fs_mknod(fs, d, "x", S_IFREG | 0644, 0, &root, &x), 0);
+	entry_of(fs, d, "x")->ino_off = root_off;
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	assert_int_equal(fs_lookup(fs, 1, "dir", &got), 0);
+	assert_int_equal(got, d);
+	assert_int_equal(fs_lookup(fs, d, "file", &got), 0);
+	assert_int_equal(got, f);
+	assert_int_equal(fs_lookup(fs, d, "x", &got), -ENOENT);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, x)), x);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, d)), 0);
+	assert_int_equal(fs_inode(fs, d)->parent_off, root_off);
+}
+
+/* a directory cut off from the root goes to /lost+found whole: what it
+ * names stays in it, and -n counts those names */
+static void test_check_cut_off_subtree_stays_whole(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t d, f, s, g, got;
+
+	assert_int_equal(fs_mkdir(fs, 1, "d", 0755, &root, &d), 0);
+	assert_int_equal(fs_mknod(fs, d, "f", S_IFREG | 0644, 0, &root, &f), 0);
+	assert_int_equal(fs_mkdir(fs, d, "s", 0755, &root, &s), 0);
+	assert_int_equal(fs_mknod(fs, s, "g", S_IFREG | 0644, 0, &root, &g), 0);
+	entry_of(fs, 1, "d")->name[0] = '/';
+	struct check_result r = run(&fs->pool, false);
+	assert_true(r.errors >= 1);
+	assert_repaired(fs);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, d)), d);
+	assert_int_equal(fs_lookup(fs, d, "f", &got), 0);
+	assert_int_equal(got, f);
+	assert_int_equal(fs_lookup(fs, d, "s", &got), 0);
+	assert_int_equal(got, s);
+	assert_int_equal(fs_lookup(fs, s, "g", &got), 0);
+	assert_int_equal(got, g);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, f)), 0);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, s)), 0);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, g)), 0);
+	assert_int_equal(fs_inode(fs, f)->nlink, 1);
+	assert_int_equal(fs_inode(fs, g)->nlink, 1);
+}
+
+/* fields the daemon relies on, out of their range, are found */
+static void test_check_ranges(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t f = populate(fs), e_ino;
+	struct kmfs_inode *fi = fs_inode(fs, f);
+	struct stat at = { .st_size = 0 }, o;
+
+	/* a size stat would show negative */
+	fi->size = 1ull << 63;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_repaired(fs);
+	assert_int_equal(fi->size, 13 * 4096);
+	/* an extent past the largest file */
+	struct kmfs_emap_index *idx = pool_ptr(&fs->pool, fi->data_off);
+	struct kmfs_emap_leaf *l = pool_ptr(&fs->pool, idx->ent[0].leaf_off);
+	l->ext[l->n - 1].fpage = KMFS_FILE_PAGES_MAX - 1;
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	/* a leaf with room for none: growing it would never end */
+	assert_int_equal(fs_mknod(fs, 1, "e", S_IFREG | 0644, 0, &root, &e_ino), 0);
+	assert_int_equal(write_mem(fs, e_ino, 0, "data", 4, false), 4);
+	assert_int_equal(fs_setattr(fs, e_ino, &at, FS_SET_SIZE, &o), 0);
+	struct kmfs_inode *ei = fs_inode(fs, e_ino);
+	assert_int_not_equal(ei->data_off, 0);
+	idx = pool_ptr(&fs->pool, ei->data_off);
+	l = pool_ptr(&fs->pool, idx->ent[0].leaf_off);
+	assert_int_equal(l->n, 0);
+	l->cap = 0;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_repaired(fs);
+	assert_int_equal(write_mem(fs, e_ino, 0, "data", 4, false), 4);
+	/* xattrs whose used bytes are not their entries' */
+	struct kmfs_xattrs *x = pool_ptr(&fs->pool, fi->xattr_off);
+	x->used -= 1;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_repaired(fs);
+	assert_int_equal(fi->xattr_off, 0);
+}
+
+/* a bucket of one directory that points into another's list */
+static void test_check_foreign_bucket(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t a, b, f;
+	char name[16];
+
+	assert_int_equal(fs_mkdir(fs, 1, "a", 0755, &root, &a), 0);
+	assert_int_equal(fs_mkdir(fs, 1, "b", 0755, &root, &b), 0);
+	assert_int_equal(fs_mknod(fs, a, "only", S_IFREG | 0644, 0, &root, &f), 0);
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		assert_int_equal(fs_mknod(fs, b, name, S_IFREG | 0644, 0, &root, &f), 0);
+	}
+	struct kmfs_dirtable *ta = pool_ptr(&fs->pool, fs_inode(fs, a)->data_off);
+	struct kmfs_dirtable *tb = pool_ptr(&fs->pool, fs_inode(fs, b)->data_off);
+	bool done = false;
+	for (uint64_t off = tb->head_off; off && !done;) {
+		struct kmfs_dirent *e = pool_ptr(&fs->pool, off);
+		uint64_t bk = e->cookie >> (KMFS_COOKIE_BITS - ta->bits);
+		if (!ta->buckets[bk]) {
+			ta->buckets[bk] = off;
+			done = true;
+		}
+		off = e->next_off;
+	}
+	assert_true(done);
+	assert_true(run(&fs->pool, false).errors >= 1);
+	assert_repaired(fs);
+	assert_int_equal(fs_lookup(fs, a, "only", &f), 0);
+}
+
+/* two arenas over the same pages: the pool is refused */
+static void test_check_overlapping_arenas_refused(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_pool p;
+
+	fs_unmount(&t->fs);
+	memset(&t->fs, 0, sizeof(t->fs));
+	assert_int_equal(pool_open(t->path, &p), 0);
+	struct kmfs_super *sb = p.sb;
+	assert_int_equal(sb->narenas, 1);
+	uint64_t n = sb->arenas[0].nunits, half = n / 2;
+	sb->arenas[1] = sb->arenas[0]; /* its second half on the first's pages */
+	sb->arenas[0].nunits = half;
+	sb->arenas[1].first_page = half * KMFS_UNIT_PAGES;
+	sb->arenas[1].nunits = n - half;
+	sb->narenas = 2;
+	pool_persist(&p, sb, sizeof(*sb));
+	pool_close(&p);
+	assert_int_equal(pool_open(t->path, &p), -EUCLEAN);
+	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
+	assert_int_equal(pool_format(t->path, &po), 0);
+	struct fs_opts fo = { .lend = true };
+	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +520,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_repair_rebuilt_dir_grows,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_repair_file_type,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_type_flip_keeps_data,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_root_damage,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_cut_off_subtree_stays_whole,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_ranges,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_foreign_bucket,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_overlapping_arenas_refused,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
