@@ -41,6 +41,7 @@ struct obj {
 	uint64_t parent; /* dir inodes: directory that names it */
 	bool reached;
 	bool cut;        /* dir inodes: top of a subtree the root does not reach */
+	uint32_t holders;/* inodes whose data_off names it */
 };
 
 /* directories given a new table by repairs, to see their (current)
@@ -394,12 +395,13 @@ static struct obj *obj_get(struct checker *c, uint64_t off, uint32_t type,
  * an empty regular file (a device node or FIFO becomes one).
  */
 /* The file type that what INO holds says (0: it holds nothing, or nothing
- * that tells). */
+ * that tells, or what another inode names too: a stale pointer, not a
+ * flipped type bit). */
 static uint32_t held_type(struct checker *c, const struct kmfs_inode *ino)
 {
 	struct obj *d = ino->data_off ? obj_find(c, ino->data_off) : NULL;
 
-	return !d ? 0 :
+	return !d || d->holders != 1 ? 0 :
 	       d->type == KMFS_T_EMAP_INDEX ? S_IFREG :
 	       d->type == KMFS_T_DIRTABLE ? S_IFDIR :
 	       d->type == KMFS_T_SYMLINK ? S_IFLNK : 0;
@@ -542,7 +544,8 @@ static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 		       (unsigned long long)ioff, (unsigned long long)ino->size,
 		       c->o->repair ? " (set to the end of its data)" : "");
 		if (c->o->repair) {
-			ino->size = end * KMFS_PAGE_SIZE;
+			ino->size = end < KMFS_FILE_PAGES_MAX ? end * KMFS_PAGE_SIZE :
+				    KMFS_FILE_SIZE_MAX;
 			pool_persist(c->p, &ino->size, sizeof(ino->size));
 			c->r->fixed++;
 		}
@@ -665,7 +668,9 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 				retyped = true;
 			}
 			if (S_ISDIR(ci->mode)) {
-				if (child->links > 1) {
+				/* walked already: the top of a cut-off subtree
+				 * (walk_tree) that turns up named after all */
+				if (child->links > 1 || child->reached || child->cut) {
 					report(c, "directory %#llx is named twice",
 					       (unsigned long long)e->ino_off);
 					fit = false;
@@ -1059,6 +1064,15 @@ static int check_pass(struct kmfs_pool *p, const struct check_opts *o,
 		       (unsigned long long)tab);
 		r->fatal = true;
 		goto out;
+	}
+	for (size_t i = 0; i < c.nobjs; i++) {
+		struct obj *d;
+		if (c.objs[i].type != KMFS_T_INODE ||
+		    c.objs[i].size < sizeof(struct kmfs_inode))
+			continue;
+		d = obj_find(&c, ((struct kmfs_inode *)pool_ptr(p, c.objs[i].off))->data_off);
+		if (d)
+			d->holders++;
 	}
 	for (size_t i = 0; i < c.nobjs; i++) {
 		if (c.objs[i].type != KMFS_T_INODE)

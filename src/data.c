@@ -578,6 +578,18 @@ static void zero_past_size(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
 }
 
+/* Put back the first N ranges of U; those past the size are zero again, so
+ * the mark the write set (MARKED) comes off too. */
+static void undo_restore_unmark(struct kmfs_fs *fs, struct kmfs_inode *ino,
+				const struct in_place_undo *u, size_t n, bool marked)
+{
+	undo_restore(fs, u, n);
+	if (marked) {
+		ino->flags &= ~KMFS_IF_PAST_SIZE;
+		pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
+	}
+}
+
 /* Does the write whose undo is U (N segments) store past the size? */
 static bool stores_past_size(const struct in_place_undo *u, size_t n)
 {
@@ -595,6 +607,7 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	struct in_place_undo *undo = NULL;
 	struct plan pl = {0};
 	size_t stored = 0;
+	bool marked = false;
 	struct txn t;
 	int rc;
 
@@ -614,7 +627,7 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc < 0)
 		goto out_release;
 	/* marked before the first store past the size, unmarked by the commit */
-	bool marked = stores_past_size(undo, pl.n);
+	marked = stores_past_size(undo, pl.n);
 	if (marked) {
 		ino->flags |= KMFS_IF_PAST_SIZE;
 		pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
@@ -652,12 +665,12 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	}
 	rc = txn_end(&t, rc);
 	if (rc < 0) /* txn_end has released the plan's new pages */
-		undo_restore(fs, undo, pl.n);
+		undo_restore_unmark(fs, ino, undo, pl.n, marked);
 	undo_free(undo, pl.n);
 	free(pl.v);
 	return rc < 0 ? rc : (ssize_t)size;
 out_undo:
-	undo_restore(fs, undo, stored);
+	undo_restore_unmark(fs, ino, undo, stored, marked);
 	undo_free(undo, pl.n);
 out_release:
 	return plan_abandon(&t, &pl, rc);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* test_check -- the checker finds (and repairs) each corruption shown. */
 #include <errno.h>
+#include <fcntl.h>
 
 #include "helpers.h"
 #include "check.h"
@@ -492,6 +493,73 @@ static void test_check_overlapping_arenas_refused(void **state)
 	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
 }
 
+/* a data pointer naming another inode's live object is stale, not a
+ * flipped type bit: the other inode keeps its data or entries */
+static void test_check_crosslinked_data_is_not_a_type(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t d, f, c1, got;
+	unsigned char out[16];
+	struct readbuf rb = { out, 0 };
+
+	assert_int_equal(fs_mkdir(fs, 1, "d", 0755, &root, &d), 0);
+	assert_int_equal(fs_mknod(fs, 1, "f", S_IFREG | 0644, 0, &root, &f), 0);
+	assert_int_equal(write_mem(fs, f, 0, "xxxxxxxx", 8, false), 8);
+	assert_true(fs_ino_off(fs, d) < fs_ino_off(fs, f)); /* checked first */
+	fs_inode(fs, d)->data_off = fs_inode(fs, f)->data_off;
+	for (int i = 0; i < 3; i++)
+		run(&fs->pool, true);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+	assert_int_equal(fs_inode(fs, f)->size, 8);
+	assert_int_equal(fs_read(fs, f, 0, 8, reply, &rb), 0);
+	assert_memory_equal(out, "xxxxxxxx", 8);
+	/* and a file naming a directory's table */
+	assert_int_equal(fs_mknod(fs, 1, "g", S_IFREG | 0644, 0, &root, &f), 0);
+	assert_int_equal(fs_mkdir(fs, 1, "e", 0755, &root, &d), 0);
+	assert_int_equal(fs_mknod(fs, d, "child", S_IFREG | 0644, 0, &root, &c1), 0);
+	fs_inode(fs, f)->data_off = fs_inode(fs, d)->data_off;
+	for (int i = 0; i < 3; i++)
+		run(&fs->pool, true);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+	assert_int_equal(fs_lookup(fs, d, "child", &got), 0);
+	assert_int_equal(got, c1);
+	assert_int_equal(fs_inode(fs, f)->mode & S_IFMT, S_IFREG);
+}
+
+/* a cut-off directory that a later cut-off subtree names is walked once:
+ * the repair ends, with its entries */
+static void test_check_cut_off_top_walked_once(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t x, y, g, got;
+
+	assert_int_equal(fs_mkdir(fs, 1, "y", 0755, &root, &y), 0);
+	assert_int_equal(fs_mknod(fs, y, "g", S_IFREG | 0644, 0, &root, &g), 0);
+	assert_int_equal(fs_mkdir(fs, 1, "x", 0755, &root, &x), 0);
+	assert_int_equal(fs_rename(fs, 1, "y", x, "y", 0, &root), 0);
+	assert_true(fs_ino_off(fs, y) < fs_ino_off(fs, x));
+	entry_of(fs, 1, "x")->name[0] = '/';
+	fs_inode(fs, y)->parent_off = fs->pool.sb->root_off; /* a wrong ".." */
+	assert_repaired(fs);
+	assert_int_equal(fs_lookup(fs, y, "g", &got), 0);
+	assert_int_equal(got, g);
+}
+
+/* a size past the largest file on a file that maps the last page */
+static void test_check_size_fix_stays_in_range(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t f;
+
+	assert_int_equal(fs_mknod(fs, 1, "big", S_IFREG | 0644, 0, &root, &f), 0);
+	assert_int_equal(fs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE,
+				      (1ull << 63) - 4096, 4096), 0);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+	fs_inode(fs, f)->size = UINT64_MAX;
+	assert_repaired(fs);
+	assert_int_equal(fs_inode(fs, f)->size, KMFS_FILE_SIZE_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +600,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_foreign_bucket,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_overlapping_arenas_refused,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_crosslinked_data_is_not_a_type,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_cut_off_top_walked_once,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_size_fix_stays_in_range,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
