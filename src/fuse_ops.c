@@ -12,7 +12,9 @@
 #include <sys/sysmacros.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 #include <linux/fs.h>
 
 #include <dirent.h>
@@ -328,6 +330,10 @@ static void set_open_reply(const struct kmfs_fs *fs, struct fuse_file_info *fi)
 	atomic_fetch_add_explicit(&opens[direct], 1, memory_order_relaxed);
 	fi->keep_cache = 1;
 	fi->direct_io = direct;
+	/* no FLUSH on close: kmemfs has nothing to flush (no .flush), and the
+	 * clone ioctl closes its copy of the source from inside a request,
+	 * where a FLUSH to this mount could wait for the very worker */
+	fi->noflush = 1;
 	/* ioctl and write get only fh */
 	fi->fh = (uint64_t)(unsigned)fi->flags | (direct ? FH_DIRECT : 0);
 }
@@ -681,41 +687,75 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 }
 
 /*
- * The source of a clone ioctl is a file descriptor of the calling
- * process: find it through /proc, check it is on this mount and open for
- * reading, as the kernel would for FICLONERANGE.
+ * A pidfd for the process of thread TID: FUSE names the calling thread,
+ * and pidfd_open takes only a thread group's leader (without PIDFD_THREAD,
+ * which Linux 6.9 added).
+ * The threads of a group share its descriptor table.
+ */
+static int caller_pidfd(pid_t tid)
+{
+	char path[64], line[256];
+	int pfd = (int)syscall(SYS_pidfd_open, tid, 0);
+	pid_t tgid = 0;
+	FILE *f;
+
+	/* a thread that is not the leader: EINVAL, or ENOENT since 6.9 */
+	if (pfd >= 0 || tid <= 0)
+		return pfd;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid > 0 && tgid != tid ? (int)syscall(SYS_pidfd_open, tgid, 0) : -1;
+}
+
+/*
+ * The source of a clone ioctl is a file descriptor of the calling process:
+ * take a copy of it (pidfd_getfd), and check on that copy that it is a
+ * file of this mount, open for reading, as the kernel would for
+ * FICLONERANGE. The inode and the open flags come from one open file,
+ * which the caller cannot swap between the two checks (through /proc they
+ * came from two reads, and a dup2 in between let a file opened O_PATH
+ * pass as the readable one). The copy also keeps the file open, so its
+ * inode cannot be freed under the clone. Returns the copy, to close after
+ * the clone, or -errno.
  */
 static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct kmfs_fs *fs = FS(req);
-	char path[64], line[256];
 	struct statx stx;
-	unsigned flags = 0;
-	bool found = false;
-	FILE *f;
+	int pfd, sfd, flags;
 
 	if (fd < 0 || fd > INT32_MAX)
 		return -EBADF;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)ctx->pid, (int)fd);
+	pfd = caller_pidfd(fuse_req_ctx(req)->pid);
+	if (pfd < 0)
+		return -EBADF;
+	sfd = (int)syscall(SYS_pidfd_getfd, pfd, (int)fd, 0);
+	close(pfd);
+	if (sfd < 0)
+		return errno == EPERM ? -EPERM : -EBADF;
 	/* from the kernel's cache: a GETATTR sent to this mount from inside a
 	 * request could wait for the very worker that sends it */
-	if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_INO, &stx) != 0)
+	if (statx(sfd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &stx) != 0 ||
+	    (flags = fcntl(sfd, F_GETFL)) < 0) {
+		close(sfd);
 		return -EBADF;
-	if (makedev(stx.stx_dev_major, stx.stx_dev_minor) != fs->mount_dev)
+	}
+	if (makedev(stx.stx_dev_major, stx.stx_dev_minor) != fs->mount_dev) {
+		close(sfd);
 		return -EXDEV; /* not a file of this mount */
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)ctx->pid, (int)fd);
-	f = fopen(path, "r");
-	if (!f)
+	}
+	if ((flags & O_ACCMODE) == O_WRONLY || (flags & O_PATH)) {
+		close(sfd);
 		return -EBADF;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "flags: %o", &flags) == 1)
-			found = true;
-	fclose(f);
-	if (!found || (flags & O_ACCMODE) == O_WRONLY || (flags & O_PATH))
-		return -EBADF;
+	}
 	*ino = stx.stx_ino;
-	return 0;
+	return sfd;
 }
 
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
@@ -743,21 +783,27 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			fuse_reply_err(req, EBADF);
 			return;
 		}
-		rc = clone_source(req, cr->src_fd, &src);
+		int held = clone_source(req, cr->src_fd, &src);
 		/* a clone changes the target's data as a write does: the same
 		 * privileges come off as the kernel's file_remove_privs takes
 		 * (setuid/setgid unless root asks, security.capability always) */
+		rc = held < 0 ? held : 0;
 		if (rc == 0 && fuse_req_ctx(req)->uid != 0)
 			rc = kill_suidgid(req, ino);
 		if (rc == 0)
 			rc = kill_privs(req, ino, fs_kill_capability);
 		if (rc < 0) {
+			if (held >= 0)
+				close(held);
 			fuse_reply_err(req, -rc);
 			return;
 		}
 		n = fs_clone(fs, src, cr->src_offset, ino, cr->dest_offset,
 			     cr->src_length ? cr->src_length : UINT64_MAX / 4,
 			     true);
+		/* sends no FLUSH (set_open_reply); a RELEASE, if this was the
+		 * last reference, is queued without waiting */
+		close(held);
 		if (n < 0) {
 			fuse_reply_err(req, (int)-n);
 			return;

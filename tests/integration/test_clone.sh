@@ -114,6 +114,22 @@ check_eq "$(cat /sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb)" 1024 "the
 fs_umount
 MNT=$MNT_PLAIN
 
+# the clone ioctl's source descriptor, swapped by the caller (dup2) while the
+# daemon checks it: a file the user may only open O_PATH never passes as the
+# readable one it was swapped with
+fs_mount allow_other || abort_test "mount for the swapped source"
+mkdir "$MNT/sec" "$MNT/u"
+chmod 755 "$MNT/sec"
+{ printf TOPSECRET; head -c 5000 /dev/zero; } >"$MNT/sec/secret"
+chmod 600 "$MNT/sec/secret"
+head -c 8192 /dev/urandom >"$MNT/u/readable"
+: >"$MNT/u/out"
+chown -R 1000:1000 "$MNT/u"
+out=$(as_user 1000 timeout 300 "$BIN_DIR/cloneswap" "$MNT/sec/secret" "$MNT/u/readable" "$MNT/u/out" 10000 2>&1)
+check "echo '$out' | grep -Eq '^[1-9][0-9]* cloned, [1-9][0-9]* refused$'" \
+	"a clone from a descriptor swapped with an O_PATH one of an unreadable file never copies it ($out)"
+fs_umount
+
 # kill -9 while clones and copy-on-write writes run; then fsck
 env --default-signal=INT,TERM "$K" -f "$POOL" "$MNT" >"$WORK/daemon.out" 2>&1 &
 dpid=$!
