@@ -948,7 +948,7 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 			ino->size = end;
 	}
 	if (rc == 0)
-		rc = touch(fs, ino, !keep_size);
+		rc = touch(fs, ino, true);
 	free(pl.v);
 	return txn_end(&t, rc);
 }

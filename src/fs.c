@@ -1211,8 +1211,8 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	txn_end(&t, rc);
 }
 
-int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
-	    data_reply_fn reply, void *arg)
+int fs_read_atime(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
+		  data_reply_fn reply, void *arg, bool atime)
 {
 	uint64_t ioff = fs_ino_off(fs, ino_nr);
 	struct vnode *v = vget(fs, ioff);
@@ -1223,12 +1223,18 @@ int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_rwlock_rdlock(&v->lock);
 	rc = data_read(fs, fs_inode(fs, ioff), off, size, reply, arg);
-	if (rc == 0)
+	if (rc == 0 && atime && !fs->noatime)
 		touch_atime(fs, fs_inode(fs, ioff));
 	pthread_rwlock_unlock(&v->lock);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, v);
 	return rc;
+}
+
+int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
+	    data_reply_fn reply, void *arg)
+{
+	return fs_read_atime(fs, ino_nr, off, size, reply, arg, true);
 }
 
 static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,

@@ -81,6 +81,7 @@ struct kmfs_fs {
 	uint32_t readahead;     /* bytes: the bdi's window and INIT's max_readahead */
 	uint32_t max_read;      /* -o max_read: INIT must ask for it too (0: none) */
 	enum fs_cache cache;    /* -o cache=: which opens bypass the page cache */
+	bool noatime;           /* -o noatime: reads never move the access time */
 	pthread_mutex_t times_lock[FS_TIMES_LOCKS];
 	/* the kernel never looks the root up nor forgets it: pinned for the
 	 * mount, so its vnode does not come and go with each GETATTR */
@@ -163,6 +164,10 @@ int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags);
 void fs_release(struct kmfs_fs *fs, uint64_t ino);
 int fs_read(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 	    data_reply_fn reply, void *arg);
+/* fs_read_atime -- fs_read that moves the access time only if ATIME
+ * (O_NOATIME and -o noatime say not to) */
+int fs_read_atime(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
+		  data_reply_fn reply, void *arg, bool atime);
 /* fs_setattr(FS_KILL_SUIDGID) when the inode has a bit to clear: 1 if it
  * had, 0 if not, or a negative errno */
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino);

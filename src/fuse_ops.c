@@ -416,7 +416,9 @@ static int reply_read(void *arg, const struct iovec *iov, int n)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	int rc = fs_read(FS(req), ino, (uint64_t)off, size, reply_read, req);
+	/* READ carries the open flags */
+	int rc = fs_read_atime(FS(req), ino, (uint64_t)off, size, reply_read, req,
+			       !(fi->flags & O_NOATIME));
 
 	/* a failed reply (the caller went away) needs no other reply */
 	if (rc < 0 && rc != -ENOENT && rc != -EPIPE)

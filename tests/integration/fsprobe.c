@@ -154,12 +154,12 @@ static int op_open(char **a)
 	return 0;
 }
 
-/* read the whole file to stdout */
-static int op_read(char **a)
+/* read the whole file to stdout, opened with open flags FLAGS (O_RDONLY) */
+static int read_flags(const char *path, int flags)
 {
 	char buf[65536];
 	ssize_t n;
-	int fd = open(a[0], O_RDONLY);
+	int fd = open(path, flags);
 
 	if (fd < 0)
 		return errno;
@@ -172,6 +172,17 @@ static int op_read(char **a)
 	}
 	close(fd);
 	return 0;
+}
+
+static int op_read(char **a)
+{
+	return read_flags(a[0], O_RDONLY);
+}
+
+/* the same, with FLAGS as for open (noatime, direct, ...) */
+static int op_readf(char **a)
+{
+	return read_flags(a[0], parse_oflags(a[1]));
 }
 
 /* pwrite PATH OFFSET STRING [sync|dsync]: create if missing, never truncate */
@@ -1026,6 +1037,7 @@ static const struct op ops[] = {
 	{ "lstat", 1, op_lstat, "PATH" },
 	{ "open", 2, op_open, "PATH FLAGS[,FLAGS] [MODE]" },
 	{ "read", 1, op_read, "PATH" },
+	{ "readf", 2, op_readf, "PATH FLAGS[,FLAGS] (read, opened so)" },
 	{ "pwrite", 3, op_pwrite, "PATH OFFSET STRING [sync|dsync]" },
 	{ "pread", 3, op_pread, "PATH OFFSET LEN" },
 	{ "append", 2, op_append, "PATH STRING" },

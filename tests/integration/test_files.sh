@@ -125,6 +125,18 @@ check_eq "$(stat_field f atime) $(stat_field f mtime)" "1000000000.987654321 200
 	"UTIME_OMIT leaves atime alone"
 probe utimens f -1 500000000 0 0 >/dev/null
 check_eq "$(stat_field f atime)" -1.500000000 "pre-1970 timestamp"
+
+# -- access and change times of reads and fallocate: a read moves an access
+# time older than the last change (relatime), but not through O_NOATIME; a
+# fallocate that keeps the size changes mtime too, as any fallocate
+for n in 1 2; do printf data >at$n; probe utimens at$n 1000 0 0 omit >/dev/null; done
+probe readf at1 rdonly,noatime >/dev/null
+check_eq "$(stat_field at1 atime)" 1000.000000000 "a read through O_NOATIME leaves the access time"
+probe readf at2 rdonly >/dev/null
+check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "a read moves an access time older than the last change"
+probe utimens at2 0 omit 1000 0 >/dev/null
+probe falloc at2 keep 0 65536 >/dev/null
+check "[ \"\$(stat_field at2 mtime | cut -d. -f1)\" -gt 1000 ]" "fallocate -n (KEEP_SIZE) changes mtime"
 probe utimens f 0 now 0 now >/dev/null
 now=$(date +%s)
 m=$(stat_field f mtime)
