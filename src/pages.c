@@ -689,19 +689,15 @@ void pages_commit_done(struct pages *pg, struct txn *t)
 }
 
 /*
- * An aborted operation: its allocations go back. Pages that got a
- * reference in it were rolled back to 0 by pmemobj.
+ * An aborted operation: its allocations go back, as freed pages do (on a
+ * pool file in RAM to the host too: a write that failed part way, say on a
+ * full tmpfs, had filled some). Pages that got a reference in it were
+ * rolled back to 0 by pmemobj.
  */
 void pages_abort(struct pages *pg, struct txn *t)
 {
-	pthread_mutex_lock(&pg->lock);
-	for (size_t i = 0; i < t->allocated.n; i++) {
-		mark(pg, t->allocated.v[i].start, t->allocated.v[i].count, false);
-		pg->used_pages -= t->allocated.v[i].count;
-	}
 	if (t->allocated.n)
-		pthread_cond_broadcast(&pg->reclaimed);
-	pthread_mutex_unlock(&pg->lock);
+		free_runs(pg, &t->allocated, false);
 	t->allocated.n = 0;
 	t->freed.n = 0;
 	t->shared_delta = 0; /* pmemobj rolled the counts back */

@@ -65,6 +65,8 @@ if on_kmemfs; then
 		check_eq "$got" ENOSPC \
 			"a ${flag:-page-cache} write the pool file's tmpfs can take only half of fails with ENOSPC"
 	done
+	avail_kb=$(df -k --output=avail "$WORK/small" | tail -n 1 | tr -d ' ')
+	check "[ $avail_kb -ge 256 ]" "the failed writes gave the pages they had filled back to the tmpfs ($avail_kb KiB free of 512)"
 	rm -f "$WORK/small/hog" "$MNT"/half*
 	check_cmd "a write after the tmpfs has room again" dd if=/dev/urandom of="$MNT/again" bs=1M count=4 oflag=direct status=none
 	check "is_mounted" "still mounted after the pool file's tmpfs was full"
