@@ -129,8 +129,7 @@ static bool may_lend(struct pages *pg, uint64_t u)
 	return pg->lend && media_can_lend(&p->media) &&
 	       pg->u[u].state == UNIT_FREE &&
 	       pg->count[UNIT_FREE] > pg->reserve_units &&
-	       (!pg->lend_max_units ||
-		pg->count[UNIT_LENT] + pg->count[UNIT_RECLAIMING] < pg->lend_max_units) &&
+	       pg->count[UNIT_LENT] + pg->count[UNIT_RECLAIMING] < pg->lend_max_units &&
 	       media_lendable(&p->media, pool_page_off(p, u * KMFS_UNIT_PAGES),
 			      KMFS_UNIT_SIZE);
 }
@@ -338,7 +337,8 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	pthread_mutex_init(&pg->tx_lock, NULL);
 	pg->lend = lend;
 	pg->reserve_units = (reserve_bytes + KMFS_UNIT_SIZE - 1) / KMFS_UNIT_SIZE;
-	pg->lend_max_units = lend_max_bytes / KMFS_UNIT_SIZE;
+	/* 0: no limit; under a unit: lend none */
+	pg->lend_max_units = lend_max_bytes ? lend_max_bytes / KMFS_UNIT_SIZE : UINT64_MAX;
 	pg->count[UNIT_FREE] = pg->nunits;
 	for (uint64_t u = 0; u < pg->nunits; u++) {
 		struct unit_info *ui = &pg->u[u];
@@ -359,6 +359,11 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	}
 	pthread_mutex_lock(&pg->lock);
 	reconcile_kmod(pg);
+	/* lent beyond -o lend_max (lent under another setting, or a new pool
+	 * file, made with every unit lent): the excess comes back now */
+	for (uint64_t u = pg->nunits; u-- > 0 && lend && pg->count[UNIT_LENT] > pg->lend_max_units;)
+		if (pg->u[u].state == UNIT_LENT && unit_reclaim(pg, u) < 0)
+			break;
 	lend_excess(pg);
 	pthread_mutex_unlock(&pg->lock);
 	return 0;

@@ -74,7 +74,7 @@ struct pages {
 	uint64_t free_hint;      /* where the last free unit was found */
 	uint64_t lent_hint;      /* where the last lent unit was found */
 	uint64_t reserve_units;  /* free units kept present for growth */
-	uint64_t lend_max_units; /* lend no more than this (0: no limit) */
+	uint64_t lend_max_units; /* lend no more than this (UINT64_MAX: no limit) */
 	bool lend;               /* lend wholly free units beyond the reserve */
 	bool lend_deferred;      /* a unit freed while the reserve was short may
 				  * be lendable: look again once it is whole */

@@ -365,6 +365,34 @@ static void test_pages_deferred_release_other_thread(void **state)
 	assert_false(page_marked(pg, first));
 }
 
+/* -o lend_max: at most that much is lent, from the mount on (a new pool
+ * file has every unit lent), and a cap under one unit lends none */
+static void test_pages_lend_max_is_a_cap(void **state)
+{
+	struct tpool *t = *state;
+	struct pages_stats st;
+	static const struct { uint64_t bytes, units; } caps[] = {
+		{ 8u << 20, 2 }, { 1u << 20, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		struct fs_opts fo = { .lend = true, .lend_max = caps[i].bytes };
+		int64_t got;
+
+		fs_unmount(&t->fs);
+		struct pool_format_opts po = { .size = 128ull << 20, .force = true };
+		assert_int_equal(pool_format(t->path, &po), 0);
+		assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+		pages_stats(&t->fs.pages, &st);
+		assert_int_equal(st.lent_pages, caps[i].units * KMFS_UNIT_PAGES);
+		/* and freeing a whole unit lends no more */
+		uint64_t start = alloc_ref(&t->fs.pages, KMFS_UNIT_PAGES * 3, &got);
+		unref(&t->fs.pages, start, (uint64_t)got);
+		pages_stats(&t->fs.pages, &st);
+		assert_true(st.lent_pages <= caps[i].units * KMFS_UNIT_PAGES);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +414,8 @@ int main(void)
 			shm_setup, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_deferred_release_own_frees,
 			shm_setup, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_lend_max_is_a_cap,
+			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_deferred_release_other_thread,
 			shm_setup, tpool_teardown),
 	};
