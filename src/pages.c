@@ -323,6 +323,32 @@ static void reconcile_kmod(struct pages *pg)
 	free(bits);
 }
 
+/*
+ * A crash between recording a unit LENT and punching it (unit_lend) leaves
+ * its memory with the pool file: at mount every lent unit of a pool file
+ * is punched again, a run of neighbours at a time (cheap where already a
+ * hole). Lent units hold no data.
+ */
+static void repunch_lent(struct pages *pg)
+{
+	struct kmfs_pool *p = pg->pool;
+
+	if (p->media.kind != MEDIA_FILE || !media_can_lend(&p->media))
+		return;
+	for (uint64_t u = 0, n; u < pg->nunits; u += n) {
+		uint64_t off = pool_page_off(p, u * KMFS_UNIT_PAGES);
+
+		n = 1;
+		if (pg->u[u].state != UNIT_LENT)
+			continue;
+		while (u + n < pg->nunits && pg->u[u + n].state == UNIT_LENT &&
+		       pool_page_off(p, (u + n) * KMFS_UNIT_PAGES) ==
+		       off + n * KMFS_UNIT_SIZE)
+			n++;
+		media_lend(&p->media, off, n * KMFS_UNIT_SIZE);
+	}
+}
+
 int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	       uint64_t reserve_bytes, uint64_t lend_max_bytes)
 {
@@ -357,6 +383,7 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 		else
 			unit_set_state(pg, u, state_for(ui));
 	}
+	repunch_lent(pg);
 	pthread_mutex_lock(&pg->lock);
 	reconcile_kmod(pg);
 	/* lent beyond -o lend_max (lent under another setting, or a new pool

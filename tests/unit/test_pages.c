@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /* test_pages -- allocator, reference counts, unit lending. */
 #include "helpers.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -393,6 +394,34 @@ static void test_pages_lend_max_is_a_cap(void **state)
 	}
 }
 
+/* a unit recorded lent whose punch a crash cut short gives its memory back
+ * at the next mount */
+static void test_pages_lent_unit_punched_at_mount(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_pool *p = &t->fs.pool;
+	uint64_t u = p->total_units - 1, off, before, after;
+	static char junk[KMFS_UNIT_SIZE];
+	struct stat st;
+	int fd;
+
+	assert_int_equal(p->units[u], KMFS_UNIT_LENT);
+	off = pool_page_off(p, u * KMFS_UNIT_PAGES);
+	fs_unmount(&t->fs);
+	memset(junk, 0xAA, sizeof(junk));
+	fd = open(t->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk), (off_t)off), (ssize_t)sizeof(junk));
+	assert_int_equal(fstat(fd, &st), 0);
+	before = (uint64_t)st.st_blocks * 512;
+	struct fs_opts fo = { .lend = true };
+	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	after = (uint64_t)st.st_blocks * 512;
+	close(fd);
+	assert_true(before >= after + KMFS_UNIT_SIZE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,6 +443,8 @@ int main(void)
 			shm_setup, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_deferred_release_own_frees,
 			shm_setup, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_lent_unit_punched_at_mount,
+			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_lend_max_is_a_cap,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_deferred_release_other_thread,
