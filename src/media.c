@@ -502,10 +502,13 @@ static int kmod_range(struct media *m, unsigned long cmd, uint64_t off,
 static int fd_fallocate(struct media *m, int mode, uint64_t off, uint64_t len)
 {
 	bool locked = media_fd_lock(m, len);
-	int rc = 0;
+	int rc;
 
-	if (fallocate(m->fd, mode, (off_t)off, (off_t)len) != 0)
-		rc = -errno;
+	/* tmpfs's fallocate stops with EINTR at a signal (the daemon's own
+	 * at shutdown): what it did is kept, and doing it again is the same */
+	do
+		rc = fallocate(m->fd, mode, (off_t)off, (off_t)len) == 0 ? 0 : -errno;
+	while (rc == -EINTR);
 	media_fd_unlock(m, locked);
 	return rc;
 }

@@ -314,7 +314,9 @@ static void reconcile_kmod(struct pages *pg)
 		dev_unit = off / KMFS_UNIT_SIZE - hot_first;
 		if (bits && n > 0 && dev_unit < (uint64_t)n)
 			lent_now = bits[dev_unit / 64] >> (dev_unit % 64) & 1;
-		if (!lent_now && media_lend(&p->media, off, KMFS_UNIT_SIZE) < 0) {
+		/* EALREADY: the kernel has it (a QUERY that failed did not say) */
+		int rc = lent_now ? 0 : media_lend(&p->media, off, KMFS_UNIT_SIZE);
+		if (rc < 0 && rc != -EALREADY) {
 			p->units[u] = KMFS_UNIT_PRESENT;
 			pool_persist(p, &p->units[u], 1);
 			unit_set_state(pg, u, UNIT_FREE);

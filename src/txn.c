@@ -54,6 +54,9 @@ int txn_begin(struct txn *t)
 	pthread_mutex_lock(&t->pages->tx_lock);
 	rc = pmemobj_tx_begin(t->pages->pool->pop, NULL, TX_PARAM_NONE);
 	if (rc != 0) {
+		/* a failed begin leaves the thread's transaction aborting: only
+		 * its end lets the next begin start afresh (as TX_END would) */
+		pmemobj_tx_end();
 		pthread_mutex_unlock(&t->pages->tx_lock);
 		return -rc;
 	}
