@@ -367,13 +367,14 @@ static struct kmfs_time ts_to_kt(struct timespec ts)
 	return t;
 }
 
-/* MODE without setuid, and without setgid when the group may execute. */
-static mode_t suidgid_killed(mode_t mode)
+/* MODE without setuid, and without setgid when the group may execute or
+ * the caller is an OUTSIDER to the file's group. */
+static mode_t suidgid_killed(mode_t mode, bool outsider)
 {
 	if (S_ISDIR(mode))
 		return mode;
 	mode &= ~(mode_t)S_ISUID;
-	if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+	if ((mode & S_IXGRP) || outsider)
 		mode &= ~(mode_t)S_ISGID;
 	return mode;
 }
@@ -422,7 +423,7 @@ static int set_attrs(struct txn *t, void *arg)
 	if (rc < 0)
 		return rc;
 	if (to_set & FS_KILL_SUIDGID)
-		inode_set_mode(ino, suidgid_killed(ino->mode));
+		inode_set_mode(ino, suidgid_killed(ino->mode, to_set & FS_KILL_SGID));
 	if (to_set & FS_SET_UID)
 		ino->uid = attr->st_uid;
 	if (to_set & FS_SET_GID)
@@ -495,16 +496,23 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 	return (int)rc;
 }
 
-int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
+int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
+		    bool (*in_group)(void *arg, gid_t gid), void *arg)
 {
-	mode_t mode = inode_mode(ino_ptr(fs, ino_nr));
+	const struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
+	mode_t mode = inode_mode(ino);
 	struct stat a = { 0 }, out;
+	bool outsider;
 	int rc;
 
+	/* the kernel holds the inode's lock: no chgrp or chmod meanwhile */
+	outsider = (mode & (S_ISGID | S_IXGRP)) == S_ISGID && !S_ISDIR(mode) &&
+		   in_group && !in_group(arg, ino->gid);
 	/* the common case, no bits to clear, costs no transaction */
-	if (suidgid_killed(mode) == mode)
+	if (suidgid_killed(mode, outsider) == mode)
 		return 0;
-	rc = fs_setattr(fs, ino_nr, &a, FS_KILL_SUIDGID, &out);
+	rc = fs_setattr(fs, ino_nr, &a, FS_KILL_SUIDGID | (outsider ? FS_KILL_SGID : 0),
+			&out);
 	return rc < 0 ? rc : 1;
 }
 

@@ -127,6 +127,9 @@ int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st);
 #define FS_SET_CTIME (1 << 10)
 /* clear setuid/setgid as a write by a caller without CAP_FSETID does */
 #define FS_KILL_SUIDGID (1 << 11)
+/* with it: the caller is outside the file's group, so setgid goes even
+ * without group-exec (setattr_should_drop_sgid, Linux 6.2+) */
+#define FS_KILL_SGID (1 << 12)
 int fs_setattr(struct kmfs_fs *fs, uint64_t ino, const struct stat *attr,
 	       int to_set, struct stat *out);
 
@@ -169,8 +172,11 @@ int fs_read(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 int fs_read_atime(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
 		  data_reply_fn reply, void *arg, bool atime);
 /* fs_setattr(FS_KILL_SUIDGID) when the inode has a bit to clear: 1 if it
- * had, 0 if not, or a negative errno */
-int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino);
+ * had, 0 if not, or a negative errno. IN_GROUP(ARG, gid) says whether the
+ * caller is in the file's group (or privileged); asked only of a file with
+ * setgid and no group-exec, NULL for yes. */
+int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino,
+		    bool (*in_group)(void *arg, gid_t gid), void *arg);
 /* remove security.capability, as the kernel's file_remove_privs does on any
  * write it sees: 1 if there was one, 0 if not, or a negative errno */
 int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino);

@@ -79,15 +79,14 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t off)
 }
 
 /*
- * Take privileges off a file with KILL (fs_kill_suidgid, fs_kill_capability);
- * the kernel keeps its cached mode and ctime through a WRITE or OPEN, so when
- * KILL changed the inode it is told to forget them.
+ * After privileges came off a file (RC from fs_kill_suidgid or
+ * fs_kill_capability): the kernel keeps its cached mode and ctime through a
+ * WRITE or OPEN, so when they changed the inode it is told to forget them.
+ * Returns 0 or -errno.
  */
-static int kill_privs(fuse_req_t req, fuse_ino_t ino,
-		      int (*kill)(struct kmfs_fs *, uint64_t))
+static int privs_killed(fuse_req_t req, fuse_ino_t ino, int rc)
 {
 	struct kmfs_fs *fs = FS(req);
-	int rc = kill(fs, ino);
 
 	if (rc > 0) {
 		pages_release_deferred(&fs->pages); /* the notify may wait */
@@ -97,10 +96,19 @@ static int kill_privs(fuse_req_t req, fuse_ino_t ino,
 	return rc;
 }
 
+static bool caller_in_group(fuse_req_t req, gid_t gid);
+
+/* in the file's group GID, or privileged (taken as uid 0, as for the kill
+ * flags): setgid without group-exec then stays */
+static bool in_group_or_root(void *req, gid_t gid)
+{
+	return fuse_req_ctx(req)->uid == 0 || caller_in_group(req, gid);
+}
+
 /* Clear setuid/setgid when the request asks for it (wire.c). */
 static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
 {
-	return kill_privs(req, ino, fs_kill_suidgid);
+	return privs_killed(req, ino, fs_kill_suidgid(FS(req), ino, in_group_or_root, req));
 }
 
 /*
@@ -200,8 +208,16 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 			set |= map[i].fs;
 	/* a truncate by a caller without CAP_FSETID, or a chown (wire.c) */
 	if (wire_kill_suidgid() ||
-	    (wire_killpriv_v2() && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))))
+	    (wire_killpriv_v2() && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))) {
+		struct stat st;
+
 		set |= FS_KILL_SUIDGID;
+		/* the group the file has now: the kernel's setattr_should_drop_sgid */
+		if (fs_getattr(FS(req), ino, &st) == 0 &&
+		    (st.st_mode & (S_ISGID | S_IXGRP)) == S_ISGID &&
+		    !in_group_or_root(req, st.st_gid))
+			set |= FS_KILL_SGID;
+	}
 	rc = fs_setattr(FS(req), ino, attr, set, &out);
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
@@ -478,7 +494,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 	/* the kernel's file_remove_privs drops security.capability before a
 	 * page-cache write, but not before a direct one */
 	if (n == 0 && (fi->fh & FH_DIRECT) && !fi->writepage)
-		n = kill_privs(req, ino, fs_kill_capability);
+		n = privs_killed(req, ino, fs_kill_capability(FS(req), ino));
 	if (n == 0)
 		n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
 			     fi->flags & O_APPEND);
@@ -793,7 +809,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		if (rc == 0 && fuse_req_ctx(req)->uid != 0)
 			rc = kill_suidgid(req, ino);
 		if (rc == 0)
-			rc = kill_privs(req, ino, fs_kill_capability);
+			rc = privs_killed(req, ino, fs_kill_capability(fs, ino));
 		if (rc < 0) {
 			if (held >= 0)
 				close(held);

@@ -88,8 +88,14 @@ chmod 06777 suid
 as_user 1000 probe pwrite suid 0 X >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "a write by another user clears setgid of a group-executable file"
 chmod 06767 suid
+as_user 1000:1000:0 probe pwrite suid 0 X >/dev/null
+check_eq "$(stat_field suid mode)" 102767 "setgid stays on a file the group cannot execute, for a writer in its group"
+chmod 06767 suid
 as_user 1000 probe pwrite suid 0 X >/dev/null
-check_eq "$(stat_field suid mode)" 102767 "setgid stays on a file the group cannot execute"
+check_eq "$(stat_field suid mode)" 100767 "... and goes for a writer outside its group (Linux 6.2+)"
+chmod 02767 suid
+as_user 1000 probe truncate suid 1 >/dev/null
+check_eq "$(stat_field suid mode)" 100767 "... as for a truncate by a user outside its group"
 chmod 06777 suid
 as_user 1000 probe truncate suid 1 >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "a truncate by another user clears setuid/setgid"
