@@ -540,6 +540,16 @@ static void undo_restore(struct kmfs_fs *fs, const struct in_place_undo *u, size
 	}
 }
 
+/* Set or take off INO's mark that its pages past the size may hold bytes. */
+static void mark_past_size(struct kmfs_fs *fs, struct kmfs_inode *ino, bool on)
+{
+	if (on)
+		ino->flags |= KMFS_IF_PAST_SIZE;
+	else
+		ino->flags &= ~KMFS_IF_PAST_SIZE;
+	pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
+}
+
 /*
  * Before INO's size grows, zero what a write may have left in its pages
  * past the size, which must then read as zeroes. A write stores into pages
@@ -574,8 +584,7 @@ static void zero_past_size(struct kmfs_fs *fs, struct kmfs_inode *ino)
 						    0, PG - a);
 		}
 	}
-	ino->flags &= ~KMFS_IF_PAST_SIZE;
-	pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
+	mark_past_size(fs, ino, false);
 }
 
 /* Put back the first N ranges of U; those past the size are zero again, so
@@ -584,10 +593,8 @@ static void undo_restore_unmark(struct kmfs_fs *fs, struct kmfs_inode *ino,
 				const struct in_place_undo *u, size_t n, bool marked)
 {
 	undo_restore(fs, u, n);
-	if (marked) {
-		ino->flags &= ~KMFS_IF_PAST_SIZE;
-		pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
-	}
+	if (marked)
+		mark_past_size(fs, ino, false);
 }
 
 /* Does the write whose undo is U (N segments) store past the size? */
@@ -628,10 +635,8 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		goto out_release;
 	/* marked before the first store past the size, unmarked by the commit */
 	marked = stores_past_size(undo, pl.n);
-	if (marked) {
-		ino->flags |= KMFS_IF_PAST_SIZE;
-		pool_persist(&fs->pool, &ino->flags, sizeof(ino->flags));
-	}
+	if (marked)
+		mark_past_size(fs, ino, true);
 	/* 2. copy, segment by segment in file order (the source is a stream) */
 	for (; stored < pl.n; stored++) {
 		struct seg *s = &pl.v[stored];
@@ -711,7 +716,6 @@ struct pre_zeroed {
  * its old bytes kept in *PZ for unzero to put back if the call fails
  * (a crash then can leave them zeroed).
  */
-
 static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 			size_t from, size_t to, bool in_tx, bool snapshot,
 			struct pre_zeroed *pz)

@@ -496,18 +496,25 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 	return (int)rc;
 }
 
-int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
-		    bool (*in_group)(void *arg, gid_t gid), void *arg)
+bool fs_sgid_outsider(struct kmfs_fs *fs, uint64_t ino_nr,
+		      bool (*in_group)(void *arg, gid_t gid), void *arg)
 {
 	const struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
 	mode_t mode = inode_mode(ino);
-	struct stat a = { 0 }, out;
-	bool outsider;
-	int rc;
 
 	/* the kernel holds the inode's lock: no chgrp or chmod meanwhile */
-	outsider = (mode & (S_ISGID | S_IXGRP)) == S_ISGID && !S_ISDIR(mode) &&
-		   in_group && !in_group(arg, ino->gid);
+	return (mode & (S_ISGID | S_IXGRP)) == S_ISGID && !S_ISDIR(mode) &&
+	       in_group && !in_group(arg, ino->gid);
+}
+
+int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
+		    bool (*in_group)(void *arg, gid_t gid), void *arg)
+{
+	mode_t mode = inode_mode(ino_ptr(fs, ino_nr));
+	bool outsider = fs_sgid_outsider(fs, ino_nr, in_group, arg);
+	struct stat a = { 0 }, out;
+	int rc;
+
 	/* the common case, no bits to clear, costs no transaction */
 	if (suidgid_killed(mode, outsider) == mode)
 		return 0;

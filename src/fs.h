@@ -177,6 +177,10 @@ int fs_read_atime(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
  * setgid and no group-exec, NULL for yes. */
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino,
 		    bool (*in_group)(void *arg, gid_t gid), void *arg);
+/* the caller is outside file INO's group (IN_GROUP says no), and the file
+ * has setgid without group-exec: setgid goes with FS_KILL_SGID */
+bool fs_sgid_outsider(struct kmfs_fs *fs, uint64_t ino,
+		      bool (*in_group)(void *arg, gid_t gid), void *arg);
 /* remove security.capability, as the kernel's file_remove_privs does on any
  * write it sees: 1 if there was one, 0 if not, or a negative errno */
 int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino);

@@ -209,13 +209,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	/* a truncate by a caller without CAP_FSETID, or a chown (wire.c) */
 	if (wire_kill_suidgid() ||
 	    (wire_killpriv_v2() && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))) {
-		struct stat st;
-
 		set |= FS_KILL_SUIDGID;
 		/* the group the file has now: the kernel's setattr_should_drop_sgid */
-		if (fs_getattr(FS(req), ino, &st) == 0 &&
-		    (st.st_mode & (S_ISGID | S_IXGRP)) == S_ISGID &&
-		    !in_group_or_root(req, st.st_gid))
+		if (fs_sgid_outsider(FS(req), ino, in_group_or_root, req))
 			set |= FS_KILL_SGID;
 	}
 	rc = fs_setattr(FS(req), ino, attr, set, &out);
