@@ -94,6 +94,17 @@ static void test_check_lent_unit_with_data(void **state)
 	assert_int_equal(run(&fs->pool, false).errors, 1);
 }
 
+/* a new filesystem in T's pool file, mounted, so that teardown has one to
+ * unmount after a test that damaged the pool beyond mounting */
+static void mount_fresh(struct tpool *t)
+{
+	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
+	struct fs_opts fo = { .lend = true };
+
+	assert_int_equal(pool_format(t->path, &po), 0);
+	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+}
+
 static void test_check_mount_refuses_corruption(void **state)
 {
 	struct tpool *t = *state;
@@ -103,10 +114,7 @@ static void test_check_mount_refuses_corruption(void **state)
 	assert_int_not_equal(tpool_remount(t), 0);
 	/* put it back together so teardown can unmount */
 	memset(&t->fs, 0, sizeof(t->fs));
-	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
-	assert_int_equal(pool_format(t->path, &po), 0);
-	struct fs_opts fo = { .lend = true };
-	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+	mount_fresh(t);
 }
 
 static void test_check_newer_format_refused(void **state)
@@ -123,10 +131,7 @@ static void test_check_newer_format_refused(void **state)
 	pool_close(&p);
 	assert_int_equal(pool_open(t->path, &p), -EPROTONOSUPPORT);
 	/* reformat so teardown has a filesystem to unmount */
-	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
-	assert_int_equal(pool_format(t->path, &po), 0);
-	struct fs_opts fo = { .lend = true };
-	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+	mount_fresh(t);
 	(void)sb;
 }
 
@@ -487,10 +492,7 @@ static void test_check_overlapping_arenas_refused(void **state)
 	pool_persist(&p, sb, sizeof(*sb));
 	pool_close(&p);
 	assert_int_equal(pool_open(t->path, &p), -EUCLEAN);
-	struct pool_format_opts po = { .size = 128ull << 20, .force = true };
-	assert_int_equal(pool_format(t->path, &po), 0);
-	struct fs_opts fo = { .lend = true };
-	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+	mount_fresh(t);
 }
 
 /* a data pointer naming another inode's live object is stale, not a
