@@ -10,19 +10,25 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 fail=0
+# two tests at a time even on one CPU: most of an integration test's time is
+# spent waiting on the daemon or a sleep (tests that must run alone or hold
+# the fuse module's enable_uring say so in tests/*/CMakeLists.txt)
+jobs=$(nproc 2>/dev/null || echo 2)
+[ "$jobs" -ge 2 ] || jobs=2
+[ "$jobs" -le 4 ] || jobs=4
 "$root/scripts/deps.sh" || exit 1
 
 echo "== build (release, -Werror)"
 "$root/scripts/build.sh" build -DKMEMFS_WERROR=ON || exit 1
 echo "== tests (release)"
-(cd build && ctest --output-on-failure --timeout 900) || fail=1
+(cd build && ctest -j "$jobs" --output-on-failure --timeout 900) || fail=1
 
 echo "== build (ASan + UBSan)"
 "$root/scripts/build.sh" build-asan -DKMEMFS_WERROR=ON -DKMEMFS_SANITIZE=ON || exit 1
 echo "== tests (ASan + UBSan)"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	ctest --output-on-failure --timeout 900) || fail=1
+	ctest -j "$jobs" --output-on-failure --timeout 900) || fail=1
 
 if [ -x "$root/tests/vm/run.sh" ] && [ "${KMEMFS_SKIP_VM:-0}" != 1 ]; then
 	echo "== VM tests (QEMU, emulated NVDIMM)"
