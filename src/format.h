@@ -16,9 +16,11 @@
  *   +-----------+------------------------------------------+-----------+
  *
  * Data arenas are large pmemobj objects allocated once by mkfs. Their
- * usable part starts 4 MiB-aligned in the pool (= file offset, = device
- * offset), so a 4 MiB "unit" of pages is a whole range that can be
- * hole-punched or lent to the kernel. pmemobj never writes inside an
+ * usable part starts on a 4 MiB boundary of the medium: of the pool file,
+ * or of physical memory for a devdax device (a device may start 2 MiB past
+ * one; the pool offset of the boundary is the superblock's unit_phase). So
+ * a 4 MiB "unit" of pages is a whole range that can be hole-punched, or
+ * lent to the kernel as whole 4 MiB of RAM. pmemobj never writes inside an
  * arena after mkfs: its object header sits in the alignment slack.
  */
 #ifndef KMEMFS_FORMAT_H
@@ -29,7 +31,7 @@
 #define KMFS_LAYOUT "kmemfs"
 #define KMFS_MAGIC 0x31534646454d4d4bULL /* "KMMEFFS1" little-endian */
 #define KMFS_VERSION_MAJOR 1
-#define KMFS_VERSION_MINOR 0
+#define KMFS_VERSION_MINOR 1 /* 1: unit_phase */
 
 #define KMFS_PAGE_SHIFT 12
 #define KMFS_PAGE_SIZE (1u << KMFS_PAGE_SHIFT)
@@ -79,7 +81,7 @@ struct kmfs_time {
 /* One data arena: pages [first_page, first_page + nunits * UNIT_PAGES). */
 struct kmfs_arena {
 	uint64_t obj_off;    /* the pmemobj object holding the arena */
-	uint64_t data_off;   /* pool offset of its first page, 4 MiB aligned */
+	uint64_t data_off;   /* pool offset of its first page, = unit_phase mod 4 MiB */
 	uint64_t first_page; /* global number of its first page */
 	uint64_t nunits;     /* 4 MiB units in this arena */
 };
@@ -101,7 +103,8 @@ struct kmfs_super {
 	uint32_t narenas;
 	uint32_t mount_count;
 	uint64_t mounted_pid;   /* pid of the daemon while mounted, else 0 */
-	uint64_t reserved[16];
+	uint64_t unit_phase;    /* every arena's data_off mod 4 MiB (minor 1) */
+	uint64_t reserved[15];
 	struct kmfs_arena arenas[KMFS_MAX_ARENAS];
 };
 

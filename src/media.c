@@ -175,8 +175,10 @@ bool media_can_lend(const struct media *m)
 
 bool media_lendable(const struct media *m, uint64_t off, uint64_t len)
 {
+	/* kmemfs.ko lends whole 4 MiB of its hot-added memory blocks */
 	if (m->kind == MEDIA_KMOD)
-		return off >= m->hot_off && off + len <= m->hot_end_off;
+		return off >= m->hot_off && off + len <= m->hot_end_off &&
+		       (off - m->hot_off) % KMEMFS_UNIT_SIZE == 0;
 	return media_can_lend(m);
 }
 

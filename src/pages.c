@@ -286,12 +286,17 @@ static uint64_t defer_runs(struct pages *pg, struct txn *t)
 static void reconcile_kmod(struct pages *pg)
 {
 	struct kmfs_pool *p = pg->pool;
-	uint64_t *bits = NULL, hot_units = 0, hot_first = 0;
+	uint64_t *bits = NULL, hot_units = 0;
 	int n = 0;
 
 	if (p->media.kind != MEDIA_KMOD)
 		return;
-	hot_first = p->media.hot_off / KMFS_UNIT_SIZE;
+	if ((p->sb->arenas[0].data_off - p->media.hot_off) % KMFS_UNIT_SIZE)
+		log_err("%s: warning: the pool's 4 MiB units are not the device's "
+			"(a pool of format 1.0, or the device moved), so none is "
+			"lent to the kernel; back up the files and "
+			"re-format with mkfs.kmemfs --force to lend them",
+			p->media.path);
 	hot_units = (p->media.hot_end_off - p->media.hot_off) / KMFS_UNIT_SIZE;
 	if (p->media.reattached) {
 		bits = calloc((hot_units + 63) / 64 + 1, sizeof(uint64_t));
@@ -311,7 +316,7 @@ static void reconcile_kmod(struct pages *pg)
 			unit_set_state(pg, u, UNIT_FREE);
 			continue;
 		}
-		dev_unit = off / KMFS_UNIT_SIZE - hot_first;
+		dev_unit = (off - p->media.hot_off) / KMFS_UNIT_SIZE;
 		if (bits && n > 0 && dev_unit < (uint64_t)n)
 			lent_now = bits[dev_unit / 64] >> (dev_unit % 64) & 1;
 		/* EALREADY: the kernel has it (a QUERY that failed did not say) */

@@ -140,6 +140,18 @@ static void tune_persistence(const struct media *m)
 		setenv("PMEM_IS_PMEM_FORCE", "1", 0);
 }
 
+/*
+ * The pool offset, mod 4 MiB, of the medium's 4 MiB boundaries. kmemfs.ko
+ * lends whole 4 MiB of physical memory, and a devdax device starts 2 MiB
+ * past such a boundary when its struct pages or their padding end there.
+ */
+static uint64_t unit_phase(const struct media *m)
+{
+	if (m->kind == MEDIA_FILE)
+		return 0;
+	return (KMFS_UNIT_SIZE - m->phys_start % KMFS_UNIT_SIZE) % KMFS_UNIT_SIZE;
+}
+
 /* Heap statistics kept in the pool, for statfs's metadata figures. */
 void pool_enable_stats(PMEMobjpool *pop)
 {
@@ -287,10 +299,14 @@ static int media_wipe_header(const struct media *m)
 	return 0;
 }
 
-/* Allocate the data arenas: as few large objects as pmemobj allows. */
+/*
+ * Allocate the data arenas: as few large objects as pmemobj allows, each
+ * starting at a pool offset = sb->unit_phase mod 4 MiB.
+ */
 static int format_arenas(PMEMobjpool *pop, struct kmfs_super *sb,
 			 uint64_t data_bytes)
 {
+	uint64_t phase = sb->unit_phase;
 	uint64_t want = data_bytes & ~((uint64_t)KMFS_UNIT_SIZE - 1);
 	uint64_t max = PMEMOBJ_MAX_ALLOC_SIZE & ~((uint64_t)KMFS_UNIT_SIZE - 1);
 	uint64_t page = 0;
@@ -315,8 +331,8 @@ static int format_arenas(PMEMobjpool *pop, struct kmfs_super *sb,
 		if (OID_IS_NULL(oid))
 			break;
 		a->obj_off = oid.off;
-		a->data_off = (oid.off + KMFS_UNIT_SIZE - 1) &
-			      ~((uint64_t)KMFS_UNIT_SIZE - 1);
+		a->data_off = ((oid.off + KMFS_UNIT_SIZE - 1 - phase) &
+			       ~((uint64_t)KMFS_UNIT_SIZE - 1)) + phase;
 		a->nunits = (oid.off + size - a->data_off) / KMFS_UNIT_SIZE;
 		a->first_page = page;
 		page += a->nunits * KMFS_UNIT_PAGES;
@@ -517,6 +533,7 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 	rc = pmemobj_tx_add_range_direct(sb, sizeof(*sb));
 	if (rc == 0) {
 		memset(sb, 0, sizeof(*sb));
+		sb->unit_phase = unit_phase(&m);
 		rc = format_arenas(pop, sb, m.size - meta);
 	}
 	if (rc == 0) {
@@ -585,6 +602,12 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 			(unsigned long long)p->media.size);
 		return -EINVAL;
 	}
+	if (sb->unit_phase >= KMFS_UNIT_SIZE ||
+	    (sb->unit_phase & (KMFS_PAGE_SIZE - 1))) {
+		log_err("%s: corrupt superblock: unit phase %llu", path,
+			(unsigned long long)sb->unit_phase);
+		return -EUCLEAN;
+	}
 	if (sb->narenas == 0 || sb->narenas > KMFS_MAX_ARENAS) {
 		log_err("%s: corrupt superblock: %u arenas", path, sb->narenas);
 		return -EUCLEAN;
@@ -592,7 +615,7 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 	for (uint32_t i = 0; i < sb->narenas; i++) {
 		const struct kmfs_arena *a = &sb->arenas[i];
 		if (a->first_page != page || a->nunits == 0 ||
-		    (a->data_off & (KMFS_UNIT_SIZE - 1)) ||
+		    (a->data_off & (KMFS_UNIT_SIZE - 1)) != sb->unit_phase ||
 		    a->data_off < a->obj_off ||
 		    a->nunits > (p->size - a->data_off) / KMFS_UNIT_SIZE ||
 		    !pool_obj_ok(p, a->obj_off, KMFS_T_ARENA,

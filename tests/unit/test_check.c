@@ -495,6 +495,35 @@ static void test_check_overlapping_arenas_refused(void **state)
 	mount_fresh(t);
 }
 
+/* an arena off the unit phase, or a phase that is no page offset: refused */
+static void test_check_unit_phase_refused(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_pool p;
+	const uint64_t bad[] = { 2u << 20, KMFS_UNIT_SIZE, 4096 + 512, 0 };
+	off_t at;
+	int fd;
+
+	fs_unmount(&t->fs);
+	memset(&t->fs, 0, sizeof(t->fs));
+	assert_int_equal(pool_open(t->path, &p), 0);
+	assert_int_equal(p.sb->unit_phase, 0); /* a pool file's */
+	assert_int_equal(p.sb->arenas[0].data_off % KMFS_UNIT_SIZE, 0);
+	assert_int_equal(p.sb->minor, KMFS_VERSION_MINOR);
+	at = (char *)&p.sb->unit_phase - p.base; /* file offset = pool offset */
+	pool_close(&p);
+	fd = open(t->path, O_RDWR);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(pwrite(fd, &bad[i], sizeof(bad[i]), at), sizeof(bad[i]));
+		assert_int_equal(pool_open(t->path, &p), bad[i] ? -EUCLEAN : 0);
+		if (!bad[i])
+			pool_close(&p); /* the last, the right one, opens again */
+	}
+	close(fd);
+	mount_fresh(t);
+}
+
 /* a data pointer naming another inode's live object is stale, not a
  * flipped type bit: the other inode keeps its data or entries */
 static void test_check_crosslinked_data_is_not_a_type(void **state)
@@ -600,6 +629,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_ranges,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_foreign_bucket,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_unit_phase_refused,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_overlapping_arenas_refused,
 			tpool_setup_default, tpool_teardown),

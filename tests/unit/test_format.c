@@ -40,6 +40,7 @@ static void test_format_field_offsets(void **state)
 	PIN_OFF(struct kmfs_super, units_off, 88);
 	PIN_OFF(struct kmfs_super, narenas, 96);
 	PIN_OFF(struct kmfs_super, mounted_pid, 104);
+	PIN_OFF(struct kmfs_super, unit_phase, 112);
 	PIN_OFF(struct kmfs_super, arenas, 240);
 	PIN_OFF(struct kmfs_inode, mode, 0);
 	PIN_OFF(struct kmfs_inode, size, 16);

@@ -11,7 +11,9 @@ ns_fail() {
 run ndctl disable-region region0 || ns_fail "ndctl disable-region region0"
 run ndctl init-labels -f nmem0 || ns_fail "ndctl init-labels -f nmem0"
 run ndctl enable-region region0 || ns_fail "ndctl enable-region region0"
-run ndctl create-namespace -r region0 -m devdax -a 2M || ns_fail "ndctl create-namespace"
+# NS_MAP (namespace-mapmem.sh): where the kernel keeps the device's struct pages
+run ndctl create-namespace -r region0 -m devdax -a 2M ${NS_MAP:+--map=$NS_MAP} ||
+	ns_fail "ndctl create-namespace"
 grep -q '"mode":"devdax"' "$CMDLOG" || ns_fail "namespace is not devdax"
 
 # devtmpfs makes the node when the device_dax driver binds: give it a moment
@@ -33,5 +35,6 @@ align=$(cat /sys/bus/dax/devices/dax0.0/align 2>/dev/null)
 run ndctl read-labels -j nmem0 || ns_fail "ndctl read-labels nmem0"
 grep -q '"uuid"' "$CMDLOG" || ns_fail "no namespace label on nmem0 after create"
 
-echo "namespace: dax0.0 size=$size align=$align target_node=$node"
+phys=$(cat /sys/bus/dax/devices/dax0.0/resource 2>/dev/null)
+echo "namespace: dax0.0 size=$size align=$align target_node=$node phys=$phys"
 pass namespace

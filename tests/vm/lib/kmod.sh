@@ -7,7 +7,7 @@
 
 TESTS_KMOD="kmod-attach kmod-safety kmod-pressure kmod-detach kmod-fs kmod-crash kmod-powercut"
 TESTS_KMOD="$TESTS_KMOD kmod-reclaim-fail kmod-callback-taken kmod-detach-busy kmod-exercise"
-TESTS_KMOD="$TESTS_KMOD kmod-concurrent"
+TESTS_KMOD="$TESTS_KMOD kmod-concurrent kmod-fs-phase"
 
 kmod_build() {
 	local h=/usr/src/linux-headers-$KREL blog=$WORK_ROOT/kmod-build.log
@@ -52,6 +52,10 @@ t_kmod_pressure() { need_kmod && kmod_boot 300 namespace,kmod-pressure; }
 t_kmod_detach() { need_kmod && boot 1 240 namespace,kmod-detach; }
 # kmod-fs: kmemfs on devdax with the module: lends free units, reclaims for writes
 t_kmod_fs() { need_kmod && boot 1 300 namespace,kmod-fs; }
+# kmod-fs-phase: kmod-fs on a device that starts 2 MiB past a 4 MiB boundary
+# (struct pages in RAM): mkfs places the pool's units on the device's 4 MiB
+# boundaries, so they are lent as on an aligned device
+t_kmod_fs_phase() { need_kmod && boot 1 300 namespace-mapmem,kmod-fs; }
 # kmod-exercise: random file operations checked against an in-memory copy, on
 # devdax with units reclaimed and lent as files grow and shrink
 t_kmod_exercise() { need_kmod && need_kmemfs && kmod_boot 400 namespace,kmod-exercise; }
