@@ -1140,6 +1140,41 @@ out:
 	return rc;
 }
 
+/*
+ * relatime, as Linux mounts by default: the access time moves when it is
+ * older than the last change or a day old, so reads rarely write. Reads of
+ * files, directories and symlinks move it, as the kernel leaves it to us.
+ */
+static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
+{
+	struct kmfs_time now = pool_now();
+	struct txn t;
+	bool fresh;
+	int rc;
+
+	if (fs->readonly)
+		return;
+	/* readers of one file share its vnode lock, and overwrites store the
+	 * other times under it: the stripe orders all of them */
+	pthread_mutex_lock(fs_times_lock(fs, ino));
+	fresh = ino->atime.sec > ino->mtime.sec &&
+		ino->atime.sec > ino->ctime.sec &&
+		now.sec - ino->atime.sec < 24 * 3600;
+	pthread_mutex_unlock(fs_times_lock(fs, ino));
+	if (fresh)
+		return;
+	txn_init(&t, &fs->pages);
+	if (txn_begin(&t) < 0)
+		return;
+	rc = TXADD(ino, atime);
+	if (rc == 0) {
+		pthread_mutex_lock(fs_times_lock(fs, ino));
+		ino->atime = now;
+		pthread_mutex_unlock(fs_times_lock(fs, ino));
+	}
+	txn_end(&t, rc);
+}
+
 int fs_readlink(struct kmfs_fs *fs, uint64_t ino_nr, char *buf, size_t size)
 {
 	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
@@ -1153,6 +1188,8 @@ int fs_readlink(struct kmfs_fs *fs, uint64_t ino_nr, char *buf, size_t size)
 	len = ino->size < size - 1 ? ino->size : size - 1;
 	memcpy(buf, pool_ptr(&fs->pool, ino->data_off), len);
 	buf[len] = '\0';
+	if (!fs->noatime)
+		touch_atime(fs, ino);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return 0;
 }
@@ -1190,40 +1227,6 @@ void fs_release(struct kmfs_fs *fs, uint64_t ino)
 
 	if (v)
 		vput_counts(fs, v, 0, 1, 1);
-}
-
-/*
- * relatime, as Linux mounts by default: the access time moves when it is
- * older than the last change or a day old, so reads rarely write.
- */
-static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
-{
-	struct kmfs_time now = pool_now();
-	struct txn t;
-	bool fresh;
-	int rc;
-
-	if (fs->readonly)
-		return;
-	/* readers of one file share its vnode lock, and overwrites store the
-	 * other times under it: the stripe orders all of them */
-	pthread_mutex_lock(fs_times_lock(fs, ino));
-	fresh = ino->atime.sec > ino->mtime.sec &&
-		ino->atime.sec > ino->ctime.sec &&
-		now.sec - ino->atime.sec < 24 * 3600;
-	pthread_mutex_unlock(fs_times_lock(fs, ino));
-	if (fresh)
-		return;
-	txn_init(&t, &fs->pages);
-	if (txn_begin(&t) < 0)
-		return;
-	rc = TXADD(ino, atime);
-	if (rc == 0) {
-		pthread_mutex_lock(fs_times_lock(fs, ino));
-		ino->atime = now;
-		pthread_mutex_unlock(fs_times_lock(fs, ino));
-	}
-	txn_end(&t, rc);
 }
 
 int fs_read_atime(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
@@ -1388,6 +1391,8 @@ int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 	if (off < 2 && fn(arg, "..", 2, fs_ino(fs, dir->parent_off), DT_DIR, 2))
 		goto out;
 	dir_iter(&fs->pool, dir, off < 2 ? 2 : off, readdir_one, &c);
+	if (!fs->noatime)
+		touch_atime(fs, dir);
 out:
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;

@@ -134,6 +134,15 @@ probe readf at1 rdonly,noatime >/dev/null
 check_eq "$(stat_field at1 atime)" 1000.000000000 "a read through O_NOATIME leaves the access time"
 probe readf at2 rdonly >/dev/null
 check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "a read moves an access time older than the last change"
+# ... and so do a readdir and a readlink (the kernel leaves them to the daemon)
+mkdir atd
+ln -s at1 atl
+probe utimens atd 1000 0 0 omit >/dev/null
+probe utimens atl 1000 0 0 omit nofollow >/dev/null
+ls atd >/dev/null
+readlink atl >/dev/null
+check "[ \"\$(stat_field atd atime | cut -d. -f1)\" -gt 1000 ]" "a readdir moves a directory's access time older than its last change"
+check "[ \"\$(stat_field atl atime | cut -d. -f1)\" -gt 1000 ]" "a readlink moves a symlink's access time older than its last change"
 probe utimens at2 0 omit 1000 0 >/dev/null
 probe falloc at2 keep 0 65536 >/dev/null
 check "[ \"\$(stat_field at2 mtime | cut -d. -f1)\" -gt 1000 ]" "fallocate -n (KEEP_SIZE) changes mtime"
