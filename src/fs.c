@@ -1466,12 +1466,12 @@ ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 }
 
 ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list, size_t size,
-		     bool trusted)
+		     bool (*trusted)(void *arg), void *arg)
 {
 	ssize_t rc;
 
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	rc = xattr_list(&fs->pool, ino_ptr(fs, ino), list, size, trusted);
+	rc = xattr_list(&fs->pool, ino_ptr(fs, ino), list, size, trusted, arg);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
 }

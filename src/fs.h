@@ -210,9 +210,10 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 		const void *value, size_t size, int flags);
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 		    void *value, size_t size);
-/* fs_listxattr -- TRUSTED: list trusted.* too (the caller is privileged) */
+/* fs_listxattr -- trusted.* names too if TRUSTED(ARG) says the caller may
+ * see them (asked at the first one; NULL: never) */
 ssize_t fs_listxattr(struct kmfs_fs *fs, uint64_t ino, char *list,
-		     size_t size, bool trusted);
+		     size_t size, bool (*trusted)(void *arg), void *arg);
 int fs_removexattr(struct kmfs_fs *fs, uint64_t ino, const char *name);
 
 /* helpers shared by the fs layer files */

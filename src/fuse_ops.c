@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 
 #include <dirent.h>
@@ -98,29 +99,80 @@ static int privs_killed(fuse_req_t req, fuse_ino_t ino, int rc)
 
 static bool caller_in_group(fuse_req_t req, gid_t gid);
 
-/* in the file's group GID, or privileged (taken as uid 0, as for the kill
- * flags): setgid without group-exec then stays */
-static bool in_group_or_root(void *req, gid_t gid)
+/*
+ * Whether the caller holds capability CAP where the kernel would ask
+ * capable(CAP). FUSE sends the caller's ids, not its capabilities, so they
+ * are read from /proc/PID/status (CapEff), and count only in the daemon's
+ * user namespace. A caller the daemon cannot see (another PID namespace
+ * sends pid 0) counts as unprivileged: a bit is cleared or a name hidden
+ * rather than kept or shown. Asked only of files that have something to
+ * lose.
+ */
+static bool caller_capable(fuse_req_t req, int cap)
 {
-	return fuse_req_ctx(req)->uid == 0 || caller_in_group(req, gid);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat ours, theirs;
+	char path[64], line[256];
+	bool capable = false;
+	FILE *f;
+
+	if (ctx->pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ctx->pid);
+	if (stat(path, &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
+	    theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long eff;
+
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			capable = eff >> cap & 1;
+			break;
+		}
+	}
+	fclose(f);
+	return capable;
+}
+
+/* in the file's group GID, or with CAP_FSETID: setgid without group-exec
+ * then stays (in_group_or_capable) */
+static bool in_group_or_capable(void *req, gid_t gid)
+{
+	return caller_in_group(req, gid) || caller_capable(req, CAP_FSETID);
 }
 
 /* Clear setuid/setgid when the request asks for it (wire.c). */
 static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
 {
-	return privs_killed(req, ino, fs_kill_suidgid(FS(req), ino, in_group_or_root, req));
+	return privs_killed(req, ino, fs_kill_suidgid(FS(req), ino, in_group_or_capable, req));
+}
+
+/*
+ * A change of the file's data the kernel does not see as a write (a clone)
+ * clears setuid/setgid as file_remove_privs would: for a caller without
+ * CAP_FSETID, asked only when the file has one of them.
+ */
+static int kill_suidgid_unless_capable(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+
+	if (fs_getattr(FS(req), ino, &st) < 0 || !(st.st_mode & (S_ISUID | S_ISGID)) ||
+	    caller_capable(req, CAP_FSETID))
+		return 0;
+	return kill_suidgid(req, ino);
 }
 
 /*
  * FALLOCATE and COPY_FILE_RANGE carry no kill flag: under HANDLE_KILLPRIV_V2
- * the filesystem clears setuid/setgid as file_remove_privs would, for a
- * caller without CAP_FSETID (taken as any uid but root, as for the flags).
+ * the filesystem clears setuid/setgid itself.
  */
 static int kill_suidgid_for_caller(fuse_req_t req, fuse_ino_t ino)
 {
-	if (!wire_killpriv_v2() || fuse_req_ctx(req)->uid == 0)
-		return 0;
-	return kill_suidgid(req, ino);
+	return wire_killpriv_v2() ? kill_suidgid_unless_capable(req, ino) : 0;
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -211,7 +263,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	    (wire_killpriv_v2() && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))) {
 		set |= FS_KILL_SUIDGID;
 		/* the group the file has now: the kernel's setattr_should_drop_sgid */
-		if (fs_sgid_outsider(FS(req), ino, in_group_or_root, req))
+		if (fs_sgid_outsider(FS(req), ino, in_group_or_capable, req))
 			set |= FS_KILL_SGID;
 	}
 	rc = fs_setattr(FS(req), ino, attr, set, &out);
@@ -583,11 +635,11 @@ static bool acl_kills_sgid(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct stat st;
 
-	if (!acl_is_access_name(name) || fuse_req_ctx(req)->uid == 0)
+	if (!acl_is_access_name(name))
 		return false;
 	if (fs_getattr(FS(req), ino, &st) < 0 || !(st.st_mode & S_ISGID))
 		return false;
-	return !caller_in_group(req, st.st_gid);
+	return !in_group_or_capable(req, st.st_gid);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -631,6 +683,12 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	reply_xattr(req, buf, size, n);
 }
 
+/* trusted.* is listed to callers with CAP_SYS_ADMIN, as by kernel filesystems */
+static bool lists_trusted(void *req)
+{
+	return caller_capable(req, CAP_SYS_ADMIN);
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char *buf = size ? malloc(size) : NULL;
@@ -640,7 +698,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = fs_listxattr(FS(req), ino, buf, size, fuse_req_ctx(req)->uid == 0);
+	n = fs_listxattr(FS(req), ino, buf, size, lists_trusted, req);
 	reply_xattr(req, buf, size, n);
 }
 
@@ -802,8 +860,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		 * privileges come off as the kernel's file_remove_privs takes
 		 * (setuid/setgid unless root asks, security.capability always) */
 		rc = held < 0 ? held : 0;
-		if (rc == 0 && fuse_req_ctx(req)->uid != 0)
-			rc = kill_suidgid(req, ino);
+		if (rc == 0)
+			rc = kill_suidgid_unless_capable(req, ino);
 		if (rc == 0)
 			rc = privs_killed(req, ino, fs_kill_capability(fs, ino));
 		if (rc < 0) {

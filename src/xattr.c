@@ -68,17 +68,23 @@ ssize_t xattr_get(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 }
 
 ssize_t xattr_list(const struct kmfs_pool *p, const struct kmfs_inode *ino,
-		   char *list, size_t size, bool trusted)
+		   char *list, size_t size, bool (*trusted)(void *arg), void *arg)
 {
 	const struct kmfs_xattrs *x = pool_ptr(p, ino->xattr_off);
 	size_t pos = 0, total = 0;
+	int show_trusted = -1; /* not asked yet */
 
 	for (uint32_t i = 0; x && i < x->count; i++) {
 		const struct kmfs_xattr_ent *e = (const void *)(x->data + pos);
 		pos += ent_size(e->name_len, e->value_len);
-		/* as in kernel filesystems, trusted.* is listed only to root */
-		if (!trusted && e->name_len >= 8 && !memcmp(e + 1, "trusted.", 8))
-			continue;
+		/* as in kernel filesystems, trusted.* is listed only to the
+		 * privileged */
+		if (e->name_len >= 8 && !memcmp(e + 1, "trusted.", 8)) {
+			if (show_trusted < 0)
+				show_trusted = trusted && trusted(arg);
+			if (!show_trusted)
+				continue;
+		}
 		if (size) {
 			if (total + e->name_len + 1 > size)
 				return -ERANGE;

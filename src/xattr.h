@@ -24,8 +24,9 @@ int xattr_set(struct txn *t, struct kmfs_inode *ino, const char *name,
 /* xattr_get -- length, or -ENODATA/-ERANGE; size 0 asks for the length */
 ssize_t xattr_get(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 		  const char *name, void *value, size_t size);
+/* xattr_list -- the names, trusted.* only if TRUSTED(ARG) (see fs_listxattr) */
 ssize_t xattr_list(const struct kmfs_pool *p, const struct kmfs_inode *ino,
-		   char *list, size_t size, bool trusted);
+		   char *list, size_t size, bool (*trusted)(void *arg), void *arg);
 /* xattr_destroy -- free all; caller in txn */
 int xattr_destroy(struct txn *t, struct kmfs_inode *ino);
 /* xattr_valid_name -- namespaces kmemfs stores */

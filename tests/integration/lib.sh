@@ -214,6 +214,15 @@ as_user() {
 	fi
 }
 
+# without_cap CAP CMD...: CMD as root without capability CAP (e.g. fsetid):
+# it leaves the bounding set, so the exec'd CMD never has it
+without_cap() {
+	local cap=$1
+	shift
+	[ "$1" = probe ] && { shift; set -- "$FSPROBE" "$@"; }
+	setpriv --bounding-set "-$cap" -- "$@"
+}
+
 # stat_field PATH KEY: one field of "fsprobe lstat" (ino mode nlink uid gid size
 # blocks rdev atime mtime ctime); empty when the lstat fails
 stat_field() {

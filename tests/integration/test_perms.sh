@@ -122,6 +122,9 @@ if on_kmemfs; then
 	chmod 06777 suid
 	probe kclone cfrsrc suid >/dev/null
 	check_eq "$(stat_field suid mode)" 106777 "a clone ioctl by root (CAP_FSETID) keeps setuid/setgid"
+	without_cap fsetid probe kclone cfrsrc suid >/dev/null
+	check_eq "$(stat_field suid mode)" 100777 "a clone ioctl by root without CAP_FSETID clears setuid/setgid"
+	chmod 06777 suid
 	setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= suid
 	probe kclone cfrsrc suid >/dev/null
 	check_eq "$(getfattr --absolute-names -n security.capability suid 2>&1 | grep -c 'No such attribute')" 1 \
@@ -130,6 +133,9 @@ fi
 chmod 06777 suid
 probe falloc suid 0 0 16384 >/dev/null
 check_eq "$(stat_field suid mode)" 106777 "an fallocate by root (CAP_FSETID) keeps setuid/setgid"
+without_cap fsetid probe falloc suid 0 0 16384 >/dev/null
+check_eq "$(stat_field suid mode)" 100777 "an fallocate by root without CAP_FSETID clears setuid/setgid"
+chmod 06777 suid
 echo root >>suid
 check_eq "$(stat_field suid mode)" 106777 "a write by root (CAP_FSETID) keeps setuid/setgid"
 chown 1000 suid

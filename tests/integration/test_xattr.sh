@@ -74,6 +74,12 @@ expect_errno EACCES "user.* on a read-only file by another user" as_user 1000 pr
 check_eq "$(as_user 1000 probe getxattr f user.color)" red "user.* readable by another user"
 expect_errno EPERM "trusted.* cannot be set by a non-root user" as_user 1000 probe setxattr f trusted.x y
 check_eq "$(as_user 1000 probe listxattr f | grep -c '^trusted\.')" 0 "trusted.* hidden from non-root listxattr"
+# it is the capability that counts, not the uid
+check_eq "$(without_cap sys_admin probe listxattr f | grep -c '^trusted\.')" 0 \
+	"trusted.* hidden from root without CAP_SYS_ADMIN"
+check "[ \"\$(setpriv --reuid 1000 --regid 1000 --clear-groups --inh-caps +sys_admin \
+	--ambient-caps +sys_admin -- \"\$FSPROBE\" listxattr f | grep -c '^trusted\.')\" -ge 1 ]" \
+	"trusted.* listed to a non-root caller with CAP_SYS_ADMIN"
 expect_errno ENODATA "trusted.* unreadable by non-root" as_user 1000 probe getxattr f trusted.owner
 
 # -- user.* is not allowed on symlinks and special files (kernel rule)

@@ -485,7 +485,7 @@ static void *attr_reader(void *arg)
 					buf, sizeof(buf));
 		if (n < 0 && n != -ENODATA)
 			note_failure(sh, "get acl", (long)n);
-		n = fs_listxattr(sh->fs, sh->ino, buf, sizeof(buf), true);
+		n = fs_listxattr(sh->fs, sh->ino, buf, sizeof(buf), NULL, NULL);
 		if (n < 0)
 			note_failure(sh, "listxattr", (long)n);
 		if (fs_getattr(sh->fs, sh->ino, &st) < 0 || !S_ISREG(st.st_mode) ||
