@@ -281,7 +281,8 @@ static uint64_t defer_runs(struct pages *pg, struct txn *t)
  * With kmemfs.ko, the pool's record of lent units and the module's can
  * differ after a crash or a reboot (a fresh attach holds every unit): lend
  * again what the pool records as lent; units the module cannot lend
- * (outside its hot-added blocks) become present.
+ * (outside its hot-added blocks, or not on its 4 MiB boundaries: a 1.0
+ * pool on a device 2 MiB past one, said once) become present.
  */
 static void reconcile_kmod(struct pages *pg)
 {
@@ -291,7 +292,8 @@ static void reconcile_kmod(struct pages *pg)
 
 	if (p->media.kind != MEDIA_KMOD)
 		return;
-	if ((p->sb->arenas[0].data_off - p->media.hot_off) % KMFS_UNIT_SIZE)
+	if (p->media.hot_end_off > p->media.hot_off &&
+	    (p->sb->arenas[0].data_off - p->media.hot_off) % KMFS_UNIT_SIZE)
 		log_err("%s: warning: the pool's 4 MiB units are not the device's "
 			"(a pool of format 1.0, or the device moved), so none is "
 			"lent to the kernel; back up the files and "

@@ -534,6 +534,11 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 	if (rc == 0) {
 		memset(sb, 0, sizeof(*sb));
 		sb->unit_phase = unit_phase(&m);
+		if (m.kind != MEDIA_FILE && !m.phys_start)
+			log_err("%s: warning: the device's physical address is "
+				"unknown (readable by root), so its 4 MiB units "
+				"may not be the memory's, and kmemfs.ko would "
+				"lend none of them", path);
 		rc = format_arenas(pop, sb, m.size - meta);
 	}
 	if (rc == 0) {

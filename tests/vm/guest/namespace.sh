@@ -36,5 +36,9 @@ run ndctl read-labels -j nmem0 || ns_fail "ndctl read-labels nmem0"
 grep -q '"uuid"' "$CMDLOG" || ns_fail "no namespace label on nmem0 after create"
 
 phys=$(cat /sys/bus/dax/devices/dax0.0/resource 2>/dev/null)
+# --map=mem: the 8 KiB info block rounded up to 2 MiB puts the device 2 MiB
+# past a 4 MiB boundary (what kmod-fs-phase needs)
+[ "${NS_MAP:-}" != mem ] || [ $((phys % (4 << 20))) = $((2 << 20)) ] ||
+	ns_fail "dax0.0 starts at '$phys', want 2 MiB past a 4 MiB boundary"
 echo "namespace: dax0.0 size=$size align=$align target_node=$node phys=$phys"
 pass namespace
