@@ -147,8 +147,7 @@ static void tune_persistence(const struct media *m)
  */
 static uint64_t unit_phase(const struct media *m)
 {
-	if (m->kind == MEDIA_FILE)
-		return 0;
+	/* a pool file has none: 0 */
 	return (KMFS_UNIT_SIZE - m->phys_start % KMFS_UNIT_SIZE) % KMFS_UNIT_SIZE;
 }
 

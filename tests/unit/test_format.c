@@ -4,9 +4,26 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "format.h"
+#include "pool.h"
+
+/* media_probe is wrapped (CMakeLists.txt): a pool file that claims to
+ * start at physical address fake_phys, as a devdax device does */
+static unsigned long long fake_phys;
+int __real_media_probe(const char *path, struct media *m);
+int __wrap_media_probe(const char *path, struct media *m)
+{
+	int rc = __real_media_probe(path, m);
+
+	if (rc == 0)
+		m->phys_start = fake_phys;
+	return rc;
+}
 
 #define PIN_SIZE(t, n) assert_int_equal(sizeof(t), n)
 #define PIN_OFF(t, f, n) assert_int_equal(offsetof(t, f), n)
@@ -71,12 +88,49 @@ static void test_format_constants(void **state)
 	assert_int_equal(KMFS_UNIT_LENT, 1);
 }
 
+/* mkfs starts every arena's units on the medium's 4 MiB boundaries */
+static void test_format_units_on_physical_boundaries(void **state)
+{
+	const struct { unsigned long long phys; uint64_t phase; } cases[] = {
+		{ 0, 0 },
+		{ 0x100200000ull, 2u << 20 }, /* 2 MiB past: --map=mem */
+		{ 0x100100000ull, 3u << 20 }, /* 1 MiB past: the next is 3 MiB on */
+		{ 0x100003000ull, (4u << 20) - 0x3000 },
+	};
+	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	char path[4096];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/kmemfs-format-%d.img", dir, (int)getpid());
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pool_format_opts o = { .size = 128ull << 20, .force = true };
+		struct kmfs_pool p;
+
+		fake_phys = cases[i].phys;
+		assert_int_equal(pool_format(path, &o), 0);
+		assert_int_equal(pool_open(path, &p), 0);
+		assert_int_equal(p.sb->unit_phase, cases[i].phase);
+		assert_int_equal(p.sb->minor, KMFS_VERSION_MINOR);
+		for (uint32_t a = 0; a < p.sb->narenas; a++) {
+			uint64_t off = p.sb->arenas[a].data_off;
+			assert_int_equal((cases[i].phys + off) % KMFS_UNIT_SIZE, 0);
+			assert_true(off >= p.sb->arenas[a].obj_off);
+			assert_true(p.sb->arenas[a].nunits > 0);
+		}
+		assert_int_equal(pool_page_off(&p, 0), p.sb->arenas[0].data_off);
+		pool_close(&p);
+	}
+	fake_phys = 0;
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_struct_sizes),
 		cmocka_unit_test(test_format_field_offsets),
 		cmocka_unit_test(test_format_constants),
+		cmocka_unit_test(test_format_units_on_physical_boundaries),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
