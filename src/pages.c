@@ -371,7 +371,9 @@ int pages_init(struct pages *pg, struct kmfs_pool *pool, bool lend,
 	pthread_cond_init(&pg->reclaimed, NULL);
 	pthread_mutex_init(&pg->tx_lock, NULL);
 	pg->lend = lend;
-	pg->reserve_units = (reserve_bytes + KMFS_UNIT_SIZE - 1) / KMFS_UNIT_SIZE;
+	/* rounded up, without wrapping near 2^64 */
+	pg->reserve_units = reserve_bytes / KMFS_UNIT_SIZE +
+			    (reserve_bytes % KMFS_UNIT_SIZE != 0);
 	/* 0: no limit; under a unit: lend none */
 	pg->lend_max_units = lend_max_bytes ? lend_max_bytes / KMFS_UNIT_SIZE : UINT64_MAX;
 	pg->count[UNIT_FREE] = pg->nunits;

@@ -139,6 +139,28 @@ static void test_pages_whole_units_are_lent(void **state)
 	assert_int_equal(c.units_lent_total, b.units_lent_total + 1);
 }
 
+/* -o reserve= as large as it goes keeps a freed unit, and does not wrap to
+ * no reserve at all */
+static void test_pages_huge_reserve_lends_nothing(void **state)
+{
+	struct tpool *t = *state;
+	struct fs_opts fo = { .lend = true, .reserve = UINT64_MAX };
+	struct pages_stats a, b;
+	int64_t got;
+	uint64_t s;
+
+	fs_unmount(&t->fs);
+	memset(&t->fs, 0, sizeof(t->fs));
+	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
+	pages_stats(&t->fs.pages, &a);
+	s = alloc_ref(&t->fs.pages, KMFS_UNIT_PAGES, &got);
+	assert_int_equal(got, KMFS_UNIT_PAGES);
+	unref(&t->fs.pages, s, KMFS_UNIT_PAGES);
+	pages_stats(&t->fs.pages, &b);
+	assert_int_equal(b.lent_pages, a.lent_pages - KMFS_UNIT_PAGES);
+	assert_int_equal(b.free_pages, a.free_pages + KMFS_UNIT_PAGES);
+}
+
 /* Allocate every page into T, taking lent units back as fs.c does, until
  * ENOSPC; *FIRST: the first run. Returns the pages got; *ROUND counts the
  * take-backs, and the caller calls pages_take_back_done. */
@@ -434,6 +456,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pages_unref_of_free_page_is_corruption,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_whole_units_are_lent,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_pages_huge_reserve_lends_nothing,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_pages_enospc_when_full,
 			tpool_setup_default, tpool_teardown),
