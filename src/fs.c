@@ -507,6 +507,11 @@ bool fs_sgid_outsider(struct kmfs_fs *fs, uint64_t ino_nr,
 	       in_group && !in_group(arg, ino->gid);
 }
 
+bool fs_has_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
+{
+	return inode_mode(ino_ptr(fs, ino_nr)) & (S_ISUID | S_ISGID);
+}
+
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
 		    bool (*in_group)(void *arg, gid_t gid), void *arg)
 {
@@ -1145,6 +1150,11 @@ out:
  * older than the last change or a day old, so reads rarely write. Reads of
  * files, directories and symlinks move it, as the kernel leaves it to us.
  */
+static bool time_after(struct kmfs_time a, struct kmfs_time b)
+{
+	return a.sec > b.sec || (a.sec == b.sec && a.nsec > b.nsec);
+}
+
 static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 {
 	struct kmfs_time now = pool_now();
@@ -1157,8 +1167,8 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	/* readers of one file share its vnode lock, and overwrites store the
 	 * other times under it: the stripe orders all of them */
 	pthread_mutex_lock(fs_times_lock(fs, ino));
-	fresh = ino->atime.sec > ino->mtime.sec &&
-		ino->atime.sec > ino->ctime.sec &&
+	fresh = time_after(ino->atime, ino->mtime) &&
+		time_after(ino->atime, ino->ctime) &&
 		now.sec - ino->atime.sec < 24 * 3600;
 	pthread_mutex_unlock(fs_times_lock(fs, ino));
 	if (fresh)
@@ -1391,7 +1401,7 @@ int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 	if (off < 2 && fn(arg, "..", 2, fs_ino(fs, dir->parent_off), DT_DIR, 2))
 		goto out;
 	dir_iter(&fs->pool, dir, off < 2 ? 2 : off, readdir_one, &c);
-	if (!fs->noatime)
+	if (!fs->noatime && !fs->nodiratime)
 		touch_atime(fs, dir);
 out:
 	pthread_rwlock_unlock(&fs->ns_lock);

@@ -82,6 +82,7 @@ struct kmfs_fs {
 	uint32_t max_read;      /* -o max_read: INIT must ask for it too (0: none) */
 	enum fs_cache cache;    /* -o cache=: which opens bypass the page cache */
 	bool noatime;           /* -o noatime: reads never move the access time */
+	bool nodiratime;        /* -o nodiratime: nor do readdirs */
 	pthread_mutex_t times_lock[FS_TIMES_LOCKS];
 	/* the kernel never looks the root up nor forgets it: pinned for the
 	 * mount, so its vnode does not come and go with each GETATTR */
@@ -177,6 +178,9 @@ int fs_read_atime(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
  * setgid and no group-exec, NULL for yes. */
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino,
 		    bool (*in_group)(void *arg, gid_t gid), void *arg);
+/* file INO has setuid or setgid (read without a lock: the kernel holds the
+ * inode's across the requests that ask) */
+bool fs_has_suidgid(struct kmfs_fs *fs, uint64_t ino);
 /* the caller is outside file INO's group (IN_GROUP says no), and the file
  * has setgid without group-exec: setgid goes with FS_KILL_SGID */
 bool fs_sgid_outsider(struct kmfs_fs *fs, uint64_t ino,

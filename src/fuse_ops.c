@@ -108,6 +108,8 @@ static bool caller_in_group(fuse_req_t req, gid_t gid);
  * rather than kept or shown. Asked only of files that have something to
  * lose.
  */
+static bool proc_is_ours; /* /proc shows the PID namespace the pids are in */
+
 static bool caller_capable(fuse_req_t req, int cap)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -116,7 +118,7 @@ static bool caller_capable(fuse_req_t req, int cap)
 	bool capable = false;
 	FILE *f;
 
-	if (ctx->pid <= 0)
+	if (ctx->pid <= 0 || !proc_is_ours)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ctx->pid);
 	if (stat(path, &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
@@ -158,10 +160,7 @@ static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
  */
 static int kill_suidgid_unless_capable(fuse_req_t req, fuse_ino_t ino)
 {
-	struct stat st;
-
-	if (fs_getattr(FS(req), ino, &st) < 0 || !(st.st_mode & (S_ISUID | S_ISGID)) ||
-	    caller_capable(req, CAP_FSETID))
+	if (!fs_has_suidgid(FS(req), ino) || caller_capable(req, CAP_FSETID))
 		return 0;
 	return kill_suidgid(req, ino);
 }
@@ -178,6 +177,15 @@ static int kill_suidgid_for_caller(fuse_req_t req, fuse_ino_t ino)
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	const struct kmfs_fs *fs = userdata;
+	char self[32];
+	ssize_t n = readlink("/proc/self", self, sizeof(self) - 1);
+
+	/* a /proc of another PID namespace would show other processes under
+	 * the callers' pids: then nobody counts as privileged */
+	if (n > 0) {
+		self[n] = '\0';
+		proc_is_ours = strtol(self, NULL, 10) == (long)getpid();
+	}
 
 	/* no FUSE_CAP_SPLICE_READ: libfuse offers it only to sessions that read
 	 * /dev/fuse themselves, and wire.c's hooks must see every request */
@@ -858,7 +866,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		int held = clone_source(req, cr->src_fd, &src);
 		/* a clone changes the target's data as a write does: the same
 		 * privileges come off as the kernel's file_remove_privs takes
-		 * (setuid/setgid unless root asks, security.capability always) */
+		 * (setuid/setgid unless the caller has CAP_FSETID, security.capability
+		 * always) */
 		rc = held < 0 ? held : 0;
 		if (rc == 0)
 			rc = kill_suidgid_unless_capable(req, ino);

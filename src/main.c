@@ -40,13 +40,14 @@ struct options {
 	int foreground;
 	int debug;
 	int ro;
-	int noatime;
+	int noatime, nodiratime;
 	int help;
 	int version;
 	char *max_read; /* kept for libfuse too: INIT must repeat it */
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_NOATIME, KEY_MAX_READ };
+enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_NOATIME, KEY_NODIRATIME,
+       KEY_MAX_READ };
 
 #define OPT(t, p) { t, offsetof(struct options, p), 1 }
 static const struct fuse_opt spec[] = {
@@ -72,6 +73,7 @@ static const struct fuse_opt spec[] = {
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("noatime", KEY_NOATIME),
+	FUSE_OPT_KEY("nodiratime", KEY_NODIRATIME),
 	FUSE_OPT_KEY("max_read=", KEY_MAX_READ),
 	FUSE_OPT_END
 };
@@ -94,6 +96,7 @@ static void usage(FILE *f)
 "       ro                  read-only\n"
 "       noatime             reads never change the access time (else\n"
 "                           relatime, as Linux mounts by default)\n"
+"       nodiratime          listing a directory never changes its access time\n"
 "       allow_other         let other users in (permission checks apply)\n"
 "       reserve=SIZE        free space kept unlent for fast growth (32M)\n"
 "       lend_max=SIZE       lend at most SIZE (default: no limit)\n"
@@ -156,6 +159,7 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_DEBUG: o->debug = o->foreground = 1; return 1;
 	case KEY_RO: o->ro = 1; return 1;
 	case KEY_NOATIME: o->noatime = 1; return 1; /* the kernel's too */
+	case KEY_NODIRATIME: o->nodiratime = 1; return 0; /* libfuse knows it not */
 	case KEY_MAX_READ:
 		/* libfuse passes it to the kernel, then refuses an INIT that
 		 * does not ask for the same: keep it for fuse_ops.c too */
@@ -768,6 +772,7 @@ int main(int argc, char **argv)
 	fs->max_read = max_read;
 	fs->cache = cache;
 	fs->noatime = o.noatime;
+	fs->nodiratime = o.nodiratime;
 	if ((rc = find_mount_dev(fs->mountpoint, &fs->mount_dev)) < 0) {
 		/* mount_dev stays 0, which no file has: clones become copies */
 		log_err("warning: %s not found in /proc/self/mountinfo (%s): cp will "

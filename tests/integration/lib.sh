@@ -215,12 +215,12 @@ as_user() {
 }
 
 # without_cap CAP CMD...: CMD as root without capability CAP (e.g. fsetid):
-# it leaves the bounding set, so the exec'd CMD never has it
+# it leaves the inheritable and bounding sets, so the exec'd CMD never has it
 without_cap() {
 	local cap=$1
 	shift
 	[ "$1" = probe ] && { shift; set -- "$FSPROBE" "$@"; }
-	setpriv --bounding-set "-$cap" -- "$@"
+	setpriv --inh-caps "-$cap" --bounding-set "-$cap" -- "$@"
 }
 
 # stat_field PATH KEY: one field of "fsprobe lstat" (ino mode nlink uid gid size

@@ -143,6 +143,17 @@ ls atd >/dev/null
 readlink atl >/dev/null
 check "[ \"\$(stat_field atd atime | cut -d. -f1)\" -gt 1000 ]" "a readdir moves a directory's access time older than its last change"
 check "[ \"\$(stat_field atl atime | cut -d. -f1)\" -gt 1000 ]" "a readlink moves a symlink's access time older than its last change"
+if on_kmemfs; then
+	# the kernel's nodiratime never reaches FUSE: the daemon keeps it too
+	cd / && fs_remount nodiratime && cd "$MNT" || abort_test "remount with -o nodiratime"
+	probe utimens atd 1000 0 0 omit >/dev/null
+	probe utimens at2 1000 0 0 omit >/dev/null
+	ls atd >/dev/null
+	probe readf at2 rdonly >/dev/null
+	check_eq "$(stat_field atd atime)" 1000.000000000 "-o nodiratime: a readdir leaves the access time"
+	check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "-o nodiratime: a read still moves it"
+	cd / && fs_remount "" && cd "$MNT" || abort_test "remount"
+fi
 probe utimens at2 0 omit 1000 0 >/dev/null
 probe falloc at2 keep 0 65536 >/dev/null
 check "[ \"\$(stat_field at2 mtime | cut -d. -f1)\" -gt 1000 ]" "fallocate -n (KEEP_SIZE) changes mtime"
