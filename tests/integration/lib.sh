@@ -462,7 +462,9 @@ cleanup() {
 	exit $rc
 }
 # the watcher starts before any trap exists, so it inherits none
-watchdog "${KMEMFS_TEST_WATCHDOG:-170}"
+# (two tests run at a time, and the ASan build is slower: the longest took
+# 155 s of the 170 this was)
+watchdog "${KMEMFS_TEST_WATCHDOG:-280}"
 start_watchdog
 trap cleanup EXIT
 trap 'exit 143' TERM

@@ -2,7 +2,7 @@
 # test_bigdir.sh -- one directory with 100k entries: create, lookup (in another
 # order), readdir count, unlink all; each phase timed and bounded.
 . "$(dirname "$0")/lib.sh" "$@"
-watchdog 280
+watchdog 400
 # the pool lives in /dev/shm: on a disk-backed pool file each create/unlink costs
 # an msync (~5 ms), and 100k of them would take many minutes (timed below)
 fs_setup 512M "" /dev/shm

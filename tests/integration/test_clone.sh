@@ -60,7 +60,7 @@ fs_remount || abort_test "remount"
 check_cmd "b after remount" cmp "$MNT/b" "$SHADOW/b"
 check_cmd "c after remount" cmp "$MNT/c" "$SHADOW/c"
 rm -f "$MNT/b" "$MNT/c"
-check "wait_until 5 '[ \$(field shared_pages) -eq 0 ]'" "no shared pages once every clone is gone"
+check "wait_until 15 '[ \$(field shared_pages) -eq 0 ]'" "no shared pages once every clone is gone"
 
 # a clone is a point in time even while another process overwrites the source
 # in place (O_DIRECT, so the writes reach the daemon concurrently with clones)

@@ -20,7 +20,7 @@ test_tool nsexercise || abort_test "cannot build nsexercise"
 FX=$WORK/fsexercise
 NSX=$WORK/nsexercise
 OPS=${KMEMFS_FX_OPS:-12000}
-watchdog 280 # the ASan build takes about two minutes
+watchdog 400 # the ASan build takes about two minutes
 read -r seed1 seed2 seed3 seed4 seed5 seed6 seed7 <<<"${KMEMFS_FX_SEEDS:-$(od -An -tu4 -N28 /dev/urandom | tr -s "\n" " ")}"
 fs_setup 1G "" /dev/shm
 

@@ -15,7 +15,6 @@
 . "$(dirname "$0")/lib.sh" "$@"
 test_tool fsracer || abort_test "cannot build fsracer"
 SECS=${KMEMFS_RACER_SECS:-15}
-watchdog 170
 seed=${KMEMFS_RACER_SEED:-$(od -An -tu4 -N4 /dev/urandom | tr -d ' ')}
 fs_setup 512M "" /dev/shm
 

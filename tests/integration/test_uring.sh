@@ -117,7 +117,7 @@ forcesync_mount uring,allow_other,max_threads=2
 ok=1
 storm n1 8
 check "[ $? = 1 ]" "without room for spare entries, clone ioctls that block both entries of a queue hang it"
-check "wait_until 5 'grep -q \"entries of CPU queue 0 are blocked and no other can be added\" $WORK/rescue.out'" "... and the daemon says so"
+check "wait_until 15 'grep -q \"entries of CPU queue 0 are blocked and no other can be added\" $WORK/rescue.out'" "... and the daemon says so"
 abort_fuse
 umount -l "$MNT" 2>/dev/null
 wait_until 15 "! kill -0 $forced 2>/dev/null" || kill -KILL $forced 2>/dev/null
