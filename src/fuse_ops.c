@@ -99,6 +99,11 @@ static int privs_killed(fuse_req_t req, fuse_ino_t ino, int rc)
 
 static bool caller_in_group(fuse_req_t req, gid_t gid);
 
+/* set by op_init: /proc shows the PID namespace the callers' pids are in
+ * (else nobody counts as privileged), and the daemon's user namespace */
+static bool proc_is_ours;
+static struct stat own_userns;
+
 /*
  * Whether the caller holds capability CAP where the kernel would ask
  * capable(CAP). FUSE sends the caller's ids, not its capabilities, so they
@@ -108,12 +113,10 @@ static bool caller_in_group(fuse_req_t req, gid_t gid);
  * rather than kept or shown. Asked only of files that have something to
  * lose.
  */
-static bool proc_is_ours; /* /proc shows the PID namespace the pids are in */
-
 static bool caller_capable(fuse_req_t req, int cap)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct stat ours, theirs;
+	struct stat theirs;
 	char path[64], line[256];
 	bool capable = false;
 	FILE *f;
@@ -121,8 +124,8 @@ static bool caller_capable(fuse_req_t req, int cap)
 	if (ctx->pid <= 0 || !proc_is_ours)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ctx->pid);
-	if (stat(path, &theirs) != 0 || stat("/proc/self/ns/user", &ours) != 0 ||
-	    theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev)
+	if (stat(path, &theirs) != 0 || theirs.st_ino != own_userns.st_ino ||
+	    theirs.st_dev != own_userns.st_dev)
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)ctx->pid);
 	f = fopen(path, "re");
@@ -184,7 +187,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * the callers' pids: then nobody counts as privileged */
 	if (n > 0) {
 		self[n] = '\0';
-		proc_is_ours = strtol(self, NULL, 10) == (long)getpid();
+		proc_is_ours = strtol(self, NULL, 10) == (long)getpid() &&
+			       stat("/proc/self/ns/user", &own_userns) == 0;
 	}
 
 	/* no FUSE_CAP_SPLICE_READ: libfuse offers it only to sessions that read
