@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config git
 libfuse3-dev fuse3 libpmemobj-dev libpmem2-dev libpmem-dev libpmempool-dev
-libdaxctl-dev libndctl-dev libnuma-dev libcmocka-dev liburing-dev
+libdaxctl-dev libndctl-dev libnuma-dev libcmocka-dev liburing-dev libsodium-dev
 attr acl util-linux coreutils findutils e2fsprogs psmisc procps jq $*"
 missing=""
 for p in $PKGS; do

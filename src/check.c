@@ -600,6 +600,13 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		       (unsigned long long)doff, tab->bits);
 		goto out;
 	}
+	if (tab->hash_kind > KMFS_HASH_SIPHASH ||
+	    (tab->hash_kind == KMFS_HASH_SIPHASH && p->sb->major < 2)) {
+		/* a format 1 pool has no key to hash with */
+		report(c, "directory %#llx: unknown name hash %u",
+		       (unsigned long long)doff, tab->hash_kind);
+		goto out;
+	}
 	nb = 1ull << tab->bits;
 	for (uint64_t off = tab->head_off; off; ) {
 		struct kmfs_dirent *e;
@@ -619,7 +626,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			goto out;
 		}
 		if (e->cookie <= prev || e->cookie < e->hash ||
-		    e->hash != dir_hash(tab->seed, e->name, e->namelen) ||
+		    e->hash != dir_hash(p, tab, e->name, e->namelen) ||
 		    e->cookie >= (1ull << KMFS_COOKIE_BITS)) {
 			report(c, "directory %#llx: entry '%.*s' is out of order or misfiled",
 			       (unsigned long long)doff, e->namelen, e->name);

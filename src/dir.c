@@ -7,11 +7,15 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "dir.h"
+#include "log.h"
 #include "pool.h"
 #include "pages.h"
 #include "txn.h"
@@ -19,7 +23,15 @@
 #define DIR_MIN_BITS 3
 #define DIR_MAX_BITS 28
 
-static uint64_t seeded_hash(uint64_t seed, const char *name, size_t len)
+/* a hash in [KMFS_COOKIE_MIN, 2^63): below are readdir's "start", ".", ".." */
+static uint64_t to_cookie_space(uint64_t h)
+{
+	h >>= 64 - KMFS_COOKIE_BITS;
+	return h < KMFS_COOKIE_MIN ? h + KMFS_COOKIE_MIN : h;
+}
+
+/* format 1 directories: unkeyed, so only for pools that have no key */
+static uint64_t fnv_hash(uint64_t seed, const char *name, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull ^ seed;
 
@@ -33,11 +45,38 @@ static uint64_t seeded_hash(uint64_t seed, const char *name, size_t len)
 	h ^= h >> 27;
 	h *= 0x94d049bb133111ebull;
 	h ^= h >> 31;
-	h >>= 64 - KMFS_COOKIE_BITS;
-	return h < KMFS_COOKIE_MIN ? h + KMFS_COOKIE_MIN : h;
+	return to_cookie_space(h);
 }
 
-uint64_t (*dir_hash)(uint64_t seed, const char *name, size_t len) = seeded_hash;
+/* the directory's seed is part of the message, not of the key: one key,
+ * and distinct inputs for every (directory, name) */
+static uint64_t siphash(const uint8_t key[16], uint64_t seed, const char *name,
+			size_t len)
+{
+	unsigned char msg[sizeof(seed) + KMFS_NAME_MAX];
+	unsigned char out[crypto_shorthash_siphash24_BYTES];
+	uint64_t h = 0;
+
+	memcpy(msg, &seed, sizeof(seed)); /* little-endian, as on media */
+	memcpy(msg + sizeof(seed), name, len);
+	crypto_shorthash_siphash24(out, msg, sizeof(seed) + len, key);
+	for (int i = 7; i >= 0; i--)
+		h = h << 8 | out[i];
+	return to_cookie_space(h);
+}
+
+static uint64_t table_hash(const struct kmfs_pool *p, const struct kmfs_dirtable *tab,
+			   const char *name, size_t len)
+{
+	if (len > KMFS_NAME_MAX)
+		return 0; /* no such entry; dir_add refuses the name first */
+	if (tab->hash_kind == KMFS_HASH_SIPHASH)
+		return siphash(p->sb->dir_key, tab->seed, name, len);
+	return fnv_hash(tab->seed, name, len);
+}
+
+uint64_t (*dir_hash)(const struct kmfs_pool *p, const struct kmfs_dirtable *tab,
+		     const char *name, size_t len) = table_hash;
 
 static inline uint64_t bucket_of(const struct kmfs_dirtable *tab, uint64_t c)
 {
@@ -66,6 +105,9 @@ int dir_init(struct txn *t, struct kmfs_inode *dir)
 	    sizeof(tab->seed))
 		tab->seed = (uint64_t)time(NULL) ^ off;
 	tab->bits = DIR_MIN_BITS;
+	/* a format 1 pool has no key, and its older readers know only FNV */
+	tab->hash_kind = t->pages->pool->sb->major >= 2 ? KMFS_HASH_SIPHASH
+							: KMFS_HASH_FNV;
 	dir->data_off = off; /* caller snapshotted or just allocated dir */
 	return 0;
 }
@@ -131,11 +173,11 @@ static uint64_t find_ge(const struct kmfs_pool *p,
  * is always at the first free cookie at or after its hash. Returns the
  * entry, or 0 with *free_cookie set to where the name would go.
  */
-static uint64_t find_name(const struct kmfs_pool *p,
-			  const struct kmfs_dirtable *tab, const char *name,
-			  size_t len, uint64_t *free_cookie)
+static uint64_t find_hashed(const struct kmfs_pool *p,
+			    const struct kmfs_dirtable *tab, uint64_t h,
+			    const char *name, size_t len, uint64_t *free_cookie)
 {
-	uint64_t h = dir_hash(tab->seed, name, len), want = h;
+	uint64_t want = h;
 	uint64_t off = tab->buckets[bucket_of(tab, h)] ? find_ge(p, tab, h) : 0;
 
 	while (off) {
@@ -153,11 +195,33 @@ static uint64_t find_name(const struct kmfs_pool *p,
 	return 0;
 }
 
+static uint64_t find_name(const struct kmfs_pool *p,
+			  const struct kmfs_dirtable *tab, const char *name,
+			  size_t len)
+{
+	return find_hashed(p, tab, dir_hash(p, tab, name, len), name, len, NULL);
+}
+
+/* said once per daemon: the client only sees ENOSPC */
+static void run_refused(const struct kmfs_pool *p, const struct kmfs_dirtable *tab)
+{
+	static atomic_flag said = ATOMIC_FLAG_INIT;
+
+	if (atomic_flag_test_and_set(&said))
+		return;
+	log_err("refused a new name (ENOSPC): its directory hash joins a run "
+		"of %d colliding ones%s", KMFS_DIR_RUN_MAX,
+		tab->hash_kind == KMFS_HASH_FNV && p->sb->major < 2
+			? "; this format 1 pool's directory hashes have no secret"
+			  " key, and a pool made by this mkfs.kmemfs has one"
+			: "");
+}
+
 int dir_lookup(const struct kmfs_pool *p, const struct kmfs_inode *dir,
 	       const char *name, size_t len, struct dir_entry *out)
 {
 	const struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
-	uint64_t off = find_name(p, tab, name, len, NULL);
+	uint64_t off = find_name(p, tab, name, len);
 	const struct kmfs_dirent *e;
 
 	if (!off)
@@ -183,6 +247,7 @@ static int resize(struct txn *t, struct kmfs_inode *dir, uint32_t bits)
 		return -ENOSPC;
 	tab = pool_ptr(p, off);
 	tab->seed = old->seed;
+	tab->hash_kind = old->hash_kind;
 	tab->count = old->count;
 	tab->head_off = old->head_off;
 	tab->bits = bits;
@@ -306,22 +371,32 @@ int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 {
 	struct kmfs_pool *p = t->pages->pool;
 	struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
-	uint64_t cookie, off;
+	uint64_t h, cookie, off;
 	struct kmfs_dirent *e;
 	int rc;
 
 	if (len == 0 || len > KMFS_NAME_MAX)
 		return -ENAMETOOLONG;
-	if (find_name(p, tab, name, len, &cookie))
+	h = dir_hash(p, tab, name, len);
+	if (find_hashed(p, tab, h, name, len, &cookie))
 		return -EEXIST;
 	if (cookie >= (1ull << KMFS_COOKIE_BITS))
 		return -ENOSPC; /* the top of the cookie space is taken */
+	/*
+	 * Keyed hashes make a run longer than 2 all but impossible; a long
+	 * one is names made to collide (FNV, format 1), and every lookup in
+	 * it and every remove before it (close_gap) walks it.
+	 */
+	if (cookie - h >= KMFS_DIR_RUN_MAX) {
+		run_refused(p, tab);
+		return -ENOSPC;
+	}
 	off = tx_alloc(sizeof(*e) + len, KMFS_T_DIRENT, false);
 	if (!off)
 		return -ENOSPC;
 	e = ent(p, off);
 	e->ino_off = ino_off;
-	e->hash = dir_hash(tab->seed, name, len);
+	e->hash = h;
 	e->cookie = cookie;
 	e->namelen = (uint16_t)len;
 	e->type = type;
@@ -345,7 +420,7 @@ int dir_remove(struct txn *t, struct kmfs_inode *dir, const char *name,
 {
 	struct kmfs_pool *p = t->pages->pool;
 	struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
-	uint64_t off = find_name(p, tab, name, len, NULL);
+	uint64_t off = find_name(p, tab, name, len);
 	int rc;
 
 	if (!off)
@@ -373,7 +448,7 @@ int dir_retarget(struct txn *t, struct kmfs_inode *dir, const char *name,
 {
 	struct kmfs_pool *p = t->pages->pool;
 	const struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
-	uint64_t off = find_name(p, tab, name, len, NULL);
+	uint64_t off = find_name(p, tab, name, len);
 	struct kmfs_dirent *e;
 	int rc;
 

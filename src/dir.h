@@ -2,7 +2,7 @@
 /*
  * dir.h -- directories: name -> inode, constant time for any size.
  *
- * Entries form one list sorted by a 63-bit seeded hash of their name (the
+ * Entries form one list sorted by a 63-bit keyed hash of their name (the
  * "cookie", which is also the readdir offset, stable across inserts,
  * removes and table growth, except for the entries a remove moves back
  * into a run of colliding hashes); a bucket table indexes the list by the
@@ -52,8 +52,10 @@ int dir_iter(const struct kmfs_pool *p, const struct kmfs_inode *dir,
 	     uint64_t after, dir_iter_fn fn, void *arg);
 uint64_t dir_count(const struct kmfs_pool *p, const struct kmfs_inode *dir);
 
-/* dir_hash -- the seeded hash of a name; exposed for fsck, and a pointer so
- * that tests can make names collide */
-extern uint64_t (*dir_hash)(uint64_t seed, const char *name, size_t len);
+/* dir_hash -- the hash of a name in table TAB, as its hash_kind says;
+ * exposed for fsck, and a pointer so that tests can make names collide */
+extern uint64_t (*dir_hash)(const struct kmfs_pool *p,
+			    const struct kmfs_dirtable *tab, const char *name,
+			    size_t len);
 
 #endif

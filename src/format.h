@@ -30,8 +30,14 @@
 
 #define KMFS_LAYOUT "kmemfs"
 #define KMFS_MAGIC 0x31534646454d4d4bULL /* "KMMEFFS1" little-endian */
-#define KMFS_VERSION_MAJOR 1
-#define KMFS_VERSION_MINOR 1 /* 1: unit_phase */
+/*
+ * 2.0: keyed directory hashes (dir_key, kmfs_dirtable.hash_kind): a 1.x
+ * kmemfs would look names up with the wrong hash, so it must refuse.
+ * Pools of format 1.x (1.1: unit_phase) are still read and written as 1.x.
+ */
+#define KMFS_VERSION_MAJOR 2
+#define KMFS_VERSION_MINOR 0
+#define KMFS_VERSION_MAJOR_OLDEST 1
 
 #define KMFS_PAGE_SHIFT 12
 #define KMFS_PAGE_SIZE (1u << KMFS_PAGE_SHIFT)
@@ -103,8 +109,9 @@ struct kmfs_super {
 	uint32_t narenas;
 	uint32_t mount_count;
 	uint64_t mounted_pid;   /* pid of the daemon while mounted, else 0 */
-	uint64_t unit_phase;    /* every arena's data_off mod 4 MiB (minor 1) */
-	uint64_t reserved[15];
+	uint64_t unit_phase;    /* every arena's data_off mod 4 MiB (1.1) */
+	uint8_t dir_key[16];    /* secret key of the directory hash (2.0) */
+	uint64_t reserved[13];
 	struct kmfs_arena arenas[KMFS_MAX_ARENAS];
 };
 
@@ -145,7 +152,7 @@ struct kmfs_inode {
 struct kmfs_dirent {
 	uint64_t next_off;  /* next entry in cookie order, 0 at the end */
 	uint64_t ino_off;   /* the inode */
-	uint64_t hash;      /* 63-bit seeded hash of the name */
+	uint64_t hash;      /* 63-bit hash of the name (dirtable.hash_kind) */
 	uint64_t cookie;    /* readdir offset: hash, or the next free value
 			       after it when another name took it */
 	uint16_t namelen;
@@ -159,9 +166,22 @@ struct kmfs_dirtable {
 	uint64_t count;     /* entries, without "." and ".." */
 	uint64_t head_off;  /* entry with the smallest cookie */
 	uint32_t bits;      /* 1 << bits buckets */
-	uint32_t pad;
+	uint32_t hash_kind; /* KMFS_HASH_* (was padding, 0, in format 1) */
 	uint64_t buckets[]; /* first entry whose cookie has these top bits */
 };
+
+/*
+ * How a table hashes names. readdir hands out cookies, so anyone who can
+ * list a directory sees hashes: FNV's seed can be computed back from two of
+ * them, and then names that collide made at will. SipHash is a keyed PRF:
+ * its outputs tell nothing of the pool's secret key.
+ */
+enum kmfs_hash_kind {
+	KMFS_HASH_FNV = 0,     /* FNV-1a ^ seed, splitmix64 (format 1 pools) */
+	KMFS_HASH_SIPHASH = 1, /* SipHash-2-4, key dir_key, of seed || name */
+};
+/* the longest run of consecutive cookies a name may join (dir.c) */
+#define KMFS_DIR_RUN_MAX 32
 
 #define KMFS_COOKIE_BITS 63
 #define KMFS_COOKIE_MIN 3 /* 0: start, 1: ".", 2: ".." */

@@ -363,6 +363,7 @@ static int format_root(PMEMobjpool *pop, struct kmfs_super *sb)
 	if (getrandom(&tab->seed, sizeof(tab->seed), 0) != sizeof(tab->seed))
 		tab->seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull;
 	tab->bits = bits;
+	tab->hash_kind = KMFS_HASH_SIPHASH;
 	ino->mode = S_IFDIR | 0755;
 	ino->nlink = 2;
 	ino->uid = getuid();
@@ -416,9 +417,17 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 	PMEMobjpool *pop;
 	struct kmfs_super *sb;
 	uint64_t meta;
+	uint8_t dir_key[sizeof(sb->dir_key)];
 	int rc;
 	bool created = false;
 
+	/* a guessable key would let users collide names (format.h): no fallback */
+	if (getrandom(dir_key, sizeof(dir_key), 0) != sizeof(dir_key)) {
+		rc = -errno;
+		log_err("%s: cannot get random bytes for the directory key: %s",
+			path, strerror(errno));
+		return rc;
+	}
 	rc = media_probe(path, &m);
 	if (rc == -ENOENT && o->size) {
 		uint64_t avail = free_space_for(path);
@@ -532,6 +541,7 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 	rc = pmemobj_tx_add_range_direct(sb, sizeof(*sb));
 	if (rc == 0) {
 		memset(sb, 0, sizeof(*sb));
+		memcpy(sb->dir_key, dir_key, sizeof(dir_key));
 		sb->unit_phase = unit_phase(&m);
 		if (m.kind != MEDIA_FILE && !m.phys_start)
 			log_err("%s: warning: the device's physical address is "
@@ -596,7 +606,7 @@ static int validate_super(struct kmfs_pool *p, const char *path)
 			path, sb->major, sb->minor, KMFS_VERSION_MAJOR);
 		return -EPROTONOSUPPORT;
 	}
-	if (sb->major != KMFS_VERSION_MAJOR) {
+	if (sb->major < KMFS_VERSION_MAJOR_OLDEST) {
 		log_err("%s: unknown format version %u.%u", path, sb->major, sb->minor);
 		return -EPROTONOSUPPORT;
 	}

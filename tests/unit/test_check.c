@@ -2,6 +2,7 @@
 /* test_check -- the checker finds (and repairs) each corruption shown. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 
 #include "helpers.h"
 #include "check.h"
@@ -117,11 +118,46 @@ static void test_check_mount_refuses_corruption(void **state)
 	mount_fresh(t);
 }
 
+/* pool_open with what it printed on stderr in SAID */
+static int open_saying(const char *path, struct kmfs_pool *p, char *said, size_t len)
+{
+	FILE *f = tmpfile();
+	int saved = dup(2), rc;
+	size_t n;
+
+	assert_non_null(f);
+	fflush(stderr);
+	dup2(fileno(f), 2);
+	rc = pool_open(path, p);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	n = fread(said, 1, len - 1, f);
+	said[n] = 0;
+	fclose(f);
+	return rc;
+}
+
+/* past pool_open, which refuses the pool */
+static void set_major(const char *path, uint16_t major)
+{
+	PMEMobjpool *pop = pmemobj_open(path, KMFS_LAYOUT);
+	struct kmfs_super *sb;
+
+	assert_non_null(pop);
+	sb = pmemobj_direct(pmemobj_root(pop, sizeof(*sb)));
+	sb->major = major;
+	pmemobj_persist(pop, &sb->major, sizeof(sb->major));
+	pmemobj_close(pop);
+}
+
 static void test_check_newer_format_refused(void **state)
 {
 	struct tpool *t = *state;
 	struct kmfs_super *sb = t->fs.pool.sb;
 	struct kmfs_pool p;
+	char said[1024], want[PATH_MAX + 128];
 
 	fs_unmount(&t->fs);
 	memset(&t->fs, 0, sizeof(t->fs));
@@ -129,7 +165,15 @@ static void test_check_newer_format_refused(void **state)
 	p.sb->major = KMFS_VERSION_MAJOR + 1;
 	pool_persist(&p, &p.sb->major, sizeof(p.sb->major));
 	pool_close(&p);
-	assert_int_equal(pool_open(t->path, &p), -EPROTONOSUPPORT);
+	assert_int_equal(open_saying(t->path, &p, said, sizeof(said)), -EPROTONOSUPPORT);
+	snprintf(want, sizeof(want), "%s: made by a newer kmemfs (format %d.%d, "
+		 "this one reads %d.x)\n", t->path, KMFS_VERSION_MAJOR + 1,
+		 KMFS_VERSION_MINOR, KMFS_VERSION_MAJOR);
+	assert_non_null(strstr(said, want));
+	/* and one older than any this kmemfs reads */
+	set_major(t->path, KMFS_VERSION_MAJOR_OLDEST - 1);
+	assert_int_equal(open_saying(t->path, &p, said, sizeof(said)), -EPROTONOSUPPORT);
+	assert_non_null(strstr(said, "unknown format version"));
 	/* reformat so teardown has a filesystem to unmount */
 	mount_fresh(t);
 	(void)sb;

@@ -225,16 +225,19 @@ static void test_dir_rename_flags(void **state)
 	assert_int_equal(cr.errors, 0);
 }
 
-static uint64_t (*real_hash)(uint64_t, const char *, size_t);
+static uint64_t (*real_hash)(const struct kmfs_pool *, const struct kmfs_dirtable *,
+			     const char *, size_t);
 
 /* names starting with 'c' all hash to one cookie, 'd' to the next one */
-static uint64_t colliding_hash(uint64_t seed, const char *name, size_t len)
+static uint64_t colliding_hash(const struct kmfs_pool *p,
+			       const struct kmfs_dirtable *tab, const char *name,
+			       size_t len)
 {
 	if (len && name[0] == 'c')
 		return 1000;
 	if (len && name[0] == 'd')
 		return 1001;
-	return real_hash(seed, name, len);
+	return real_hash(p, tab, name, len);
 }
 
 static int count_entries(struct kmfs_fs *fs, uint64_t dir, char names[][32])
@@ -322,6 +325,144 @@ static void test_dir_fsck_repairs_a_gap(void **state)
 	dir_hash = real_hash;
 }
 
+/*
+ * A new pool hashes names with SipHash-2-4 under its secret key, of the
+ * directory's seed (little-endian) then the name, top 63 bits. Checked
+ * against the reference vectors of the SipHash paper (key 00..0f, message
+ * 00 01 .. n-1), not against our own output.
+ */
+static void test_dir_siphash_reference_vectors(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_super sb = { .major = KMFS_VERSION_MAJOR };
+	struct kmfs_pool p = { .sb = &sb };
+	struct kmfs_dirtable tab = { .seed = 0x0706050403020100ull,
+				     .hash_kind = KMFS_HASH_SIPHASH };
+	const char name[] = "\x08\x09\x0a\x0b\x0c\x0d\x0e";
+	struct kmfs_dirtable *root_tab;
+	const uint8_t zero[16] = { 0 };
+
+	for (int i = 0; i < 16; i++)
+		sb.dir_key[i] = (uint8_t)i;
+	/* paper, appendix A: 15 bytes -> a129ca6149be45e5 */
+	assert_int_equal(dir_hash(&p, &tab, name, 7), 0xa129ca6149be45e5ull >> 1);
+	/* reference vectors (vectors.h), 8 bytes -> 93f5f5799a932462 */
+	assert_int_equal(dir_hash(&p, &tab, name, 0), 0x93f5f5799a932462ull >> 1);
+	/* the key matters; the same table read as FNV hashes otherwise */
+	sb.dir_key[0] ^= 1;
+	assert_int_not_equal(dir_hash(&p, &tab, name, 7), 0xa129ca6149be45e5ull >> 1);
+	tab.hash_kind = KMFS_HASH_FNV;
+	assert_int_not_equal(dir_hash(&p, &tab, name, 7),
+			     dir_hash(&p, &(struct kmfs_dirtable){ .seed = tab.seed,
+				     .hash_kind = KMFS_HASH_SIPHASH }, name, 7));
+
+	/* mkfs gave this pool a key, and its directories use it */
+	assert_int_equal(fs->pool.sb->major, KMFS_VERSION_MAJOR);
+	assert_memory_not_equal(fs->pool.sb->dir_key, zero, sizeof(zero));
+	root_tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO))->data_off);
+	assert_int_equal(root_tab->hash_kind, KMFS_HASH_SIPHASH);
+}
+
+/* no more than KMFS_DIR_RUN_MAX names in one run of colliding hashes: each
+ * lookup walks the run and each remove moves the rest of it */
+static void test_dir_colliding_run_is_capped(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	char name[32];
+	uint64_t sub, off;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	real_hash = dir_hash;
+	dir_hash = colliding_hash;
+	for (int i = 0; i < KMFS_DIR_RUN_MAX; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		mk(fs, sub, name);
+	}
+	assert_int_equal(fs_mknod(fs, sub, "c-one-more", S_IFREG | 0644, 0, &root, &off),
+			 -ENOSPC);
+	/* d* hash one past c*: one more fits at the run's end, in reach */
+	mk(fs, sub, "d0");
+	assert_int_equal(fs_mknod(fs, sub, "d1", S_IFREG | 0644, 0, &root, &off),
+			 -ENOSPC);
+	assert_int_equal(fs_mkdir(fs, sub, "c-dir", 0755, &root, &off), -ENOSPC);
+	mk(fs, sub, "other"); /* any other hash */
+	/* the run's head goes: the rest move back, and a name fits again */
+	assert_int_equal(fs_unlink(fs, sub, "c0"), 0);
+	for (int i = 1; i < KMFS_DIR_RUN_MAX; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		assert_int_equal(fs_lookup(fs, sub, name, &off), 0);
+	}
+	assert_int_equal(fs_lookup(fs, sub, "d0", &off), 0);
+	/* d0 moved back into the run too: a c* name still would not reach */
+	assert_int_equal(fs_mknod(fs, sub, "c-one-more", S_IFREG | 0644, 0, &root, &off),
+			 -ENOSPC);
+	assert_int_equal(fs_unlink(fs, sub, "d0"), 0);
+	mk(fs, sub, "c-one-more");
+	/* fsck hashes through dir_hash too */
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	dir_hash = real_hash;
+	assert_int_equal(cr.errors, 0);
+}
+
+/*
+ * A format 1 pool (no key; FNV tables) mounts, keeps its tables and makes
+ * new directories with FNV too, so that an older kmemfs still reads it.
+ * fsck refuses a SipHash table there and a hash kind it does not know.
+ */
+static void test_dir_format1_pool_keeps_fnv(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_fs *fs = &t->fs;
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	struct kmfs_dirtable *tab;
+	char name[32];
+	uint64_t sub, off;
+
+	/* as 1.1 made it: the root table is empty, so no name to rehash */
+	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO))->data_off);
+	tab->hash_kind = KMFS_HASH_FNV;
+	fs->pool.sb->major = 1;
+	fs->pool.sb->minor = 1;
+	memset(fs->pool.sb->dir_key, 0, sizeof(fs->pool.sb->dir_key));
+	pool_persist(&fs->pool, tab, sizeof(*tab));
+	pool_persist(&fs->pool, fs->pool.sb, sizeof(*fs->pool.sb));
+	assert_int_equal(tpool_remount(t), 0);
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, sub))->data_off);
+	assert_int_equal(tab->hash_kind, KMFS_HASH_FNV);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		mk(fs, sub, name);
+	}
+	for (int i = 0; i < 100; i += 2) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_unlink(fs, sub, name), 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_lookup(fs, sub, name, &off), i % 2 ? 0 : -ENOENT);
+	}
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(fs->pool.sb->major, 1);
+
+	/* a SipHash table in a pool with no key, then an unknown kind */
+	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, sub))->data_off);
+	tab->hash_kind = KMFS_HASH_SIPHASH;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_true(cr.errors >= 1);
+	tab->hash_kind = 7;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_true(cr.errors >= 1);
+	tab->hash_kind = KMFS_HASH_FNV;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+}
+
 /* O_TMPFILE: an inode no directory names, that fs_link may name once */
 static void test_dir_tmpfile(void **state)
 {
@@ -395,6 +536,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_fsck_repairs_a_gap,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_tmpfile,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_siphash_reference_vectors,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_colliding_run_is_capped,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_format1_pool_keeps_fnv,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,6 +58,8 @@ static void test_format_field_offsets(void **state)
 	PIN_OFF(struct kmfs_super, narenas, 96);
 	PIN_OFF(struct kmfs_super, mounted_pid, 104);
 	PIN_OFF(struct kmfs_super, unit_phase, 112);
+	PIN_OFF(struct kmfs_super, dir_key, 120);
+	PIN_OFF(struct kmfs_super, reserved, 136);
 	PIN_OFF(struct kmfs_super, arenas, 240);
 	PIN_OFF(struct kmfs_inode, mode, 0);
 	PIN_OFF(struct kmfs_inode, size, 16);
@@ -71,6 +73,7 @@ static void test_format_field_offsets(void **state)
 	PIN_OFF(struct kmfs_dirent, cookie, 24);
 	PIN_OFF(struct kmfs_dirent, namelen, 32);
 	PIN_OFF(struct kmfs_dirent, name, 40);
+	PIN_OFF(struct kmfs_dirtable, hash_kind, 28);
 	PIN_OFF(struct kmfs_dirtable, buckets, 32);
 	PIN_OFF(struct kmfs_extent, count, 16);
 	PIN_OFF(struct kmfs_emap_index, ent, 16);
@@ -82,7 +85,9 @@ static void test_format_constants(void **state)
 	assert_int_equal(KMFS_PAGE_SIZE, 4096);
 	assert_int_equal(KMFS_UNIT_SIZE, 4u << 20);
 	assert_int_equal(KMFS_UNIT_PAGES, 1024);
-	assert_int_equal(KMFS_VERSION_MAJOR, 1);
+	assert_int_equal(KMFS_VERSION_MAJOR, 2);
+	assert_int_equal(KMFS_VERSION_MAJOR_OLDEST, 1);
+	assert_int_equal(KMFS_HASH_SIPHASH, 1);
 	assert_true(KMFS_MAGIC == 0x31534646454d4d4bULL);
 	assert_int_equal(KMFS_T_UNITS, 11);
 	assert_int_equal(KMFS_UNIT_LENT, 1);
