@@ -628,6 +628,19 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		zero_past_size(fs, ino);
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, first, last, true, true, &pl);
+	if (rc == -ENOSPC && pl.n) {
+		/* a full filesystem takes what fits, as a kernel one does: the
+		 * pages planned so far cover a prefix, stored as a short write
+		 * (the rest of the source is left unread) */
+		const struct seg *s = &pl.v[pl.n - 1];
+		uint64_t fit = (s->fpage + s->count) * PG;
+
+		if (fit > off) {
+			end = fit < end ? fit : end;
+			size = end - off;
+			rc = 0;
+		}
+	}
 	if (rc < 0)
 		goto out_release;
 	rc = undo_save(fs, ino, &pl, off, end, &undo);
@@ -1084,7 +1097,9 @@ static ssize_t copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t s
 		rc = data_write(fs, dst, doff + done, n, &ds);
 		if (rc < 0)
 			break;
-		done += n;
+		done += (uint64_t)rc;
+		if ((size_t)rc < n)
+			break; /* the filesystem is full: what fitted is copied */
 	}
 	free(buf);
 	return done ? (ssize_t)done : rc;

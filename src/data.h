@@ -52,7 +52,9 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
  * them pages: they have then changed nothing a rerun would not redo the
  * same way, and the caller retries after pages_take_back, unlocked.
  */
-/* data_write -- returns bytes written or -errno; all or nothing */
+/* data_write -- returns bytes written or -errno. Fewer bytes only when the
+ * filesystem is full: the whole pages that fit, as a kernel filesystem
+ * writes them; -ENOSPC when not one page does. Otherwise all or nothing. */
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		   size_t size, const struct data_src *src);
 /* data_truncate -- set the size; AND_THEN (when not NULL) makes the rest of

@@ -4,6 +4,7 @@
  * truncate or punch whose transaction fails leaves every byte as it was. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/statvfs.h>
 
 #include "emap.h"
 #include "helpers.h"
@@ -166,28 +167,64 @@ static void test_data_seek_data_and_hole(void **state)
 	assert_int_equal(fs_lseek(fs, ino, 10 * 4096, SEEK_HOLE), -ENXIO);
 }
 
-static void test_data_enospc_is_all_or_nothing(void **state)
+/*
+ * A write the filesystem has too few pages for stores the whole pages that
+ * fit and returns their length, as tmpfs does; then one that gets no page
+ * at all fails with ENOSPC and changes nothing.
+ */
+static void test_data_full_pool_takes_a_short_write(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
-	static unsigned char buf[1 << 20];
-	uint64_t ino = new_file(fs, "fill");
-	uint64_t off = 0;
+	static unsigned char buf[1 << 20], back[1 << 20];
+	const uint64_t chunk_pages = sizeof(buf) / 4096;
+	uint64_t ino, off = 0, free_pages, shorts = 0;
 	struct membuf m;
 	struct data_src src = { src_copy, &m, NULL };
+	struct statvfs sv;
+	struct stat st;
 	ssize_t n;
 
+	/* a pool whose free pages are not a whole number of writes */
+	assert_int_equal(fs_statfs(fs, &sv), 0);
+	if (sv.f_bfree % chunk_pages == 0) {
+		uint64_t pad = new_file(fs, "pad");
+		m.p = buf;
+		assert_int_equal(fs_write(fs, pad, 0, 1, &src, false), 1);
+		assert_int_equal(fs_statfs(fs, &sv), 0);
+	}
+	free_pages = sv.f_bfree;
+	ino = new_file(fs, "fill");
 	memset(buf, 0x5A, sizeof(buf));
 	for (;;) {
 		m.p = buf;
 		n = fs_write(fs, ino, off, sizeof(buf), &src, false);
 		if (n < 0)
 			break;
+		assert_true(n > 0);
+		if ((size_t)n < sizeof(buf)) {
+			shorts++;
+			assert_int_equal(n, (free_pages % chunk_pages) * 4096);
+		}
 		off += (uint64_t)n;
 	}
 	assert_int_equal(n, -ENOSPC);
-	struct stat st;
+	assert_int_equal(shorts, 1);
+	assert_int_equal(off, free_pages * 4096);
+	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(sv.f_bfree, 0);
 	fs_getattr(fs, ino, &st);
 	assert_int_equal(st.st_size, off); /* the failed write changed nothing */
+	/* the short write's bytes are there, up to the new size */
+	off -= (free_pages % chunk_pages) * 4096;
+	struct readbuf r = { back, 0 };
+	assert_int_equal(fs_read(fs, ino, off, sizeof(back), reply, &r), 0);
+	assert_int_equal(r.n, (free_pages % chunk_pages) * 4096);
+	assert_memory_equal(back, buf, (free_pages % chunk_pages) * 4096);
+	/* one byte in a page the file has fits; one in a new page does not */
+	m.p = buf;
+	assert_int_equal(fs_write(fs, ino, (uint64_t)st.st_size - 1, 1, &src, false), 1);
+	m.p = buf;
+	assert_int_equal(fs_write(fs, ino, (uint64_t)st.st_size, 1, &src, false), -ENOSPC);
 	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "fill"), 0);
 }
 
@@ -509,7 +546,7 @@ int main(void)
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
-		cmocka_unit_test_setup_teardown(test_data_enospc_is_all_or_nothing,
+		cmocka_unit_test_setup_teardown(test_data_full_pool_takes_a_short_write,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_failed_write_changes_nothing,
 			tpool_setup_default, tpool_teardown),
