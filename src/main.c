@@ -699,18 +699,22 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out_args;
 	}
-	if (o.size && access(o.source, F_OK) != 0) {
+	if (o.size) {
 		struct pool_format_opts po = { .meta_pct = POOL_DEFAULT_META_PCT };
 		if (parse_size(o.size, &po.size) < 0 || po.size == 0) {
 			log_err("bad size '%s'", o.size);
 			rc = 2;
 			goto out_session;
 		}
-		if (pool_format(o.source, &po) < 0) {
+		if (access(o.source, F_OK) == 0) {
+			/* never resized or formatted behind the user's back */
+			log_info("%s exists: --size %s ignored", o.source, o.size);
+		} else if (pool_format(o.source, &po) < 0) {
 			rc = 1;
 			goto out_session;
+		} else {
+			log_info("created %s (%s)", o.source, o.size);
 		}
-		log_info("created %s (%s)", o.source, o.size);
 	}
 	wait_for_pool(o.source);
 	/*

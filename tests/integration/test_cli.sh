@@ -283,6 +283,15 @@ check "[ $rc -eq 0 ] && wait_until 10 is_mounted && [ \$(stat -c %s '$WORK/eq.po
 	"kmemfs --size=64M creates a 64 MiB pool and mounts (exit $rc: $(head -c 150 "$WORK/out"))"
 POOL=$WORK/eq.pool
 is_mounted && fs_umount
+# --size on a pool that exists: mounted as it is, and said so
+run_tool "$WORK/out" "$K" --size 200M "$WORK/eq.pool" "$MNT"
+rc=$?
+check "[ $rc -eq 0 ] && wait_until 10 is_mounted && [ \$(stat -c %s '$WORK/eq.pool') -eq 67108864 ]" \
+	"kmemfs --size on an existing pool mounts it unchanged (exit $rc)"
+check "grep -q 'eq.pool exists: --size 200M ignored' '$WORK/out'" "... and says --size was ignored"
+is_mounted && fs_umount
+expect_refusal "kmemfs --size with a bad size on an existing pool" "$K" --size 12Q "$WORK/eq.pool" "$MNT"
+check "grep -q \"bad size '12Q'\" '$WORK/out'" "... names the bad size"
 POOL=$P
 
 # -- foreground mode and signals
