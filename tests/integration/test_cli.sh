@@ -340,4 +340,17 @@ check_eq "$(cat "$MNT/sig.TERM" "$MNT/sig.INT" 2>&1)" "$(printf 'TERM\nINT')" "f
 check_cmd "umount(8) works too" umount "$MNT"
 wait_until 15 '[ -z "$(daemon_pids)" ]'
 check_eq "$(daemon_pids)" "" "the daemon exits after umount(8)"
+
+# -- cmake --install puts the four programs where a system looks for them
+# (the daemon and kmemfsctl in bin/, mkfs and fsck in sbin/), and they run
+run_tool "$WORK/out" cmake --install "$BIN_DIR/.." --prefix "$WORK/inst"
+check_eq "$?" 0 "cmake --install into a prefix ($(tail -n 1 "$WORK/out"))"
+for f in bin/kmemfs bin/kmemfsctl sbin/mkfs.kmemfs sbin/fsck.kmemfs; do
+	check "[ -x '$WORK/inst/$f' ] && '$WORK/inst/$f' --help >/dev/null 2>&1" \
+		"cmake --install puts $f, and it runs"
+done
+run_tool "$WORK/out" "$WORK/inst/sbin/mkfs.kmemfs" --size 64M "$WORK/inst.pool"
+check_eq "$?" 0 "the installed mkfs.kmemfs formats a pool"
+run_tool "$WORK/out" "$WORK/inst/sbin/fsck.kmemfs" -n "$WORK/inst.pool"
+check_eq "$?" 0 "the installed fsck.kmemfs finds it clean"
 finish
