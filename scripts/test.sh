@@ -2,6 +2,7 @@
 # test.sh -- install what is needed, build, and run every test:
 #   1. unit and integration tests (ctest) on a -Werror build, the race
 #      tests also against ThreadSanitizer builds of the layers and daemon,
+#      and scripts/quickstart.sh as the README runs it (tests/quickstart.sh),
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the VM suite (real kernel, emulated NVDIMM, devdax) when present,
 #   4. kmod/kmemfs.ko compiled against the 6.1 and 6.12 kernel headers.
@@ -22,6 +23,9 @@ echo "== build (release, -Werror)"
 "$root/scripts/build.sh" build -DKMEMFS_WERROR=ON || exit 1
 echo "== tests (release)"
 (cd build && ctest -j "$jobs" --output-on-failure --timeout 900) || fail=1
+
+echo "== quick start (the README's first command, on a pool in /dev/shm)"
+"$root/tests/quickstart.sh" || fail=1
 
 echo "== build (ASan + UBSan)"
 "$root/scripts/build.sh" build-asan -DKMEMFS_WERROR=ON -DKMEMFS_SANITIZE=ON || exit 1
