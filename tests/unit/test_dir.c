@@ -68,6 +68,106 @@ static void test_dir_many_entries(void **state)
 	assert_true(dir_is_empty(&fs->pool, fs_inode(fs, fs_ino_off(fs, 1))));
 }
 
+/* the shape that keeps a lookup, create or remove constant-time: at most 2
+ * entries per bucket on average, few in any one, no long stretch of empty
+ * buckets (find_pred walks back over them) and no run of colliding cookies */
+struct shape { uint64_t buckets, max_in_bucket, max_empty_stretch, max_run; };
+
+static struct shape table_shape(struct kmfs_fs *fs, uint64_t dir)
+{
+	const struct kmfs_pool *p = &fs->pool;
+	const struct kmfs_dirtable *tab =
+		pool_ptr(p, fs_inode(fs, fs_ino_off(fs, dir))->data_off);
+	uint64_t nb = 1ull << tab->bits, *in = calloc(nb, sizeof(*in));
+	uint64_t prev = 0, run = 0, empty = 0;
+	struct shape sh = { .buckets = nb };
+
+	assert_non_null(in);
+	for (uint64_t off = tab->head_off; off; ) {
+		const struct kmfs_dirent *e = pool_ptr(p, off);
+		uint64_t b = e->cookie >> (KMFS_COOKIE_BITS - tab->bits);
+
+		if (++in[b] > sh.max_in_bucket)
+			sh.max_in_bucket = in[b];
+		run = e->cookie == prev + 1 ? run + 1 : 1;
+		if (run > sh.max_run)
+			sh.max_run = run;
+		prev = e->cookie;
+		off = e->next_off;
+	}
+	for (uint64_t b = 0; b < nb; b++) {
+		empty = in[b] ? 0 : empty + 1;
+		if (empty > sh.max_empty_stretch)
+			sh.max_empty_stretch = empty;
+	}
+	free(in);
+	return sh;
+}
+
+/*
+ * A million entries (the issue's "directories with a million entries stay
+ * fast"): the table grows with them and the keyed hash spreads them, so no
+ * operation walks more than a few entries; every name is found, readdir
+ * sees each once, and removing them all shrinks the table back.
+ */
+static void test_dir_million_entries_stay_indexed(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	const uint64_t N = 1000000;
+	char name[32];
+	uint64_t dir, off, pos = 0, seen = 0;
+	struct shape sh;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "big", 0755, &root, &dir), 0);
+	dir = fs_ino(fs, dir);
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "entry-%llu", (unsigned long long)i);
+		mk(fs, dir, name);
+	}
+	assert_int_equal(dir_count(&fs->pool, fs_inode(fs, fs_ino_off(fs, dir))), N);
+	sh = table_shape(fs, dir);
+	print_message("%llu entries: %llu buckets, at most %llu in one, %llu empty "
+		      "side by side, runs of %llu\n", (unsigned long long)N,
+		      (unsigned long long)sh.buckets, (unsigned long long)sh.max_in_bucket,
+		      (unsigned long long)sh.max_empty_stretch,
+		      (unsigned long long)sh.max_run);
+	/* grown at 2 per bucket, by 4: between 1/2 and 2 per bucket */
+	assert_true(sh.buckets * 2 >= N && sh.buckets <= N * 2);
+	/* Poisson(<= 2) over 2^19 buckets: > 20 in one, or 30 empty ones
+	 * side by side, is below 1e-9; runs need two equal or adjacent 63-bit
+	 * hashes among a million (about 1e-7) */
+	assert_true(sh.max_in_bucket <= 20);
+	assert_true(sh.max_empty_stretch <= 30);
+	assert_true(sh.max_run <= 2);
+	for (uint64_t i = 0; i < N; i += 3) {
+		snprintf(name, sizeof(name), "entry-%llu", (unsigned long long)i);
+		assert_int_equal(fs_lookup(fs, dir, name, &off), 0);
+	}
+	struct collect c = { calloc(1000, 32), 0, 1000, 0 };
+	for (;;) {
+		c.n = 0;
+		fs_readdir(fs, dir, pos, collect_fn, &c);
+		if (c.n == 0)
+			break;
+		seen += c.n;
+		pos = c.last;
+	}
+	free(c.names);
+	assert_int_equal(seen, N + 2);
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "entry-%llu", (unsigned long long)i);
+		assert_int_equal(fs_unlink(fs, dir, name), 0);
+	}
+	sh = table_shape(fs, dir);
+	assert_int_equal(sh.buckets, 8); /* DIR_MIN_BITS again */
+	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "big"), 0);
+}
+
+static int setup_3g(void **state)
+{
+	return tpool_setup(state, 3ull << 30, true);
+}
+
 static void test_dir_readdir_stable_under_churn(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
@@ -543,6 +643,8 @@ int main(void)
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_format1_pool_keeps_fnv,
 			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
+			setup_3g, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
