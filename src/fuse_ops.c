@@ -558,6 +558,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 	if (n == 0)
 		n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
 			     fi->flags & O_APPEND);
+	/* the kernel ends a writeback WRITE on its error alone and marks every
+	 * page clean: a short one (full filesystem) must say what was lost */
+	if (fi->writepage && n >= 0 && (size_t)n < fuse_buf_size(in))
+		n = -ENOSPC;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

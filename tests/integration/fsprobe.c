@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -512,6 +513,36 @@ static int op_fsync_common(const char *path, bool data)
 	if (data ? fdatasync(fd) : fsync(fd))
 		rc = errno;
 	close(fd);
+	return rc;
+}
+
+/* mmapwrite PATH LEN: make PATH LEN bytes long, fill it through a shared
+ * mapping, msync: the error of its writeback, if any */
+static int op_mmapwrite(char **a)
+{
+	size_t len = (size_t)num(a[1]);
+	int fd = open(a[0], O_RDWR | O_CREAT, 0644), rc = 0;
+	char *m;
+
+	if (fd < 0)
+		return errno;
+	if (ftruncate(fd, (off_t)len)) {
+		rc = errno;
+		close(fd);
+		return rc;
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		rc = errno;
+		close(fd);
+		return rc;
+	}
+	memset(m, 0xab, len);
+	if (msync(m, len, MS_SYNC))
+		rc = errno;
+	munmap(m, len);
+	if (close(fd) && !rc)
+		rc = errno;
 	return rc;
 }
 
@@ -1065,6 +1096,7 @@ static const struct op ops[] = {
 	{ "listxattr", 1, op_listxattr, "PATH [SIZE]" },
 	{ "removexattr", 2, op_removexattr, "PATH NAME" },
 	{ "fsync", 1, op_fsync, "PATH" },
+	{ "mmapwrite", 2, op_mmapwrite, "PATH LEN (through a shared mapping, then msync)" },
 	{ "fdatasync", 1, op_fdatasync, "PATH" },
 	{ "statfs", 1, op_statfs, "PATH" },
 	{ "fill", 2, op_fill, "PATH CHUNK_KIB" },

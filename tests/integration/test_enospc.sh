@@ -32,6 +32,16 @@ check "grep -q 'No space left on device' <<<'$out' && grep -q '^$room bytes' <<<
 	"an 8 MiB write with $((room / 1024)) KiB free stores $room bytes, then ENOSPC ($(tr '\n' ' ' <<<"$out"))"
 check_eq "$(stat -c %s "$MNT/short")" "$room" "... and the file holds them"
 rm -f "$MNT/short"
+# but the writeback of a shared mapping that gets only part of its pages
+# must fail whole: the kernel takes a short WRITE from writeback as all
+# written, and msync would report success for pages never stored (on tmpfs
+# the store itself would fault: SIGBUS)
+if on_kmemfs; then
+	wait_until 10 '[ $(df -B1 --output=avail $MNT | tail -n 1) -ge $room ]'
+	expect_errno ENOSPC "msync of a 4 MiB shared mapping with $((room / 1024)) KiB free" \
+		probe mmapwrite "$MNT/mapped" $((4 * MiB))
+	rm -f "$MNT/mapped"
+fi
 
 expect_errno ENOSPC "fallocate beyond the free space" probe falloc "$MNT/pre" 0 0 $((128 * MiB))
 check "[ \$(stat -c %s '$MNT/pre' 2>/dev/null || echo 0) -eq 0 ]" "a failed fallocate does not change the size"
