@@ -236,8 +236,8 @@ static void rebuild_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir
 	if (rc == 0)
 		rc = dir_init(&t, dir);
 	for (size_t i = 0; i < n && rc == 0; i++) {
-		rc = dir_add(&t, dir, keep[i].name, keep[i].len, keep[i].ino_off,
-			     keep[i].type);
+		rc = dir_add_kept(&t, dir, keep[i].name, keep[i].len,
+				  keep[i].ino_off, keep[i].type);
 		if (rc == -EEXIST)
 			rc = 0; /* a name listed twice: once is enough */
 	}
@@ -321,7 +321,7 @@ static void reconnect(struct checker *c, uint64_t off, struct kmfs_inode *ino)
 	if (lf_off) {
 		struct kmfs_inode *lf = pool_ptr(c->p, lf_off);
 		snprintf(name, sizeof(name), "#%llu", (unsigned long long)off);
-		rc = dir_add(&t, lf, name, strlen(name), off, IFTODT(ino->mode));
+		rc = dir_add_kept(&t, lf, name, strlen(name), off, IFTODT(ino->mode));
 		if (rc == 0 && S_ISDIR(ino->mode)) {
 			rc = TXADD(ino, parent_off);
 			if (rc == 0)

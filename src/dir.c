@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
@@ -48,16 +49,27 @@ static uint64_t fnv_hash(uint64_t seed, const char *name, size_t len)
 	return to_cookie_space(h);
 }
 
+/* libsodium asks for sodium_init before any use (its SipHash needs none
+ * today, and does not depend on it) */
+static void sodium_once(void)
+{
+	if (sodium_init() < 0)
+		log_err("libsodium failed to initialise (its SipHash does not need it)");
+}
+
 /* the directory's seed is part of the message, not of the key: one key,
  * and distinct inputs for every (directory, name) */
 static uint64_t siphash(const uint8_t key[16], uint64_t seed, const char *name,
 			size_t len)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	unsigned char msg[sizeof(seed) + KMFS_NAME_MAX];
 	unsigned char out[crypto_shorthash_siphash24_BYTES];
 	uint64_t h = 0;
 
-	memcpy(msg, &seed, sizeof(seed)); /* little-endian, as on media */
+	pthread_once(&once, sodium_once);
+	for (size_t i = 0; i < sizeof(seed); i++)
+		msg[i] = (unsigned char)(seed >> (8 * i)); /* little-endian */
 	memcpy(msg + sizeof(seed), name, len);
 	crypto_shorthash_siphash24(out, msg, sizeof(seed) + len, key);
 	for (int i = 7; i >= 0; i--)
@@ -213,7 +225,7 @@ static void run_refused(const struct kmfs_pool *p, const struct kmfs_dirtable *t
 		"of %d colliding ones%s", KMFS_DIR_RUN_MAX,
 		tab->hash_kind == KMFS_HASH_FNV && p->sb->major < 2
 			? "; this format 1 pool's directory hashes have no secret"
-			  " key, and a pool made by this mkfs.kmemfs has one"
+			  " key: fsck.kmemfs --upgrade gives it one"
 			: "");
 }
 
@@ -366,8 +378,8 @@ static int close_gap(struct kmfs_pool *p, struct kmfs_dirtable *tab, uint64_t ho
 	return 0;
 }
 
-int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
-	    size_t len, uint64_t ino_off, uint8_t type)
+static int add_entry(struct txn *t, struct kmfs_inode *dir, const char *name,
+		     size_t len, uint64_t ino_off, uint8_t type, bool capped)
 {
 	struct kmfs_pool *p = t->pages->pool;
 	struct kmfs_dirtable *tab = pool_ptr(p, dir->data_off);
@@ -387,7 +399,7 @@ int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	 * one is names made to collide (FNV, format 1), and every lookup in
 	 * it and every remove before it (close_gap) walks it.
 	 */
-	if (cookie - h >= KMFS_DIR_RUN_MAX) {
+	if (capped && cookie - h >= KMFS_DIR_RUN_MAX) {
 		run_refused(p, tab);
 		return -ENOSPC;
 	}
@@ -413,6 +425,41 @@ int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	if (tab->count > (2ull << tab->bits) && tab->bits < DIR_MAX_BITS)
 		return resize(t, dir, tab->bits + 2);
 	return 0;
+}
+
+int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
+	    size_t len, uint64_t ino_off, uint8_t type)
+{
+	return add_entry(t, dir, name, len, ino_off, type, true);
+}
+
+int dir_add_kept(struct txn *t, struct kmfs_inode *dir, const char *name,
+		 size_t len, uint64_t ino_off, uint8_t type)
+{
+	return add_entry(t, dir, name, len, ino_off, type, false);
+}
+
+int dir_rehash(struct txn *t, struct kmfs_inode *dir)
+{
+	struct kmfs_pool *p = t->pages->pool;
+	uint64_t old = dir->data_off, e, next;
+	int rc = TXADD(dir, data_off);
+
+	if (rc == 0)
+		rc = dir_init(t, dir);
+	/* freed objects stay readable until the commit */
+	for (e = ((const struct kmfs_dirtable *)pool_ptr(p, old))->head_off;
+	     e && rc == 0; e = next) {
+		const struct kmfs_dirent *d = ent(p, e);
+
+		next = d->next_off;
+		rc = add_entry(t, dir, d->name, d->namelen, d->ino_off, d->type, false);
+		if (rc == 0)
+			rc = tx_free(e);
+	}
+	if (rc == 0)
+		rc = tx_free(old);
+	return rc;
 }
 
 int dir_remove(struct txn *t, struct kmfs_inode *dir, const char *name,

@@ -37,9 +37,19 @@ int dir_init(struct txn *t, struct kmfs_inode *dir);
 int dir_destroy(struct txn *t, struct kmfs_inode *dir);
 int dir_lookup(const struct kmfs_pool *p, const struct kmfs_inode *dir,
 	       const char *name, size_t len, struct dir_entry *out);
-/* dir_add -- -EEXIST when the name is taken; caller in txn */
+/* dir_add -- -EEXIST when the name is taken, -ENOSPC when its hash run is
+ * full (KMFS_DIR_RUN_MAX); caller in txn */
 int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	    size_t len, uint64_t ino_off, uint8_t type);
+/* dir_add_kept -- dir_add for a name the pool already held (fsck's rebuild
+ * and reconnect): the run limit is for new names, not a rule of the format,
+ * and a pool of format 1 may hold longer runs */
+int dir_add_kept(struct txn *t, struct kmfs_inode *dir, const char *name,
+		 size_t len, uint64_t ino_off, uint8_t type);
+/* dir_rehash -- the same entries in a new table hashed as dir_init makes
+ * them (SipHash in a format 2 pool); their readdir offsets change. Caller
+ * in txn, which holds every entry twice until it commits. */
+int dir_rehash(struct txn *t, struct kmfs_inode *dir);
 /* dir_remove -- -ENOENT when missing; caller in txn */
 int dir_remove(struct txn *t, struct kmfs_inode *dir, const char *name,
 	       size_t len);

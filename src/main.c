@@ -734,7 +734,7 @@ int main(int argc, char **argv)
 	if (fs->pool.sb->major < KMFS_VERSION_MAJOR)
 		log_info("%s: format %u.%u: its directory hashes have no secret key, so "
 			 "users who list a directory can make names collide; "
-			 "mkfs.kmemfs of this version keys them", o.source,
+			 "fsck.kmemfs --upgrade (unmounted) keys them", o.source,
 			 fs->pool.sb->major, fs->pool.sb->minor);
 	if (fuse_set_signal_handlers(se) != 0) {
 		log_err("%s", fuse_told("cannot set the signal handlers"));

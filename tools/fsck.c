@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "upgrade.h"
 #include "log.h"
 #include "pool.h"
 
@@ -20,7 +21,7 @@ enum { FSCK_OK = 0, FSCK_FIXED = 1, FSCK_ERRORS = 4, FSCK_OPERROR = 8,
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: fsck.kmemfs [-n | -y | -p | -a] [-f] [-v] PATH\n"
+"usage: fsck.kmemfs [-n | -y | -p | -a] [-f] [-v] [--upgrade] PATH\n"
 "\n"
 "Check the kmemfs pool at PATH (not mounted) and repair it: link counts,\n"
 "block counts, page reference counts, lent units holding data, objects\n"
@@ -39,6 +40,12 @@ static void usage(FILE *f)
 "  -y              repair (the default; -p and -a are accepted as synonyms)\n"
 "  -f              accepted for fsck(8); every check is a full one\n"
 "  -v              print every finding\n"
+"  --upgrade       after a check that leaves no error, bring a pool of\n"
+"                  format 1.x to this kmemfs's format (2.0): directory names\n"
+"                  hashed under a secret key, so that users who list a\n"
+"                  directory cannot make names collide. Every directory's\n"
+"                  readdir offsets change; kmemfs before 2.0 no longer\n"
+"                  mounts the pool. Safe to interrupt and run again\n"
 "  -h, --help      this text\n"
 "  -V, --version   version\n"
 "\n"
@@ -109,17 +116,45 @@ static int check_once(const char *path, bool via_kmod, const struct check_opts *
 	return 0;
 }
 
+/* --upgrade, on a pool just found sound; returns the exit status */
+static int upgrade_pool(const char *path, bool via_kmod, int status)
+{
+	struct upgrade_result r;
+	struct kmfs_pool pool;
+	unsigned major;
+	int rc = via_kmod ? pool_open_kmod(path, &pool, true)
+			  : pool_open_quiet(path, &pool, false);
+
+	if (rc < 0)
+		return FSCK_OPERROR;
+	major = pool.sb->major;
+	rc = pool_upgrade(&pool, &r);
+	pool_close(&pool);
+	if (rc < 0)
+		return FSCK_OPERROR;
+	if (major == KMFS_VERSION_MAJOR && !r.rehashed && !r.failed)
+		printf("fsck.kmemfs: already format %u.x: nothing to upgrade\n",
+		       KMFS_VERSION_MAJOR);
+	else
+		printf("fsck.kmemfs: upgraded to format %u.%u: %llu directories "
+		       "rehashed with the pool's new key%s\n", KMFS_VERSION_MAJOR,
+		       KMFS_VERSION_MINOR, (unsigned long long)r.rehashed,
+		       r.failed ? ", some left unkeyed (run it again)" : "");
+	return r.failed ? FSCK_ERRORS : status;
+}
+
 int main(int argc, char **argv)
 {
 	struct check_opts o = { .repair = true, .max_print = 50 };
 	struct check_result r;
-	bool said_n = false;
+	bool said_n = false, upgrade = false;
 	int c, rc, said_y = 0;
 
 	log_set_prog("fsck.kmemfs");
 	static const struct option lopts[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "upgrade", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	opterr = 0; /* one line of our own, not getopt's and the whole usage */
@@ -129,6 +164,7 @@ int main(int argc, char **argv)
 		case 'y': case 'p': case 'a': o.repair = true; said_y = c; break;
 		case 'f': break;
 		case 'v': o.verbose = true; break;
+		case 'U': upgrade = true; break;
 		case 'h': usage(stdout); return FSCK_OK;
 		case 'V':
 			printf("fsck.kmemfs %s (format %u.%u)\n", KMEMFS_VERSION,
@@ -139,6 +175,10 @@ int main(int argc, char **argv)
 	}
 	if (said_n && said_y) {
 		log_err("-n and -%c contradict each other: check only, or repair?", said_y);
+		return FSCK_USAGE;
+	}
+	if (said_n && upgrade) {
+		log_err("-n and --upgrade contradict each other: check only, or upgrade?");
 		return FSCK_USAGE;
 	}
 	if (optind == argc) {
@@ -181,7 +221,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)r.pages_used, (unsigned long long)r.orphans);
 	if (errors == 0) {
 		printf("fsck.kmemfs: clean\n");
-		return FSCK_OK;
+		return upgrade ? upgrade_pool(argv[optind], via_kmod, FSCK_OK) : FSCK_OK;
 	}
 	/* left: what the last run found and did not fix (all of it when it
 	 * fixed everything yet the runs never settled) */
@@ -199,5 +239,5 @@ int main(int argc, char **argv)
 		return FSCK_ERRORS;
 	}
 	printf("fsck.kmemfs: %llu errors corrected\n", (unsigned long long)errors);
-	return FSCK_FIXED;
+	return upgrade ? upgrade_pool(argv[optind], via_kmod, FSCK_FIXED) : FSCK_FIXED;
 }

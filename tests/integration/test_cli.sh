@@ -292,6 +292,8 @@ check "grep -q 'eq.pool exists: --size 200M ignored' '$WORK/out'" "... and says 
 is_mounted && fs_umount
 expect_refusal "kmemfs --size with a bad size on an existing pool" "$K" --size 12Q "$WORK/eq.pool" "$MNT"
 check "grep -q \"bad size '12Q'\" '$WORK/out'" "... names the bad size"
+run_tool "$WORK/out" "$K" --size 12Q "$WORK/eq.pool" "$MNT"
+check_eq "$?" 2 "... with exit status 2, as any bad option"
 POOL=$P
 
 # -- foreground mode and signals
@@ -353,4 +355,10 @@ run_tool "$WORK/out" "$WORK/inst/sbin/mkfs.kmemfs" --size 64M "$WORK/inst.pool"
 check_eq "$?" 0 "the installed mkfs.kmemfs formats a pool"
 run_tool "$WORK/out" "$WORK/inst/sbin/fsck.kmemfs" -n "$WORK/inst.pool"
 check_eq "$?" 0 "the installed fsck.kmemfs finds it clean"
+# --upgrade of a pool already of this format: checked, nothing to do
+run_tool "$WORK/out" "$FSCK" --upgrade "$WORK/inst.pool"
+check_eq "$?" 0 "fsck.kmemfs --upgrade of a current pool exits 0"
+check "grep -q 'already format 2.x: nothing to upgrade' '$WORK/out'" "... and says there was nothing to upgrade"
+run_tool "$WORK/out" "$FSCK" -n --upgrade "$WORK/inst.pool"
+check_eq "$?" 16 "fsck.kmemfs -n --upgrade is a usage error ($(head -c 120 "$WORK/out"))"
 finish

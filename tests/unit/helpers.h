@@ -80,6 +80,25 @@ static inline int tpool_remount(struct tpool *t)
 	return fs_mount(&t->fs, t->path, &fo);
 }
 
+/* tpool_make_format1 -- make T's fresh pool one that format 1.1 made (no
+ * directory key, FNV tables; the root's is empty, so no name to rehash)
+ * and mount it again */
+static inline void tpool_make_format1(struct tpool *t)
+{
+	struct kmfs_fs *fs = &t->fs;
+	struct kmfs_dirtable *tab =
+		pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO))->data_off);
+
+	assert_int_equal(tab->count, 0);
+	tab->hash_kind = KMFS_HASH_FNV;
+	fs->pool.sb->major = 1;
+	fs->pool.sb->minor = 1;
+	memset(fs->pool.sb->dir_key, 0, sizeof(fs->pool.sb->dir_key));
+	pool_persist(&fs->pool, tab, sizeof(*tab));
+	pool_persist(&fs->pool, fs->pool.sb, sizeof(*fs->pool.sb));
+	assert_int_equal(tpool_remount(t), 0);
+}
+
 /* a deterministic pseudo-random generator for reproducible tests */
 static inline uint64_t trand(uint64_t *s)
 {

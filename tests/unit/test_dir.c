@@ -6,6 +6,7 @@
 #include "helpers.h"
 #include "check.h"
 #include "dir.h"
+#include "txn.h"
 
 
 static uint64_t mk(struct kmfs_fs *fs, uint64_t dir, const char *name)
@@ -452,6 +453,12 @@ static void test_dir_siphash_reference_vectors(void **state)
 	sb.dir_key[0] ^= 1;
 	assert_int_not_equal(dir_hash(&p, &tab, name, 7), 0xa129ca6149be45e5ull >> 1);
 	tab.hash_kind = KMFS_HASH_FNV;
+	/* FNV as format 1 defined it (values from a separate model of it):
+	 * changed, it would lose every name of a format 1 directory */
+	assert_int_equal(dir_hash(&p, &(struct kmfs_dirtable){ .seed = 0x0123456789abcdefull },
+				  "kmemfs", 6), 0x50bcfded2d47490dull);
+	assert_int_equal(dir_hash(&p, &(struct kmfs_dirtable){ .seed = 0 }, "a", 1),
+			 0x1605edfa40a107cull);
 	assert_int_not_equal(dir_hash(&p, &tab, name, 7),
 			     dir_hash(&p, &(struct kmfs_dirtable){ .seed = tab.seed,
 				     .hash_kind = KMFS_HASH_SIPHASH }, name, 7));
@@ -521,15 +528,7 @@ static void test_dir_format1_pool_keeps_fnv(void **state)
 	char name[32];
 	uint64_t sub, off;
 
-	/* as 1.1 made it: the root table is empty, so no name to rehash */
-	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO))->data_off);
-	tab->hash_kind = KMFS_HASH_FNV;
-	fs->pool.sb->major = 1;
-	fs->pool.sb->minor = 1;
-	memset(fs->pool.sb->dir_key, 0, sizeof(fs->pool.sb->dir_key));
-	pool_persist(&fs->pool, tab, sizeof(*tab));
-	pool_persist(&fs->pool, fs->pool.sb, sizeof(*fs->pool.sb));
-	assert_int_equal(tpool_remount(t), 0);
+	tpool_make_format1(t);
 
 	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
 	tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, sub))->data_off);
@@ -561,6 +560,62 @@ static void test_dir_format1_pool_keeps_fnv(void **state)
 	tab->hash_kind = KMFS_HASH_FNV;
 	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
 	assert_int_equal(cr.errors, 0);
+}
+
+/* a format 1 directory may hold a run longer than the limit (made before
+ * it); fsck's rebuild of such a directory keeps every name */
+static void test_dir_fsck_rebuilds_a_run_past_the_limit(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct check_opts co = { .quiet = true }, fix = { .quiet = true, .repair = true };
+	struct check_result cr;
+	struct kmfs_inode *dir, *target;
+	struct dir_entry de;
+	struct txn tx;
+	char name[32];
+	uint64_t sub, off, toff;
+	const int extra = 8;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	real_hash = dir_hash;
+	dir_hash = colliding_hash;
+	for (int i = 0; i < KMFS_DIR_RUN_MAX; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		toff = mk(fs, sub, name);
+	}
+	/* names past the limit, as an older kmemfs made them: links to c31 */
+	dir = fs_inode(fs, sub);
+	target = fs_inode(fs, toff);
+	txn_init(&tx, &fs->pages);
+	assert_int_equal(txn_begin(&tx), 0);
+	for (int i = 0; i < extra; i++) {
+		snprintf(name, sizeof(name), "c%d", KMFS_DIR_RUN_MAX + i);
+		assert_int_equal(dir_add_kept(&tx, dir, name, strlen(name), toff, DT_REG), 0);
+	}
+	assert_int_equal(TXADD(target, nlink), 0);
+	target->nlink += extra;
+	assert_int_equal(txn_end(&tx, 0), 0);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	/* damage that makes fsck rebuild the table with every entry kept */
+	assert_int_equal(dir_lookup(&fs->pool, dir, "c3", 2, &de), 0);
+	for (uint64_t e = ((struct kmfs_dirtable *)pool_ptr(&fs->pool, dir->data_off))->head_off;
+	     e; e = ((struct kmfs_dirent *)pool_ptr(&fs->pool, e))->next_off) {
+		struct kmfs_dirent *d = pool_ptr(&fs->pool, e);
+		if (d->cookie == de.cookie) {
+			d->type = DT_FIFO;
+			pool_persist(&fs->pool, &d->type, 1);
+		}
+	}
+	assert_int_equal(check_pool(&fs->pool, &fix, &cr), 0);
+	assert_true(cr.errors >= 1);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	for (int i = 0; i < KMFS_DIR_RUN_MAX + extra; i++) {
+		snprintf(name, sizeof(name), "c%d", i);
+		assert_int_equal(fs_lookup(fs, sub, name, &off), 0);
+	}
+	dir_hash = real_hash;
 }
 
 /* O_TMPFILE: an inode no directory names, that fs_link may name once */
@@ -642,6 +697,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_colliding_run_is_capped,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_format1_pool_keeps_fnv,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_fsck_rebuilds_a_run_past_the_limit,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
 			setup_3g, tpool_teardown),

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * upgrade.c -- format 1.x to 2.0: key the directory hash of an existing pool.
+ *
+ * The key goes in first, with the version, so that every table made from
+ * then on is keyed; the old tables are then rebuilt one directory at a
+ * time, since a single transaction for a whole tree could outgrow the
+ * metadata space that holds its logs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <libpmemobj.h>
+
+#include "dir.h"
+#include "log.h"
+#include "pages.h"
+#include "pool.h"
+#include "txn.h"
+#include "upgrade.h"
+
+static int set_key(struct kmfs_pool *p, struct pages *pg)
+{
+	struct kmfs_super *sb = p->sb;
+	uint8_t key[sizeof(sb->dir_key)];
+	struct txn t;
+	int rc;
+
+	if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
+		rc = -errno;
+		log_err("cannot get random bytes for the directory key: %s",
+			strerror(errno));
+		return rc;
+	}
+	txn_init(&t, pg);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		return rc;
+	rc = tx_add(sb, sizeof(*sb));
+	if (rc == 0) {
+		memcpy(sb->dir_key, key, sizeof(key));
+		sb->major = KMFS_VERSION_MAJOR;
+		sb->minor = KMFS_VERSION_MINOR;
+	}
+	return txn_end(&t, rc);
+}
+
+/* the directories whose table is not keyed; the heap is walked before any
+ * of them changes it */
+static int unkeyed_dirs(struct kmfs_pool *p, uint64_t **out, size_t *n)
+{
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (PMEMoid oid = pmemobj_first(p->pop); !OID_IS_NULL(oid);
+	     oid = pmemobj_next(oid)) {
+		const struct kmfs_inode *ino = pool_ptr(p, oid.off);
+		const struct kmfs_dirtable *tab;
+
+		if (pmemobj_type_num(oid) != KMFS_T_INODE || !S_ISDIR(ino->mode) ||
+		    !ino->data_off)
+			continue;
+		tab = pool_ptr(p, ino->data_off);
+		if (tab->hash_kind == KMFS_HASH_SIPHASH)
+			continue;
+		if (*n == cap) {
+			size_t c = cap ? cap * 2 : 64;
+			uint64_t *v = realloc(*out, c * sizeof(*v));
+			if (!v) {
+				free(*out);
+				return -ENOMEM;
+			}
+			*out = v;
+			cap = c;
+		}
+		(*out)[(*n)++] = oid.off;
+	}
+	return 0;
+}
+
+int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r)
+{
+	struct pages pg;
+	uint64_t *dirs;
+	size_t n;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	pages_init_offline(&pg, p);
+	if (p->sb->major < 2) {
+		rc = set_key(p, &pg);
+		if (rc < 0) {
+			log_err("cannot write the directory key: %s", strerror(-rc));
+			goto out;
+		}
+		r->keyed = true;
+	}
+	rc = unkeyed_dirs(p, &dirs, &n);
+	if (rc < 0) {
+		log_err("out of memory listing the directories");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct kmfs_inode *dir = pool_ptr(p, dirs[i]);
+		struct txn t;
+
+		txn_init(&t, &pg);
+		rc = txn_begin(&t);
+		if (rc == 0)
+			rc = txn_end(&t, dir_rehash(&t, dir));
+		if (rc < 0) {
+			/* the table is as it was: valid, only not keyed */
+			log_err("directory %#llx (%llu entries) stays unkeyed: %s",
+				(unsigned long long)dirs[i],
+				(unsigned long long)dir_count(p, dir), strerror(-rc));
+			r->failed++;
+			continue;
+		}
+		r->rehashed++;
+	}
+	free(dirs);
+	rc = 0;
+out:
+	pages_fini(&pg);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * upgrade.h -- bring a pool of an older format to this one, offline
+ * (fsck.kmemfs --upgrade).
+ */
+#ifndef KMEMFS_UPGRADE_H
+#define KMEMFS_UPGRADE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kmfs_pool;
+
+struct upgrade_result {
+	bool keyed;           /* the pool got its directory key now */
+	uint64_t rehashed;    /* directories moved to the keyed hash */
+	uint64_t failed;      /* directories left as they were (said why) */
+};
+
+/*
+ * pool_upgrade -- format 1.x to 2.0: a secret directory key, then every
+ * directory still hashed with FNV rehashed with it, one transaction each.
+ * A crash in between leaves a sound 2.0 pool (FNV tables are valid there);
+ * a rerun goes on with the rest. Returns 0 or -errno (said).
+ */
+int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r);
+
+#endif
