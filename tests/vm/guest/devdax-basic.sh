@@ -171,5 +171,26 @@ umount_fs || {
 	fail_out umount "second umount failed"
 	exit 1
 }
+# kmemfs -d names the device as sysfs describes it: size, alignment,
+# physical address and NUMA node (read through libdaxctl)
+D=/sys/bus/dax/devices/${DEV#/dev/}
+line=$(printf 'devdax %s: %d MiB, align %d KiB, phys 0x%x, node %d' "$DEV" \
+	$(($(cat $D/size) >> 20)) $(($(cat $D/align) >> 10)) $(($(cat $D/resource))) \
+	"$(cat $D/target_node)")
+kmemfs -d "$DEV" $MNT >/tmp/debug.log 2>&1 &
+i=0
+until grep -q " $MNT fuse" /proc/mounts || [ $i -ge 300 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+umount_fs || {
+	fail_out umount "umount of the kmemfs -d mount failed"
+	exit 1
+}
+grep -qF "kmemfs: $line" /tmp/debug.log || {
+	fail devdax-basic "kmemfs -d printed no line '$line'; it printed: $(grep -v '^unique' /tmp/debug.log | head -n 5)"
+	exit 1
+}
+pass debug-line
 fsck_clean fsck || exit 1
 pass devdax-basic
