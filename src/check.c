@@ -575,6 +575,41 @@ static void enqueue(struct checker *c, uint64_t off)
 	c->queue[c->qtail++] = off;
 }
 
+static void fix_u32(struct checker *c, uint32_t *field, uint32_t value);
+
+/* The hash kind the entries of TAB were filed with, judged by its first
+ * entry (a flipped hash_kind would otherwise send every name to
+ * lost+found): the table's own when it has no entry to tell, or
+ * UINT32_MAX when no kind this pool can have fits. */
+static uint32_t entries_hash_kind(struct checker *c, const struct kmfs_dirtable *tab)
+{
+	const struct kmfs_pool *p = c->p;
+	uint32_t kind = tab->hash_kind;
+	struct kmfs_dirtable other = *tab; /* the header: seed and kind */
+	const struct kmfs_dirent *e;
+
+	/* a format 1 pool has no key: FNV only */
+	bool valid = kind == KMFS_HASH_FNV ||
+		     (kind == KMFS_HASH_SIPHASH && p->sb->major >= 2);
+	if (!tab->head_off ||
+	    !obj_get(c, tab->head_off, KMFS_T_DIRENT, sizeof(*e)))
+		return valid ? kind : UINT32_MAX;
+	e = pool_ptr(p, tab->head_off);
+	if (e->namelen == 0 || e->namelen > KMFS_NAME_MAX ||
+	    !obj_get(c, tab->head_off, KMFS_T_DIRENT, sizeof(*e) + e->namelen))
+		return valid ? kind : UINT32_MAX;
+	if (valid && e->hash == dir_hash(p, tab, e->name, e->namelen))
+		return kind;
+	for (uint32_t k = KMFS_HASH_FNV; k <= KMFS_HASH_SIPHASH; k++) {
+		if (k == KMFS_HASH_SIPHASH && p->sb->major < 2)
+			break;
+		other.hash_kind = k;
+		if (e->hash == dir_hash(p, &other, e->name, e->namelen))
+			return k;
+	}
+	return valid ? kind : UINT32_MAX;
+}
+
 /*
  * Check directory DOFF's table and entry list, following the list until
  * the first damage; on repair the directory is built again from the
@@ -600,12 +635,16 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		       (unsigned long long)doff, tab->bits);
 		goto out;
 	}
-	if (tab->hash_kind > KMFS_HASH_SIPHASH ||
-	    (tab->hash_kind == KMFS_HASH_SIPHASH && p->sb->major < 2)) {
+	uint32_t used = entries_hash_kind(c, tab);
+	if (used != tab->hash_kind) {
 		/* a format 1 pool has no key to hash with */
-		report(c, "directory %#llx: unknown name hash %u",
-		       (unsigned long long)doff, tab->hash_kind);
-		goto out;
+		report(c, "directory %#llx: its table says name hash %u, its entries "
+		       "use %s", (unsigned long long)doff, tab->hash_kind,
+		       used == KMFS_HASH_SIPHASH ? "SipHash" :
+		       used == KMFS_HASH_FNV ? "FNV" : "none this pool can have");
+		if (used > KMFS_HASH_SIPHASH || !c->o->repair)
+			goto out;
+		fix_u32(c, &tab->hash_kind, used);
 	}
 	nb = 1ull << tab->bits;
 	for (uint64_t off = tab->head_off; off; ) {

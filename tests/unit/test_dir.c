@@ -618,6 +618,43 @@ static void test_dir_fsck_rebuilds_a_run_past_the_limit(void **state)
 	dir_hash = real_hash;
 }
 
+/* a flipped hash_kind is put back from what the entries were hashed
+ * with, not taken for every entry misfiled (all names to lost+found) */
+static void test_dir_fsck_mends_a_flipped_hash_kind(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct check_opts co = { .quiet = true }, fix = { .quiet = true, .repair = true };
+	struct check_result cr;
+	struct kmfs_dirtable *tab;
+	const uint32_t flips[] = { KMFS_HASH_FNV, 7 };
+	char name[32];
+	uint64_t sub, off;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		mk(fs, sub, name);
+	}
+	for (size_t f = 0; f < sizeof(flips) / sizeof(flips[0]); f++) {
+		tab = pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, sub))->data_off);
+		tab->hash_kind = flips[f];
+		pool_persist(&fs->pool, &tab->hash_kind, sizeof(tab->hash_kind));
+		assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+		assert_true(cr.errors >= 1);
+		assert_int_equal(check_pool(&fs->pool, &fix, &cr), 0);
+		assert_int_equal(cr.errors, 1);
+		assert_int_equal(cr.fixed, 1);
+		assert_int_equal(tab->hash_kind, KMFS_HASH_SIPHASH);
+		assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+		assert_int_equal(cr.errors, 0);
+		for (int i = 0; i < 50; i++) {
+			snprintf(name, sizeof(name), "f%d", i);
+			assert_int_equal(fs_lookup(fs, sub, name, &off), 0);
+		}
+		assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "lost+found", &off), -ENOENT);
+	}
+}
+
 /* O_TMPFILE: an inode no directory names, that fs_link may name once */
 static void test_dir_tmpfile(void **state)
 {
@@ -699,6 +736,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_format1_pool_keeps_fnv,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_fsck_rebuilds_a_run_past_the_limit,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_fsck_mends_a_flipped_hash_kind,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
 			setup_3g, tpool_teardown),
