@@ -577,6 +577,22 @@ static void enqueue(struct checker *c, uint64_t off)
 
 static void fix_u32(struct checker *c, uint32_t *field, uint32_t value);
 
+/* Does an entry of the run from RUN_HEAD up to E (at OFF) have E's name?
+ * Equal names hash alike, so a second one is in the same run. */
+static bool named_before(const struct kmfs_pool *p, uint64_t run_head,
+			 uint64_t off, const struct kmfs_dirent *e)
+{
+	for (uint64_t o = run_head; o && o != off;
+	     o = ((const struct kmfs_dirent *)pool_ptr(p, o))->next_off) {
+		const struct kmfs_dirent *d = pool_ptr(p, o);
+
+		if (d->hash == e->hash && d->namelen == e->namelen &&
+		    memcmp(d->name, e->name, e->namelen) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* The hash kind the entries of TAB were filed with, judged by its first
  * entry (a flipped hash_kind would otherwise send every name to
  * lost+found): the table's own when it has no entry to tell, or
@@ -619,7 +635,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 {
 	const struct kmfs_pool *p = c->p;
 	struct kmfs_dirtable *tab;
-	uint64_t count = 0, prev = 0, run_start = 0, nb;
+	uint64_t count = 0, prev = 0, run_start = 0, run_head = 0, dropped = 0, nb;
 	struct kept *keep = NULL;
 	size_t nkeep = 0, capkeep = 0;
 	bool damaged = true, retyped = false, gap = false;
@@ -646,6 +662,8 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			goto out;
 		fix_u32(c, &tab->hash_kind, used);
 	}
+	if (tab->hash_kind == KMFS_HASH_FNV)
+		c->r->unkeyed++;
 	nb = 1ull << tab->bits;
 	for (uint64_t off = tab->head_off; off; ) {
 		struct kmfs_dirent *e;
@@ -672,8 +690,10 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			goto out;
 		}
 		/* lookup walks from the hash through consecutive cookies */
-		if (e->cookie != prev + 1)
+		if (e->cookie != prev + 1) {
 			run_start = e->cookie;
+			run_head = off;
+		}
 		if (e->hash < run_start) {
 			/* the entry is sound: a rebuild puts it back in reach */
 			report(c, "directory %#llx: entry '%.*s' cannot be found by name"
@@ -693,7 +713,12 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		count++;
 		child = obj_get(c, e->ino_off, KMFS_T_INODE, sizeof(struct kmfs_inode));
 		bool fit = child != NULL;
-		if (e->ino_off == p->sb->root_off) {
+		if (named_before(p, run_head, off, e)) {
+			/* lookup finds the first; the rebuild keeps that one */
+			report(c, "directory %#llx: entry '%.*s' is there twice",
+			       (unsigned long long)doff, e->namelen, e->name);
+			fit = false;
+		} else if (e->ino_off == p->sb->root_off) {
 			/* the root has no name: counted, it would be walked twice */
 			report(c, "directory %#llx: entry '%.*s' names the root",
 			       (unsigned long long)doff, e->namelen, e->name);
@@ -729,6 +754,8 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		}
 		if (fit && !known_type(((struct kmfs_inode *)pool_ptr(p, e->ino_off))->mode))
 			fit = false; /* restore_type could not tell: not named again */
+		if (!fit)
+			dropped++;
 		if (fit && c->o->repair) {
 			struct kept *v = grow(keep, &capkeep, nkeep, sizeof(*v), 64);
 			if (!v) {
@@ -774,7 +801,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 		       (unsigned long long)doff, (unsigned long long)tab->count,
 		       (unsigned long long)count);
 	else	/* or an entry to drop or to give its type */
-		damaged = retyped || gap || nkeep != count;
+		damaged = retyped || gap || dropped;
 out:
 	c->dir_damage |= damaged;
 	if (damaged && c->o->repair && !c->r->fatal)

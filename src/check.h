@@ -25,6 +25,7 @@ struct check_result {
 	uint64_t errors;     /* found */
 	uint64_t fixed;      /* of which repaired */
 	uint64_t orphans;    /* unlinked inodes awaiting free (not errors) */
+	uint64_t unkeyed;    /* directories hashed with FNV, format 1 (not errors) */
 	bool fatal;          /* structure too broken to go on */
 	bool unsettled;      /* repair: still changing; check again after a reopen */
 	char first[256];     /* the first finding */

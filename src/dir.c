@@ -223,9 +223,9 @@ static void run_refused(const struct kmfs_pool *p, const struct kmfs_dirtable *t
 		return;
 	log_err("refused a new name (ENOSPC): its directory hash joins a run "
 		"of %d colliding ones%s", KMFS_DIR_RUN_MAX,
-		tab->hash_kind == KMFS_HASH_FNV && p->sb->major < 2
-			? "; this format 1 pool's directory hashes have no secret"
-			  " key: fsck.kmemfs --upgrade gives it one"
+		tab->hash_kind == KMFS_HASH_FNV
+			? "; this directory's hash has no secret key (format 1):"
+			  " fsck.kmemfs --upgrade gives it one"
 			: "");
 }
 

@@ -41,9 +41,9 @@ int dir_lookup(const struct kmfs_pool *p, const struct kmfs_inode *dir,
  * full (KMFS_DIR_RUN_MAX); caller in txn */
 int dir_add(struct txn *t, struct kmfs_inode *dir, const char *name,
 	    size_t len, uint64_t ino_off, uint8_t type);
-/* dir_add_kept -- dir_add for a name the pool already held (fsck's rebuild
- * and reconnect): the run limit is for new names, not a rule of the format,
- * and a pool of format 1 may hold longer runs */
+/* dir_add_kept -- dir_add without the run limit, for fsck's rebuild and
+ * reconnect and for dir_rehash: the limit is for the names users make, not
+ * a rule of the format, and a pool of format 1 may hold longer runs */
 int dir_add_kept(struct txn *t, struct kmfs_inode *dir, const char *name,
 		 size_t len, uint64_t ino_off, uint8_t type);
 /* dir_rehash -- the same entries in a new table hashed as dir_init makes

@@ -178,8 +178,9 @@ static int vlookup(struct kmfs_fs *fs, uint64_t off)
 /* ---- mount ----------------------------------------------------------- */
 
 /*
- * Count the inodes (df -i) and, on a writable mount, free those that were
- * unlinked while open when the daemon stopped.
+ * Count the inodes (df -i) and the directories not keyed (format 1) and,
+ * on a writable mount, free those that were unlinked while open when the
+ * daemon stopped.
  */
 static void scan_inodes(struct kmfs_fs *fs)
 {
@@ -187,11 +188,17 @@ static void scan_inodes(struct kmfs_fs *fs)
 	uint64_t freed = 0;
 
 	atomic_store(&fs->nr_inodes, 0);
+	fs->unkeyed_dirs = 0;
 	while (!OID_IS_NULL(oid)) {
 		PMEMoid next = pmemobj_next(oid);
 		if (pmemobj_type_num(oid) == KMFS_T_INODE) {
-			bool orphan = ((struct kmfs_inode *)pmemobj_direct(oid))->nlink == 0 &&
-				      oid.off != fs->pool.sb->root_off;
+			const struct kmfs_inode *ino = pmemobj_direct(oid);
+			bool orphan = ino->nlink == 0 && oid.off != fs->pool.sb->root_off;
+
+			if (S_ISDIR(ino->mode) && ino->data_off &&
+			    ((const struct kmfs_dirtable *)pool_ptr(&fs->pool,
+				ino->data_off))->hash_kind == KMFS_HASH_FNV)
+				fs->unkeyed_dirs++;
 			/* counted, so that inode_destroy's uncount balances */
 			atomic_fetch_add(&fs->nr_inodes, 1);
 			if (orphan && !fs->readonly && inode_destroy(fs, oid.off) == 0)

@@ -74,6 +74,7 @@ struct kmfs_fs {
 	uint64_t vtab_size;
 	bool readonly;
 	_Atomic uint64_t nr_inodes; /* allocated, orphans included: df -i's IUsed */
+	uint64_t unkeyed_dirs;      /* at mount: directories hashed with FNV */
 	/* set by the FUSE layer once mounted; opaque below it */
 	void *session;
 	char mountpoint[4096];  /* absolute path */

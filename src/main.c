@@ -731,11 +731,11 @@ int main(int argc, char **argv)
 		goto out_session;
 	}
 	fs_mounted = true;
-	if (fs->pool.sb->major < KMFS_VERSION_MAJOR)
-		log_info("%s: format %u.%u: its directory hashes have no secret key, so "
-			 "users who list a directory can make names collide; "
+	if (fs->unkeyed_dirs) /* a format 1 pool, or an upgrade cut short */
+		log_info("%s: %llu directories hash names without a secret key, so "
+			 "users who list one can make names collide; "
 			 "fsck.kmemfs --upgrade (unmounted) keys them", o.source,
-			 fs->pool.sb->major, fs->pool.sb->minor);
+			 (unsigned long long)fs->unkeyed_dirs);
 	if (fuse_set_signal_handlers(se) != 0) {
 		log_err("%s", fuse_told("cannot set the signal handlers"));
 		goto out_destroy;

@@ -295,7 +295,7 @@ static void reconcile_kmod(struct pages *pg)
 	if (p->media.hot_end_off > p->media.hot_off &&
 	    (p->sb->arenas[0].data_off - p->media.hot_off) % KMFS_UNIT_SIZE)
 		log_err("%s: warning: the pool's 4 MiB units are not the device's "
-			"(a pool of format 1.0, or the device moved), so none is "
+			"(a pool made before format 1.1, or the device moved), so none is "
 			"lent to the kernel; back up the files and "
 			"re-format with mkfs.kmemfs --force to lend them",
 			p->media.path);

@@ -114,9 +114,11 @@ int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r)
 			rc = txn_end(&t, dir_rehash(&t, dir));
 		if (rc < 0) {
 			/* the table is as it was: valid, only not keyed */
-			log_err("directory %#llx (%llu entries) stays unkeyed: %s",
+			log_err("directory %#llx (%llu entries) stays unkeyed: %s%s",
 				(unsigned long long)dirs[i],
-				(unsigned long long)dir_count(p, dir), strerror(-rc));
+				(unsigned long long)dir_count(p, dir), strerror(-rc),
+				rc == -ENOSPC ? " (the rehash holds every entry twice "
+						"until it commits)" : "");
 			r->failed++;
 			continue;
 		}

@@ -21,7 +21,9 @@ struct upgrade_result {
  * pool_upgrade -- format 1.x to 2.0: a secret directory key, then every
  * directory still hashed with FNV rehashed with it, one transaction each.
  * A crash in between leaves a sound 2.0 pool (FNV tables are valid there);
- * a rerun goes on with the rest. Returns 0 or -errno (said).
+ * a rerun goes on with the rest. P must have just been checked clean: the
+ * tables and entry lists are followed as they are. Returns 0 or -errno
+ * (said).
  */
 int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r);
 

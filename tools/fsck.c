@@ -45,7 +45,9 @@ static void usage(FILE *f)
 "                  hashed under a secret key, so that users who list a\n"
 "                  directory cannot make names collide. Every directory's\n"
 "                  readdir offsets change; kmemfs before 2.0 no longer\n"
-"                  mounts the pool. Safe to interrupt and run again\n"
+"                  mounts the pool. Safe to interrupt and run again; a\n"
+"                  directory it cannot rehash (metadata space: it needs\n"
+"                  its entries twice) keeps its old hash, exit status 8\n"
 "  -h, --help      this text\n"
 "  -V, --version   version\n"
 "\n"
@@ -116,31 +118,51 @@ static int check_once(const char *path, bool via_kmod, const struct check_opts *
 	return 0;
 }
 
+/* open PATH for writing; a daemon just unmounted may still be closing it */
+static int open_for_repair(const char *path, bool via_kmod, struct kmfs_pool *pool)
+{
+	int rc;
+
+	for (int tries = 0; ; tries++) {
+		rc = via_kmod ? pool_open_kmod(path, pool, true)
+			      : pool_open_quiet(path, pool, tries < 50);
+		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
+			return rc;
+		usleep(100 * 1000);
+	}
+}
+
 /* --upgrade, on a pool just found sound; returns the exit status */
 static int upgrade_pool(const char *path, bool via_kmod, int status)
 {
 	struct upgrade_result r;
 	struct kmfs_pool pool;
-	unsigned major;
-	int rc = via_kmod ? pool_open_kmod(path, &pool, true)
-			  : pool_open_quiet(path, &pool, false);
+	int rc = open_for_repair(path, via_kmod, &pool);
 
-	if (rc < 0)
-		return FSCK_OPERROR;
-	major = pool.sb->major;
+	if (rc < 0) {
+		printf("fsck.kmemfs: not upgraded: the pool did not open again\n");
+		return status | FSCK_OPERROR;
+	}
 	rc = pool_upgrade(&pool, &r);
 	pool_close(&pool);
-	if (rc < 0)
-		return FSCK_OPERROR;
-	if (major == KMFS_VERSION_MAJOR && !r.rehashed && !r.failed)
-		printf("fsck.kmemfs: already format %u.x: nothing to upgrade\n",
-		       KMFS_VERSION_MAJOR);
-	else
-		printf("fsck.kmemfs: upgraded to format %u.%u: %llu directories "
-		       "rehashed with the pool's new key%s\n", KMFS_VERSION_MAJOR,
-		       KMFS_VERSION_MINOR, (unsigned long long)r.rehashed,
-		       r.failed ? ", some left unkeyed (run it again)" : "");
-	return r.failed ? FSCK_ERRORS : status;
+	if (rc < 0) {
+		printf("fsck.kmemfs: not upgraded\n");
+		return status | FSCK_OPERROR;
+	}
+	if (!r.keyed && !r.rehashed && !r.failed) {
+		printf("fsck.kmemfs: already format %u.x with every directory keyed: "
+		       "nothing to upgrade\n", KMFS_VERSION_MAJOR);
+		return status;
+	}
+	printf("fsck.kmemfs: %s format %u.%u: %llu directories rehashed with the "
+	       "pool's key\n", r.keyed ? "upgraded to" : "went on upgrading to",
+	       KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR, (unsigned long long)r.rehashed);
+	if (!r.failed)
+		return status;
+	/* the pool is sound: those keep their old hash (said why above) */
+	printf("fsck.kmemfs: %llu directories stay unkeyed\n",
+	       (unsigned long long)r.failed);
+	return status | FSCK_OPERROR;
 }
 
 int main(int argc, char **argv)
@@ -219,6 +241,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)r.inodes, (unsigned long long)r.files,
 	       (unsigned long long)r.dirs, (unsigned long long)r.extents,
 	       (unsigned long long)r.pages_used, (unsigned long long)r.orphans);
+	if (r.unkeyed && !upgrade)
+		printf("fsck.kmemfs: %llu directories hash names without a secret key "
+		       "(format 1): --upgrade keys them\n", (unsigned long long)r.unkeyed);
 	if (errors == 0) {
 		printf("fsck.kmemfs: clean\n");
 		return upgrade ? upgrade_pool(argv[optind], via_kmod, FSCK_OK) : FSCK_OK;
@@ -233,9 +258,9 @@ int main(int argc, char **argv)
 	else
 		left = settled ? 0 : r.errors;
 	if (left) {
-		printf("fsck.kmemfs: %llu errors, %llu corrected, %llu left\n",
+		printf("fsck.kmemfs: %llu errors, %llu corrected, %llu left%s\n",
 		       (unsigned long long)errors, (unsigned long long)(errors - left),
-		       (unsigned long long)left);
+		       (unsigned long long)left, upgrade ? "; not upgraded" : "");
 		return FSCK_ERRORS;
 	}
 	printf("fsck.kmemfs: %llu errors corrected\n", (unsigned long long)errors);

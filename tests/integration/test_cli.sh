@@ -358,7 +358,37 @@ check_eq "$?" 0 "the installed fsck.kmemfs finds it clean"
 # --upgrade of a pool already of this format: checked, nothing to do
 run_tool "$WORK/out" "$FSCK" --upgrade "$WORK/inst.pool"
 check_eq "$?" 0 "fsck.kmemfs --upgrade of a current pool exits 0"
-check "grep -q 'already format 2.x: nothing to upgrade' '$WORK/out'" "... and says there was nothing to upgrade"
+check "grep -q 'already format 2.x with every directory keyed: nothing to upgrade' '$WORK/out'" "... and says there was nothing to upgrade"
 run_tool "$WORK/out" "$FSCK" -n --upgrade "$WORK/inst.pool"
 check_eq "$?" 16 "fsck.kmemfs -n --upgrade is a usage error ($(head -c 120 "$WORK/out"))"
+# a pool of format 1.1 (unkeyed directory hashes): said at mount and by
+# fsck, keyed by --upgrade with every file kept
+OLD=$WORK/old.pool
+run_tool "$WORK/out" "$MKFS" --size 64M "$OLD" && run_tool "$WORK/out" "$BIN_DIR/oldpool" "$OLD" ||
+	abort_test "make a format 1.1 pool: $(cat "$WORK/out")"
+P=$POOL; POOL=$OLD
+run_tool "$WORK/out" "$K" "$OLD" "$MNT"
+check "[ $? -eq 0 ] && wait_until 10 is_mounted" "kmemfs mounts a format 1.1 pool"
+check "grep -q '1 directories hash names without a secret key.*fsck.kmemfs --upgrade' '$WORK/out'" \
+	"... and says its directories are not keyed ($(head -c 150 "$WORK/out"))"
+mkdir -p "$MNT/a/b" && echo one >"$MNT/a/one" && echo two >"$MNT/a/b/two" && ln "$MNT/a/one" "$MNT/a/b/link"
+for i in $(seq 1 300); do : >"$MNT/a/f$i"; done
+fs_umount
+run_tool "$WORK/out" "$FSCK" -n "$OLD"
+check "[ $? -eq 0 ] && grep -q '3 directories hash names without a secret key (format 1): --upgrade keys them' '$WORK/out'" \
+	"fsck.kmemfs -n finds it clean and says 3 directories are not keyed"
+run_tool "$WORK/out" "$FSCK" --upgrade "$OLD"
+check_eq "$?" 0 "fsck.kmemfs --upgrade of a format 1.1 pool exits 0"
+check "grep -q 'upgraded to format 2.0: 3 directories rehashed' '$WORK/out'" \
+	"... and says it rehashed 3 directories ($(tail -n 1 "$WORK/out"))"
+run_tool "$WORK/out" "$FSCK" -n "$OLD"
+check "[ $? -eq 0 ] && ! grep -q 'without a secret key' '$WORK/out'" "after it, fsck finds every directory keyed"
+run_tool "$WORK/out" "$K" "$OLD" "$MNT"
+check "[ $? -eq 0 ] && wait_until 10 is_mounted && ! grep -q 'secret key' '$WORK/out'" \
+	"the upgraded pool mounts with nothing to say"
+check_eq "$(cat "$MNT/a/one" "$MNT/a/b/two" "$MNT/a/b/link" 2>&1 | tr '\n' ' ')" "one two one " \
+	"its files, directories and hard links are all there"
+check_eq "$(ls "$MNT/a" | wc -l)" 302 "... every name of the large directory too"
+fs_umount
+POOL=$P
 finish

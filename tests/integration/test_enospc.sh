@@ -37,7 +37,8 @@ rm -f "$MNT/short"
 # written, and msync would report success for pages never stored (on tmpfs
 # the store itself would fault: SIGBUS)
 if on_kmemfs; then
-	wait_until 10 '[ $(df -B1 --output=avail $MNT | tail -n 1) -ge $room ]'
+	check "wait_until 10 '[ \$(df -B1 --output=avail $MNT | tail -n 1) -ge $room ]'" \
+		"the $((room / 1024)) KiB are free again"
 	expect_errno ENOSPC "msync of a 4 MiB shared mapping with $((room / 1024)) KiB free" \
 		probe mmapwrite "$MNT/mapped" $((4 * MiB))
 	rm -f "$MNT/mapped"

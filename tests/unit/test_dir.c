@@ -655,6 +655,40 @@ static void test_dir_fsck_mends_a_flipped_hash_kind(void **state)
 	}
 }
 
+/* two entries of one name (lookup finds only the first): fsck finds the
+ * second, and its repair keeps the first */
+static void test_dir_fsck_finds_a_name_there_twice(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct check_opts co = { .quiet = true }, fix = { .quiet = true, .repair = true };
+	struct check_result cr;
+	struct kmfs_dirtable *tab;
+	struct kmfs_dirent *second;
+	uint64_t sub, off, c1;
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "sub", 0755, &root, &sub), 0);
+	real_hash = dir_hash;
+	dir_hash = colliding_hash;
+	c1 = mk(fs, sub, "c1"); /* cookie 1000 */
+	mk(fs, sub, "c2");      /* 1001, the same hash */
+	tab = pool_ptr(&fs->pool, fs_inode(fs, sub)->data_off);
+	second = pool_ptr(&fs->pool, ((struct kmfs_dirent *)pool_ptr(&fs->pool,
+							tab->head_off))->next_off);
+	assert_int_equal(second->cookie, 1001);
+	second->name[1] = '1'; /* now "c1" too */
+	pool_persist(&fs->pool, second->name, 2);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_true(cr.errors >= 1);
+	assert_non_null(strstr(cr.first, "'c1' is there twice"));
+	assert_int_equal(check_pool(&fs->pool, &fix, &cr), 0);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(dir_count(&fs->pool, fs_inode(fs, sub)), 1);
+	assert_int_equal(fs_lookup(fs, sub, "c1", &off), 0);
+	dir_hash = real_hash;
+	assert_int_equal(off, c1);
+}
+
 /* O_TMPFILE: an inode no directory names, that fs_link may name once */
 static void test_dir_tmpfile(void **state)
 {
@@ -738,6 +772,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_fsck_rebuilds_a_run_past_the_limit,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_fsck_mends_a_flipped_hash_kind,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_fsck_finds_a_name_there_twice,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
 			setup_3g, tpool_teardown),

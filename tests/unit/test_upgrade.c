@@ -8,6 +8,18 @@
 #include "dir.h"
 #include "upgrade.h"
 
+/* tx_alloc is linked wrapped (-Wl,--wrap=tx_alloc): the allocation
+ * number fail_alloc_at (counted from 1 after fail_alloc_count is reset)
+ * fails as a full metadata heap would */
+uint64_t __real_tx_alloc(size_t size, unsigned type, bool zero);
+static unsigned fail_alloc_at, alloc_count;
+uint64_t __wrap_tx_alloc(size_t size, unsigned type, bool zero)
+{
+	if (fail_alloc_at && ++alloc_count == fail_alloc_at)
+		return 0;
+	return __real_tx_alloc(size, type, zero);
+}
+
 #define NDIRS 4
 #define PER_DIR 3000
 
@@ -25,6 +37,25 @@ static void mount_again(struct tpool *t)
 	assert_int_equal(fs_mount(&t->fs, t->path, &fo), 0);
 }
 
+/* fsck.kmemfs --upgrade's part, offline: T unmounted, its pool upgraded
+ * and checked clean, then mounted again; returns what the check found */
+static struct check_result upgrade_offline(struct tpool *t, struct upgrade_result *ur)
+{
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	struct kmfs_pool p;
+
+	fs_unmount(&t->fs);
+	memset(&t->fs, 0, sizeof(t->fs));
+	assert_int_equal(pool_open(t->path, &p), 0);
+	assert_int_equal(pool_upgrade(&p, ur), 0);
+	assert_int_equal(check_pool(&p, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	pool_close(&p);
+	mount_again(t);
+	return cr;
+}
+
 static int count_fn(void *arg, const char *name, size_t len, uint64_t ino,
 		    unsigned type, uint64_t next)
 {
@@ -39,7 +70,6 @@ static void test_upgrade_keys_and_rehashes_every_directory(void **state)
 	struct check_opts co = { .quiet = true };
 	struct check_result cr;
 	struct upgrade_result ur;
-	struct kmfs_pool p;
 	uint64_t dirs[NDIRS], off, last = 0, objects, inodes;
 	char name[64];
 
@@ -59,33 +89,24 @@ static void test_upgrade_keys_and_rehashes_every_directory(void **state)
 	assert_int_equal(fs_link(fs, last, dirs[0], "hardlink", &off), 0);
 	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
 	assert_int_equal(cr.errors, 0);
+	assert_int_equal(cr.unkeyed, NDIRS + 1); /* told, not an error */
 	objects = cr.objects;
 	inodes = cr.inodes;
+	assert_int_equal(tpool_remount(t), 0);
+	assert_int_equal(fs->unkeyed_dirs, NDIRS + 1); /* said at mount */
 
-	/* offline, as fsck.kmemfs --upgrade */
-	fs_unmount(fs);
-	memset(fs, 0, sizeof(*fs));
-	assert_int_equal(pool_open(t->path, &p), 0);
-	assert_int_equal(p.sb->major, 1);
-	assert_int_equal(pool_upgrade(&p, &ur), 0);
+	cr = upgrade_offline(t, &ur);
 	assert_true(ur.keyed);
 	assert_int_equal(ur.rehashed, NDIRS + 1); /* and the root */
 	assert_int_equal(ur.failed, 0);
-	assert_int_equal(p.sb->major, KMFS_VERSION_MAJOR);
-	assert_int_equal(p.sb->minor, KMFS_VERSION_MINOR);
-	assert_memory_not_equal(p.sb->dir_key, no_key, sizeof(no_key));
+	assert_int_equal(fs->pool.sb->major, KMFS_VERSION_MAJOR);
+	assert_int_equal(fs->pool.sb->minor, KMFS_VERSION_MINOR);
+	assert_memory_not_equal(fs->pool.sb->dir_key, no_key, sizeof(no_key));
 	/* the same objects: the old tables and entries were freed */
-	assert_int_equal(check_pool(&p, &co, &cr), 0);
-	assert_int_equal(cr.errors, 0);
 	assert_int_equal(cr.objects, objects);
 	assert_int_equal(cr.inodes, inodes);
-	/* a second run finds nothing to do */
-	assert_int_equal(pool_upgrade(&p, &ur), 0);
-	assert_false(ur.keyed);
-	assert_int_equal(ur.rehashed, 0);
-	pool_close(&p);
-
-	mount_again(t);
+	assert_int_equal(cr.unkeyed, 0);
+	assert_int_equal(fs->unkeyed_dirs, 0);
 	assert_int_equal(table_of(fs, FS_ROOT_INO)->hash_kind, KMFS_HASH_SIPHASH);
 	for (int d = 0; d < NDIRS; d++) {
 		uint64_t seen = 0;
@@ -103,6 +124,10 @@ static void test_upgrade_keys_and_rehashes_every_directory(void **state)
 	/* new directories are keyed too */
 	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "new", 0755, &root, &off), 0);
 	assert_int_equal(table_of(fs, off)->hash_kind, KMFS_HASH_SIPHASH);
+	/* and a second run finds nothing to do */
+	upgrade_offline(t, &ur);
+	assert_false(ur.keyed);
+	assert_int_equal(ur.rehashed, 0);
 }
 
 /* an upgrade cut short after the key (a crash, a directory it could not
@@ -114,7 +139,6 @@ static void test_upgrade_resumes_after_the_key(void **state)
 	struct check_opts co = { .quiet = true };
 	struct check_result cr;
 	struct upgrade_result ur;
-	struct kmfs_pool p;
 	uint64_t dir, off;
 
 	tpool_make_format1(t);
@@ -130,18 +154,52 @@ static void test_upgrade_resumes_after_the_key(void **state)
 	assert_int_equal(cr.errors, 0);
 	assert_int_equal(fs_lookup(fs, dir, "f", &off), 0);
 
-	fs_unmount(fs);
-	memset(fs, 0, sizeof(*fs));
-	assert_int_equal(pool_open(t->path, &p), 0);
-	assert_int_equal(pool_upgrade(&p, &ur), 0);
+	assert_int_equal(cr.unkeyed, 2);
+	upgrade_offline(t, &ur);
 	assert_false(ur.keyed);
 	assert_int_equal(ur.rehashed, 2);
-	assert_int_equal(check_pool(&p, &co, &cr), 0);
-	assert_int_equal(cr.errors, 0);
-	pool_close(&p);
-	mount_again(t);
 	assert_int_equal(fs_lookup(fs, dir, "f", &off), 0);
 	assert_int_equal(table_of(fs, dir)->hash_kind, KMFS_HASH_SIPHASH);
+}
+
+/* a directory whose rehash fails (here its 40th allocation: the metadata
+ * heap full) is left as it was, hashed with FNV; the pool stays sound and
+ * a later run rehashes it */
+static void test_upgrade_failed_rehash_changes_nothing(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_fs *fs = &t->fs;
+	struct check_result cr;
+	struct upgrade_result ur;
+	uint64_t dir, off;
+	char name[32];
+
+	tpool_make_format1(t);
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "d", 0755, &root, &dir), 0);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_mknod(fs, dir, name, S_IFREG | 0644, 0, &root, &off), 0);
+	}
+	/* the root's rehash takes 2 allocations (table, entry); the 40th
+	 * falls inside d's */
+	alloc_count = 0;
+	fail_alloc_at = 40;
+	cr = upgrade_offline(t, &ur);
+	fail_alloc_at = 0;
+	assert_true(ur.keyed);
+	assert_int_equal(ur.rehashed, 1);
+	assert_int_equal(ur.failed, 1);
+	assert_int_equal(cr.unkeyed, 1);
+	assert_int_equal(table_of(fs, dir)->hash_kind, KMFS_HASH_FNV);
+	for (int i = 0; i < 200; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_lookup(fs, dir, name, &off), 0);
+	}
+	cr = upgrade_offline(t, &ur);
+	assert_int_equal(ur.rehashed, 1);
+	assert_int_equal(ur.failed, 0);
+	assert_int_equal(cr.unkeyed, 0);
+	assert_int_equal(fs_lookup(fs, dir, "f199", &off), 0);
 }
 
 int main(void)
@@ -150,6 +208,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_keys_and_rehashes_every_directory,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_resumes_after_the_key,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_failed_rehash_changes_nothing,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * oldpool PATH -- turn the freshly made kmemfs pool at PATH into one that a
+ * kmemfs of format 1.1 made: no directory key, the root's (empty) table
+ * hashed with FNV. Test only: what fsck.kmemfs --upgrade is for.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "pool.h"
+
+int main(int argc, char **argv)
+{
+	struct kmfs_pool p;
+	struct kmfs_dirtable *tab;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: oldpool PATH\n");
+		return 2;
+	}
+	if (pool_open(argv[1], &p) < 0)
+		return 1;
+	tab = pool_ptr(&p, ((struct kmfs_inode *)pool_ptr(&p, p.sb->root_off))->data_off);
+	if (tab->count) {
+		fprintf(stderr, "oldpool: the root is not empty: its names would need rehashing\n");
+		pool_close(&p);
+		return 1;
+	}
+	tab->hash_kind = KMFS_HASH_FNV;
+	pool_persist(&p, tab, sizeof(*tab));
+	p.sb->major = 1;
+	p.sb->minor = 1;
+	memset(p.sb->dir_key, 0, sizeof(p.sb->dir_key));
+	pool_persist(&p, p.sb, sizeof(*p.sb));
+	pool_close(&p);
+	return 0;
+}
