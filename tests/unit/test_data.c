@@ -228,6 +228,88 @@ static void test_data_full_pool_takes_a_short_write(void **state)
 	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "fill"), 0);
 }
 
+/* fill the pool with file NAME, then free FREE pages of it */
+static uint64_t fill_but(struct kmfs_fs *fs, const char *name, uint64_t free)
+{
+	static unsigned char buf[1 << 20];
+	struct membuf m;
+	struct data_src src = { src_copy, &m, NULL };
+	uint64_t ino, off = 0;
+	ssize_t n;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, name, S_IFREG | 0644, 0, &root, &ino), 0);
+	ino = fs_ino(fs, ino);
+	do {
+		m.p = buf;
+		n = fs_write(fs, ino, off, sizeof(buf), &src, false);
+		off += n > 0 ? (uint64_t)n : 0;
+	} while (n > 0);
+	assert_int_equal(n, -ENOSPC);
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      0, free * 4096), 0);
+	return ino;
+}
+
+/* the bytes of file INO at [OFF, OFF + LEN) are all BYTE */
+static void expect_bytes(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
+			 unsigned char byte)
+{
+	static unsigned char out[1 << 20];
+	struct readbuf r = { out, 0 };
+
+	assert_true(len <= sizeof(out));
+	assert_int_equal(fs_read(fs, ino, off, len, reply, &r), 0);
+	assert_int_equal(r.n, len);
+	for (size_t i = 0; i < len; i++)
+		if (out[i] != byte)
+			fail_msg("byte %llu is %#x, want %#x",
+				 (unsigned long long)(off + i), out[i], byte);
+}
+
+/*
+ * Short writes that do not start on a page or in a hole: one from inside a
+ * page the file owns, past its size, gets 3 new pages; a copy-on-write one
+ * into a clone gets 2. Each stores whole pages from its start, keeps the
+ * bytes before it, and leaves no page marked as holding bytes past the size.
+ */
+static void test_data_short_write_from_mid_page_and_into_a_clone(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char a[6000], b[8 * 4096], c[4 * 4096];
+	struct kmfs_inode *fi;
+	uint64_t f = new_file(fs, "f"), g, fill;
+	struct stat st;
+
+	memset(a, 0xaa, sizeof(a));
+	memset(b, 0xbb, sizeof(b));
+	memset(c, 0xcc, sizeof(c));
+	assert_int_equal(write_mem(fs, f, 0, a, sizeof(a), false), sizeof(a));
+	fill = fill_but(fs, "fill", 3);
+	/* page 1 in place (owned, 5000..6000 inside the size), pages 2-4 new */
+	assert_int_equal(write_mem(fs, f, 5000, b, sizeof(b), false), 5 * 4096 - 5000);
+	fs_getattr(fs, f, &st);
+	assert_int_equal(st.st_size, 5 * 4096);
+	expect_bytes(fs, f, 0, 5000, 0xaa);
+	expect_bytes(fs, f, 5000, 5 * 4096 - 5000, 0xbb);
+	fi = fs_inode(fs, fs_ino_off(fs, f));
+	assert_int_equal(fi->flags & KMFS_IF_PAST_SIZE, 0);
+
+	/* g shares f's 5 pages; 2 free pages for its copies */
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "g", S_IFREG | 0644, 0, &root, &g), 0);
+	g = fs_ino(fs, g);
+	assert_int_equal(fs_clone(fs, f, 0, g, 0, 5 * 4096, true), 5 * 4096);
+	assert_int_equal(fs_fallocate(fs, fill, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      3 * 4096, 2 * 4096), 0);
+	assert_int_equal(write_mem(fs, g, 100, c, sizeof(c), false), 2 * 4096 - 100);
+	expect_bytes(fs, g, 0, 100, 0xaa);
+	expect_bytes(fs, g, 100, 2 * 4096 - 100, 0xcc);
+	expect_bytes(fs, g, 2 * 4096, 3 * 4096, 0xbb); /* still shared */
+	expect_bytes(fs, f, 0, 5000, 0xaa);             /* the source as it was */
+	expect_bytes(fs, f, 5000, 5 * 4096 - 5000, 0xbb);
+	fs_getattr(fs, g, &st);
+	assert_int_equal(st.st_size, 5 * 4096);
+}
+
 /* A truncate or punch that fails after zeroing part of a page (here: when
  * it snapshots the ctime, its last change) returns the error and leaves
  * the file's bytes and size as they were. */
@@ -547,6 +629,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_full_pool_takes_a_short_write,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_short_write_from_mid_page_and_into_a_clone,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_failed_write_changes_nothing,
 			tpool_setup_default, tpool_teardown),
