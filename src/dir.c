@@ -215,7 +215,7 @@ static uint64_t find_name(const struct kmfs_pool *p,
 }
 
 /* said once per daemon: the client only sees ENOSPC */
-static void run_refused(const struct kmfs_pool *p, const struct kmfs_dirtable *tab)
+static void run_refused(const struct kmfs_dirtable *tab)
 {
 	static atomic_flag said = ATOMIC_FLAG_INIT;
 
@@ -400,7 +400,7 @@ static int add_entry(struct txn *t, struct kmfs_inode *dir, const char *name,
 	 * it and every remove before it (close_gap) walks it.
 	 */
 	if (capped && cookie - h >= KMFS_DIR_RUN_MAX) {
-		run_refused(p, tab);
+		run_refused(tab);
 		return -ENOSPC;
 	}
 	off = tx_alloc(sizeof(*e) + len, KMFS_T_DIRENT, false);
