@@ -49,6 +49,9 @@ struct loop {
 	pthread_cond_t cv;        /* wakes the monitor: all busy, or stopping */
 	int ended_fd;             /* eventfd: a worker saw the source end or fail */
 	struct worker *workers;   /* every live worker but those leaving */
+	struct worker *left;      /* workers that left, to be joined: their
+				   * thread's exit (libpmemobj's thread-local
+				   * destructors) must end before the pool closes */
 	_Atomic unsigned nworkers; /* changed under lock; read without it */
 	unsigned peak;
 	bool stopping;            /* loop_run is tearing down: no spawns, no leaving */
@@ -61,6 +64,18 @@ struct loop {
 };
 
 static void *worker_main(void *arg);
+
+/* join the workers that left; l->lock held, or no worker running */
+static void reap_left(struct loop *l)
+{
+	struct worker *w;
+
+	while ((w = l->left)) {
+		l->left = w->next;
+		pthread_join(w->thread, NULL);
+		free(w);
+	}
+}
 
 /*
  * spawn_worker -- start one more worker, with every signal blocked: the
@@ -75,6 +90,7 @@ static int spawn_worker(struct loop *l)
 
 	if (!w)
 		return -ENOMEM;
+	reap_left(l); /* gone, or about to be: keeps the list short */
 	w->l = l;
 	w->next = l->workers;
 	if (w->next)
@@ -130,7 +146,9 @@ static bool worker_leaves(struct loop *l, struct worker *w)
 	if (leave) {
 		unlist(l, w);
 		atomic_fetch_sub(&l->nidle, 1);
-		pthread_detach(pthread_self());
+		w->prev = NULL;
+		w->next = l->left;
+		l->left = w;
 	}
 	pthread_mutex_unlock(&l->lock);
 	return leave;
@@ -160,8 +178,6 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct loop *l = w->l;
-	/* a worker that left may outlive L (loop_run no longer waits for it) */
-	const struct loop_ops *ops = l->ops;
 	int rc;
 
 	for (;;) {
@@ -186,9 +202,9 @@ static void *worker_main(void *arg)
 			break;
 		}
 		if (worker_leaves(l, w)) {
-			if (ops->slot_free)
-				ops->slot_free(w->slot);
-			free(w);
+			/* joined by the next spawn or by loop_run, which frees W */
+			if (l->ops->slot_free)
+				l->ops->slot_free(w->slot);
 			return NULL;
 		}
 	}
@@ -338,6 +354,7 @@ int loop_run(struct loop *l)
 			l->ops->slot_free(w->slot);
 		free(w);
 	}
+	reap_left(l); /* none leaves once stopping is set */
 	return l->error;
 }
 

@@ -32,6 +32,8 @@ struct source {
 	atomic_int blocked;   /* requests waiting at the gate */
 	atomic_int quick_done;
 	atomic_int slots_freed;
+	atomic_int threads_keyed; /* worker threads that served a request */
+	atomic_int threads_ended; /* ... whose thread-local destructor ran */
 };
 
 static struct source src;
@@ -62,9 +64,34 @@ static int src_receive(void *arg, void *slot)
 	return rc;
 }
 
+/*
+ * Each worker thread holds a thread-local value, as libpmemobj's lane
+ * cache is, whose destructor runs at the thread's exit, after loop.c's
+ * code. The daemon closes the pool once loop_run returns, so loop_run
+ * must not return before those destructors are done; a thread that left
+ * the pool makes its destructor slow to show it.
+ */
+static pthread_key_t exit_key;
+static __thread bool left_pool; /* its slot was freed on its own thread */
+
+static void thread_exit_dtor(void *v)
+{
+	if (left_pool) {
+		while (!src.exited)
+			usleep(1000);
+		usleep(200 * 1000);
+	}
+	atomic_fetch_add(&src.threads_ended, 1);
+}
+
 static void src_process(void *arg, void *slot)
 {
 	struct source *s = arg;
+
+	if (!pthread_getspecific(exit_key)) {
+		pthread_setspecific(exit_key, s);
+		atomic_fetch_add(&s->threads_keyed, 1);
+	}
 
 	if (*(int *)slot == REQ_BLOCK) {
 		pthread_mutex_lock(&s->mu);
@@ -88,6 +115,8 @@ static void src_slot_free(void *slot)
 	/* relaxed: no ordering of its own, so under TSan a worker that left
 	 * and still touched the loop after loop_free shows as a race */
 	atomic_fetch_add_explicit(&src.slots_freed, 1, memory_order_relaxed);
+	if (pthread_getspecific(exit_key))
+		left_pool = true; /* a worker frees its slot itself when it leaves */
 }
 
 static const struct loop_ops ops = {
@@ -169,6 +198,8 @@ static int stop(struct runner *r)
 	pthread_join(r->thread, NULL);
 	assert_int_equal(loop_workers(r->loop), 0);
 	assert_int_equal(src.slots_freed, freed + alive);
+	/* every worker thread is gone, those that left too */
+	assert_int_equal(src.threads_ended, src.threads_keyed);
 	rc = r->rc;
 	loop_free(r->loop);
 	free(r);
@@ -272,6 +303,7 @@ static void test_loop_new_checks_its_sizes(void **state)
 
 int main(void)
 {
+	pthread_key_create(&exit_key, thread_exit_dtor);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loop_base_workers_serve_and_stop),
 		cmocka_unit_test(test_loop_rescues_blocked_workers_up_to_max),
