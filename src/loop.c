@@ -11,8 +11,9 @@
  * (docs/performance.md). Blocked workers are the risk of a small pool, so a
  * monitor watches for a tick with every worker busy and none finishing.
  *
- * Locking: l->lock protects the worker list, peak, stopping, ended and
- * error, and is the monitor's condition mutex; nworkers changes only under
+ * Locking: l->lock protects the worker list, the list of workers that
+ * left, peak, stopping, ended and error, and is the monitor's condition
+ * mutex; nworkers changes only under
  * it but is read without it. nidle, finished and monitor_asleep are
  * atomics, read and changed without it on the request path.
  */
@@ -65,15 +66,24 @@ struct loop {
 
 static void *worker_main(void *arg);
 
-/* join the workers that left; l->lock held, or no worker running */
-static void reap_left(struct loop *l)
+/*
+ * reap_left -- join and free the workers that left. WAIT: block for those
+ * still exiting (loop_run's end, when none can leave any more); else only
+ * those already gone, so that a spawn under l->lock never waits on a
+ * thread's exit. l->lock held, or none can leave.
+ */
+static void reap_left(struct loop *l, bool wait)
 {
-	struct worker *w;
+	struct worker **pw = &l->left, *w;
 
-	while ((w = l->left)) {
-		l->left = w->next;
-		pthread_join(w->thread, NULL);
-		free(w);
+	while ((w = *pw)) {
+		if ((wait ? pthread_join(w->thread, NULL)
+			  : pthread_tryjoin_np(w->thread, NULL)) == 0) {
+			*pw = w->next;
+			free(w);
+		} else {
+			pw = &w->next;
+		}
 	}
 }
 
@@ -84,13 +94,14 @@ static void reap_left(struct loop *l)
  */
 static int spawn_worker(struct loop *l)
 {
-	struct worker *w = calloc(1, sizeof(*w) + l->ops->slot_size);
+	struct worker *w;
 	sigset_t all, old;
 	int rc;
 
+	reap_left(l, false); /* those gone by now: keeps the list short */
+	w = calloc(1, sizeof(*w) + l->ops->slot_size);
 	if (!w)
 		return -ENOMEM;
-	reap_left(l); /* gone, or about to be: keeps the list short */
 	w->l = l;
 	w->next = l->workers;
 	if (w->next)
@@ -131,7 +142,8 @@ static void unlist(struct loop *l, struct worker *w)
 /*
  * worker_leaves -- a worker beyond the base number goes once another worker
  * is idle (the block it was started for is over). Returns true if W left
- * the list; the caller then frees itself.
+ * the list for l->left; the caller then frees its slot and returns, and
+ * reap_left joins it and frees W.
  */
 static bool worker_leaves(struct loop *l, struct worker *w)
 {
@@ -354,7 +366,7 @@ int loop_run(struct loop *l)
 			l->ops->slot_free(w->slot);
 		free(w);
 	}
-	reap_left(l); /* none leaves once stopping is set */
+	reap_left(l, true); /* none leaves once stopping is set */
 	return l->error;
 }
 
