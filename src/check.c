@@ -601,12 +601,12 @@ static uint32_t entries_hash_kind(struct checker *c, const struct kmfs_dirtable 
 {
 	const struct kmfs_pool *p = c->p;
 	uint32_t kind = tab->hash_kind;
+	/* a format 1 pool has no key: FNV only */
+	uint32_t last = pool_has_dir_key(p) ? KMFS_HASH_SIPHASH : KMFS_HASH_FNV;
 	struct kmfs_dirtable other = *tab; /* the header: seed and kind */
 	const struct kmfs_dirent *e;
+	bool valid = kind <= last;
 
-	/* a format 1 pool has no key: FNV only */
-	bool valid = kind == KMFS_HASH_FNV ||
-		     (kind == KMFS_HASH_SIPHASH && p->sb->major >= 2);
 	if (!tab->head_off ||
 	    !obj_get(c, tab->head_off, KMFS_T_DIRENT, sizeof(*e)))
 		return valid ? kind : UINT32_MAX;
@@ -614,11 +614,10 @@ static uint32_t entries_hash_kind(struct checker *c, const struct kmfs_dirtable 
 	if (e->namelen == 0 || e->namelen > KMFS_NAME_MAX ||
 	    !obj_get(c, tab->head_off, KMFS_T_DIRENT, sizeof(*e) + e->namelen))
 		return valid ? kind : UINT32_MAX;
+	/* its own kind first: it wins where both fit */
 	if (valid && e->hash == dir_hash(p, tab, e->name, e->namelen))
 		return kind;
-	for (uint32_t k = KMFS_HASH_FNV; k <= KMFS_HASH_SIPHASH; k++) {
-		if (k == KMFS_HASH_SIPHASH && p->sb->major < 2)
-			break;
+	for (uint32_t k = KMFS_HASH_FNV; k <= last; k++) {
 		other.hash_kind = k;
 		if (e->hash == dir_hash(p, &other, e->name, e->namelen))
 			return k;
@@ -662,7 +661,7 @@ static void check_dir(struct checker *c, uint64_t doff, struct kmfs_inode *dir)
 			goto out;
 		fix_u32(c, &tab->hash_kind, used);
 	}
-	if (tab->hash_kind == KMFS_HASH_FNV)
+	if (dir_unkeyed(p, dir))
 		c->r->unkeyed++;
 	nb = 1ull << tab->bits;
 	for (uint64_t off = tab->head_off; off; ) {

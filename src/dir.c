@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -118,8 +119,8 @@ int dir_init(struct txn *t, struct kmfs_inode *dir)
 		tab->seed = (uint64_t)time(NULL) ^ off;
 	tab->bits = DIR_MIN_BITS;
 	/* a format 1 pool has no key, and its older readers know only FNV */
-	tab->hash_kind = t->pages->pool->sb->major >= 2 ? KMFS_HASH_SIPHASH
-							: KMFS_HASH_FNV;
+	tab->hash_kind = pool_has_dir_key(t->pages->pool) ? KMFS_HASH_SIPHASH
+							  : KMFS_HASH_FNV;
 	dir->data_off = off; /* caller snapshotted or just allocated dir */
 	return 0;
 }
@@ -510,6 +511,13 @@ int dir_retarget(struct txn *t, struct kmfs_inode *dir, const char *name,
 	e->ino_off = ino_off;
 	e->type = type;
 	return 0;
+}
+
+bool dir_unkeyed(const struct kmfs_pool *p, const struct kmfs_inode *dir)
+{
+	return S_ISDIR(dir->mode) && dir->data_off &&
+	       ((const struct kmfs_dirtable *)pool_ptr(p, dir->data_off))->hash_kind !=
+		       KMFS_HASH_SIPHASH;
 }
 
 bool dir_is_empty(const struct kmfs_pool *p, const struct kmfs_inode *dir)

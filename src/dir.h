@@ -57,6 +57,10 @@ int dir_remove(struct txn *t, struct kmfs_inode *dir, const char *name,
 int dir_retarget(struct txn *t, struct kmfs_inode *dir, const char *name,
 		 size_t len, uint64_t ino_off, uint8_t type);
 bool dir_is_empty(const struct kmfs_pool *p, const struct kmfs_inode *dir);
+/* dir_unkeyed -- DIR (an inode of any type) is a directory whose table
+ * hashes names with FNV, without the pool's key: format 1, or an upgrade
+ * cut short */
+bool dir_unkeyed(const struct kmfs_pool *p, const struct kmfs_inode *dir);
 /* dir_iter -- entries with cookie > AFTER in cookie order */
 int dir_iter(const struct kmfs_pool *p, const struct kmfs_inode *dir,
 	     uint64_t after, dir_iter_fn fn, void *arg);

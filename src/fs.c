@@ -195,9 +195,7 @@ static void scan_inodes(struct kmfs_fs *fs)
 			const struct kmfs_inode *ino = pmemobj_direct(oid);
 			bool orphan = ino->nlink == 0 && oid.off != fs->pool.sb->root_off;
 
-			if (S_ISDIR(ino->mode) && ino->data_off &&
-			    ((const struct kmfs_dirtable *)pool_ptr(&fs->pool,
-				ino->data_off))->hash_kind == KMFS_HASH_FNV)
+			if (dir_unkeyed(&fs->pool, ino))
 				fs->unkeyed_dirs++;
 			/* counted, so that inode_destroy's uncount balances */
 			atomic_fetch_add(&fs->nr_inodes, 1);

@@ -411,6 +411,15 @@ static uint64_t free_space_for(const char *path)
 	return (uint64_t)sv.f_bavail * sv.f_frsize;
 }
 
+int pool_new_dir_key(uint8_t key[16], const char *path)
+{
+	if (getrandom(key, 16, 0) == 16)
+		return 0;
+	log_err("%s: cannot get random bytes for the directory key: %s", path,
+		strerror(errno));
+	return errno ? -errno : -EIO;
+}
+
 int pool_format(const char *path, const struct pool_format_opts *o)
 {
 	struct media m;
@@ -421,13 +430,9 @@ int pool_format(const char *path, const struct pool_format_opts *o)
 	int rc;
 	bool created = false;
 
-	/* a guessable key would let users collide names (format.h): no fallback */
-	if (getrandom(dir_key, sizeof(dir_key), 0) != sizeof(dir_key)) {
-		rc = -errno;
-		log_err("%s: cannot get random bytes for the directory key: %s",
-			path, strerror(errno));
+	rc = pool_new_dir_key(dir_key, path);
+	if (rc < 0)
 		return rc;
-	}
 	rc = media_probe(path, &m);
 	if (rc == -ENOENT && o->size) {
 		uint64_t avail = free_space_for(path);

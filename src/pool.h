@@ -62,6 +62,17 @@ int pool_open_private(const char *path, struct kmfs_pool *pool, bool quiet_busy)
 int pool_open_how(const char *path, struct kmfs_pool *pool, int how);
 void pool_close(struct kmfs_pool *pool);
 
+/* pool_has_dir_key -- format 2 and later: directory names hashed under the
+ * superblock's dir_key (format 1 pools have none, and use FNV) */
+static inline bool pool_has_dir_key(const struct kmfs_pool *p)
+{
+	return p->sb->major >= 2;
+}
+
+/* pool_new_dir_key -- random bytes for a dir_key, with no fallback: a
+ * guessable key would let users collide names. Says why on failure. */
+int pool_new_dir_key(uint8_t key[16], const char *path);
+
 /* pool_ptr -- pointer for a pool offset (0 -> NULL) */
 static inline void *pool_ptr(const struct kmfs_pool *p, uint64_t off)
 {

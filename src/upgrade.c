@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 
 #include <libpmemobj.h>
 
@@ -27,14 +26,10 @@ static int set_key(struct kmfs_pool *p, struct pages *pg)
 	struct kmfs_super *sb = p->sb;
 	uint8_t key[sizeof(sb->dir_key)];
 	struct txn t;
-	int rc;
+	int rc = pool_new_dir_key(key, p->media.path);
 
-	if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
-		rc = -errno;
-		log_err("cannot get random bytes for the directory key: %s",
-			strerror(errno));
+	if (rc < 0)
 		return rc;
-	}
 	txn_init(&t, pg);
 	rc = txn_begin(&t);
 	if (rc < 0)
@@ -58,14 +53,8 @@ static int unkeyed_dirs(struct kmfs_pool *p, uint64_t **out, size_t *n)
 	*n = 0;
 	for (PMEMoid oid = pmemobj_first(p->pop); !OID_IS_NULL(oid);
 	     oid = pmemobj_next(oid)) {
-		const struct kmfs_inode *ino = pool_ptr(p, oid.off);
-		const struct kmfs_dirtable *tab;
-
-		if (pmemobj_type_num(oid) != KMFS_T_INODE || !S_ISDIR(ino->mode) ||
-		    !ino->data_off)
-			continue;
-		tab = pool_ptr(p, ino->data_off);
-		if (tab->hash_kind == KMFS_HASH_SIPHASH)
+		if (pmemobj_type_num(oid) != KMFS_T_INODE ||
+		    !dir_unkeyed(p, pool_ptr(p, oid.off)))
 			continue;
 		if (*n == cap) {
 			size_t c = cap ? cap * 2 : 64;
@@ -91,7 +80,7 @@ int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r)
 
 	memset(r, 0, sizeof(*r));
 	pages_init_offline(&pg, p);
-	if (p->sb->major < 2) {
+	if (!pool_has_dir_key(p)) {
 		rc = set_key(p, &pg);
 		if (rc < 0) {
 			log_err("cannot write the directory key: %s", strerror(-rc));

@@ -72,6 +72,26 @@ static bool attached_to_kmod(const char *path)
 /* opens of the pool a repair may take before it must have settled */
 #define FSCK_ROUNDS 10
 
+/* open PATH (through kmemfs.ko, copy-on-write when not REPAIR, else for
+ * writing); a daemon just unmounted may still be closing it */
+static int open_pool(const char *path, bool via_kmod, bool repair,
+		     struct kmfs_pool *pool)
+{
+	int rc;
+
+	for (int tries = 0; ; tries++) {
+		if (via_kmod)
+			rc = pool_open_kmod(path, pool, true);
+		else if (!repair)
+			rc = pool_open_private(path, pool, tries < 50);
+		else
+			rc = pool_open_quiet(path, pool, tries < 50);
+		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
+			return rc;
+		usleep(100 * 1000);
+	}
+}
+
 /*
  * Open PATH, check it (repairing when O says), print the counts and
  * close it. Returns 0, -EUCLEAN (damaged beyond repair, said), or another
@@ -81,20 +101,8 @@ static int check_once(const char *path, bool via_kmod, const struct check_opts *
 		      bool again, struct check_result *r)
 {
 	struct kmfs_pool pool;
-	int rc;
+	int rc = open_pool(path, via_kmod, o->repair, &pool);
 
-	/* a daemon that was just unmounted may still be closing the pool */
-	for (int tries = 0; ; tries++) {
-		if (via_kmod)
-			rc = pool_open_kmod(path, &pool, true);
-		else if (!o->repair)
-			rc = pool_open_private(path, &pool, tries < 50);
-		else
-			rc = pool_open_quiet(path, &pool, tries < 50);
-		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
-			break;
-		usleep(100 * 1000);
-	}
 	if (rc < 0)
 		return rc;
 	if (again)
@@ -118,26 +126,12 @@ static int check_once(const char *path, bool via_kmod, const struct check_opts *
 	return 0;
 }
 
-/* open PATH for writing; a daemon just unmounted may still be closing it */
-static int open_for_repair(const char *path, bool via_kmod, struct kmfs_pool *pool)
-{
-	int rc;
-
-	for (int tries = 0; ; tries++) {
-		rc = via_kmod ? pool_open_kmod(path, pool, true)
-			      : pool_open_quiet(path, pool, tries < 50);
-		if ((rc != -EWOULDBLOCK && rc != -EAGAIN) || tries >= 50)
-			return rc;
-		usleep(100 * 1000);
-	}
-}
-
 /* --upgrade, on a pool just found sound; returns the exit status */
 static int upgrade_pool(const char *path, bool via_kmod, int status)
 {
 	struct upgrade_result r;
 	struct kmfs_pool pool;
-	int rc = open_for_repair(path, via_kmod, &pool);
+	int rc = open_pool(path, via_kmod, true, &pool);
 
 	if (rc < 0) {
 		printf("fsck.kmemfs: not upgraded: the pool did not open again\n");
