@@ -607,7 +607,7 @@ static bool stores_past_size(const struct in_place_undo *u, size_t n)
 }
 
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
-		   size_t size, const struct data_src *src)
+		   size_t size, const struct data_src *src, bool take_back)
 {
 	uint64_t end = off + size, first = off / PG, last = (end + PG - 1) / PG;
 	ssize_t done = data_overwrite(fs, ino, off, size, src);
@@ -628,6 +628,8 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		zero_past_size(fs, ino);
 	txn_init(&t, &fs->pages);
 	rc = plan_range(fs, &t, ino, first, last, true, true, &pl);
+	if (rc == -PAGES_ERECLAIM && !take_back)
+		rc = -ENOSPC;
 	if (rc == -ENOSPC && pl.n) {
 		/* a full filesystem takes what fits, as a kernel one does: the
 		 * pages planned so far cover a prefix, stored as a short write
@@ -1094,7 +1096,7 @@ static ssize_t copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t s
 		if (b.n < n)
 			memset(buf + b.n, 0, n - b.n); /* past the source's end */
 		b.n = 0;
-		rc = data_write(fs, dst, doff + done, n, &ds);
+		rc = data_write(fs, dst, doff + done, n, &ds, true);
 		if (rc < 0)
 			break;
 		done += (uint64_t)rc;

@@ -54,9 +54,11 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
  */
 /* data_write -- returns bytes written or -errno. Fewer bytes only when the
  * filesystem is full: the whole pages that fit, as a kernel filesystem
- * writes them; -ENOSPC when not one page does. Otherwise all or nothing. */
+ * writes them; -ENOSPC when not one page does. Otherwise all or nothing.
+ * Without TAKE_BACK, pages only a lent unit could give count as missing
+ * (no -PAGES_ERECLAIM): for the run after the kernel kept its units. */
 ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
-		   size_t size, const struct data_src *src);
+		   size_t size, const struct data_src *src, bool take_back);
 /* data_truncate -- set the size; AND_THEN (when not NULL) makes the rest of
  * the caller's change (a setattr's mode, owner, times) in the same
  * transaction, so that the call changes everything or nothing */

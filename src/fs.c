@@ -1271,7 +1271,8 @@ int fs_read(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 }
 
 static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,
-			  size_t size, const struct data_src *src, bool append)
+			  size_t size, const struct data_src *src, bool append,
+			  bool take_back)
 {
 	uint64_t ioff = fs_ino_off(fs, ino_nr);
 	struct vnode *v;
@@ -1294,7 +1295,8 @@ static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,
 		pthread_rwlock_wrlock(&v->lock);
 		if (append)
 			off = fs_inode(fs, ioff)->size;
-		rc = data_write(fs, fs_inode(fs, ioff), off, size, src);
+		rc = data_write(fs, fs_inode(fs, ioff), off, size, src,
+				take_back);
 		pthread_rwlock_unlock(&v->lock);
 	}
 	pthread_rwlock_unlock(&fs->ns_lock);
@@ -1306,11 +1308,18 @@ ssize_t fs_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size,
 		 const struct data_src *src, bool append)
 {
 	unsigned round = 0;
+	bool take_back = true;
 	ssize_t rc;
 
-	do
-		rc = write_once(fs, ino_nr, off, size, src, append);
-	while (again_after_reclaim(fs, &rc, &round));
+	/* as again_after_reclaim, but when the kernel or host keeps its
+	 * units, the last run stores what the free pages hold (a short write,
+	 * as on a full filesystem) instead of failing whole */
+	while ((rc = write_once(fs, ino_nr, off, size, src, append,
+				take_back)) == -PAGES_ERECLAIM)
+		if (pages_take_back(&fs->pages, round++) < 0)
+			take_back = false;
+	if (round)
+		pages_take_back_done(&fs->pages);
 	return rc;
 }
 

@@ -1016,6 +1016,56 @@ static void test_threads_kept_unit_passed_over(void **state)
 	check_clean(fs);
 }
 
+/* a write larger than the free pages, when the kernel keeps every lent
+ * unit: the free pages are written, as on a full filesystem (a short
+ * write), not nothing */
+static void test_threads_kept_units_short_write(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[64 * BLOCK];
+	struct pages_stats ps;
+	uint64_t off, fill, ino;
+
+	fill_but_units(fs, 3);
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "fill", &off), 0);
+	fill = fs_ino(fs, off);
+	/* ten pages free in a unit in use */
+	assert_int_equal(fs_fallocate(fs, fill, FALLOC_FL_PUNCH_HOLE |
+				      FALLOC_FL_KEEP_SIZE, 40 * BLOCK,
+				      10 * BLOCK), 0);
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.free_pages, 10);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "f", S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	ino = fs_ino(fs, off);
+
+	memset(&keep, 0, sizeof(keep));
+	keep.refuse = 1000;
+	memset(buf, 0x5a, sizeof(buf));
+	fs->pages.reclaim_hook = reclaim_kernel_keeps;
+	assert_int_equal(write_mem(fs, ino, 0, buf, sizeof(buf), false),
+			 10 * BLOCK);
+	/* nothing left: the next write gets ENOSPC, and changes nothing */
+	assert_int_equal(write_mem(fs, ino, 10 * BLOCK, buf, BLOCK, false),
+			 -ENOSPC);
+	fs->pages.reclaim_hook = NULL;
+	assert_true(keep.calls >= 2);
+
+	struct stat st;
+	assert_int_equal(fs_getattr(fs, ino, &st), 0);
+	assert_int_equal(st.st_size, 10 * BLOCK);
+	memset(buf, 0, sizeof(buf));
+	struct readbuf r = { buf, 0 };
+	assert_int_equal(fs_read(fs, ino, 0, sizeof(buf), reply, &r), 0);
+	assert_int_equal(r.n, 10 * BLOCK);
+	for (size_t i = 0; i < 10 * BLOCK; i++)
+		assert_int_equal(buf[i], 0x5a);
+	pages_stats(&fs->pages, &ps);
+	assert_int_equal(ps.free_pages, 0);
+	assert_int_equal(ps.lent_pages, 3 * KMFS_UNIT_PAGES);
+	check_clean(fs);
+}
+
 static int tpool_setup_reserve(void **state)
 {
 	struct tpool *t = calloc(1, sizeof(*t));
@@ -1067,6 +1117,9 @@ int main(void)
 						tpool_setup_small,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_kept_unit_passed_over,
+						tpool_setup_small,
+						tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_threads_kept_units_short_write,
 						tpool_setup_small,
 						tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_threads_taken_back_stays,
