@@ -397,6 +397,17 @@ unsigned loop_peak_workers(struct loop *l)
 	return n;
 }
 
+unsigned loop_left_workers(struct loop *l)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&l->lock);
+	for (struct worker *w = l->left; w; w = w->next)
+		n++;
+	pthread_mutex_unlock(&l->lock);
+	return n;
+}
+
 unsigned loop_cpus(void)
 {
 	cpu_set_t set;

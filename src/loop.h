@@ -39,6 +39,8 @@ void loop_free(struct loop *l);
 /* for tests and stats: workers alive now, and the most there ever were */
 unsigned loop_workers(struct loop *l);
 unsigned loop_peak_workers(struct loop *l);
+/* ... and the workers that left and are not joined yet */
+unsigned loop_left_workers(struct loop *l);
 
 /* loop_cpus -- the CPUs this process may run on (0: unknown) */
 unsigned loop_cpus(void);

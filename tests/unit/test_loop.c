@@ -34,6 +34,7 @@ struct source {
 	atomic_int slots_freed;
 	atomic_int threads_keyed; /* worker threads that served a request */
 	atomic_int threads_ended; /* ... whose thread-local destructor ran */
+	bool quick_exit;          /* no slow destructor in threads that left */
 };
 
 static struct source src;
@@ -76,7 +77,7 @@ static __thread bool left_pool; /* its slot was freed on its own thread */
 
 static void thread_exit_dtor(void *v)
 {
-	if (left_pool) {
+	if (left_pool && !src.quick_exit) {
 		while (!src.exited)
 			usleep(1000);
 		usleep(200 * 1000);
@@ -249,6 +250,55 @@ static void test_loop_rescues_blocked_workers_up_to_max(void **state)
 	assert_int_equal(stop(r), 0);
 }
 
+/* block both base workers, so that the monitor starts a rescue worker */
+static void block_base_workers(struct runner *r, int blocked_before)
+{
+	push(REQ_BLOCK, 2);
+	assert_true(WAIT_FOR(src.blocked == blocked_before + 2));
+	push(REQ_QUICK, 1);
+	assert_true(WAIT_FOR(loop_workers(r->loop) >= 3));
+}
+
+/* after a block, the extra workers leave; serve quick requests until they
+ * have */
+static void let_extra_workers_leave(struct runner *r)
+{
+	open_gate();
+	assert_true(WAIT_FOR(src.blocked == 0));
+	for (int i = 0; i < 50 && loop_workers(r->loop) > 2; i++) {
+		push(REQ_QUICK, 4);
+		usleep(20000);
+	}
+	assert_int_equal(loop_workers(r->loop), 2);
+}
+
+/* a worker that left is joined by the next spawn once its thread is gone,
+ * not only at the end of the run: a long-running daemon does not keep a
+ * list (and a thread's stack, unjoined) per block it was rescued from */
+static void test_loop_spawn_joins_the_workers_that_left(void **state)
+{
+	struct runner *r = start(2, 4);
+
+	src.quick_exit = true;
+	block_base_workers(r, 0);
+	let_extra_workers_leave(r);
+	unsigned left = loop_left_workers(r->loop);
+	assert_true(left >= 1);
+	/* their threads end (each that left has freed its slot, and only
+	 * they have exited so far): still listed, since nothing has spawned */
+	assert_true(WAIT_FOR(src.threads_ended == src.slots_freed));
+	usleep(50 * 1000);
+	assert_int_equal(loop_left_workers(r->loop), left);
+
+	pthread_mutex_lock(&src.mu);
+	src.gate_open = false;
+	pthread_mutex_unlock(&src.mu);
+	block_base_workers(r, 0);
+	assert_int_equal(loop_left_workers(r->loop), 0);
+	let_extra_workers_leave(r);
+	assert_int_equal(stop(r), 0);
+}
+
 static void test_loop_receive_error_ends_the_run(void **state)
 {
 	struct runner *r = start(2, 4);
@@ -307,6 +357,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loop_base_workers_serve_and_stop),
 		cmocka_unit_test(test_loop_rescues_blocked_workers_up_to_max),
+		cmocka_unit_test(test_loop_spawn_joins_the_workers_that_left),
 		cmocka_unit_test(test_loop_receive_error_ends_the_run),
 		cmocka_unit_test(test_loop_signal_ends_the_run),
 		cmocka_unit_test(test_loop_new_checks_its_sizes),
