@@ -88,7 +88,7 @@ static void usage(FILE *f)
 "lent to the kernel as RAM while mounted.\n"
 "\n"
 "  --size SIZE      create and format a pool file of SIZE (e.g. 1G) when\n"
-"                   PATH does not exist\n"
+"                   PATH does not exist (an existing pool keeps its size)\n"
 "  -f               stay in the foreground (else kmemfs returns once the\n"
 "                   mount answers, and the daemon logs to syslog)\n"
 "  -d               debug output (implies -f)\n"
