@@ -1388,8 +1388,10 @@ int64_t fs_lseek(struct kmfs_fs *fs, uint64_t ino_nr, int64_t off, int whence)
 
 struct readdir_ctx {
 	struct kmfs_fs *fs;
-	fs_dirent_fn fn;
+	fs_dirent_fn fn;         /* readdir */
+	fs_direntplus_fn plus;   /* readdirplus */
 	void *arg;
+	int error;               /* readdirplus: why the walk stopped early */
 };
 
 static int readdir_one(void *arg, const struct dir_entry *e)
@@ -1399,27 +1401,92 @@ static int readdir_one(void *arg, const struct dir_entry *e)
 		     e->type, e->cookie);
 }
 
-int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
-	       fs_dirent_fn fn, void *arg)
+/*
+ * An entry with its attributes, read under the inode's lock as GETATTR
+ * reads them; it gains a lookup only if the callback took it. An inode
+ * the kernel knows already (it holds lookups) goes as a bare entry: sent
+ * whole, the kernel would drop its cached ACLs and ask for them again,
+ * which makes a second `ls -l` twice the requests.
+ */
+static int readdirplus_one(void *arg, const struct dir_entry *e)
+{
+	struct readdir_ctx *c = arg;
+	struct vnode *v = vget(c->fs, e->ino_off);
+	struct stat st = { .st_ino = fs_ino(c->fs, e->ino_off),
+			   .st_mode = DTTOIF(e->type) };
+	bool known;
+	int full;
+
+	if (!v) {
+		c->error = -ENOMEM;
+		return 1;
+	}
+	pthread_mutex_lock(&c->fs->vlock);
+	known = v->nlookup > 0;
+	pthread_mutex_unlock(&c->fs->vlock);
+	if (!known) {
+		pthread_rwlock_rdlock(&v->lock);
+		fs_stat(c->fs, e->ino_off, &st);
+		pthread_rwlock_unlock(&v->lock);
+	}
+	full = c->plus(c->arg, e->name, e->namelen, &st, !known, e->cookie);
+	if (!full && !known) {
+		pthread_mutex_lock(&c->fs->vlock);
+		v->nlookup++;
+		pthread_mutex_unlock(&c->fs->vlock);
+	}
+	vput(c->fs, v);
+	return full;
+}
+
+/* "." and "..": no lookup (the kernel takes none for them), so bare */
+static int readdir_dot(struct readdir_ctx *c, const char *name, uint64_t off,
+		       uint64_t next)
+{
+	struct stat st = { .st_ino = fs_ino(c->fs, off), .st_mode = S_IFDIR };
+
+	if (c->plus)
+		return c->plus(c->arg, name, strlen(name), &st, false, next);
+	return c->fn(c->arg, name, strlen(name), st.st_ino, DT_DIR, next);
+}
+
+static int readdir_walk(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+			struct readdir_ctx *c)
 {
 	struct kmfs_inode *dir;
-	struct readdir_ctx c = { fs, fn, arg };
 	int rc;
 
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	rc = get_dir(fs, ino, &dir);
 	if (rc < 0)
 		goto out;
-	if (off < 1 && fn(arg, ".", 1, ino, DT_DIR, 1))
+	if (off < 1 && readdir_dot(c, ".", fs_ino_off(fs, ino), 1))
 		goto out;
-	if (off < 2 && fn(arg, "..", 2, fs_ino(fs, dir->parent_off), DT_DIR, 2))
+	if (off < 2 && readdir_dot(c, "..", dir->parent_off, 2))
 		goto out;
-	dir_iter(&fs->pool, dir, off < 2 ? 2 : off, readdir_one, &c);
+	dir_iter(&fs->pool, dir, off < 2 ? 2 : off,
+		 c->plus ? readdirplus_one : readdir_one, c);
 	if (!fs->noatime && !fs->nodiratime)
 		touch_atime(fs, dir);
 out:
 	pthread_rwlock_unlock(&fs->ns_lock);
-	return rc;
+	return rc < 0 ? rc : c->error;
+}
+
+int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+	       fs_dirent_fn fn, void *arg)
+{
+	struct readdir_ctx c = { .fs = fs, .fn = fn, .arg = arg };
+
+	return readdir_walk(fs, ino, off, &c);
+}
+
+int fs_readdirplus(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+		   fs_direntplus_fn fn, void *arg)
+{
+	struct readdir_ctx c = { .fs = fs, .plus = fn, .arg = arg };
+
+	return readdir_walk(fs, ino, off, &c);
 }
 
 int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)

@@ -204,6 +204,17 @@ typedef int (*fs_dirent_fn)(void *arg, const char *name, size_t len,
 			    uint64_t ino, unsigned type, uint64_t next_off);
 int fs_readdir(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 	       fs_dirent_fn fn, void *arg);
+/* readdirplus: FN also gets each entry's attributes, and an entry it takes
+ * (returns 0) gains one lookup, as from fs_lookup, with LOOKED_UP true.
+ * Bare entries (LOOKED_UP false, ST holding only st_ino and the type) gain
+ * none: ".", "..", and inodes the kernel holds lookups on already. An
+ * error (-ENOMEM) may come after entries were taken: they keep their
+ * lookups, so the caller replies with them or forgets them. */
+typedef int (*fs_direntplus_fn)(void *arg, const char *name, size_t len,
+				const struct stat *st, bool looked_up,
+				uint64_t next_off);
+int fs_readdirplus(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
+		   fs_direntplus_fn fn, void *arg);
 
 int fs_statfs(struct kmfs_fs *fs, struct statvfs *st);
 

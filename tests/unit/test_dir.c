@@ -744,6 +744,117 @@ static void test_dir_tmpfile(void **state)
 	assert_int_equal(cr.orphans, 0);
 }
 
+struct plus_seen {
+	char name[8][16];
+	bool looked_up[8];
+	struct stat st[8];
+	uint64_t next[8];
+	size_t n, cap;
+};
+
+static int plus_fn(void *arg, const char *name, size_t len,
+		   const struct stat *st, bool looked_up, uint64_t next)
+{
+	struct plus_seen *s = arg;
+
+	if (s->n == s->cap)
+		return 1;
+	memcpy(s->name[s->n], name, len);
+	s->name[s->n][len] = 0;
+	s->looked_up[s->n] = looked_up;
+	s->st[s->n] = *st;
+	s->next[s->n] = next;
+	s->n++;
+	return 0;
+}
+
+static size_t seen_at(const struct plus_seen *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->name[i], name))
+			return i;
+	fail_msg("%s not listed", name);
+	return 0;
+}
+
+/* readdirplus: each entry it hands over whole counts one lookup, as a
+ * LOOKUP would; names the kernel knows, ".", ".." and entries that did not
+ * fit count none */
+static void test_dir_readdirplus_counts_lookups(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static const char data[5000];
+	uint64_t a = mk(fs, FS_ROOT_INO, "a"), b = mk(fs, FS_ROOT_INO, "b");
+	uint64_t c = mk(fs, FS_ROOT_INO, "c");
+	struct plus_seen s = { .cap = 8 };
+	uint64_t inodes;
+
+	assert_int_equal(write_mem(fs, fs_ino(fs, a), 0, data, sizeof(data), false),
+			 sizeof(data));
+	/* the kernel forgets the creates' entries */
+	fs_forget(fs, fs_ino(fs, a), 1);
+	fs_forget(fs, fs_ino(fs, b), 1);
+	fs_forget(fs, fs_ino(fs, c), 1);
+	inodes = atomic_load(&fs->nr_inodes);
+
+	assert_int_equal(fs_readdirplus(fs, FS_ROOT_INO, 0, plus_fn, &s), 0);
+	assert_int_equal(s.n, 5);
+	assert_false(s.looked_up[seen_at(&s, ".")]);
+	assert_false(s.looked_up[seen_at(&s, "..")]);
+	assert_int_equal(s.st[seen_at(&s, ".")].st_ino, FS_ROOT_INO);
+	size_t ia = seen_at(&s, "a");
+	assert_true(s.looked_up[ia]);
+	assert_true(s.looked_up[seen_at(&s, "b")]);
+	assert_true(s.looked_up[seen_at(&s, "c")]);
+	assert_int_equal(s.st[ia].st_ino, fs_ino(fs, a));
+	assert_int_equal(s.st[ia].st_size, sizeof(data));
+	assert_int_equal(s.st[ia].st_mode, S_IFREG | 0644);
+	assert_int_equal(s.st[ia].st_nlink, 1);
+	assert_int_equal(s.st[ia].st_blocks, 16);
+
+	/* known to the kernel now: bare entries, no more lookups */
+	s.n = 0;
+	assert_int_equal(fs_readdirplus(fs, FS_ROOT_INO, 0, plus_fn, &s), 0);
+	assert_int_equal(s.n, 5);
+	for (size_t i = 0; i < s.n; i++)
+		assert_false(s.looked_up[i]);
+	assert_int_equal(s.st[seen_at(&s, "a")].st_ino, fs_ino(fs, a));
+	assert_int_equal(s.st[seen_at(&s, "a")].st_mode & S_IFMT, S_IFREG);
+
+	/* the lookup is real: unlinked, "a" stays until it is forgotten */
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "a"), 0);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes);
+	fs_forget(fs, fs_ino(fs, a), 1);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes - 1);
+
+	/* a full buffer: the entry that did not fit gains nothing */
+	fs_forget(fs, fs_ino(fs, b), 1);
+	fs_forget(fs, fs_ino(fs, c), 1);
+	s = (struct plus_seen){ .cap = 3 };
+	assert_int_equal(fs_readdirplus(fs, FS_ROOT_INO, 0, plus_fn, &s), 0);
+	assert_int_equal(s.n, 3);
+	assert_true(s.looked_up[2]);
+	char first[16];
+	strcpy(first, s.name[2]);
+	uint64_t from = s.next[2];
+	s = (struct plus_seen){ .cap = 8 };
+	assert_int_equal(fs_readdirplus(fs, FS_ROOT_INO, from, plus_fn, &s), 0);
+	assert_int_equal(s.n, 1);
+	assert_true(s.looked_up[0]);
+	assert_string_not_equal(s.name[0], first);
+	/* one lookup each, so one forget each frees both once unlinked */
+	fs_forget(fs, fs_ino(fs, b), 1);
+	fs_forget(fs, fs_ino(fs, c), 1);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "b"), 0);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "c"), 0);
+	assert_int_equal(atomic_load(&fs->nr_inodes), inodes - 3);
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(cr.orphans, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -774,6 +885,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_fsck_mends_a_flipped_hash_kind,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_fsck_finds_a_name_there_twice,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_readdirplus_counts_lookups,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
 			setup_3g, tpool_teardown),
