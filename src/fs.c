@@ -1172,9 +1172,11 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	/* readers of one file share its vnode lock, and overwrites store the
 	 * other times under it: the stripe orders all of them */
 	pthread_mutex_lock(fs_times_lock(fs, ino));
+	/* no subtraction from a time read from the pool, which may be any
+	 * int64 (utimensat sets what the caller asks) */
 	fresh = time_after(ino->atime, ino->mtime) &&
 		time_after(ino->atime, ino->ctime) &&
-		now.sec - ino->atime.sec < 24 * 3600;
+		ino->atime.sec > now.sec - 24 * 3600;
 	pthread_mutex_unlock(fs_times_lock(fs, ino));
 	if (fresh)
 		return;

@@ -617,6 +617,52 @@ static void test_data_overwrite_cut_short_is_a_short_write(void **state)
 	verify(fs, ino);
 }
 
+/* atime after a read of FILE whose times were set to A, M and C (seconds) */
+static int64_t atime_after_read(struct kmfs_fs *fs, uint64_t ino, int64_t a,
+				int64_t m, int64_t c)
+{
+	struct stat st = { .st_atim = { a, 0 }, .st_mtim = { m, 0 },
+			   .st_ctim = { c, 0 } };
+	unsigned char buf[16];
+	struct readbuf r = { buf, 0 };
+
+	struct stat out;
+
+	assert_int_equal(fs_setattr(fs, ino, &st, FS_SET_ATIME | FS_SET_MTIME |
+				    FS_SET_CTIME, &out), 0);
+	assert_int_equal(fs_read(fs, ino, 0, sizeof(buf), reply, &r), 0);
+	assert_int_equal(fs_getattr(fs, ino, &st), 0);
+	return st.st_atim.tv_sec;
+}
+
+/* relatime, for any times a pool may hold (utimensat stores what it is
+ * given): the access time moves when it is not after the modification and
+ * change times, or a day old */
+static void test_data_relatime_takes_any_times(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t off, ino;
+	int64_t now = time(NULL), day = 24 * 3600;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "t", S_IFREG | 0644, 0, &root,
+				  &off), 0);
+	ino = fs_ino(fs, off);
+	assert_int_equal(write_mem(fs, ino, 0, "x", 1, false), 1);
+	/* after the other two and an hour old: kept */
+	assert_int_equal(atime_after_read(fs, ino, now - 3600, now - 7200,
+					  now - 7200), now - 3600);
+	/* two days old: moved */
+	assert_true(atime_after_read(fs, ino, now - 2 * day, now - 3 * day,
+				     now - 3 * day) >= now);
+	/* not after the modification time: moved */
+	assert_true(atime_after_read(fs, ino, now - 3600, now - 60, now - 7200) >= now);
+	/* the far past and far future of int64 (a day's sum would overflow) */
+	assert_true(atime_after_read(fs, ino, INT64_MIN + 5, INT64_MIN,
+				     INT64_MIN) >= now);
+	assert_int_equal(atime_after_read(fs, ino, INT64_MAX, INT64_MAX - 1,
+					  INT64_MAX - 1), INT64_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -645,6 +691,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_overwrite_cut_short_is_a_short_write,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_write_past_the_size_is_marked,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_relatime_takes_any_times,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
