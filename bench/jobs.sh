@@ -251,7 +251,8 @@ fcreate_run() {
 }
 
 # job_mount: kmemfs only -- fill a pool with NFILES files, unmount, and time a
-# mount until `stat MNT` answers; then check all the files are there
+# mount until `stat MNT` answers, then a `du -s` of them; then check all the
+# files are there
 job_mount() {
 	local t0 t1 n
 	[ "$SYS" = kmemfs ] || return 0
@@ -269,6 +270,13 @@ job_mount() {
 	fi
 	t1=$(now_ns)
 	record mount-files "$(secs "$t0" "$t1")"
+	# a listing that stats every name, on names the kernel does not know
+	t0=$(now_ns)
+	if timeout 300 du -s "$MNT/many" >/dev/null; then
+		record mount-list "$(secs "$t0" "$(now_ns)")"
+	else
+		job_failed mount-list "du -s failed"
+	fi
 	n=$(timeout 300 ls -f "$MNT/many" | grep -c '^f')
 	[ "$n" = "$NFILES" ] || job_failed mount-files "after remount $n of $NFILES files"
 }

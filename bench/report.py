@@ -73,6 +73,8 @@ def catalogue(meta):
         job("fcreate-small-unlink", f"unlink {small} files", "ops/s", "k", vs_pll=True),
         job("mount-files", f"mount of a pool holding {files} files (until stat MNT)", "s",
             "{:.3f}", better="lower", plot=False, abs=("<", 1.0)),
+        job("mount-list", f"... then du -s of the {files} files (a listing that stats every name)",
+            "s", "{:.3f}", better="lower", plot=False),
         job("rss-anon-before", "daemon RssAnon before the data jobs", "MiB", "{:.1f}",
             better="lower", plot=False),
         job("rss-anon-after-data", "daemon RssAnon after the data jobs", "MiB", "{:.1f}",
