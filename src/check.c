@@ -909,7 +909,20 @@ static void drain(struct checker *c)
 	}
 }
 
-/* Is O a directory still in use that the walk has not reached? */
+/* Does directory INO name anything? A removed one (rmdir empties it
+ * first) names nothing, and the mount frees its table only. */
+static bool names_entries(struct checker *c, const struct kmfs_inode *ino)
+{
+	const struct kmfs_dirtable *tab;
+
+	if (!obj_get(c, ino->data_off, KMFS_T_DIRTABLE, sizeof(*tab)))
+		return false;
+	tab = pool_ptr(c->p, ino->data_off);
+	return tab->head_off != 0;
+}
+
+/* Is O a directory still in use that the walk has not reached: linked, or
+ * removed but naming entries all the same? */
 static bool cut_off(struct checker *c, const struct obj *o)
 {
 	const struct kmfs_inode *ino;
@@ -918,7 +931,7 @@ static bool cut_off(struct checker *c, const struct obj *o)
 	    o->off == c->p->sb->root_off)
 		return false;
 	ino = pool_ptr(c->p, o->off);
-	return S_ISDIR(ino->mode) && ino->nlink;
+	return S_ISDIR(ino->mode) && (ino->nlink || names_entries(c, ino));
 }
 
 /* The top of the cut-off subtree holding directory O, by its ".." links. */
@@ -993,6 +1006,12 @@ static void check_links(struct checker *c)
 			if ((!o->reached || o->cut) && !root) {
 				if (ino->nlink) {
 					report(c, "directory %#llx is not reachable from the root",
+					       (unsigned long long)o->off);
+					reconnect(c, o->off, ino);
+				} else if (o->cut) {
+					/* walked as a cut-off subtree: what
+					 * it names is counted there */
+					report(c, "removed directory %#llx still names entries",
 					       (unsigned long long)o->off);
 					reconnect(c, o->off, ino);
 				} else {
@@ -1084,13 +1103,28 @@ static void check_pages(struct checker *c)
 }
 
 /* Objects nothing refers to: leaked by a bug, freed on repair. */
+/* Is O one of the objects the superblock holds by itself: the superblock
+ * (the root object), an arena, the reference counts, the unit states? */
+static bool held_by_super(const struct checker *c, const struct obj *o)
+{
+	const struct kmfs_super *sb = c->p->sb;
+
+	if (o->off == pmemobj_oid(sb).off || o->off == sb->refs_off ||
+	    o->off == sb->units_off)
+		return true;
+	for (uint32_t i = 0; i < sb->narenas && i < KMFS_MAX_ARENAS; i++)
+		if (o->off == sb->arenas[i].obj_off)
+			return true;
+	return false;
+}
+
 static void check_leaks(struct checker *c)
 {
 	for (size_t i = 0; i < c->nobjs; i++) {
 		struct obj *o = &c->objs[i];
-		if (o->refs || o->type == KMFS_T_INODE || o->type == KMFS_T_SUPER ||
-		    o->type == KMFS_T_ARENA || o->off == c->p->sb->refs_off ||
-		    o->off == c->p->sb->units_off)
+		/* any type may be damaged into SUPER or ARENA: only the ones
+		 * the superblock names go unnamed */
+		if (o->refs || o->type == KMFS_T_INODE || held_by_super(c, o))
 			continue;
 		/* a damaged type: nothing can name it, it is garbage */
 		if (o->type < KMFS_T_SUPER || o->type > KMFS_T_UNITS)

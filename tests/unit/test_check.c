@@ -7,6 +7,7 @@
 #include "helpers.h"
 #include "check.h"
 #include "dir.h"
+#include "txn.h"
 
 
 /* a small tree: dir/file with data, a hard link, a symlink, an xattr */
@@ -444,6 +445,63 @@ static void test_check_cut_off_subtree_stays_whole(void **state)
 	assert_int_equal(fs_inode(fs, g)->nlink, 1);
 }
 
+/* A removed directory (no name, no link) that still names entries: rmdir
+ * empties a directory first, and a mount would free its table only,
+ * leaving the entries behind. Found, and put in /lost+found whole. */
+static void test_check_removed_dir_naming_entries(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t d, f1, f2, got;
+	struct kmfs_inode *rootino = fs_inode(fs, fs_ino_off(fs, 1));
+	struct txn t;
+
+	assert_int_equal(fs_mkdir(fs, 1, "d", 0755, &root, &d), 0);
+	assert_int_equal(fs_mknod(fs, d, "f1", S_IFREG | 0644, 0, &root, &f1), 0);
+	assert_int_equal(fs_mknod(fs, d, "f2", S_IFREG | 0644, 0, &root, &f2), 0);
+	txn_init(&t, &fs->pages);
+	assert_int_equal(txn_begin(&t), 0);
+	assert_int_equal(dir_remove(&t, rootino, "d", 1), 0);
+	assert_int_equal(TXADD(rootino, nlink), 0);
+	rootino->nlink--;
+	assert_int_equal(TXADD(fs_inode(fs, d), nlink), 0);
+	fs_inode(fs, d)->nlink = 0;
+	assert_int_equal(txn_end(&t, 0), 0);
+
+	struct check_result r = run(&fs->pool, false);
+	assert_true(r.errors >= 1);
+	assert_int_equal(r.orphans, 0);
+	assert_non_null(strstr(r.first, "still names entries"));
+	assert_repaired(fs);
+	assert_int_equal(in_lost_found(fs, fs_ino_off(fs, d)), d);
+	assert_int_equal(fs_lookup(fs, d, "f1", &got), 0);
+	assert_int_equal(got, f1);
+	assert_int_equal(fs_lookup(fs, d, "f2", &got), 0);
+	assert_int_equal(got, f2);
+	assert_int_equal(fs_inode(fs, d)->nlink, 2);
+	assert_int_equal(fs_inode(fs, f1)->nlink, 1);
+}
+
+/* An object no one names is garbage whatever its type says, also when
+ * damage made it look like the superblock or an arena */
+static void test_check_stray_super_and_arena_objects(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint32_t types[] = { KMFS_T_SUPER, KMFS_T_ARENA };
+	PMEMoid oid;
+
+	for (size_t i = 0; i < 2; i++) {
+		uint64_t objects = run(&fs->pool, false).objects;
+
+		assert_int_equal(pmemobj_alloc(fs->pool.pop, &oid, 64, types[i],
+					       NULL, NULL), 0);
+		struct check_result r = run(&fs->pool, false);
+		assert_int_equal(r.errors, 1);
+		assert_non_null(strstr(r.first, "is not referenced"));
+		assert_repaired(fs);
+		assert_int_equal(run(&fs->pool, false).objects, objects);
+	}
+}
+
 /* fields the daemon relies on, out of their range, are found */
 static void test_check_ranges(void **state)
 {
@@ -669,6 +727,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_root_damage,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_cut_off_subtree_stays_whole,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_removed_dir_naming_entries,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_stray_super_and_arena_objects,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_ranges,
 			tpool_setup_default, tpool_teardown),
