@@ -248,7 +248,14 @@ int dir_lookup(const struct kmfs_pool *p, const struct kmfs_inode *dir,
 	return 0;
 }
 
-/* Rebuild the bucket table at a size that suits COUNT entries. */
+/*
+ * Rebuild the bucket table at a size that suits COUNT entries. Without
+ * room for the new table the old one stays: it finds every entry all the
+ * same, with more of them a bucket, and the next add or remove tries
+ * again. So a create or unlink never fails for it: libpmemobj may have no
+ * run for the table's size while much of the metadata is free (its free
+ * blocks sit in runs of other sizes, until a remount).
+ */
 static int resize(struct txn *t, struct kmfs_inode *dir, uint32_t bits)
 {
 	struct kmfs_pool *p = t->pages->pool;
@@ -257,7 +264,7 @@ static int resize(struct txn *t, struct kmfs_inode *dir, uint32_t bits)
 	int rc;
 
 	if (!off)
-		return -ENOSPC;
+		return 0;
 	tab = pool_ptr(p, off);
 	tab->seed = old->seed;
 	tab->hash_kind = old->hash_kind;

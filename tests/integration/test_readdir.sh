@@ -47,12 +47,12 @@ check_eq "$(ls "$MNT/r" | grep -c '^s0000[13579]$')" 0 "no unlinked name comes b
 # it counted are given back, so removed files still free their pages.
 mkdir "$MNT/p" "$MNT/p/sub"
 for i in $(seq 1 300); do
-	head -c $((i * 1000)) /dev/zero >"$MNT/p/f$i"
-	chmod "$(printf '%o' $((0400 + (i % 8) * 010 + (i % 3))))" "$MNT/p/f$i"
+	head -c $((i * 1000)) /dev/zero >"$MNT/p/f$i" 2>"$WORK/err" &&
+		chmod "$(printf '%o' $((0400 + (i % 8) * 010 + (i % 3))))" "$MNT/p/f$i" ||
+		abort_test "create p/f$i for the listing" "$(cat "$WORK/err"; stat -f "$MNT"; "$BIN_DIR/kmemfsctl" stat "$MNT")"
 done
-ln "$MNT/p/f1" "$MNT/p/hard"
-ln -s f2 "$MNT/p/sym"
-mkfifo "$MNT/p/fifo"
+ln "$MNT/p/f1" "$MNT/p/hard" && ln -s f2 "$MNT/p/sym" && mkfifo "$MNT/p/fifo" ||
+	abort_test "a link, a symlink and a FIFO for the listing"
 requests() { echo $(($(requests_dev) + $(requests_ring))); }
 list_attrs() { find "$MNT/p" -mindepth 1 -printf '%P %s %m %n %y %U %G %T@\n' | sort; }
 want=$(list_attrs)

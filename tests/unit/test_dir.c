@@ -9,6 +9,17 @@
 #include "txn.h"
 
 
+/* tx_alloc is linked wrapped (-Wl,--wrap=tx_alloc): with no_tables set,
+ * a bucket table cannot be had, as when libpmemobj has no run for its size */
+uint64_t __real_tx_alloc(size_t size, unsigned type, bool zero);
+static bool no_tables;
+uint64_t __wrap_tx_alloc(size_t size, unsigned type, bool zero)
+{
+	if (no_tables && type == KMFS_T_DIRTABLE)
+		return 0;
+	return __real_tx_alloc(size, type, zero);
+}
+
 static uint64_t mk(struct kmfs_fs *fs, uint64_t dir, const char *name)
 {
 	uint64_t off;
@@ -744,6 +755,62 @@ static void test_dir_tmpfile(void **state)
 	assert_int_equal(cr.orphans, 0);
 }
 
+/* a directory whose bucket table cannot grow (or shrink) keeps the one it
+ * has: creates and unlinks go on, every name is found, and the table
+ * takes its size at the next add or remove that can have one */
+static void test_dir_table_without_room_to_resize(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	const int N = 600;
+	uint64_t d, off;
+	char name[32];
+
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "d", 0755, &root, &d), 0);
+	struct kmfs_inode *dir = fs_inode(fs, fs_ino_off(fs, d));
+	uint32_t bits0 = ((struct kmfs_dirtable *)pool_ptr(&fs->pool, dir->data_off))->bits;
+
+	no_tables = true;
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "name-%d", i);
+		mk(fs, d, name);
+	}
+	const struct kmfs_dirtable *tab = pool_ptr(&fs->pool, dir->data_off);
+	assert_int_equal(tab->bits, bits0);
+	assert_int_equal(tab->count, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "name-%d", i);
+		assert_int_equal(fs_lookup(fs, d, name, &off), 0);
+	}
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+
+	/* room again: the next create grows the table */
+	no_tables = false;
+	mk(fs, d, "one-more");
+	tab = pool_ptr(&fs->pool, dir->data_off);
+	assert_true(tab->bits > bits0);
+	uint32_t grown = tab->bits;
+
+	/* no room to shrink: unlinks go on all the same */
+	no_tables = true;
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "name-%d", i);
+		assert_int_equal(fs_unlink(fs, d, name), 0);
+	}
+	tab = pool_ptr(&fs->pool, dir->data_off);
+	assert_int_equal(tab->bits, grown);
+	assert_int_equal(tab->count, 1);
+	assert_int_equal(fs_lookup(fs, d, "one-more", &off), 0);
+	no_tables = false;
+	assert_int_equal(fs_unlink(fs, d, "one-more"), 0);
+	tab = pool_ptr(&fs->pool, dir->data_off);
+	assert_true(tab->bits < grown);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+}
+
 struct plus_seen {
 	char name[8][16];
 	bool looked_up[8];
@@ -885,6 +952,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_fsck_mends_a_flipped_hash_kind,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_fsck_finds_a_name_there_twice,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_table_without_room_to_resize,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_readdirplus_counts_lookups,
 			tpool_setup_default, tpool_teardown),
