@@ -631,8 +631,8 @@ static int add_direntplus(void *arg, const char *name, size_t len,
 {
 	struct readdirplus_buf *b = arg;
 	char nm[KMFS_NAME_MAX + 1];
-	/* node 0 ("." and ".."): the kernel links nothing and counts no
-	 * lookup, but the entry still lists */
+	/* node 0 (".", "..", names the kernel knows): the kernel links
+	 * nothing and counts no lookup, but the entry still lists */
 	struct fuse_entry_param e = {
 		.ino = looked_up ? st->st_ino : 0,
 		.attr = *st,
@@ -660,7 +660,8 @@ static int add_direntplus(void *arg, const char *name, size_t len,
 /*
  * READDIRPLUS: the entries with their attributes, so that `ls -l`, `du` or
  * a copy of a tree does not send a LOOKUP per name. Each entry sent counts
- * a lookup; when the reply does not reach the kernel, they are forgotten.
+ * a lookup; when the reply cannot be written (the request was aborted),
+ * they are forgotten. Over io_uring the reply goes out later, unchecked.
  */
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
@@ -680,7 +681,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, -rc);
 	else if (fuse_reply_buf(req, b.buf, b.used) == -ENOENT)
 		for (size_t i = 0; i < b.n; i++)
-			fs_forget(fs, b.looked_up[i], 1); /* interrupted */
+			fs_forget(fs, b.looked_up[i], 1); /* aborted */
 	free(b.looked_up);
 	free(b.buf);
 }
