@@ -75,8 +75,8 @@ static void reply_entry(fuse_req_t req, int rc, uint64_t off)
 		return;
 	}
 	fill_entry(fs, off, &e);
-	if (fuse_reply_entry(req, &e) == -ENOENT)
-		fs_forget(fs, e.ino, 1); /* interrupted: the kernel took no ref */
+	if (fuse_reply_entry(req, &e) < 0)
+		fs_forget(fs, e.ino, 1); /* not written (aborted): no kernel ref */
 }
 
 /*
@@ -431,7 +431,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	set_open_reply(FS(req), fi);
-	if (fuse_reply_open(req, fi) == -ENOENT)
+	if (fuse_reply_open(req, fi) < 0)
 		fs_release(FS(req), ino);
 }
 
@@ -457,7 +457,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	fill_entry(fs, off, &e);
 	set_open_reply(fs, fi);
-	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+	if (fuse_reply_create(req, &e, fi) < 0) {
 		fs_release(fs, e.ino);
 		fs_forget(fs, e.ino, 1);
 	}
@@ -679,7 +679,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	/* an error after some entries: send those (the next call gets it) */
 	if (rc < 0 && b.used == 0)
 		fuse_reply_err(req, -rc);
-	else if (fuse_reply_buf(req, b.buf, b.used) == -ENOENT)
+	else if (fuse_reply_buf(req, b.buf, b.used) < 0)
 		for (size_t i = 0; i < b.n; i++)
 			fs_forget(fs, b.looked_up[i], 1); /* aborted */
 	free(b.looked_up);
