@@ -27,6 +27,7 @@
 
 #include "check.h"
 #include "dir.h"
+#include "log.h"
 #include "pages.h"
 #include "pool.h"
 #include "txn.h"
@@ -83,10 +84,13 @@ static void report(struct checker *c, const char *fmt, ...)
 	if (c->o->quiet)
 		return;
 	if (!c->o->verbose && c->r->errors > c->o->max_print) {
-		if (c->r->errors == c->o->max_print + 1)
+		if (c->r->errors == c->o->max_print + 1) {
+			log_progress_clear();
 			fprintf(stderr, "  ... (more errors not shown)\n");
+		}
 		return;
 	}
+	log_progress_clear();
 	fprintf(stderr, "  ");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -122,6 +126,7 @@ static void note(struct checker *c, const char *fmt, ...)
 
 	if (c->o->quiet || (!c->o->verbose && c->r->errors > c->o->max_print))
 		return;
+	log_progress_clear();
 	fprintf(stderr, "    -> ");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -359,6 +364,7 @@ static int collect(struct checker *c)
 		o->off = oid.off;
 		o->type = (uint32_t)pmemobj_type_num(oid);
 		o->size = pmemobj_alloc_usable_size(oid);
+		log_progress("listing objects", c->nobjs, 0);
 	}
 	qsort(c->objs, c->nobjs, sizeof(*c->objs), cmp_obj);
 	c->r->objects = c->nobjs;
@@ -904,6 +910,7 @@ static void drain(struct checker *c)
 	while (c->qhead < c->qtail && !c->r->fatal) {
 		uint64_t d = c->queue[c->qhead++];
 		struct kmfs_inode *dir = pool_ptr(c->p, d);
+		log_progress("checking directories", c->qhead, c->r->dirs);
 		obj_get(c, d, KMFS_T_INODE, 0)->reached = true;
 		check_dir(c, d, dir);
 	}
@@ -998,6 +1005,7 @@ static void check_links(struct checker *c)
 		struct kmfs_inode *ino;
 		uint32_t want;
 
+		log_progress("counting links", i, c->nobjs);
 		if (o->type != KMFS_T_INODE)
 			continue;
 		ino = pool_ptr(c->p, o->off);
@@ -1067,6 +1075,7 @@ static void check_pages(struct checker *c)
 	uint64_t bad = 0;
 
 	for (uint64_t pg = 0; pg < p->total_pages; pg++) {
+		log_progress("checking page counts", pg, p->total_pages);
 		if (c->counts[pg])
 			c->r->pages_used++;
 		if (p->refs[pg] == c->counts[pg])
@@ -1122,6 +1131,7 @@ static void check_leaks(struct checker *c)
 {
 	for (size_t i = 0; i < c->nobjs; i++) {
 		struct obj *o = &c->objs[i];
+		log_progress("looking for leaks", i, c->nobjs);
 		/* any type may be damaged into SUPER or ARENA: only the ones
 		 * the superblock names go unnamed */
 		if (o->refs || o->type == KMFS_T_INODE || held_by_super(c, o))
@@ -1181,6 +1191,7 @@ static int check_pass(struct kmfs_pool *p, const struct check_opts *o,
 			d->holders++;
 	}
 	for (size_t i = 0; i < c.nobjs; i++) {
+		log_progress("checking inodes", i, c.nobjs);
 		if (c.objs[i].type != KMFS_T_INODE)
 			continue;
 		if (c.objs[i].size < sizeof(struct kmfs_inode)) {
@@ -1230,8 +1241,10 @@ int check_pool(struct kmfs_pool *p, const struct check_opts *o,
 	rc = check_pass(p, o, r, &pg, &made, &mended);
 	found = r->errors;
 	for (int n = 2; rc == 0 && mended && n <= MAX_PASSES; n++) {
-		if (!o->quiet)
+		if (!o->quiet) {
+			log_progress_clear();
 			fprintf(stderr, "pass %d, on the mended structure:\n", n);
+		}
 		rc = check_pass(p, o, &pass, &pg, &made, &mended);
 		/* what is left is what the last pass found and did not fix */
 		found += pass.errors;

@@ -191,6 +191,7 @@ static void scan_inodes(struct kmfs_fs *fs)
 	fs->unkeyed_dirs = 0;
 	while (!OID_IS_NULL(oid)) {
 		PMEMoid next = pmemobj_next(oid);
+		log_progress("counting inodes", atomic_load(&fs->nr_inodes), 0);
 		if (pmemobj_type_num(oid) == KMFS_T_INODE) {
 			const struct kmfs_inode *ino = pmemobj_direct(oid);
 			bool orphan = ino->nlink == 0 && oid.off != fs->pool.sb->root_off;

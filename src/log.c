@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <syslog.h>
 
+#include "clock.h"
 #include "log.h"
 
 static const char *prog = "kmemfs";
@@ -31,6 +32,94 @@ void log_use_syslog(bool on)
 }
 void log_set_debug(bool on) { debug = on; }
 
+/* progress (log.h): one piece of work at a time, before the daemon serves */
+static enum log_progress_mode progress_mode = LOG_PROGRESS_TTY;
+static int progress_fd = STDERR_FILENO;
+static char progress_what[256];
+static const char *progress_phase;
+static uint64_t progress_start, progress_last, progress_ticks;
+static bool progress_on;       /* between begin and end */
+static bool progress_rewrite;  /* a terminal: one line, rewritten */
+static atomic_bool progress_shown; /* that line is there, to clear */
+
+#define PROGRESS_DELAY_NS 1000000000ull  /* quiet for quick work */
+#define PROGRESS_EVERY_NS 250000000ull
+
+void log_set_progress(enum log_progress_mode mode)
+{
+	progress_mode = mode;
+}
+
+void log_progress_to(int fd)
+{
+	progress_fd = fd;
+	if (fd < 0)
+		progress_on = false;
+}
+
+void log_progress_begin(const char *what)
+{
+	progress_on = false;
+	if (progress_mode == LOG_PROGRESS_OFF || atomic_load(&use_syslog))
+		return;
+	progress_rewrite = isatty(progress_fd);
+	if (progress_mode == LOG_PROGRESS_TTY && !progress_rewrite)
+		return;
+	snprintf(progress_what, sizeof(progress_what), "%s", what);
+	progress_phase = NULL;
+	progress_start = mono_ns();
+	progress_last = 0;
+	progress_ticks = 0;
+	progress_on = true;
+}
+
+void log_progress_clear(void)
+{
+	if (atomic_exchange(&progress_shown, false)) {
+		ssize_t n = write(progress_fd, "\r\033[K", 4);
+		(void)n; /* a progress line left standing is no error */
+	}
+}
+
+void log_progress(const char *phase, uint64_t done, uint64_t total)
+{
+	bool new_phase = phase != progress_phase;
+	uint64_t now;
+	char line[512];
+
+	if (!progress_on || (!new_phase && (++progress_ticks & 1023)))
+		return;
+	progress_phase = phase;
+	now = mono_ns();
+	if (progress_mode == LOG_PROGRESS_TTY && now - progress_start < PROGRESS_DELAY_NS)
+		return;
+	if (!new_phase && now - progress_last < PROGRESS_EVERY_NS)
+		return;
+	progress_last = now;
+	if (total)
+		snprintf(line, sizeof(line), "%s: %s: %s %llu of %llu (%u%%)", prog,
+			 progress_what, phase, (unsigned long long)done,
+			 (unsigned long long)total,
+			 (unsigned)(done >= total ? 100 : 100.0 * (double)done / (double)total));
+	else
+		snprintf(line, sizeof(line), "%s: %s: %s %llu", prog, progress_what,
+			 phase, (unsigned long long)done);
+	if (progress_rewrite) {
+		dprintf(progress_fd, "\r%s\033[K", line);
+		atomic_store(&progress_shown, true);
+	} else {
+		dprintf(progress_fd, "%s\n", line);
+	}
+}
+
+void log_progress_end(void)
+{
+	if (!progress_on)
+		return;
+	progress_on = false;
+	log_progress_clear();
+}
+
 static void vlog(int prio, const char *fmt, va_list ap)
 {
 	bool to_syslog = atomic_load(&use_syslog);
@@ -50,6 +139,7 @@ static void vlog(int prio, const char *fmt, va_list ap)
 		vsyslog(prio, fmt, ap);
 		return;
 	}
+	log_progress_clear(); /* the message takes its line; progress comes back */
 	fprintf(stderr, "%s: ", prog);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);

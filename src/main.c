@@ -726,7 +726,10 @@ int main(int argc, char **argv)
 	bool check_first = !o.ro && stat(o.source, &pst) == 0 && S_ISREG(pst.st_mode);
 	struct fs_opts first = fo;
 	first.readonly = first.readonly || check_first;
-	if (fs_mount(fs, o.source, &first) < 0) {
+	log_progress_begin(o.source);
+	bool mount_failed = fs_mount(fs, o.source, &first) < 0;
+	log_progress_end();
+	if (mount_failed) {
 		rc = 1;
 		goto out_session;
 	}
@@ -759,7 +762,10 @@ int main(int argc, char **argv)
 			     !memcmp(&now.st_ctim, &pst.st_ctim, sizeof(now.st_ctim));
 		if (!fo.checked)
 			log_info("%s changed while it was checked: checking it again", o.source);
-		if (fs_mount(fs, o.source, &fo) < 0)
+		log_progress_begin(o.source);
+		mount_failed = fs_mount(fs, o.source, &fo) < 0;
+		log_progress_end();
+		if (mount_failed)
 			goto out_fuse_unmount;
 		fs_mounted = true;
 	}

@@ -803,7 +803,7 @@ static void walk_ends(const char *path)
 	    pthread_create(&t, NULL, walk_watchdog, NULL) != 0)
 		return; /* pmemobj_open in the parent will say why */
 	for (PMEMoid oid = pmemobj_first(pop); !OID_IS_NULL(oid); oid = pmemobj_next(oid))
-		atomic_fetch_add(&walked, 1);
+		log_progress("reading libpmemobj's heap", atomic_fetch_add(&walked, 1), 0);
 }
 
 /*
@@ -850,6 +850,8 @@ static int probe_heap(const char *path, uint64_t size)
 		struct rlimit no_core = { 0, 0 };
 		sigset_t xcpu;
 		int fd = open("/dev/null", O_WRONLY);
+		/* libpmemobj's complaints go, the progress line stays */
+		log_progress_to(dup(STDERR_FILENO));
 		if (fd >= 0)
 			dup2(fd, STDERR_FILENO);
 		setrlimit(RLIMIT_CORE, &no_core);
@@ -862,6 +864,7 @@ static int probe_heap(const char *path, uint64_t size)
 		int r = check_bounded(path, size);
 		if (r == 1)
 			walk_ends(path);
+		log_progress_end();
 		_exit(r == 1 ? 0 : r == 0 ? 1 : 2);
 	}
 	/* libfuse's signal handlers (a re-check after mounting) do not

@@ -21,7 +21,7 @@ enum { FSCK_OK = 0, FSCK_FIXED = 1, FSCK_ERRORS = 4, FSCK_OPERROR = 8,
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: fsck.kmemfs [-n | -y | -p | -a] [-f] [-v] [--upgrade] PATH\n"
+"usage: fsck.kmemfs [-n | -y | -p | -a] [-f] [-v] [--progress] [--upgrade] PATH\n"
 "\n"
 "Check the kmemfs pool at PATH (not mounted) and repair it: link counts,\n"
 "block counts, page reference counts, lent units holding data, objects\n"
@@ -40,6 +40,8 @@ static void usage(FILE *f)
 "  -y              repair (the default; -p and -a are accepted as synonyms)\n"
 "  -f              accepted for fsck(8); every check is a full one\n"
 "  -v              print every finding\n"
+"  --progress      report progress on stderr from the start (on a terminal\n"
+"                  it is shown anyway once a check takes over a second)\n"
 "  --upgrade       after a check that leaves no error, bring a pool of\n"
 "                  format 1.x to this kmemfs's format (2.0): directory names\n"
 "                  hashed under a secret key, so that users who list a\n"
@@ -101,16 +103,22 @@ static int check_once(const char *path, bool via_kmod, const struct check_opts *
 		      bool again, struct check_result *r)
 {
 	struct kmfs_pool pool;
-	int rc = open_pool(path, via_kmod, o->repair, &pool);
+	int rc;
 
-	if (rc < 0)
+	log_progress_begin(path); /* from the open: it walks the heap too */
+	rc = open_pool(path, via_kmod, o->repair, &pool);
+	if (rc < 0) {
+		log_progress_end();
 		return rc;
+	}
+	log_progress_clear();
 	if (again)
 		printf("fsck.kmemfs: checking again after the repairs\n");
 	else
 		printf("fsck.kmemfs: checking %s\n", path);
 	fflush(stdout); /* before the findings, on stderr */
 	rc = check_pool(&pool, o, r);
+	log_progress_end();
 	if (rc < 0) {
 		log_err("cannot check: %s", strerror(-rc));
 		pool_close(&pool);
@@ -171,6 +179,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "upgrade", no_argument, NULL, 'U' },
+		{ "progress", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	opterr = 0; /* one line of our own, not getopt's and the whole usage */
@@ -181,6 +190,7 @@ int main(int argc, char **argv)
 		case 'f': break;
 		case 'v': o.verbose = true; break;
 		case 'U': upgrade = true; break;
+		case 'P': log_set_progress(LOG_PROGRESS_LINES); break;
 		case 'h': usage(stdout); return FSCK_OK;
 		case 'V':
 			printf("fsck.kmemfs %s (format %u.%u)\n", KMEMFS_VERSION,

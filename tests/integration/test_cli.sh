@@ -217,6 +217,18 @@ if [ -x "$FSCK" ]; then
 	check_eq "$?" 0 "fsck.kmemfs -n of a cleanly unmounted pool (that survived a refused mkfs --force): $(tail -n 1 "$WORK/out")"
 	run_tool "$WORK/out" "$FSCK" -y "$POOL"
 	check_eq "$?" 0 "fsck.kmemfs -y of a clean pool"
+	check "! grep -q 'checking inodes' '$WORK/out'" "fsck.kmemfs shows no progress when stderr is no terminal and the check is quick"
+	# --progress: a line per phase from the start, wherever stderr goes
+	"$FSCK" -n --progress "$POOL" >"$WORK/out" 2>"$WORK/progress"
+	rc=$?
+	check "[ $rc -eq 0 ] && grep -q 'heap' '$WORK/progress' && grep -Eq 'checking inodes [0-9]+ of [0-9]+ \([0-9]+%\)' '$WORK/progress' && grep -q 'looking for leaks' '$WORK/progress' && ! grep -q 'checking inodes' '$WORK/out'" \
+		"fsck.kmemfs --progress reports each phase on stderr (exit $rc: $(tr '\n' '|' <"$WORK/progress" | head -c 300))"
+	# on a terminal (script(1) gives one) the line is rewritten in place:
+	# carriage return, the line, erase to its end
+	script -qec "'$FSCK' -n --progress '$POOL'" /dev/null >"$WORK/out" 2>&1
+	tr '\r\033' '@#' <"$WORK/out" >"$WORK/out.vis"
+	check "grep -q '@fsck.kmemfs: .*: checking inodes [0-9]* of .*#\[K' '$WORK/out.vis'" \
+		"fsck.kmemfs --progress on a terminal rewrites one line ($(head -c 200 "$WORK/out.vis"))"
 	run_tool "$WORK/out" "$FSCK" -n "$WORK/missing.pool"
 	check_eq "$?" 8 "fsck.kmemfs of a missing file is an operational error (8)"
 	for o in "-n -y" "-p -n"; do
