@@ -159,6 +159,62 @@ void pool_enable_stats(PMEMobjpool *pop)
 	pmemobj_ctl_set(pop, "stats.enabled", &on);
 }
 
+/*
+ * libpmemobj's own size classes step by 5%, and every class whose unit is
+ * over ~20 KiB gets runs of 16 chunks (4 MiB), which each arena keeps
+ * while it is the class's current run, even when empty. Objects that move
+ * to a new size at every change (an xattr set, a bucket table, an extent
+ * index) each left such a run behind, and a user growing an xattr set
+ * could hold the whole metadata share that way: every create failed until
+ * a remount. kmemfs's own classes take every object up to 504 KiB in
+ * three unit sizes, with runs of one or two chunks (the actual number of
+ * units per run is libpmemobj's, read back). Classes are not stored in
+ * the pool: they are registered at every open, and runs of classes not
+ * registered stay readable.
+ */
+static const struct {
+	size_t unit;
+	unsigned per_run;
+} class_sizes[POOL_NCLASSES] = {
+	{ 64, 4000 },  /* up to 4 KiB: inodes, names, extent leaves */
+	{ 1024, 250 }, /* up to 64 KiB */
+	{ 8192, 63 },  /* up to 504 KiB: xattr sets (256 KiB at most), tables */
+};
+
+#define OBJ_HEADER 16 /* POBJ_HEADER_COMPACT */
+#define RUN_UNITS_MAX 64 /* libpmemobj: one object spans 64 units at most */
+
+static void register_classes(struct kmfs_pool *p)
+{
+	for (int i = 0; i < POOL_NCLASSES; i++) {
+		struct pobj_alloc_class_desc d = {
+			.unit_size = class_sizes[i].unit,
+			.units_per_block = class_sizes[i].per_run,
+			.header_type = POBJ_HEADER_COMPACT,
+		};
+		char q[64];
+
+		p->classes[i].flags = 0;
+		if (pmemobj_ctl_set(p->pop, "heap.alloc_class.new.desc", &d) != 0)
+			continue; /* its sizes keep libpmemobj's classes */
+		snprintf(q, sizeof(q), "heap.alloc_class.%u.desc", d.class_id);
+		if (pmemobj_ctl_get(p->pop, q, &d) != 0)
+			continue;
+		size_t units = d.units_per_block < RUN_UNITS_MAX ? d.units_per_block
+								 : RUN_UNITS_MAX;
+		p->classes[i].flags = POBJ_CLASS_ID(d.class_id);
+		p->classes[i].max = units * d.unit_size - OBJ_HEADER;
+	}
+}
+
+uint64_t pool_alloc_class(const struct kmfs_pool *p, size_t size)
+{
+	for (int i = 0; i < POOL_NCLASSES; i++)
+		if (p->classes[i].flags && size <= p->classes[i].max)
+			return p->classes[i].flags;
+	return 0; /* libpmemobj's choice: a huge object takes whole chunks */
+}
+
 uint64_t pool_meta_used(const struct kmfs_pool *p)
 {
 	uint64_t used = 0;
@@ -974,6 +1030,7 @@ int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 		goto out_close;
 	}
 	p->sb = pmemobj_direct(root);
+	register_classes(p);
 	rc = validate_super(p, path);
 	if (rc < 0)
 		goto out_close;

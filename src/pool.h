@@ -16,6 +16,13 @@
 #include "format.h"
 #include "media.h"
 
+/* the allocation classes kmemfs registers with libpmemobj at every open */
+#define POOL_NCLASSES 3
+struct pool_class {
+	uint64_t flags; /* POBJ_CLASS_ID(id); 0: not registered */
+	size_t max;     /* the biggest object it takes */
+};
+
 struct kmfs_pool {
 	PMEMobjpool *pop;
 	char *base;            /* pool mapping; an offset is base + off */
@@ -27,6 +34,7 @@ struct kmfs_pool {
 	uint64_t total_pages;
 	uint64_t total_units;
 	uint64_t arena_bytes;  /* pmemobj bytes the data arenas take */
+	struct pool_class classes[POOL_NCLASSES];
 };
 
 struct pool_format_opts {
@@ -106,6 +114,8 @@ void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,
 			 size_t len);
 
 void pool_enable_stats(PMEMobjpool *pop);
+/* pool_alloc_class -- the pmemobj_tx_xalloc flags for an object of SIZE */
+uint64_t pool_alloc_class(const struct kmfs_pool *p, size_t size);
 /* pool_meta_used -- bytes of metadata objects allocated */
 uint64_t pool_meta_used(const struct kmfs_pool *p);
 

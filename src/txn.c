@@ -117,6 +117,7 @@ uint64_t tx_alloc(size_t size, unsigned type, bool zero)
 {
 	PMEMoid oid = pmemobj_tx_xalloc(size, type,
 					(zero ? POBJ_XALLOC_ZERO : 0) |
+					pool_alloc_class(tx_pool, size) |
 					POBJ_XALLOC_NO_ABORT);
 	return oid.off;
 }
