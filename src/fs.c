@@ -1551,8 +1551,11 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
 		    void *value, size_t size)
 {
-	ssize_t rc;
+	/* a name no namespace takes is refused as the kernel's handlers do */
+	ssize_t rc = xattr_check_name(name);
 
+	if (rc < 0)
+		return rc;
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	rc = xattr_get(&fs->pool, ino_ptr(fs, ino), name, value, size);
 	pthread_rwlock_unlock(&fs->ns_lock);
@@ -1574,8 +1577,6 @@ int fs_removexattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name)
 {
 	int rc = xattr_check_name(name);
 
-	if (rc == -EOPNOTSUPP)
-		return -ENODATA;
 	if (rc < 0)
 		return rc;
 	return fs_setxattr(fs, ino_nr, name, NULL, 0, 0);

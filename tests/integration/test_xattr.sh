@@ -47,6 +47,12 @@ expect_errno ENODATA "the refused XATTR_REPLACE created nothing" probe getxattr 
 expect_errno OK "XATTR_REPLACE of an existing attribute" probe setxattr f user.new v2 replace
 check_eq "$(probe getxattr f user.new)" v2 "XATTR_REPLACE changed the value"
 expect_errno EOPNOTSUPP "unknown namespace" probe setxattr f bogus.name v
+# every call refuses a name no namespace takes, as tmpfs and ext4 do
+for name in bogus.name system.foo; do
+	expect_errno EOPNOTSUPP "getxattr of $name" probe getxattr f "$name"
+	expect_errno EOPNOTSUPP "removexattr of $name" probe removexattr f "$name"
+done
+expect_errno EINVAL "getxattr of the bare prefix user." probe getxattr f user.
 expect_errno ERANGE "name longer than 255 bytes" probe setxattr f "user.$(printf 'n%.0s' $(seq 251))" v
 long_name="user.$(printf 'n%.0s' $(seq 250))"
 expect_errno OK "name of exactly 255 bytes" probe setxattr f "$long_name" v255
