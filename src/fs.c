@@ -1258,9 +1258,11 @@ int fs_read_atime(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, size_t size
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_rwlock_rdlock(&v->lock);
-	rc = data_read(fs, fs_inode(fs, ioff), off, size, reply, arg);
-	if (rc == 0 && atime && !fs->noatime)
+	/* before the reply: the kernel drops its cached atime when the read
+	 * returns, and a GETATTR then must find the new one */
+	if (atime && !fs->noatime)
 		touch_atime(fs, fs_inode(fs, ioff));
+	rc = data_read(fs, fs_inode(fs, ioff), off, size, reply, arg);
 	pthread_rwlock_unlock(&v->lock);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, v);

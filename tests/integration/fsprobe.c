@@ -186,6 +186,44 @@ static int op_readf(char **a)
 	return read_flags(a[0], parse_oflags(a[1]));
 }
 
+/*
+ * readatime PATH N [buffered]: N times, set the access time to 1000 s, read a page
+ * O_DIRECT (or, buffered, after dropping the cached pages) and stat at once; prints
+ * how many stats still saw the old time: the kernel drops its cached
+ * access time when a read returns, so the new one must be there by then
+ */
+static int op_readatime(char **a)
+{
+	const struct timespec old[2] = { { 1000, 0 }, { 0, UTIME_OMIT } };
+	long n = num(a[1]), stale = 0;
+	void *buf;
+	int rc = 0;
+
+	if (posix_memalign(&buf, 4096, 4096))
+		return ENOMEM;
+	for (long i = 0; i < n && !rc; i++) {
+		struct stat st;
+		int fd;
+
+		if (utimensat(AT_FDCWD, a[0], old, 0) ||
+		    (fd = open(a[0], O_RDONLY | (a[2] ? 0 : O_DIRECT))) < 0) {
+			rc = errno;
+			break;
+		}
+		if (a[2])
+			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		if (pread(fd, buf, 4096, 0) < 0 || fstat(fd, &st))
+			rc = errno;
+		else if (st.st_atime <= 1000)
+			stale++;
+		close(fd);
+	}
+	free(buf);
+	if (!rc)
+		printf("%ld\n", stale);
+	return rc;
+}
+
 /* pwrite PATH OFFSET STRING [sync|dsync]: create if missing, never truncate */
 static int op_pwrite(char **a)
 {
@@ -1069,6 +1107,7 @@ static const struct op ops[] = {
 	{ "open", 2, op_open, "PATH FLAGS[,FLAGS] [MODE]" },
 	{ "read", 1, op_read, "PATH" },
 	{ "readf", 2, op_readf, "PATH FLAGS[,FLAGS] (read, opened so)" },
+	{ "readatime", 2, op_readatime, "PATH N [buffered] (stale access times after reads)" },
 	{ "pwrite", 3, op_pwrite, "PATH OFFSET STRING [sync|dsync]" },
 	{ "pread", 3, op_pread, "PATH OFFSET LEN" },
 	{ "append", 2, op_append, "PATH STRING" },
