@@ -513,6 +513,13 @@ bool fs_sgid_outsider(struct kmfs_fs *fs, uint64_t ino_nr,
 	       in_group && !in_group(arg, ino->gid);
 }
 
+bool fs_suidgid_to_clear(struct kmfs_fs *fs, uint64_t ino_nr, bool outsider)
+{
+	mode_t mode = inode_mode(ino_ptr(fs, ino_nr));
+
+	return suidgid_killed(mode, outsider) != mode;
+}
+
 bool fs_has_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
 {
 	return inode_mode(ino_ptr(fs, ino_nr)) & (S_ISUID | S_ISGID);
@@ -521,13 +528,12 @@ bool fs_has_suidgid(struct kmfs_fs *fs, uint64_t ino_nr)
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
 		    bool (*in_group)(void *arg, gid_t gid), void *arg)
 {
-	mode_t mode = inode_mode(ino_ptr(fs, ino_nr));
 	bool outsider = fs_sgid_outsider(fs, ino_nr, in_group, arg);
 	struct stat a = { 0 }, out;
 	int rc;
 
 	/* the common case, no bits to clear, costs no transaction */
-	if (suidgid_killed(mode, outsider) == mode)
+	if (!fs_suidgid_to_clear(fs, ino_nr, outsider))
 		return 0;
 	rc = fs_setattr(fs, ino_nr, &a, FS_KILL_SUIDGID | (outsider ? FS_KILL_SGID : 0),
 			&out);

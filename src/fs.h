@@ -179,6 +179,9 @@ int fs_read_atime(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t size,
  * setgid and no group-exec, NULL for yes. */
 int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino,
 		    bool (*in_group)(void *arg, gid_t gid), void *arg);
+/* clearing setuid/setgid for a caller (OUTSIDER to the file's group) would
+ * change INO's mode */
+bool fs_suidgid_to_clear(struct kmfs_fs *fs, uint64_t ino, bool outsider);
 /* file INO has setuid or setgid (read without a lock: the kernel holds the
  * inode's across the requests that ask) */
 bool fs_has_suidgid(struct kmfs_fs *fs, uint64_t ino);

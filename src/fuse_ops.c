@@ -150,6 +150,16 @@ static bool in_group_or_capable(void *req, gid_t gid)
 	return caller_in_group(req, gid) || caller_capable(req, CAP_FSETID);
 }
 
+/* the caller owns file INO, or holds CAP_FOWNER (inode_owner_or_capable) */
+static bool caller_owns(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+
+	if (fs_getattr(FS(req), ino, &st) < 0)
+		return false;
+	return fuse_req_ctx(req)->uid == st.st_uid || caller_capable(req, CAP_FOWNER);
+}
+
 /* Clear setuid/setgid when the request asks for it (wire.c). */
 static int kill_suidgid(fuse_req_t req, fuse_ino_t ino)
 {
@@ -283,6 +293,19 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		/* the group the file has now: the kernel's setattr_should_drop_sgid */
 		if (fs_sgid_outsider(FS(req), ino, in_group_or_capable, req))
 			set |= FS_KILL_SGID;
+	}
+	/* chown(f, -1, -1) arrives setting nothing: under KILLPRIV_V2 the
+	 * kernel leaves us the setuid/setgid clearing of chown_common, a mode
+	 * change the owner may make. So does the file_remove_privs of an
+	 * fallocate or copy_file_range, by any writer, whose own request
+	 * clears the bits next: from a caller who does not own the file, an
+	 * empty SETATTR clears nothing (tmpfs refuses that chown with EPERM;
+	 * we cannot tell it from the writer's) */
+	if (to_set == 0 && wire_killpriv_v2()) {
+		bool outsider = fs_sgid_outsider(FS(req), ino, in_group_or_capable, req);
+
+		if (fs_suidgid_to_clear(FS(req), ino, outsider) && caller_owns(req, ino))
+			set |= FS_KILL_SUIDGID | (outsider ? FS_KILL_SGID : 0);
 	}
 	rc = fs_setattr(FS(req), ino, attr, set, &out);
 	if (rc < 0)

@@ -176,7 +176,8 @@ test_tool() {
 	if [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/$1" ]; then
 		cp "$BIN_DIR/$1" "$WORK/$1"
 	else
-		${CC:-cc} -O2 -Wall -pthread -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -o "$WORK/$1" \
+		${CC:-cc} -O2 -Wall -pthread -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+			-I"$LIB_DIR/../../include" -o "$WORK/$1" \
 			"$LIB_DIR/$1.c"
 	fi && chmod 755 "$WORK/$1"
 }

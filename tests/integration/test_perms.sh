@@ -108,6 +108,26 @@ check_eq "$(stat_field suid mode)" 100777 "an fallocate by another user clears s
 chmod 06777 suid
 as_user 1000 probe falloc suid punch 0 2 >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "a hole punch by another user clears setuid/setgid"
+# -- chown(f, -1, -1) changes no owner, but clears setuid/setgid as any
+# chown does: a mode change, so the owner's (or root's) to make
+echo noop >noop
+chown 1000:1000 noop
+chmod 06777 noop
+expect_errno OK "chown -1 -1 by the owner" as_user 1000 probe chown noop -1 -1
+check_eq "$(stat_field noop mode)" 100777 "... clears setuid and the group-executable setgid"
+chmod 02767 noop
+as_user 1000 probe chown noop -1 -1 >/dev/null
+check_eq "$(stat_field noop mode)" 102767 "... keeps setgid of a file the group cannot execute, for its group's member"
+chmod 04755 noop
+# (kmemfs cannot tell this chown from an fallocate's request to clear the
+# bits before it, and answers 0; the bits stay all the same)
+on_kmemfs || expect_errno EPERM "chown -1 -1 of a setuid file by another user" \
+	as_user 1001 probe chown noop -1 -1
+on_kmemfs && as_user 1001 probe chown noop -1 -1 >/dev/null
+check_eq "$(stat_field noop mode)" 104755 "chown -1 -1 of a setuid file by another user changes nothing"
+probe chown noop -1 -1 >/dev/null
+check_eq "$(stat_field noop mode)" 100755 "chown -1 -1 by root clears setuid too"
+expect_errno OK "chown -1 -1 of a plain file by another user" as_user 1001 probe chown noop -1 -1
 chmod 06777 suid
 echo src >cfrsrc
 chmod 644 cfrsrc
