@@ -1167,7 +1167,8 @@ static bool time_after(struct kmfs_time a, struct kmfs_time b)
 	return a.sec > b.sec || (a.sec == b.sec && a.nsec > b.nsec);
 }
 
-static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
+/* Returns whether it moved the time. */
+static bool touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 {
 	struct kmfs_time now = pool_now();
 	struct txn t;
@@ -1175,7 +1176,7 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	int rc;
 
 	if (fs->readonly)
-		return;
+		return false;
 	/* readers of one file share its vnode lock, and overwrites store the
 	 * other times under it: the stripe orders all of them */
 	pthread_mutex_lock(fs_times_lock(fs, ino));
@@ -1186,17 +1187,29 @@ static void touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 		ino->atime.sec > now.sec - 24 * 3600;
 	pthread_mutex_unlock(fs_times_lock(fs, ino));
 	if (fresh)
-		return;
+		return false;
 	txn_init(&t, &fs->pages);
 	if (txn_begin(&t) < 0)
-		return;
+		return false;
 	rc = TXADD(ino, atime);
 	if (rc == 0) {
 		pthread_mutex_lock(fs_times_lock(fs, ino));
 		ino->atime = now;
 		pthread_mutex_unlock(fs_times_lock(fs, ino));
 	}
-	txn_end(&t, rc);
+	return txn_end(&t, rc) == 0;
+}
+
+bool fs_accessed(struct kmfs_fs *fs, uint64_t ino_nr)
+{
+	bool moved;
+
+	if (fs->noatime)
+		return false;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	moved = touch_atime(fs, ino_ptr(fs, ino_nr));
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return moved;
 }
 
 int fs_readlink(struct kmfs_fs *fs, uint64_t ino_nr, char *buf, size_t size)

@@ -198,6 +198,9 @@ int fs_fallocate(struct kmfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 		 uint64_t len);
 int64_t fs_lseek(struct kmfs_fs *fs, uint64_t ino, int64_t off, int whence);
 
+/* fs_accessed -- move INO's access time as a read would (relatime);
+ * whether it moved */
+bool fs_accessed(struct kmfs_fs *fs, uint64_t ino);
 /* fs_clone -- copy a range, sharing whole pages (see data_clone) */
 ssize_t fs_clone(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 		 uint64_t dst_ino, uint64_t doff, uint64_t len, bool must_share);

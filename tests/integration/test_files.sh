@@ -138,6 +138,11 @@ check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "a read moves an
 # (the daemon moved it after its answer: about 1 stat in 500 did)
 check_eq "$(probe readatime at2 1500 buffered)" 0 "a stat right after a page-cache read sees the new access time"
 check_eq "$(probe readatime at2 500)" 0 "a stat right after an O_DIRECT read sees the new access time"
+# ... and so does copy_file_range of the source it reads
+probe utimens at2 1000 0 0 omit >/dev/null
+stat at2 >/dev/null # the kernel caches the old time
+probe cfr at2 0 at2.copy 0 4 >/dev/null
+check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "copy_file_range moves its source's access time older than the last change"
 # ... and so do a readdir and a readlink (the kernel leaves them to the daemon)
 mkdir atd
 ln -s at1 atl
