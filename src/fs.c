@@ -1516,8 +1516,7 @@ int fs_readdirplus(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 {
 	struct pages_stats ps;
-	uint64_t meta_total = fs->pool.size - fs->pool.arena_bytes;
-	uint64_t meta_used = pool_meta_used(&fs->pool);
+	uint64_t meta_free = pool_meta_free(&fs->pool);
 
 	pages_stats(&fs->pages, &ps);
 	memset(st, 0, sizeof(*st));
@@ -1527,9 +1526,10 @@ int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 	st->f_bfree = ps.free_pages + ps.lent_pages;
 	st->f_bavail = st->f_bfree;
 	/* used: the inodes there are; free: what the metadata left would
-	 * hold at about 512 bytes an inode with its entry and maps (an upper
-	 * bound: large directories and extent maps take more) */
-	st->f_ffree = meta_used < meta_total ? (meta_total - meta_used) / 512 : 0;
+	 * hold at about 512 bytes an inode with its entry and maps (empty
+	 * files take about 300, large directories and extent maps more);
+	 * none once a create found no room */
+	st->f_ffree = meta_free / 512;
 	st->f_files = atomic_load(&fs->nr_inodes) + st->f_ffree;
 	st->f_favail = st->f_ffree;
 	st->f_namemax = KMFS_NAME_MAX;

@@ -223,6 +223,22 @@ uint64_t pool_meta_used(const struct kmfs_pool *p)
 	return used > p->arena_bytes ? used - p->arena_bytes : 0;
 }
 
+uint64_t pool_meta_free(const struct kmfs_pool *p)
+{
+	uint64_t total = p->heap_bytes > p->arena_bytes ? p->heap_bytes - p->arena_bytes : 0;
+	uint64_t full_at = atomic_load_explicit(&p->meta_full_at, memory_order_relaxed);
+	uint64_t used = pool_meta_used(p);
+
+	if (full_at && full_at < total)
+		total = full_at;
+	return total > used ? total - used : 0;
+}
+
+void pool_note_meta_full(struct kmfs_pool *p)
+{
+	atomic_store_explicit(&p->meta_full_at, pool_meta_used(p), memory_order_relaxed);
+}
+
 /* Say in one line why media_probe refused PATH. */
 static void log_probe_error(const char *path, int rc)
 {
@@ -1030,6 +1046,8 @@ int pool_open_how(const char *path, struct kmfs_pool *p, int how)
 		goto out_close;
 	}
 	p->sb = pmemobj_direct(root);
+	/* the heap's chunks start before the root's: the first object made */
+	p->heap_bytes = p->size - (root.off & ~(uint64_t)(POOL_CHUNK - 1));
 	register_classes(p);
 	rc = validate_super(p, path);
 	if (rc < 0)

@@ -9,6 +9,7 @@
 #ifndef KMEMFS_POOL_H
 #define KMEMFS_POOL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <libpmemobj.h>
@@ -18,6 +19,8 @@
 
 /* the allocation classes kmemfs registers with libpmemobj at every open */
 #define POOL_NCLASSES 3
+#define POOL_CHUNK (256u << 10) /* libpmemobj's heap chunk */
+#define POOL_SMALL_MAX 4000     /* the objects of every create: inode, name */
 struct pool_class {
 	uint64_t flags; /* POBJ_CLASS_ID(id); 0: not registered */
 	size_t max;     /* the biggest object it takes */
@@ -34,6 +37,11 @@ struct kmfs_pool {
 	uint64_t total_pages;
 	uint64_t total_units;
 	uint64_t arena_bytes;  /* pmemobj bytes the data arenas take */
+	uint64_t heap_bytes;   /* about what libpmemobj's heap spans */
+	/* metadata bytes in use when a small object last found no room: runs,
+	 * their free blocks of other sizes and libpmemobj's own structures
+	 * take the rest, which no counter shows; 0 until then */
+	_Atomic uint64_t meta_full_at;
 	struct pool_class classes[POOL_NCLASSES];
 };
 
@@ -116,6 +124,10 @@ void pool_memset_persist(const struct kmfs_pool *p, void *dst, int c,
 void pool_enable_stats(PMEMobjpool *pop);
 /* pool_alloc_class -- the pmemobj_tx_xalloc flags for an object of SIZE */
 uint64_t pool_alloc_class(const struct kmfs_pool *p, size_t size);
+/* pool_meta_free -- about how many bytes of the metadata share are left */
+uint64_t pool_meta_free(const struct kmfs_pool *p);
+/* pool_note_meta_full -- a small metadata object found no room */
+void pool_note_meta_full(struct kmfs_pool *p);
 /* pool_meta_used -- bytes of metadata objects allocated */
 uint64_t pool_meta_used(const struct kmfs_pool *p);
 

@@ -71,6 +71,19 @@ check_cmd "rm -rf of the small files" rm -rf "$MNT/small"
 check_cmd "create after the cleanup" probe pwrite "$MNT/final" 0 final sync
 check "is_mounted" "still mounted at the end"
 
+# empty files until the metadata share is full: df -i says so then
+if on_kmemfs; then
+	mkdir -p "$MNT/empty"
+	out=$(probe fillfiles "$MNT/empty" 0 500000 2>&1)
+	check_eq "$(sed -n 's/^errno=//p' <<<"$out")" ENOSPC \
+		"empty files until full end in ENOSPC (after $(sed -n 's/^files=//p' <<<"$out") files)"
+	iavail() { df --output=iavail "$MNT" | tail -n 1 | tr -d ' '; }
+	check_eq "$(iavail)" 0 "df -i shows no inode free once a create found no room"
+	check_cmd "rm -rf of the empty files" rm -rf "$MNT/empty"
+	check "wait_until 10 '[ \$(iavail) -gt 1000 ]'" "df -i shows inodes free again after the rm ($(iavail))"
+	check_cmd "create after the cleanup" probe pwrite "$MNT/final2" 0 final sync
+fi
+
 # The pool file's own filesystem fills up part way through a write (another
 # file took its space): the write fails with ENOSPC, as on a full disk, not EIO.
 if on_kmemfs; then
