@@ -868,7 +868,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			     (uint64_t)off_out, len, false);
 	/* a copy reads its source, as the kernel's splice copy marks it (a
 	 * clone ioctl does not); the kernel keeps the source's cached atime */
-	if (n > 0 && fs_accessed(FS(req), ino_in))
+	if (n > 0 && !(fi_in && (fi_in->fh & O_NOATIME)) && fs_accessed(FS(req), ino_in))
 		fuse_lowlevel_notify_inval_inode(FS(req)->session, ino_in, -1, 0);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);

@@ -234,9 +234,16 @@ uint64_t pool_meta_free(const struct kmfs_pool *p)
 	return total > used ? total - used : 0;
 }
 
-void pool_note_meta_full(struct kmfs_pool *p)
+void pool_note_meta_alloc(struct kmfs_pool *p, bool fitted)
 {
-	atomic_store_explicit(&p->meta_full_at, pool_meta_used(p), memory_order_relaxed);
+	uint64_t full_at = atomic_load_explicit(&p->meta_full_at, memory_order_relaxed);
+
+	if (!fitted)
+		atomic_store_explicit(&p->meta_full_at, pool_meta_used(p),
+				      memory_order_relaxed);
+	else if (full_at && pool_meta_used(p) > full_at)
+		/* that failure was a shortage of one size, not the end */
+		atomic_compare_exchange_strong(&p->meta_full_at, &full_at, 0);
 }
 
 /* Say in one line why media_probe refused PATH. */

@@ -126,8 +126,8 @@ void pool_enable_stats(PMEMobjpool *pop);
 uint64_t pool_alloc_class(const struct kmfs_pool *p, size_t size);
 /* pool_meta_free -- about how many bytes of the metadata share are left */
 uint64_t pool_meta_free(const struct kmfs_pool *p);
-/* pool_note_meta_full -- a small metadata object found no room */
-void pool_note_meta_full(struct kmfs_pool *p);
+/* pool_note_meta_alloc -- a small metadata object found room (FITTED) or not */
+void pool_note_meta_alloc(struct kmfs_pool *p, bool fitted);
 /* pool_meta_used -- bytes of metadata objects allocated */
 uint64_t pool_meta_used(const struct kmfs_pool *p);
 

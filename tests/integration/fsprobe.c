@@ -348,7 +348,7 @@ static int op_cfr(char **a)
 {
 	loff_t in_off = num(a[1]), out_off = num(a[3]);
 	long long left = num(a[4]), total = 0;
-	int in = open(a[0], O_RDONLY);
+	int in = open(a[0], O_RDONLY | (a[5] && !strcmp(a[5], "noatime") ? O_NOATIME : 0));
 	int out = open(a[2], O_WRONLY | O_CREAT, 0644);
 	int rc = 0;
 
@@ -1115,7 +1115,7 @@ static const struct op ops[] = {
 	{ "truncate", 2, op_truncate, "PATH LEN" },
 	{ "seek", 3, op_seek, "PATH data|hole OFFSET" },
 	{ "falloc", 4, op_falloc, "PATH 0|keep|punch OFFSET LEN" },
-	{ "cfr", 5, op_cfr, "SRC OFF_IN DST OFF_OUT LEN" },
+	{ "cfr", 5, op_cfr, "SRC OFF_IN DST OFF_OUT LEN [noatime]" },
 	{ "kclone", 2, op_kclone, "SRC DST (kmemfs's clone ioctl)" },
 	{ "utimens", 5, op_utimens, "PATH ASEC ANSEC|now|omit MSEC MNSEC|now|omit [nofollow]" },
 	{ "mknod", 3, op_mknod, "PATH fifo|chr|blk|sock|reg MODE [MAJOR MINOR]" },

@@ -143,6 +143,9 @@ probe utimens at2 1000 0 0 omit >/dev/null
 stat at2 >/dev/null # the kernel caches the old time
 probe cfr at2 0 at2.copy 0 4 >/dev/null
 check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "copy_file_range moves its source's access time older than the last change"
+probe utimens at2 1000 0 0 omit >/dev/null
+probe cfr at2 0 at2.copy 0 4 noatime >/dev/null
+check_eq "$(stat_field at2 atime)" 1000.000000000 "... but not from a source opened O_NOATIME"
 # ... and so do a readdir and a readlink (the kernel leaves them to the daemon)
 mkdir atd
 ln -s at1 atl

@@ -2,6 +2,7 @@
 /* test_xattr -- extended attributes, and the metadata space they take. */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/statvfs.h>
 
 #include "helpers.h"
 #include "xattr.h"
@@ -44,10 +45,38 @@ static void test_xattr_growth_leaves_room(void **state)
 	}
 }
 
+/*
+ * An ENOSPC that was a shortage of one size (say, no run of that class
+ * while the share had room) must not leave statfs saying no inode is free
+ * once creates go on fitting.
+ */
+static void test_meta_full_clears_when_more_fits(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct statvfs sv;
+	char name[32];
+	uint64_t off;
+
+	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_true(sv.f_ffree > 1000);
+	pool_note_meta_alloc(&fs->pool, false); /* a failure at today's level */
+	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_int_equal(sv.f_ffree, 0);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_int_equal(fs_mknod(fs, FS_ROOT_INO, name, S_IFREG | 0644, 0,
+					  &root, &off), 0);
+	}
+	assert_int_equal(fs_statfs(fs, &sv), 0);
+	assert_true(sv.f_ffree > 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_xattr_growth_leaves_room,
+						tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_meta_full_clears_when_more_fits,
 						tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
