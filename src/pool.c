@@ -223,27 +223,23 @@ uint64_t pool_meta_used(const struct kmfs_pool *p)
 	return used > p->arena_bytes ? used - p->arena_bytes : 0;
 }
 
-uint64_t pool_meta_free(const struct kmfs_pool *p)
+uint64_t pool_meta_free(struct kmfs_pool *p)
 {
 	uint64_t total = p->heap_bytes > p->arena_bytes ? p->heap_bytes - p->arena_bytes : 0;
 	uint64_t full_at = atomic_load_explicit(&p->meta_full_at, memory_order_relaxed);
 	uint64_t used = pool_meta_used(p);
 
-	if (full_at && full_at < total)
+	/* more fitted since: that failure was a shortage of one size */
+	if (full_at && used > full_at)
+		atomic_compare_exchange_strong(&p->meta_full_at, &full_at, 0);
+	else if (full_at && full_at < total)
 		total = full_at;
 	return total > used ? total - used : 0;
 }
 
-void pool_note_meta_alloc(struct kmfs_pool *p, bool fitted)
+void pool_note_meta_full(struct kmfs_pool *p)
 {
-	uint64_t full_at = atomic_load_explicit(&p->meta_full_at, memory_order_relaxed);
-
-	if (!fitted)
-		atomic_store_explicit(&p->meta_full_at, pool_meta_used(p),
-				      memory_order_relaxed);
-	else if (full_at && pool_meta_used(p) > full_at)
-		/* that failure was a shortage of one size, not the end */
-		atomic_compare_exchange_strong(&p->meta_full_at, &full_at, 0);
+	atomic_store_explicit(&p->meta_full_at, pool_meta_used(p), memory_order_relaxed);
 }
 
 /* Say in one line why media_probe refused PATH. */

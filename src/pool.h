@@ -40,7 +40,8 @@ struct kmfs_pool {
 	uint64_t heap_bytes;   /* about what libpmemobj's heap spans */
 	/* metadata bytes in use when a small object last found no room: runs,
 	 * their free blocks of other sizes and libpmemobj's own structures
-	 * take the rest, which no counter shows; 0 until then */
+	 * take the rest, which no counter shows; 0 until then, and again
+	 * once more is in use than that */
 	_Atomic uint64_t meta_full_at;
 	struct pool_class classes[POOL_NCLASSES];
 };
@@ -125,9 +126,9 @@ void pool_enable_stats(PMEMobjpool *pop);
 /* pool_alloc_class -- the pmemobj_tx_xalloc flags for an object of SIZE */
 uint64_t pool_alloc_class(const struct kmfs_pool *p, size_t size);
 /* pool_meta_free -- about how many bytes of the metadata share are left */
-uint64_t pool_meta_free(const struct kmfs_pool *p);
-/* pool_note_meta_alloc -- a small metadata object found room (FITTED) or not */
-void pool_note_meta_alloc(struct kmfs_pool *p, bool fitted);
+uint64_t pool_meta_free(struct kmfs_pool *p);
+/* pool_note_meta_full -- a small metadata object found no room */
+void pool_note_meta_full(struct kmfs_pool *p);
 /* pool_meta_used -- bytes of metadata objects allocated */
 uint64_t pool_meta_used(const struct kmfs_pool *p);
 

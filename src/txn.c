@@ -119,10 +119,9 @@ uint64_t tx_alloc(size_t size, unsigned type, bool zero)
 					(zero ? POBJ_XALLOC_ZERO : 0) |
 					pool_alloc_class(tx_pool, size) |
 					POBJ_XALLOC_NO_ABORT);
-	/* so that statfs says there is no room for another inode, until
-	 * one fits beyond that */
-	if (size <= POOL_SMALL_MAX)
-		pool_note_meta_alloc(tx_pool, !OID_IS_NULL(oid));
+	/* so that statfs says there is no room for another inode */
+	if (OID_IS_NULL(oid) && size <= POOL_SMALL_MAX)
+		pool_note_meta_full(tx_pool);
 	return oid.off;
 }
 

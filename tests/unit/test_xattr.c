@@ -59,7 +59,7 @@ static void test_meta_full_clears_when_more_fits(void **state)
 
 	assert_int_equal(fs_statfs(fs, &sv), 0);
 	assert_true(sv.f_ffree > 1000);
-	pool_note_meta_alloc(&fs->pool, false); /* a failure at today's level */
+	pool_note_meta_full(&fs->pool); /* a failure at today's level */
 	assert_int_equal(fs_statfs(fs, &sv), 0);
 	assert_int_equal(sv.f_ffree, 0);
 	for (int i = 0; i < 100; i++) {
