@@ -472,6 +472,7 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 		   uint64_t *blocks, uint64_t *end)
 {
 	const struct kmfs_pool *p = c->p;
+	const uint32_t known = pool_has_unwritten(p) ? KMFS_EXT_KNOWN : 0;
 	struct kmfs_emap_index *idx;
 	uint64_t last_end = 0;
 
@@ -524,6 +525,20 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 				       (unsigned long long)ioff,
 				       (unsigned long long)e->fpage);
 				return false;
+			}
+			if (e->flags & ~known) {
+				report(c, "inode %#llx: extent at page %llu has flags %#x, "
+				       "which format %u.%u does not define%s",
+				       (unsigned long long)ioff,
+				       (unsigned long long)e->fpage, e->flags,
+				       p->sb->major, p->sb->minor,
+				       c->o->repair ? " (cleared: its pages read as they are)" : "");
+				if (c->o->repair) {
+					l->ext[i].flags &= known;
+					pool_persist(c->p, &l->ext[i].flags,
+						     sizeof(e->flags));
+					c->r->fixed++;
+				}
 			}
 			last_end = e->fpage + e->count;
 			*end = last_end;

@@ -40,6 +40,7 @@ struct seg {
 	uint64_t dpage; /* where the data goes */
 	uint64_t old;   /* device page it replaces, EMAP_HOLE for none */
 	bool fresh;     /* newly allocated: gets mapped at commit */
+	bool unwritten; /* in place in an unwritten extent (KMFS_EXT_UNWRITTEN) */
 };
 
 struct plan {
@@ -81,7 +82,8 @@ static int plan_new(struct txn *t, struct plan *pl, uint64_t fpage,
 
 		if (got < 0)
 			return (int)got;
-		rc = plan_add(pl, (struct seg){ fpage, (uint64_t)got, start, old, true });
+		rc = plan_add(pl, (struct seg){ fpage, (uint64_t)got, start, old,
+					       true, false });
 		if (rc < 0)
 			return rc;
 		pl->hint = start + (uint64_t)got;
@@ -116,16 +118,19 @@ static int plan_range(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
 			uint64_t run = (e.fpage + e.count < end ? e.fpage + e.count : end) - pos;
 			uint64_t dp = e.dpage + (pos - e.fpage), k = 0;
 			bool shared = pages_refcount(&fs->pages, dp) > 1;
+			bool unwritten = e.flags & KMFS_EXT_UNWRITTEN;
 
 			while (k < run && (pages_refcount(&fs->pages, dp + k) > 1) == shared)
 				k++;
 			/* a count of 1 that may roll back is as good as shared */
 			if (!shared && !pages_counts_settled(&fs->pages))
 				shared = true;
+			/* an unwritten page's copy starts as zeroes, as it reads */
 			if (shared && cow)
-				rc = plan_new(t, pl, pos, k, dp);
+				rc = plan_new(t, pl, pos, k, unwritten ? EMAP_HOLE : dp);
 			else
-				rc = plan_add(pl, (struct seg){ pos, k, dp, dp, false });
+				rc = plan_add(pl, (struct seg){ pos, k, dp, dp, false,
+							       unwritten });
 			if (rc < 0)
 				return rc;
 			pl->hint = dp + k;
@@ -164,24 +169,72 @@ static int unref_cb(void *arg, uint64_t dpage, uint64_t count)
 	return pages_unref(arg, dpage, count);
 }
 
-/* Map the plan's new pages; caller is inside the transaction. */
+/*
+ * Map the plan's new pages with extent flags FRESH_FLAGS; when WRITTEN, the
+ * plan stored data, so its unwritten pages in place become written. Caller
+ * is inside the transaction.
+ */
 static int plan_commit(struct txn *t, struct kmfs_inode *ino,
-		       const struct plan *pl)
+		       const struct plan *pl, uint32_t fresh_flags, bool written)
 {
 	for (size_t i = 0; i < pl->n; i++) {
 		const struct seg *s = &pl->v[i];
 		int rc;
 
-		if (!s->fresh)
+		if (s->unwritten && written) /* same pages: nothing to unref */
+			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage, 0,
+					  NULL, NULL);
+		else if (!s->fresh)
 			continue;
-		rc = pages_ref_new(t, s->dpage, s->count);
-		if (rc == 0)
+		else if ((rc = pages_ref_new(t, s->dpage, s->count)) == 0)
 			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage,
-					  unref_cb, t);
+					  fresh_flags, unref_cb, t);
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
+}
+
+/*
+ * Zero bytes [from, to) of device page DPAGE: what a write that makes an
+ * unwritten page written does not cover, which reads as zero until then
+ * but may hold what a write cut short by a crash stored.
+ */
+static int zero_bytes(struct kmfs_fs *fs, uint64_t dpage, size_t from, size_t to)
+{
+	char *page = pool_page(&fs->pool, dpage);
+	int rc = 0;
+
+	if (to <= from)
+		return 0;
+	if (media_writes_by_fd(&fs->pool.media)) {
+		rc = media_pwrite(&fs->pool.media,
+				  pool_page_off(&fs->pool, dpage) + from, zero_buf,
+				  to - from);
+		if (rc == 0)
+			pool_persist_written(&fs->pool, page + from, to - from);
+	} else {
+		pool_memset_persist(&fs->pool, page + from, 0, to - from);
+	}
+	return rc;
+}
+
+/* Zero what segment S, unwritten, has outside [off, end) in its end pages. */
+static int zero_unwritten_edges(struct kmfs_fs *fs, const struct seg *s,
+				uint64_t off, uint64_t end)
+{
+	uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
+	int rc = 0;
+
+	if (off > a)
+		rc = zero_bytes(fs, s->dpage, 0, off - a);
+	if (rc == 0 && end < b) {
+		uint64_t lp = s->count - 1;
+		size_t from = end - (a + lp * PG);
+
+		rc = zero_bytes(fs, s->dpage + lp, from, PG);
+	}
+	return rc;
 }
 
 /* the caller holds the inode's vnode lock, not the namespace lock for
@@ -231,14 +284,18 @@ int data_read(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 			iov = v;
 			cap *= 2;
 		}
-		if (r == 0) {
+		if (r == 0 && !(e.flags & KMFS_EXT_UNWRITTEN)) {
 			stop = (e.fpage + e.count) * PG;
 			if (stop > end)
 				stop = end;
 			iov[n].iov_base = (char *)pool_page(&fs->pool, e.dpage) +
 					  (pos - e.fpage * PG);
 		} else {
-			stop = (r == 1 && e.fpage * PG < end) ? e.fpage * PG : end;
+			/* a hole, or pages no write has reached: zeroes */
+			uint64_t next = r == 0 ? e.fpage + e.count
+					: r == 1 ? e.fpage : UINT64_MAX / PG;
+
+			stop = next * PG < end ? next * PG : end;
 			if (stop - pos > sizeof(zero_buf))
 				stop = pos + sizeof(zero_buf);
 			iov[n].iov_base = zero_buf;
@@ -412,14 +469,16 @@ static int owned_run(struct kmfs_fs *fs, const struct kmfs_inode *ino,
 	struct kmfs_extent e;
 	uint64_t dp, run;
 
-	if (emap_lookup(&fs->pool, ino, pos, &e) != 0)
+	/* an unwritten page becomes written in a transaction (data_write) */
+	if (emap_lookup(&fs->pool, ino, pos, &e) != 0 ||
+	    (e.flags & KMFS_EXT_UNWRITTEN))
 		return -EAGAIN;
 	run = (e.fpage + e.count < last ? e.fpage + e.count : last) - pos;
 	dp = e.dpage + (pos - e.fpage);
 	for (uint64_t k = 0; k < run; k++)
 		if (pages_refcount(&fs->pages, dp + k) != 1)
 			return -EAGAIN;
-	*s = (struct seg){ pos, run, dp, dp, false };
+	*s = (struct seg){ pos, run, dp, dp, false, false };
 	return 0;
 }
 
@@ -488,7 +547,8 @@ static void undo_free(struct in_place_undo *u, size_t n)
 }
 
 /* Copy aside what the in-place segments of PL will overwrite; *OUT has one
- * entry per segment (len 0 for new pages), or is NULL when none is in place. */
+ * entry per segment (len 0 for new or unwritten pages), or is NULL when none
+ * is in place. */
 static int undo_save(struct kmfs_fs *fs, const struct kmfs_inode *ino,
 		     const struct plan *pl, uint64_t off, uint64_t end,
 		     struct in_place_undo **out)
@@ -500,7 +560,9 @@ static int undo_save(struct kmfs_fs *fs, const struct kmfs_inode *ino,
 		const struct seg *s = &pl->v[i];
 		uint64_t a = s->fpage * PG, b = (s->fpage + s->count) * PG;
 
-		if (s->fresh)
+		/* new pages, and unwritten ones (zeroes to readers until the
+		 * commit), hold nothing a failed write must put back */
+		if (s->fresh || s->unwritten)
 			continue;
 		if (!u && !(u = calloc(pl->n, sizeof(*u))))
 			return -ENOMEM;
@@ -656,21 +718,24 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	for (; stored < pl.n; stored++) {
 		struct seg *s = &pl.v[stored];
 
-		if (s->fresh && media_writes_by_fd(&fs->pool.media))
+		if (s->fresh && media_writes_by_fd(&fs->pool.media)) {
 			rc = store_fresh(fs, s, off, end, src);
-		else
-			rc = store_in_place(fs, s, off, end, src);
+		} else {
+			rc = s->unwritten ? zero_unwritten_edges(fs, s, off, end) : 0;
+			if (rc == 0)
+				rc = store_in_place(fs, s, off, end, src);
+		}
 		if (rc < 0) {
 			stored++; /* may have stored part of it */
 			goto out_undo;
 		}
 	}
-	/* 3. commit (a plan with no new pages inside the size was an
-	 * overwrite in place: data_overwrite took it above) */
+	/* 3. commit (a plan with no new or unwritten pages inside the size
+	 * was an overwrite in place: data_overwrite took it above) */
 	rc = txn_begin(&t);
 	if (rc < 0)
 		goto out_undo;
-	rc = plan_commit(&t, ino, &pl);
+	rc = plan_commit(&t, ino, &pl, 0, true);
 	if (rc == 0 && end > ino->size) {
 		rc = TXADD(ino, size);
 		if (rc == 0)
@@ -815,10 +880,10 @@ static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t si
 	rc = zero_planned(fs, &pl, seg, size % PG, PG, true, snapshot, &pz);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
-		rc = plan_commit(&t, ino, &pl);
+		rc = plan_commit(&t, ino, &pl, 0, false);
 	if (rc == 0 && size < ino->size) {
 		uint64_t keep = (size + PG - 1) / PG;
-		rc = emap_replace(&t, ino, keep, MAX_FPAGE - keep, EMAP_HOLE,
+		rc = emap_replace(&t, ino, keep, MAX_FPAGE - keep, EMAP_HOLE, 0,
 				  unref_cb, &t);
 	}
 	if (rc == 0)
@@ -887,9 +952,9 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 				  &pz[1]);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
-		rc = plan_commit(&t, ino, &pl);
+		rc = plan_commit(&t, ino, &pl, 0, false);
 	if (rc == 0 && full_b > full_a)
-		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE,
+		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE, 0,
 				  unref_cb, &t);
 	if (rc == 0)
 		rc = touch(fs, ino, true);
@@ -931,6 +996,8 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		  uint64_t len, int keep_size)
 {
 	uint64_t end = off + len;
+	/* zeroed all the same: the flag only says no write has been there */
+	uint32_t fresh_flags = pool_has_unwritten(&fs->pool) ? KMFS_EXT_UNWRITTEN : 0;
 	struct plan pl = {0};
 	struct txn t;
 	int rc;
@@ -960,7 +1027,7 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	rc = plan_commit(&t, ino, &pl);
+	rc = plan_commit(&t, ino, &pl, fresh_flags, false);
 	if (rc == 0 && !keep_size && end > ino->size) {
 		rc = TXADD(ino, size);
 		if (rc == 0)
@@ -970,6 +1037,21 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = touch(fs, ino, true);
 	free(pl.v);
 	return txn_end(&t, rc);
+}
+
+/* emap_lookup for data: unwritten extents count as holes */
+static int written_extent(struct kmfs_fs *fs, const struct kmfs_inode *ino,
+			  uint64_t pos, struct kmfs_extent *e)
+{
+	uint64_t at = pos;
+	int r;
+
+	while ((r = emap_lookup(&fs->pool, ino, at, e)) >= 0 &&
+	       (e->flags & KMFS_EXT_UNWRITTEN))
+		at = e->fpage + e->count;
+	if (r < 0)
+		return r;
+	return e->fpage <= pos ? 0 : 1; /* extents past AT start at or after it */
 }
 
 int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
@@ -983,7 +1065,7 @@ int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
 		return -ENXIO;
 	pos = (uint64_t)off / PG;
 	if (whence == SEEK_DATA) {
-		r = emap_lookup(&fs->pool, ino, pos, &e);
+		r = written_extent(fs, ino, pos, &e);
 		if (r == 0)
 			return off;
 		if (r == 1 && e.fpage * PG < ino->size)
@@ -992,7 +1074,7 @@ int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
 	}
 	for (;;) {
 		r = emap_lookup(&fs->pool, ino, pos, &e);
-		if (r != 0)
+		if (r != 0 || (e.flags & KMFS_EXT_UNWRITTEN))
 			break;
 		pos = e.fpage + e.count;
 	}
@@ -1017,16 +1099,16 @@ struct clone_ctx {
 
 /*
  * Share file pages [first, first+count) of SRC into DST at DST_FIRST:
- * each mapped run gains a reference and replaces what DST had there;
- * holes of SRC punch DST. Caller is inside the transaction and holds
- * both inodes' locks.
+ * each mapped run gains a reference and replaces what DST had there
+ * (unwritten stays unwritten); holes of SRC punch DST. Caller is inside
+ * the transaction and holds both inodes' locks.
  */
 static int share_pages(struct kmfs_fs *fs, struct txn *t,
 		       struct kmfs_inode *src, uint64_t first, uint64_t count,
 		       struct kmfs_inode *dst, uint64_t dst_first)
 {
 	uint64_t pos = first, end = first + count;
-	int rc = emap_replace(t, dst, dst_first, count, EMAP_HOLE, unref_cb, t);
+	int rc = emap_replace(t, dst, dst_first, count, EMAP_HOLE, 0, unref_cb, t);
 
 	while (rc == 0 && pos < end) {
 		struct kmfs_extent e;
@@ -1040,7 +1122,7 @@ static int share_pages(struct kmfs_fs *fs, struct txn *t,
 		rc = pages_ref(t, e.dpage + (a - e.fpage), b - a);
 		if (rc == 0)
 			rc = emap_replace(t, dst, dst_first + (a - first), b - a,
-					  e.dpage + (a - e.fpage), unref_cb, t);
+					  e.dpage + (a - e.fpage), e.flags, unref_cb, t);
 		pos = b;
 	}
 	return rc;

@@ -307,6 +307,17 @@ static int unmap_range(struct emap_ctx *c, uint64_t fpage, uint64_t end,
 	return 0;
 }
 
+/* Can extent B be appended to A as one extent? Contiguous on both sides,
+ * in one arena, with the same flags. */
+static bool joins(const struct pages *pg, const struct kmfs_extent *a,
+		  const struct kmfs_extent *b)
+{
+	return a->fpage + a->count == b->fpage &&
+	       a->dpage + a->count == b->dpage && a->flags == b->flags &&
+	       (uint64_t)a->count + b->count <= UINT32_MAX &&
+	       pages_same_arena(pg, a->dpage, b->dpage);
+}
+
 /* Insert one extent that lies within leaf LI's key range (already a hole). */
 static int insert_in_leaf(struct emap_ctx *c, uint32_t li, struct kmfs_extent e)
 {
@@ -322,10 +333,7 @@ static int insert_in_leaf(struct emap_ctx *c, uint32_t li, struct kmfs_extent e)
 	/* merge with the previous extent when contiguous on both sides */
 	if (n > 0) {
 		struct kmfs_extent *pv = &v[n - 1];
-		if (pv->fpage + pv->count == e.fpage &&
-		    pv->dpage + pv->count == e.dpage &&
-		    (uint64_t)pv->count + e.count <= UINT32_MAX &&
-		    pages_same_arena(pg, pv->dpage, e.dpage)) {
+		if (joins(pg, pv, &e)) {
 			pv->count += e.count;
 			goto tail;
 		}
@@ -335,10 +343,7 @@ tail:
 	for (uint32_t i = (uint32_t)at; i < l->n; i++) {
 		struct kmfs_extent *pv = &v[n - 1];
 		const struct kmfs_extent *x = &l->ext[i];
-		if (i == (uint32_t)at && pv->fpage + pv->count == x->fpage &&
-		    pv->dpage + pv->count == x->dpage &&
-		    (uint64_t)pv->count + x->count <= UINT32_MAX &&
-		    pages_same_arena(pg, pv->dpage, x->dpage)) {
+		if (i == (uint32_t)at && joins(pg, pv, x)) {
 			pv->count += x->count;
 			continue;
 		}
@@ -349,8 +354,8 @@ tail:
 }
 
 int emap_replace(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
-		 uint64_t count, uint64_t dpage, emap_removed_fn removed,
-		 void *arg)
+		 uint64_t count, uint64_t dpage, uint32_t flags,
+		 emap_removed_fn removed, void *arg)
 {
 	struct emap_ctx c = { .t = t, .p = t->pages->pool, .ino = ino };
 	uint64_t end = fpage + count, nremoved = 0, pos;
@@ -376,6 +381,7 @@ int emap_replace(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 		uint64_t piece = (end < limit ? end : limit) - pos;
 		struct kmfs_extent e = {
 			.fpage = pos, .dpage = dpage + (pos - fpage),
+			.flags = flags,
 		};
 
 		if (piece > UINT32_MAX)

@@ -32,13 +32,14 @@ int emap_lookup(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 
 /*
  * emap_replace -- map file pages [fpage, fpage+count) to device pages
- * starting at DPAGE, or unmap them when DPAGE is EMAP_HOLE. Each run the
- * old map held there is passed to REMOVED (to drop its references).
- * Keeps ino->blocks right. Caller is inside a transaction.
+ * starting at DPAGE with extent FLAGS (KMFS_EXT_*), or unmap them when
+ * DPAGE is EMAP_HOLE. Each run the old map held there is passed to
+ * REMOVED (to drop its references), when not NULL. Keeps ino->blocks
+ * right. Caller is inside a transaction.
  */
 int emap_replace(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
-		 uint64_t count, uint64_t dpage, emap_removed_fn removed,
-		 void *arg);
+		 uint64_t count, uint64_t dpage, uint32_t flags,
+		 emap_removed_fn removed, void *arg);
 
 /* emap_walk -- every extent in file order */
 int emap_walk(const struct kmfs_pool *p, const struct kmfs_inode *ino,

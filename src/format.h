@@ -33,9 +33,13 @@
 /*
  * 2.0: keyed directory hashes (dir_key, kmfs_dirtable.hash_kind): a 1.x
  * kmemfs would look names up with the wrong hash, so it must refuse.
- * Pools of format 1.x (1.1: unit_phase) are still read and written as 1.x.
+ * 3.0: unwritten extents (KMFS_EXT_UNWRITTEN): a 2.x kmemfs would overwrite
+ * them in place without clearing the flag, and the data would read as
+ * zeroes here, so it must refuse too.
+ * Pools of format 1.x (1.1: unit_phase) and 2.x are still read and written
+ * as they are; fsck.kmemfs --upgrade brings them to this one.
  */
-#define KMFS_VERSION_MAJOR 2
+#define KMFS_VERSION_MAJOR 3
 #define KMFS_VERSION_MINOR 0
 #define KMFS_VERSION_MAJOR_OLDEST 1
 
@@ -191,8 +195,18 @@ struct kmfs_extent {
 	uint64_t fpage;
 	uint64_t dpage;
 	uint32_t count;
-	uint32_t flags; /* reserved, 0 */
+	uint32_t flags; /* KMFS_EXT_* */
 };
+
+/*
+ * Allocated by fallocate, never written since (format 3): reads as zeroes
+ * whatever the pages hold, and SEEK_DATA/SEEK_HOLE see a hole, as for an
+ * unwritten extent of ext4 or XFS. The pages are zeroed all the same, so
+ * nothing foreign is in them. A write takes the flag off the pages it
+ * stores in, in its transaction: a crash before it leaves them unwritten.
+ */
+#define KMFS_EXT_UNWRITTEN 0x1u
+#define KMFS_EXT_KNOWN KMFS_EXT_UNWRITTEN
 
 /*
  * Extent map: a two-level tree. Leaf i holds the extents whose file pages

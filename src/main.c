@@ -739,6 +739,11 @@ int main(int argc, char **argv)
 			 "users who list one can make names collide; "
 			 "fsck.kmemfs --upgrade (unmounted) keys them", o.source,
 			 (unsigned long long)fs->unkeyed_dirs);
+	else if (!pool_has_unwritten(&fs->pool))
+		log_info("%s: format %u.%u: fallocate stores zeroes as data, which "
+			 "SEEK_DATA finds; fsck.kmemfs --upgrade (unmounted) brings the "
+			 "pool to format %u.%u", o.source, fs->pool.sb->major,
+			 fs->pool.sb->minor, KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR);
 	if (fuse_set_signal_handlers(se) != 0) {
 		log_err("%s", fuse_told("cannot set the signal handlers"));
 		goto out_destroy;

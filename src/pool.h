@@ -86,6 +86,14 @@ static inline bool pool_has_dir_key(const struct kmfs_pool *p)
 	return p->sb->major >= 2;
 }
 
+/* pool_has_unwritten -- format 3 and later: fallocate maps its pages as
+ * unwritten extents (a format 2 pool gets them as written zeroes, which
+ * a kmemfs of format 2 reads the same way) */
+static inline bool pool_has_unwritten(const struct kmfs_pool *p)
+{
+	return p->sb->major >= 3;
+}
+
 /* pool_new_dir_key -- random bytes for a dir_key, with no fallback: a
  * guessable key would let users collide names. Says why on failure. */
 int pool_new_dir_key(uint8_t key[16], const char *path);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * upgrade.c -- format 1.x to 2.0: key the directory hash of an existing pool.
+ * upgrade.c -- an older pool to this format: key the directory hash of a
+ * format 1 pool (2.0), and let fallocate keep unwritten extents (3.0).
  *
  * The key goes in first, with the version, so that every table made from
  * then on is keyed; the old tables are then rebuilt one directory at a
@@ -37,6 +38,25 @@ static int set_key(struct kmfs_pool *p, struct pages *pg)
 	rc = tx_add(sb, sizeof(*sb));
 	if (rc == 0) {
 		memcpy(sb->dir_key, key, sizeof(key));
+		sb->major = KMFS_VERSION_MAJOR;
+		sb->minor = KMFS_VERSION_MINOR;
+	}
+	return txn_end(&t, rc);
+}
+
+/* a keyed pool of an older format: only the version changes */
+static int set_version(struct kmfs_pool *p, struct pages *pg)
+{
+	struct kmfs_super *sb = p->sb;
+	struct txn t;
+	int rc;
+
+	txn_init(&t, pg);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		return rc;
+	rc = tx_add(&sb->major, sizeof(sb->major) + sizeof(sb->minor));
+	if (rc == 0) {
 		sb->major = KMFS_VERSION_MAJOR;
 		sb->minor = KMFS_VERSION_MINOR;
 	}
@@ -87,6 +107,13 @@ int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r)
 			goto out;
 		}
 		r->keyed = true;
+	} else if (p->sb->major < KMFS_VERSION_MAJOR) {
+		rc = set_version(p, &pg);
+		if (rc < 0) {
+			log_err("cannot write the format version: %s", strerror(-rc));
+			goto out;
+		}
+		r->versioned = true;
 	}
 	rc = unkeyed_dirs(p, &dirs, &n);
 	if (rc < 0) {

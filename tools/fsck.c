@@ -42,14 +42,17 @@ static void usage(FILE *f)
 "  -v              print every finding\n"
 "  --progress      report progress on stderr from the start (on a terminal\n"
 "                  it is shown anyway once a check takes over a second)\n"
-"  --upgrade       after a check that leaves no error, bring a pool of\n"
-"                  format 1.x to this kmemfs's format (2.0): directory names\n"
-"                  hashed under a secret key, so that users who list a\n"
-"                  directory cannot make names collide. Every directory's\n"
-"                  readdir offsets change; kmemfs before 2.0 no longer\n"
-"                  mounts the pool. Safe to interrupt and run again; a\n"
-"                  directory it cannot rehash (metadata space: it needs\n"
-"                  its entries twice) keeps its old hash, exit status 8\n"
+"  --upgrade       after a check that leaves no error, bring a pool of an\n"
+"                  older format to this kmemfs's format (3.0), after which\n"
+"                  older kmemfs no longer mount it. From 2.x: fallocated\n"
+"                  ranges no write has reached stay holes for SEEK_DATA\n"
+"                  and SEEK_HOLE (fallocate on 2.x stores zeroes as data).\n"
+"                  From 1.x also: directory names hashed under a secret\n"
+"                  key, so that users who list a directory cannot make\n"
+"                  names collide; every directory's readdir offsets\n"
+"                  change. Safe to interrupt and run again; a directory it\n"
+"                  cannot rehash (metadata space: it needs its entries\n"
+"                  twice) keeps its old hash, exit status 8\n"
 "  -h, --help      this text\n"
 "  -V, --version   version\n"
 "\n"
@@ -151,11 +154,17 @@ static int upgrade_pool(const char *path, bool via_kmod, int status)
 		printf("fsck.kmemfs: not upgraded\n");
 		return status | FSCK_OPERROR;
 	}
-	if (!r.keyed && !r.rehashed && !r.failed) {
+	if (!r.keyed && !r.versioned && !r.rehashed && !r.failed) {
 		printf("fsck.kmemfs: already format %u.x with every directory keyed: "
 		       "nothing to upgrade\n", KMFS_VERSION_MAJOR);
 		return status;
 	}
+	if (r.versioned)
+		printf("fsck.kmemfs: upgraded to format %u.%u: fallocate keeps "
+		       "unwritten ranges as holes\n", KMFS_VERSION_MAJOR,
+		       KMFS_VERSION_MINOR);
+	if (!r.keyed && !r.rehashed && !r.failed)
+		return status;
 	printf("fsck.kmemfs: %s format %u.%u: %llu directories rehashed with the "
 	       "pool's key\n", r.keyed ? "upgraded to" : "went on upgrading to",
 	       KMFS_VERSION_MAJOR, KMFS_VERSION_MINOR, (unsigned long long)r.rehashed);

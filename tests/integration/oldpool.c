@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * oldpool PATH -- turn the freshly made kmemfs pool at PATH into one that a
- * kmemfs of format 1.1 made: no directory key, the root's (empty) table
- * hashed with FNV. Test only: what fsck.kmemfs --upgrade is for.
+ * oldpool PATH [2] -- turn the freshly made kmemfs pool at PATH into one that
+ * a kmemfs of format 1.1 made: no directory key, the root's (empty) table
+ * hashed with FNV; with 2, one of format 2.0 (keyed, no unwritten extents:
+ * a fresh pool has no file). Test only: what fsck.kmemfs --upgrade is for.
  */
 #include <stdio.h>
 #include <string.h>
@@ -14,12 +15,19 @@ int main(int argc, char **argv)
 	struct kmfs_pool p;
 	struct kmfs_dirtable *tab;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: oldpool PATH\n");
+	if (argc != 2 && !(argc == 3 && strcmp(argv[2], "2") == 0)) {
+		fprintf(stderr, "usage: oldpool PATH [2]\n");
 		return 2;
 	}
 	if (pool_open(argv[1], &p) < 0)
 		return 1;
+	if (argc == 3) {
+		p.sb->major = 2;
+		p.sb->minor = 0;
+		pool_persist(&p, p.sb, sizeof(*p.sb));
+		pool_close(&p);
+		return 0;
+	}
 	tab = pool_ptr(&p, ((struct kmfs_inode *)pool_ptr(&p, p.sb->root_off))->data_off);
 	if (tab->count) {
 		fprintf(stderr, "oldpool: the root is not empty: its names would need rehashing\n");

@@ -370,7 +370,7 @@ check_eq "$?" 0 "the installed fsck.kmemfs finds it clean"
 # --upgrade of a pool already of this format: checked, nothing to do
 run_tool "$WORK/out" "$FSCK" --upgrade "$WORK/inst.pool"
 check_eq "$?" 0 "fsck.kmemfs --upgrade of a current pool exits 0"
-check "grep -q 'already format 2.x with every directory keyed: nothing to upgrade' '$WORK/out'" "... and says there was nothing to upgrade"
+check "grep -q 'already format 3.x with every directory keyed: nothing to upgrade' '$WORK/out'" "... and says there was nothing to upgrade"
 run_tool "$WORK/out" "$FSCK" -n --upgrade "$WORK/inst.pool"
 check_eq "$?" 16 "fsck.kmemfs -n --upgrade is a usage error ($(head -c 120 "$WORK/out"))"
 # a pool of format 1.1 (unkeyed directory hashes): said at mount and by
@@ -391,16 +391,39 @@ check "[ $? -eq 0 ] && grep -q '3 directories hash names without a secret key (f
 	"fsck.kmemfs -n finds it clean and says 3 directories are not keyed"
 run_tool "$WORK/out" "$FSCK" --upgrade "$OLD"
 check_eq "$?" 0 "fsck.kmemfs --upgrade of a format 1.1 pool exits 0"
-check "grep -q 'upgraded to format 2.0: 3 directories rehashed' '$WORK/out'" \
+check "grep -q 'upgraded to format 3.0: 3 directories rehashed' '$WORK/out'" \
 	"... and says it rehashed 3 directories ($(tail -n 1 "$WORK/out"))"
 run_tool "$WORK/out" "$FSCK" -n "$OLD"
 check "[ $? -eq 0 ] && ! grep -q 'without a secret key' '$WORK/out'" "after it, fsck finds every directory keyed"
 run_tool "$WORK/out" "$K" "$OLD" "$MNT"
-check "[ $? -eq 0 ] && wait_until 10 is_mounted && ! grep -q 'secret key' '$WORK/out'" \
-	"the upgraded pool mounts with nothing to say"
+check "[ $? -eq 0 ] && wait_until 10 is_mounted && ! grep -q 'secret key\\|format' '$WORK/out'" \
+	"the upgraded pool mounts with nothing to say ($(head -c 150 "$WORK/out"))"
 check_eq "$(cat "$MNT/a/one" "$MNT/a/b/two" "$MNT/a/b/link" 2>&1 | tr '\n' ' ')" "one two one " \
 	"its files, directories and hard links are all there"
 check_eq "$(ls "$MNT/a" | wc -l)" 302 "... every name of the large directory too"
+fs_umount
+# a pool of format 2.0 (fallocate stored zeroes as data): said at mount;
+# --upgrade changes only the version, and fallocate then leaves holes
+run_tool "$WORK/out" "$MKFS" --force --size 64M "$OLD" &&
+	run_tool "$WORK/out" "$BIN_DIR/oldpool" "$OLD" 2 ||
+	abort_test "make a format 2.0 pool: $(cat "$WORK/out")"
+run_tool "$WORK/out" "$K" "$OLD" "$MNT"
+check "[ $? -eq 0 ] && wait_until 10 is_mounted" "kmemfs mounts a format 2.0 pool"
+check "grep -q 'format 2.0: fallocate stores zeroes as data.*fsck.kmemfs --upgrade' '$WORK/out'" \
+	"... and says what --upgrade would change ($(head -c 150 "$WORK/out"))"
+fallocate -l 1M "$MNT/pre"
+check_eq "$(probe seek "$MNT/pre" data 0)" 0 "on it a fallocated range is data"
+fs_umount
+run_tool "$WORK/out" "$FSCK" --upgrade "$OLD"
+check "[ $? -eq 0 ] && grep -q 'upgraded to format 3.0: fallocate keeps unwritten ranges as holes' '$WORK/out'" \
+	"fsck.kmemfs --upgrade brings it to format 3.0 ($(tail -n 1 "$WORK/out"))"
+check "! grep -q 'rehashed' '$WORK/out'" "... and rehashes nothing"
+run_tool "$WORK/out" "$K" "$OLD" "$MNT"
+check "[ $? -eq 0 ] && wait_until 10 is_mounted && ! grep -q 'format' '$WORK/out'" \
+	"the upgraded pool mounts with nothing to say ($(head -c 150 "$WORK/out"))"
+check_eq "$(probe seek "$MNT/pre" data 0)" 0 "the file fallocated before is still data"
+fallocate -l 1M "$MNT/new"
+expect_errno ENXIO "a new fallocated range is a hole" probe seek "$MNT/new" data 0
 fs_umount
 POOL=$P
 finish

@@ -542,6 +542,35 @@ static void test_check_ranges(void **state)
 	assert_int_equal(fi->xattr_off, 0);
 }
 
+/* extent flags the pool's format does not define are cleared, the pages
+ * kept (they read as they are); in a format 2 pool that includes
+ * KMFS_EXT_UNWRITTEN, which only format 3 has */
+static void test_check_extent_flags(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_inode *fi = fs_inode(fs, populate(fs));
+	struct kmfs_emap_index *idx = pool_ptr(&fs->pool, fi->data_off);
+	struct kmfs_emap_leaf *l = pool_ptr(&fs->pool, idx->ent[0].leaf_off);
+	uint64_t blocks = fi->blocks;
+	struct check_result r;
+
+	l->ext[0].flags = 0x80 | KMFS_EXT_UNWRITTEN;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	r = run(&fs->pool, true);
+	assert_int_equal(r.errors, 1);
+	assert_int_equal(r.fixed, 1);
+	assert_int_equal(l->ext[0].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+
+	fs->pool.sb->major = 2;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_int_equal(run(&fs->pool, true).fixed, 1);
+	assert_int_equal(l->ext[0].flags, 0);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+	fs->pool.sb->major = KMFS_VERSION_MAJOR;
+	assert_int_equal(fi->blocks, blocks);
+}
+
 /* a bucket of one directory that points into another's list */
 static void test_check_foreign_bucket(void **state)
 {
@@ -733,6 +762,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_stray_super_and_arena_objects,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_ranges,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_extent_flags,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_foreign_bucket,
 			tpool_setup_default, tpool_teardown),

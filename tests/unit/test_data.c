@@ -167,6 +167,162 @@ static void test_data_seek_data_and_hole(void **state)
 	assert_int_equal(fs_lseek(fs, ino, 10 * 4096, SEEK_HOLE), -ENXIO);
 }
 
+struct ext_list {
+	struct kmfs_extent v[16];
+	int n;
+};
+
+static int collect(void *arg, const struct kmfs_extent *e)
+{
+	struct ext_list *l = arg;
+
+	if (l->n < 16)
+		l->v[l->n] = *e;
+	l->n++;
+	return 0;
+}
+
+static struct ext_list extents_of(struct kmfs_fs *fs, uint64_t ino)
+{
+	struct ext_list l = { .n = 0 };
+
+	assert_int_equal(emap_walk(&fs->pool, fs_inode(fs, fs_ino_off(fs, ino)),
+				   collect, &l), 0);
+	return l;
+}
+
+/* Bytes a write cut short by a crash may leave in a page it had not made
+ * written yet: unseen, as the write never happened. */
+static void leave_crash_residue(struct kmfs_fs *fs, uint64_t dpage)
+{
+	char *at = pool_page(&fs->pool, dpage);
+
+	memset(at, 0xEE, 4096);
+	pool_persist(&fs->pool, at, 4096);
+}
+
+/*
+ * fallocate maps unwritten pages: allocated and counted, but a hole to
+ * SEEK_DATA/SEEK_HOLE and zeroes to a read whatever the page holds, as on
+ * ext4 and XFS. A write makes the pages it stores in written (the rest of
+ * such a page zero), across a remount; once all is written it is one
+ * extent again.
+ */
+static void test_data_fallocated_range_is_unwritten(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t ino = new_file(fs, "prealloc");
+	static unsigned char page[4096];
+	unsigned char x = 9;
+	struct ext_list l;
+	struct stat st;
+
+	assert_int_equal(fs_fallocate(fs, ino, 0, 0, 16 * 4096), 0);
+	msize = 16 * 4096;
+	l = extents_of(fs, ino);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].count, 16);
+	assert_int_equal(l.v[0].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(fs_getattr(fs, ino, &st), 0);
+	assert_int_equal(st.st_blocks, 16 * 8);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_DATA), -ENXIO);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_HOLE), 0);
+	assert_int_equal(fs_lseek(fs, ino, 7 * 4096 + 1, SEEK_HOLE), 7 * 4096 + 1);
+	leave_crash_residue(fs, l.v[0].dpage + 5);
+	verify(fs, ino);
+	/* a write whose commit fails leaves its pages unwritten: unseen */
+	memset(page, 0xDD, sizeof(page));
+	struct membuf m = { page };
+	struct data_src src = { src_copy, &m, NULL };
+	fail_add_at = &fs_inode(fs, fs_ino_off(fs, ino))->ctime;
+	assert_int_equal(fs_write(fs, ino, 4096 + 7, 2000, &src, false), -ENOMEM);
+	fail_add_at = NULL;
+	verify(fs, ino);
+	assert_int_equal(extents_of(fs, ino).n, 1);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_DATA), -ENXIO);
+	/* and a later write there shows none of those bytes */
+	do_write(fs, ino, 4096 + 3000, &x, 1);
+	verify(fs, ino);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_DATA), 4096);
+
+	/* one byte in page 5 makes that page data, zero around the byte */
+	do_write(fs, ino, 5 * 4096 + 10, &x, 1);
+	verify(fs, ino);
+	l = extents_of(fs, ino);
+	assert_int_equal(l.n, 5);
+	assert_int_equal(l.v[0].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(l.v[1].flags, 0);
+	assert_int_equal(l.v[1].fpage, 1);
+	assert_int_equal(l.v[2].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(l.v[3].flags, 0);
+	assert_int_equal(l.v[3].fpage, 5);
+	assert_int_equal(l.v[3].count, 1);
+	assert_int_equal(l.v[4].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(fs_lseek(fs, ino, 4096, SEEK_HOLE), 2 * 4096);
+	assert_int_equal(fs_lseek(fs, ino, 2 * 4096, SEEK_DATA), 5 * 4096);
+	assert_int_equal(fs_lseek(fs, ino, 5 * 4096, SEEK_HOLE), 6 * 4096);
+	assert_int_equal(fs_lseek(fs, ino, 6 * 4096, SEEK_DATA), -ENXIO);
+	/* the same after a remount */
+	assert_int_equal(tpool_remount(*state), 0);
+	verify(fs, ino);
+	assert_int_equal(fs_lseek(fs, ino, 2 * 4096, SEEK_DATA), 5 * 4096);
+	assert_int_equal(fs_lseek(fs, ino, 5 * 4096 + 4095, SEEK_HOLE), 6 * 4096);
+
+	/* page 9 overwritten in its middle, then every page whole */
+	leave_crash_residue(fs, l.v[4].dpage + 3);
+	do_write(fs, ino, 9 * 4096 + 100, &x, 1);
+	verify(fs, ino);
+	memset(page, 0x5A, sizeof(page));
+	for (uint64_t i = 0; i < 16; i++)
+		do_write(fs, ino, i * 4096, page, sizeof(page));
+	verify(fs, ino);
+	l = extents_of(fs, ino);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].flags, 0);
+	assert_int_equal(l.v[0].count, 16);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_HOLE), 16 * 4096);
+}
+
+/* A clone shares unwritten pages as unwritten; a write to one of them in
+ * the clone copies zeroes, not what the page holds. */
+static void test_data_clone_keeps_unwritten_pages(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t src = new_file(fs, "src"), dst, off;
+	unsigned char x = 3, out[2 * 4096];
+	struct readbuf r = { out, 0 };
+	struct ext_list l;
+
+	assert_int_equal(fs_fallocate(fs, src, 0, 0, 8 * 4096), 0);
+	do_write(fs, src, 2 * 4096, &x, 1);
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "dst", S_IFREG | 0644, 0, &root, &off), 0);
+	dst = fs_ino(fs, off);
+	assert_int_equal(fs_clone(fs, src, 0, dst, 0, 8 * 4096, true), 8 * 4096);
+	l = extents_of(fs, dst);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.v[0].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(l.v[1].flags, 0);
+	assert_int_equal(l.v[2].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(fs_lseek(fs, dst, 0, SEEK_DATA), 2 * 4096);
+	assert_int_equal(fs_lseek(fs, dst, 2 * 4096, SEEK_HOLE), 3 * 4096);
+
+	leave_crash_residue(fs, l.v[0].dpage);
+	struct membuf m = { &x };
+	struct data_src one = { src_copy, &m, NULL };
+	assert_int_equal(fs_write(fs, dst, 100, 1, &one, false), 1);
+	assert_int_equal(fs_read(fs, dst, 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, sizeof(out));
+	for (size_t i = 0; i < sizeof(out); i++)
+		assert_int_equal(out[i], i == 100 ? 3 : 0);
+	/* the source's page is still shared no more, and still unwritten */
+	assert_int_equal(fs_lseek(fs, src, 0, SEEK_DATA), 2 * 4096);
+	assert_int_equal(fs_lseek(fs, dst, 0, SEEK_DATA), 0);
+	r.n = 0;
+	assert_int_equal(fs_read(fs, src, 0, 4096, reply, &r), 0);
+	for (size_t i = 0; i < 4096; i++)
+		assert_int_equal(out[i], 0);
+}
+
 /*
  * A write the filesystem has too few pages for stores the whole pages that
  * fit and returns their length, as tmpfs does; then one that gets no page
@@ -691,6 +847,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_overwrite_cut_short_is_a_short_write,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_write_past_the_size_is_marked,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_fallocated_range_is_unwritten,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_clone_keeps_unwritten_pages,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_relatime_takes_any_times,
 			tpool_setup_default, tpool_teardown),

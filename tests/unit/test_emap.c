@@ -34,7 +34,7 @@ static void replace(struct tpool *t, struct kmfs_inode *ino, uint64_t f,
 
 	txn_init(&tx, &t->fs.pages);
 	assert_int_equal(txn_begin(&tx), 0);
-	assert_int_equal(emap_replace(&tx, ino, f, n, d, count_removed, NULL), 0);
+	assert_int_equal(emap_replace(&tx, ino, f, n, d, 0, count_removed, NULL), 0);
 	assert_int_equal(txn_end(&tx, 0), 0);
 	for (uint64_t i = 0; i < n; i++)
 		model[f + i] = d == EMAP_HOLE ? EMAP_HOLE : d + i;
@@ -144,7 +144,7 @@ static void test_emap_abort_leaves_map_unchanged(void **state)
 		replace(t, ino, i * 3, 2, 1000 + i * 7);
 	txn_init(&tx, &t->fs.pages);
 	assert_int_equal(txn_begin(&tx), 0);
-	assert_int_equal(emap_replace(&tx, ino, 0, 2000, EMAP_HOLE, NULL, NULL), 0);
+	assert_int_equal(emap_replace(&tx, ino, 0, 2000, EMAP_HOLE, 0, NULL, NULL), 0);
 	assert_int_equal(txn_end(&tx, -EIO), -EIO);
 	verify(t, ino, &seed);
 }

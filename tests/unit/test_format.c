@@ -85,7 +85,8 @@ static void test_format_constants(void **state)
 	assert_int_equal(KMFS_PAGE_SIZE, 4096);
 	assert_int_equal(KMFS_UNIT_SIZE, 4u << 20);
 	assert_int_equal(KMFS_UNIT_PAGES, 1024);
-	assert_int_equal(KMFS_VERSION_MAJOR, 2);
+	assert_int_equal(KMFS_VERSION_MAJOR, 3);
+	assert_int_equal(KMFS_EXT_UNWRITTEN, 1);
 	assert_int_equal(KMFS_VERSION_MAJOR_OLDEST, 1);
 	assert_int_equal(KMFS_HASH_SIPHASH, 1);
 	assert_true(KMFS_MAGIC == 0x31534646454d4d4bULL);

@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: BSD-3-Clause
-/* test_upgrade -- a format 1.x pool brought to 2.0 (fsck.kmemfs --upgrade):
- * keyed, every directory rehashed, every name and link kept, fsck clean. */
+/* test_upgrade -- a format 1.x pool brought to this format (fsck.kmemfs
+ * --upgrade): keyed, every directory rehashed, every name and link kept,
+ * fsck clean; a 2.x pool: the version, and fallocate's unwritten extents
+ * from then on. */
 #include <errno.h>
+#include <fcntl.h>
+
+#include "emap.h"
 
 #include "helpers.h"
 #include "check.h"
@@ -162,6 +167,80 @@ static void test_upgrade_resumes_after_the_key(void **state)
 	assert_int_equal(table_of(fs, dir)->hash_kind, KMFS_HASH_SIPHASH);
 }
 
+static int first_extent(void *arg, const struct kmfs_extent *e)
+{
+	*(struct kmfs_extent *)arg = *e;
+	return 1;
+}
+
+/* the flags of the extent fallocate makes for a new file NAME */
+static uint32_t fallocated_flags(struct kmfs_fs *fs, const char *name)
+{
+	struct kmfs_extent e = { 0 };
+	uint64_t off;
+
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, name, S_IFREG | 0644, 0,
+				  &root, &off), 0);
+	assert_int_equal(fs_fallocate(fs, fs_ino(fs, off), 0, 0, 8 * 4096), 0);
+	assert_int_equal(emap_walk(&fs->pool, fs_inode(fs, off), first_extent, &e), 1);
+	assert_int_equal(e.count, 8);
+	return e.flags;
+}
+
+/* a keyed pool of format 2.x: fallocate stores zeroes as data there (a 2.x
+ * kmemfs could not tell unwritten pages), the upgrade changes only the
+ * version, and from then on fallocate keeps unwritten extents */
+static void test_upgrade_from_format2_changes_the_version(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_fs *fs = &t->fs;
+	struct upgrade_result ur;
+	struct check_result cr;
+	uint64_t ino;
+
+	fs->pool.sb->major = 2;
+	fs->pool.sb->minor = 0;
+	pool_persist(&fs->pool, fs->pool.sb, sizeof(*fs->pool.sb));
+	assert_int_equal(tpool_remount(t), 0);
+	assert_int_equal(fallocated_flags(fs, "old"), 0);
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "old", &ino), 0);
+	assert_int_equal(fs_lseek(fs, fs_ino(fs, ino), 0, SEEK_DATA), 0);
+
+	cr = upgrade_offline(t, &ur);
+	assert_true(ur.versioned);
+	assert_false(ur.keyed);
+	assert_int_equal(ur.rehashed, 0);
+	assert_int_equal(cr.unkeyed, 0);
+	assert_int_equal(fs->pool.sb->major, KMFS_VERSION_MAJOR);
+	assert_int_equal(fs->pool.sb->minor, KMFS_VERSION_MINOR);
+	/* the old file is as it was; a new one gets an unwritten extent */
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "old", &ino), 0);
+	assert_int_equal(fs_lseek(fs, fs_ino(fs, ino), 0, SEEK_DATA), 0);
+	assert_int_equal(fallocated_flags(fs, "new"), KMFS_EXT_UNWRITTEN);
+	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "new", &ino), 0);
+	assert_int_equal(fs_lseek(fs, fs_ino(fs, ino), 0, SEEK_DATA), -ENXIO);
+	/* and a second run finds nothing to do */
+	upgrade_offline(t, &ur);
+	assert_false(ur.versioned);
+}
+
+/* a format 1 pool goes to this format in one run: keyed, and versioned
+ * with the key */
+static void test_upgrade_from_format1_reaches_this_format(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_fs *fs = &t->fs;
+	struct upgrade_result ur;
+
+	tpool_make_format1(t);
+	assert_int_equal(fallocated_flags(fs, "old"), 0);
+	upgrade_offline(t, &ur);
+	assert_true(ur.keyed);
+	assert_false(ur.versioned);
+	assert_int_equal(fs->pool.sb->major, KMFS_VERSION_MAJOR);
+	assert_int_equal(fallocated_flags(fs, "new"), KMFS_EXT_UNWRITTEN);
+}
+
 /* a directory whose rehash fails (here its 40th allocation: the metadata
  * heap full) is left as it was, hashed with FNV; the pool stays sound and
  * a later run rehashes it */
@@ -206,6 +285,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_upgrade_keys_and_rehashes_every_directory,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_format2_changes_the_version,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_format1_reaches_this_format,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade_resumes_after_the_key,
 			tpool_setup_default, tpool_teardown),
