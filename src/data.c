@@ -1039,6 +1039,19 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	return txn_end(&t, rc);
 }
 
+/*
+ * Not one transaction: a crash between the two leaves the whole pages a
+ * hole, which reads as zeroes too, only not allocated. On a format 3 pool
+ * they come back unwritten, so a zeroed range costs no page writes.
+ */
+int data_zero_range(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		    uint64_t len, int keep_size)
+{
+	int rc = data_punch(fs, ino, off, len);
+
+	return rc < 0 ? rc : data_allocate(fs, ino, off, len, keep_size);
+}
+
 /* emap_lookup for data: unwritten extents count as holes */
 static int written_extent(struct kmfs_fs *fs, const struct kmfs_inode *ino,
 			  uint64_t pos, struct kmfs_extent *e)

@@ -69,6 +69,10 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	       uint64_t len);
 int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		  uint64_t len, int keep_size);
+/* data_zero_range -- fallocate(FALLOC_FL_ZERO_RANGE): the range reads as
+ * zeroes and is allocated; a punch, then an allocation */
+int data_zero_range(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
+		    uint64_t len, int keep_size);
 /* data_seek -- SEEK_DATA / SEEK_HOLE */
 int64_t data_seek(struct kmfs_fs *fs, struct kmfs_inode *ino, int64_t off,
 		  int whence);

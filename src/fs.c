@@ -1357,9 +1357,11 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 
 	if (fs->readonly)
 		return -EROFS;
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		return -EOPNOTSUPP;
-	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+	/* as the VFS: a punch keeps the size, and is no zeroing */
+	if ((mode & FALLOC_FL_PUNCH_HOLE) &&
+	    (mode & ~FALLOC_FL_PUNCH_HOLE) != FALLOC_FL_KEEP_SIZE)
 		return -EOPNOTSUPP;
 	mode_t type = inode_mode(ino) & S_IFMT;
 	if (type != S_IFREG)
@@ -1371,6 +1373,8 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 	pthread_rwlock_wrlock(&v->lock);
 	if (mode & FALLOC_FL_PUNCH_HOLE)
 		rc = data_punch(fs, ino, off, len);
+	else if (mode & FALLOC_FL_ZERO_RANGE)
+		rc = data_zero_range(fs, ino, off, len, mode & FALLOC_FL_KEEP_SIZE);
 	else
 		rc = data_allocate(fs, ino, off, len, mode & FALLOC_FL_KEEP_SIZE);
 	pthread_rwlock_unlock(&v->lock);

@@ -322,7 +322,7 @@ static int op_seek(char **a)
 	return 0;
 }
 
-/* falloc PATH 0|keep|punch OFFSET LEN */
+/* falloc PATH 0|keep|punch|zero|zerokeep OFFSET LEN */
 static int op_falloc(char **a)
 {
 	int mode = 0;
@@ -332,6 +332,10 @@ static int op_falloc(char **a)
 		mode = FALLOC_FL_KEEP_SIZE;
 	else if (!strcmp(a[1], "punch"))
 		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	else if (!strcmp(a[1], "zero"))
+		mode = FALLOC_FL_ZERO_RANGE;
+	else if (!strcmp(a[1], "zerokeep"))
+		mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
 	else if (strcmp(a[1], "0"))
 		return fail("unknown fallocate mode %s", a[1]);
 	fd = open(a[0], O_WRONLY | O_CREAT, 0644);
@@ -1114,7 +1118,7 @@ static const struct op ops[] = {
 	{ "pwrite_append", 3, op_pwrite_append, "PATH OFFSET STRING" },
 	{ "truncate", 2, op_truncate, "PATH LEN" },
 	{ "seek", 3, op_seek, "PATH data|hole OFFSET" },
-	{ "falloc", 4, op_falloc, "PATH 0|keep|punch OFFSET LEN" },
+	{ "falloc", 4, op_falloc, "PATH 0|keep|punch|zero|zerokeep OFFSET LEN" },
 	{ "cfr", 5, op_cfr, "SRC OFF_IN DST OFF_OUT LEN [noatime]" },
 	{ "kclone", 2, op_kclone, "SRC DST (kmemfs's clone ioctl)" },
 	{ "utimens", 5, op_utimens, "PATH ASEC ANSEC|now|omit MSEC MNSEC|now|omit [nofollow]" },

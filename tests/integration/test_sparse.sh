@@ -96,6 +96,27 @@ check_eq "$(sum_range pd 7340032 1048576)" "$(zeros 1048576)" "punch through EOF
 probe pwrite pd 1572864 refill >/dev/null
 check_eq "$(probe pread pd 1572864 6)" refill "writing into a punched hole"
 check_eq "$(sum_range pd 1048576 524288)" "$(zeros 524288)" "rest of the punched hole still zeros"
+# -- ZERO_RANGE (as ext4 and XFS; tmpfs has none): zeroes read through the
+# page cache, whole pages unwritten, the partial ones zeroed in place
+if on_kmemfs; then
+	head -c 1048576 /dev/urandom >zr
+	cp zr zr.orig
+	cat zr >/dev/null
+	blocks=$(stat_field zr blocks)
+	expect_errno OK "fallocate ZERO_RANGE" probe falloc zr zero 5000 20000
+	check_eq "$(sum_range zr 5000 20000)" "$(zeros 20000)" "the zeroed range reads zeros, cached pages too"
+	check "cmp -n 5000 zr zr.orig" "bytes before the zeroed range intact"
+	check "cmp -i 25000 zr zr.orig" "bytes after the zeroed range intact"
+	check_eq "$(stat_field zr blocks)" "$blocks" "ZERO_RANGE keeps its pages allocated"
+	check_eq "$(probe seek zr hole 0)" 8192 "its whole pages are a hole to SEEK_HOLE"
+	check_eq "$(probe seek zr data 8192)" 24576 "... and data resumes at its last, partial page"
+	expect_errno OK "ZERO_RANGE past the end" probe falloc zr zero 1048576 4096
+	check_eq "$(stat_field zr size)" 1052672 "... grows the file"
+	expect_errno OK "ZERO_RANGE with KEEP_SIZE past the end" probe falloc zr zerokeep 2097152 65536
+	check_eq "$(stat_field zr size)" 1052672 "... keeps the size"
+	check_eq "$(stat_field zr blocks)" $((blocks + 8 + 128)) "... and allocates"
+	rm zr zr.orig
+fi
 expect_errno OK "fallocate(2) KEEP_SIZE via syscall" probe falloc fk keep 0 65536
 check_eq "$(stat_field fk size)" 0 "KEEP_SIZE on an empty file keeps size 0"
 

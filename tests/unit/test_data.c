@@ -89,6 +89,13 @@ static void test_data_random_ops_match_model(void **state)
 			if (off + len > msize)
 				msize = off + len;
 			break;
+		case 3: /* zero a range, allocated (past the size: zero already) */
+			assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE,
+						      off, len), 0);
+			memset(model + off, 0, len);
+			if (off + len > msize)
+				msize = off + len;
+			break;
 		default:
 			for (size_t i = 0; i < len; i++)
 				buf[i] = (unsigned char)trand(&seed);
