@@ -636,6 +636,10 @@ static void zero_past_size(struct kmfs_fs *fs, struct kmfs_inode *ino)
 			pos = e.fpage;
 			continue;
 		}
+		if (e.flags & KMFS_EXT_UNWRITTEN) { /* reads as zeroes anyway */
+			pos = e.fpage + e.count;
+			continue;
+		}
 		for (; pos < e.fpage + e.count; pos++) {
 			uint64_t dp = e.dpage + (pos - e.fpage);
 			uint64_t a = from > pos * PG ? from - pos * PG : 0;
@@ -762,15 +766,24 @@ out_release:
 }
 
 /*
- * Plan the zeroing of part of file page FPAGE: nothing when it is a hole,
- * the page itself when only this file has it, else a copy that joins the
- * plan. *SEG is its index in the plan, or -1. Changes no data, so a
- * PAGES_ERECLAIM from here leaves nothing to undo.
+ * Plan the zeroing of part of file page FPAGE: nothing when it is a hole
+ * or unwritten, the page itself when only this file has it, else a copy
+ * that joins the plan. *SEG is its index in the plan, or -1. Changes no
+ * data, so a PAGES_ERECLAIM from here leaves nothing to undo.
  */
 static int plan_zero(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
 		     uint64_t fpage, struct plan *pl, ssize_t *seg)
 {
 	size_t before = pl->n;
+	struct kmfs_extent e;
+
+	/* an unwritten page reads as zeroes already, and a write that makes
+	 * it written zeroes what it does not store */
+	if (emap_lookup(&fs->pool, ino, fpage, &e) == 0 &&
+	    (e.flags & KMFS_EXT_UNWRITTEN)) {
+		*seg = -1;
+		return 0;
+	}
 	int rc = plan_range(fs, t, ino, fpage, fpage + 1, false, true, pl);
 
 	*seg = rc < 0 || pl->n == before ? -1 : (ssize_t)pl->n - 1;
@@ -824,7 +837,10 @@ static int zero_planned(struct kmfs_fs *fs, const struct plan *pl, ssize_t seg,
 	}
 	if (media_writes_by_fd(&fs->pool.media)) {
 		char copy[KMFS_PAGE_SIZE];
-		memcpy(copy, pool_page(&fs->pool, s->old), PG);
+		if (s->old == EMAP_HOLE)
+			memset(copy, 0, PG);
+		else
+			memcpy(copy, pool_page(&fs->pool, s->old), PG);
 		memset(copy + from, 0, to - from);
 		int rc = media_pwrite(&fs->pool.media, pool_off(&fs->pool, page), copy, PG);
 		if (rc < 0)

@@ -739,7 +739,7 @@ int main(int argc, char **argv)
 			 "users who list one can make names collide; "
 			 "fsck.kmemfs --upgrade (unmounted) keys them", o.source,
 			 (unsigned long long)fs->unkeyed_dirs);
-	else if (!pool_has_unwritten(&fs->pool))
+	if (!pool_has_unwritten(&fs->pool))
 		log_info("%s: format %u.%u: fallocate stores zeroes as data, which "
 			 "SEEK_DATA finds; fsck.kmemfs --upgrade (unmounted) brings the "
 			 "pool to format %u.%u", o.source, fs->pool.sb->major,

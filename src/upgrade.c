@@ -107,6 +107,7 @@ int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r)
 			goto out;
 		}
 		r->keyed = true;
+		r->versioned = true; /* the key came with this format's version */
 	} else if (p->sb->major < KMFS_VERSION_MAJOR) {
 		rc = set_version(p, &pg);
 		if (rc < 0) {

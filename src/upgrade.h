@@ -13,7 +13,7 @@ struct kmfs_pool;
 
 struct upgrade_result {
 	bool keyed;           /* the pool got its directory key now */
-	bool versioned;       /* a keyed pool of an older format moved to this one */
+	bool versioned;       /* the pool moved to this format now */
 	uint64_t rehashed;    /* directories moved to the keyed hash */
 	uint64_t failed;      /* directories left as they were (said why) */
 };

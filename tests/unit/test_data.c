@@ -313,6 +313,26 @@ static void test_data_clone_keeps_unwritten_pages(void **state)
 	assert_int_equal(fs_lseek(fs, dst, 0, SEEK_DATA), 2 * 4096);
 	assert_int_equal(fs_lseek(fs, dst, 2 * 4096, SEEK_HOLE), 3 * 4096);
 
+	/* a punch or a truncate inside a shared unwritten page leaves it
+	 * as it is: shared, unwritten, reading zeroes */
+	uint64_t shared = l.v[2].dpage + 2; /* file page 5 */
+	struct stat at = { .st_size = 5 * 4096 + 10 }, o, st;
+	assert_int_equal(fs_getattr(fs, dst, &st), 0);
+	leave_crash_residue(fs, shared);
+	assert_int_equal(fs_fallocate(fs, dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      4 * 4096 + 100, 50), 0);
+	assert_int_equal(fs_setattr(fs, dst, &at, FS_SET_SIZE, &o), 0);
+	l = extents_of(fs, dst);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.v[2].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(l.v[2].dpage + 2, shared);
+	assert_int_equal(o.st_blocks, st.st_blocks - 2 * 8);
+	assert_int_equal(fs_read(fs, dst, 4 * 4096, 2 * 4096, reply, &r), 0);
+	assert_int_equal(r.n, 4096 + 10);
+	for (size_t i = 0; i < r.n; i++)
+		assert_int_equal(out[i], 0);
+	r.n = 0;
+
 	leave_crash_residue(fs, l.v[0].dpage);
 	struct membuf m = { &x };
 	struct data_src one = { src_copy, &m, NULL };

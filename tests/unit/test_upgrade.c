@@ -224,8 +224,7 @@ static void test_upgrade_from_format2_changes_the_version(void **state)
 	assert_false(ur.versioned);
 }
 
-/* a format 1 pool goes to this format in one run: keyed, and versioned
- * with the key */
+/* a format 1 pool goes to this format in one run: versioned with the key */
 static void test_upgrade_from_format1_reaches_this_format(void **state)
 {
 	struct tpool *t = *state;
@@ -236,7 +235,7 @@ static void test_upgrade_from_format1_reaches_this_format(void **state)
 	assert_int_equal(fallocated_flags(fs, "old"), 0);
 	upgrade_offline(t, &ur);
 	assert_true(ur.keyed);
-	assert_false(ur.versioned);
+	assert_true(ur.versioned);
 	assert_int_equal(fs->pool.sb->major, KMFS_VERSION_MAJOR);
 	assert_int_equal(fallocated_flags(fs, "new"), KMFS_EXT_UNWRITTEN);
 }
