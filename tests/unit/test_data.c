@@ -350,6 +350,144 @@ static void test_data_clone_keeps_unwritten_pages(void **state)
 		assert_int_equal(out[i], 0);
 }
 
+/* ---- two files against byte models, with clones and crash residue ---- */
+
+#define PAIR_MAX (512u << 10)
+static unsigned char pair_model[2][PAIR_MAX + 64 * 1024];
+static uint64_t pair_size[2];
+
+/* put crash residue into every unwritten page of INO: nothing may show */
+static int soil_unwritten(void *arg, const struct kmfs_extent *e)
+{
+	struct kmfs_fs *fs = arg;
+
+	for (uint32_t k = 0; k < e->count && (e->flags & KMFS_EXT_UNWRITTEN); k++)
+		leave_crash_residue(fs, e->dpage + k);
+	return 0;
+}
+
+/* the file reads as its model, and a page with a byte that is not zero is
+ * data to SEEK_DATA (zero pages may be either) */
+static void pair_verify(struct kmfs_fs *fs, uint64_t ino, int f, int op)
+{
+	static unsigned char out[sizeof(pair_model[0])];
+	struct readbuf r = { out, 0 };
+	struct stat st;
+
+	assert_int_equal(fs_getattr(fs, ino, &st), 0);
+	assert_int_equal(st.st_size, pair_size[f]);
+	assert_int_equal(fs_read(fs, ino, 0, sizeof(out), reply, &r), 0);
+	assert_int_equal(r.n, pair_size[f]);
+	if (memcmp(out, pair_model[f], r.n) != 0)
+		fail_msg("op %d: file %d differs from its model", op, f);
+	for (uint64_t pg = 0; pg * 4096 < r.n; pg++) {
+		uint64_t end = (pg + 1) * 4096 < r.n ? (pg + 1) * 4096 : r.n;
+		bool data = false;
+
+		for (uint64_t b = pg * 4096; b < end && !data; b++)
+			data = out[b] != 0;
+		if (data && fs_lseek(fs, ino, (int64_t)(pg * 4096), SEEK_DATA) !=
+			    (int64_t)(pg * 4096))
+			fail_msg("op %d: file %d page %llu holds bytes, SEEK_DATA skips it",
+				 op, f, (unsigned long long)pg);
+	}
+}
+
+/*
+ * Writes, truncates, punches, fallocate (plain, KEEP_SIZE, ZERO_RANGE) and
+ * clones both ways, aligned and not, on two files, with residue put into
+ * their unwritten pages now and then: every byte as the models say, and no
+ * page with data reported as a hole.
+ */
+static void test_data_two_files_with_clones_match_models(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[PAIR_MAX / 2];
+	uint64_t ino[2], seed = 2026;
+
+	ino[0] = new_file(fs, "left");
+	ino[1] = new_file(fs, "right");
+	memset(pair_model, 0, sizeof(pair_model));
+	pair_size[0] = pair_size[1] = 0;
+	for (int op = 0; op < 1200; op++) {
+		int f = (int)(trand(&seed) % 2), g = !f;
+		uint64_t o = trand(&seed) % (PAIR_MAX / 2);
+		size_t len = 1 + trand(&seed) % (op % 7 == 0 ? PAIR_MAX / 4 : 9000);
+		unsigned char *m = pair_model[f];
+
+		switch (trand(&seed) % 11) {
+		case 0: { /* truncate */
+			uint64_t ns = trand(&seed) % (PAIR_MAX / 2 + 9000);
+			struct stat a = { .st_size = (off_t)ns }, o2;
+
+			assert_int_equal(fs_setattr(fs, ino[f], &a, FS_SET_SIZE, &o2), 0);
+			if (ns < pair_size[f])
+				memset(m + ns, 0, pair_size[f] - ns);
+			pair_size[f] = ns;
+			break;
+		}
+		case 1: /* punch */
+			assert_int_equal(fs_fallocate(fs, ino[f], FALLOC_FL_PUNCH_HOLE |
+						      FALLOC_FL_KEEP_SIZE, o, len), 0);
+			if (o < pair_size[f])
+				memset(m + o, 0, (o + len < pair_size[f] ? o + len
+								    : pair_size[f]) - o);
+			break;
+		case 2: case 3: { /* fallocate, with KEEP_SIZE or not */
+			int keep = (int)(trand(&seed) % 2);
+
+			assert_int_equal(fs_fallocate(fs, ino[f], keep ? FALLOC_FL_KEEP_SIZE : 0,
+						      o, len), 0);
+			if (!keep && o + len > pair_size[f])
+				pair_size[f] = o + len;
+			break;
+		}
+		case 4: /* zero a range */
+			assert_int_equal(fs_fallocate(fs, ino[f], FALLOC_FL_ZERO_RANGE, o, len), 0);
+			memset(m + o, 0, len);
+			if (o + len > pair_size[f])
+				pair_size[f] = o + len;
+			break;
+		case 5: { /* clone into the other file: whole pages shared */
+			uint64_t so = (trand(&seed) % (PAIR_MAX / 8192)) * 4096;
+			uint64_t dof = (trand(&seed) % (PAIR_MAX / 8192)) * 4096;
+			ssize_t n;
+
+			if (trand(&seed) % 3 == 0) /* unaligned ends are copied */
+				dof += trand(&seed) % 4096;
+			n = fs_clone(fs, ino[f], so, ino[g], dof, len, false);
+			assert_true(n >= 0);
+			memmove(pair_model[g] + dof, m + so, (size_t)n);
+			if (n > 0 && dof + (uint64_t)n > pair_size[g])
+				pair_size[g] = dof + (uint64_t)n;
+			break;
+		}
+		case 6:
+			assert_int_equal(emap_walk(&fs->pool,
+						   fs_inode(fs, fs_ino_off(fs, ino[f])),
+						   soil_unwritten, fs), 0);
+			break;
+		default: { /* write */
+			struct membuf mb = { buf };
+			struct data_src src = { src_copy, &mb, NULL };
+
+			for (size_t i = 0; i < len; i++)
+				buf[i] = (unsigned char)(trand(&seed) | 1);
+			assert_int_equal(fs_write(fs, ino[f], o, len, &src, false),
+					 (ssize_t)len);
+			memcpy(m + o, buf, len);
+			if (o + len > pair_size[f])
+				pair_size[f] = o + len;
+		}
+		}
+		pair_verify(fs, ino[0], 0, op);
+		pair_verify(fs, ino[1], 1, op);
+	}
+	assert_int_equal(tpool_remount(*state), 0);
+	pair_verify(&((struct tpool *)*state)->fs, ino[0], 0, -1);
+	pair_verify(&((struct tpool *)*state)->fs, ino[1], 1, -1);
+}
+
 /*
  * A write the filesystem has too few pages for stores the whole pages that
  * fit and returns their length, as tmpfs does; then one that gets no page
@@ -878,6 +1016,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_fallocated_range_is_unwritten,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_clone_keeps_unwritten_pages,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_two_files_with_clones_match_models,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_relatime_takes_any_times,
 			tpool_setup_default, tpool_teardown),
