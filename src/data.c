@@ -515,6 +515,8 @@ ssize_t data_overwrite(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	 * (those of the failed run may have too, as in a failed copy) */
 	if (done == off)
 		return rc;
+	if (rc < 0 && src->short_err)
+		*src->short_err = rc;
 	/* no metadata changes but the times, which need no transaction: after
 	 * a crash either time is valid. Overwriters share the vnode lock, so
 	 * the stripe keeps each time whole for them and for readers. */
@@ -1199,7 +1201,7 @@ static ssize_t copy_bytes(struct kmfs_fs *fs, struct kmfs_inode *src, uint64_t s
 	while (done < len) {
 		size_t n = len - done < chunk ? (size_t)(len - done) : chunk;
 		struct bounce b = { buf, 0 };
-		struct data_src ds = { bounce_copy, &b, NULL };
+		struct data_src ds = { bounce_copy, &b, NULL, NULL };
 
 		rc = data_read(fs, src, soff + done, n, bounce_reply, &b);
 		if (rc < 0)

@@ -23,12 +23,15 @@ struct txn;
 /*
  * A source of bytes for a write: COPY fills DST with the next LEN bytes;
  * COPY_FD, if set, writes them to file FD at offset OFF instead (splice or
- * pwrite, without a bounce buffer).
+ * pwrite, without a bounce buffer). SHORT_ERR, if set, receives why a write
+ * stored fewer bytes than asked when a store failed (-errno); it is left
+ * alone for the usual reason, a full filesystem (ENOSPC).
  */
 struct data_src {
 	int (*copy)(void *arg, void *dst, size_t len);
 	void *arg;
 	int (*copy_fd)(void *arg, int fd, uint64_t off, size_t len);
+	int *short_err;
 };
 
 /* receives the pieces of a read; called with the inode still locked */

@@ -572,7 +572,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_bufvec *in, off_t off,
 			 struct fuse_file_info *fi)
 {
-	struct data_src src = { copy_from_bufvec, in, copy_bufvec_to_fd };
+	int short_err = 0;
+	struct data_src src = { copy_from_bufvec, in, copy_bufvec_to_fd,
+				&short_err };
 	ssize_t n;
 
 	if (off < 0) {
@@ -588,9 +590,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		n = fs_write(FS(req), ino, (uint64_t)off, fuse_buf_size(in), &src,
 			     fi->flags & O_APPEND);
 	/* the kernel ends a writeback WRITE on its error alone and marks every
-	 * page clean: a short one (full filesystem) must say what was lost */
+	 * page clean: a short one must say what was lost, and why (a full
+	 * filesystem, or a store that failed part way) */
 	if (fi->writepage && n >= 0 && (size_t)n < fuse_buf_size(in))
-		n = -ENOSPC;
+		n = short_err ? short_err : -ENOSPC;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -128,7 +128,7 @@ static inline ssize_t write_mem(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 				const void *buf, size_t len, bool append)
 {
 	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	return fs_write(fs, ino, off, len, &src, append);
 }
 

@@ -16,7 +16,7 @@ static uint64_t populate(struct kmfs_fs *fs)
 	static char data[50000];
 	uint64_t d, f, l;
 	struct membuf m = { (const unsigned char *)data };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 
 	memset(data, 'x', sizeof(data));
 	assert_int_equal(fs_mkdir(fs, 1, "dir", 0755, &root, &d), 0);

@@ -69,7 +69,7 @@ static void test_clone_random_ops_match_shadow(void **state)
 
 		if (k < 45) { /* write */
 			struct membuf m = { buf };
-			struct data_src src = { src_copy, &m, NULL };
+			struct data_src src = { src_copy, &m, NULL, NULL };
 			for (size_t j = 0; j < len; j++)
 				buf[j] = (unsigned char)(op + j);
 			assert_int_equal(fs_write(fs, ino[a], off, len, &src, false), (ssize_t)len);
@@ -153,7 +153,7 @@ static void test_clone_must_share_refuses_unaligned(void **state)
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	static unsigned char buf[3 * 4096];
 	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 
 	create(fs, 0);
 	create(fs, 1);
@@ -170,7 +170,7 @@ static void test_clone_checks_ranges_as_cut_to_the_size(void **state)
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
 	static unsigned char buf[4 * 4096], out[8 * 4096];
 	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	struct readbuf r = { out, 0 };
 	struct stat st;
 
@@ -232,7 +232,7 @@ static void test_clone_out_of_space_reports_what_was_copied(void **state)
 	static unsigned char buf[1 << 20], out[(4 << 20) + 8192];
 	const uint64_t len = 4 << 20;
 	struct membuf m;
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	struct readbuf r = { out, 0 };
 	uint64_t off = 0;
 	ssize_t n;

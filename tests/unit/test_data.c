@@ -30,7 +30,7 @@ static void do_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
 		     const unsigned char *buf, size_t len)
 {
 	struct membuf m = { buf };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	assert_int_equal(fs_write(fs, ino, off, len, &src, false), (ssize_t)len);
 	memcpy(model + off, buf, len);
 	if (off + len > msize)
@@ -240,7 +240,7 @@ static void test_data_fallocated_range_is_unwritten(void **state)
 	/* a write whose commit fails leaves its pages unwritten: unseen */
 	memset(page, 0xDD, sizeof(page));
 	struct membuf m = { page };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	fail_add_at = &fs_inode(fs, fs_ino_off(fs, ino))->ctime;
 	assert_int_equal(fs_write(fs, ino, 4096 + 7, 2000, &src, false), -ENOMEM);
 	fail_add_at = NULL;
@@ -335,7 +335,7 @@ static void test_data_clone_keeps_unwritten_pages(void **state)
 
 	leave_crash_residue(fs, l.v[0].dpage);
 	struct membuf m = { &x };
-	struct data_src one = { src_copy, &m, NULL };
+	struct data_src one = { src_copy, &m, NULL, NULL };
 	assert_int_equal(fs_write(fs, dst, 100, 1, &one, false), 1);
 	assert_int_equal(fs_read(fs, dst, 0, sizeof(out), reply, &r), 0);
 	assert_int_equal(r.n, sizeof(out));
@@ -469,7 +469,7 @@ static void test_data_two_files_with_clones_match_models(void **state)
 			break;
 		default: { /* write */
 			struct membuf mb = { buf };
-			struct data_src src = { src_copy, &mb, NULL };
+			struct data_src src = { src_copy, &mb, NULL, NULL };
 
 			for (size_t i = 0; i < len; i++)
 				buf[i] = (unsigned char)(trand(&seed) | 1);
@@ -500,7 +500,7 @@ static void test_data_full_pool_takes_a_short_write(void **state)
 	const uint64_t chunk_pages = sizeof(buf) / 4096;
 	uint64_t ino, off = 0, free_pages, shorts = 0;
 	struct membuf m;
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	struct statvfs sv;
 	struct stat st;
 	ssize_t n;
@@ -554,7 +554,7 @@ static uint64_t fill_but(struct kmfs_fs *fs, const char *name, uint64_t free)
 {
 	static unsigned char buf[1 << 20];
 	struct membuf m;
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	uint64_t ino, off = 0;
 	ssize_t n;
 
@@ -644,7 +644,7 @@ static void test_data_failed_write_changes_nothing(void **state)
 	uint64_t ino = new_file(fs, "kept");
 	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
 	struct membuf m = { next };
-	struct data_src src = { src_copy, &m, NULL };
+	struct data_src src = { src_copy, &m, NULL, NULL };
 	struct stat at = { .st_size = 3 * 4096 }, o;
 
 	for (size_t i = 0; i < sizeof(buf); i++)
@@ -873,7 +873,7 @@ static void test_data_write_past_the_size_is_marked(void **state)
 	uint64_t ino = new_file(fs, "marked");
 	struct kmfs_inode *ip = pool_ptr(&fs->pool, fs_ino_off(fs, ino));
 	struct marked_src m = { more, ip, 0 };
-	struct data_src src = { src_note_mark, &m, NULL };
+	struct data_src src = { src_note_mark, &m, NULL, NULL };
 
 	memset(buf, 0x42, sizeof(buf));
 	memset(more, 0x24, sizeof(more));
@@ -928,8 +928,10 @@ static void test_data_overwrite_cut_short_is_a_short_write(void **state)
 	assert_int_equal(e.count, 1);
 
 	struct failing_src f = { next, 4096 + 100 };
-	struct data_src src = { src_fail_after, &f, NULL };
+	int why = 0;
+	struct data_src src = { src_fail_after, &f, NULL, &why };
 	assert_int_equal(fs_write(fs, ino, 0, sizeof(next), &src, false), 4096);
+	assert_int_equal(why, -EIO); /* what a writeback reply must say */
 	memcpy(model, next, 4096);
 	verify(fs, ino);
 	/* nothing stored at all: the error */
