@@ -169,26 +169,80 @@ static int unref_cb(void *arg, uint64_t dpage, uint64_t count)
 	return pages_unref(arg, dpage, count);
 }
 
-/*
- * Map the plan's new pages with extent flags FRESH_FLAGS; when WRITTEN, the
- * plan stored data, so its unwritten pages in place become written. Caller
- * is inside the transaction.
- */
+/* Map the plan's new pages with extent flags FRESH_FLAGS; caller is
+ * inside the transaction. */
 static int plan_commit(struct txn *t, struct kmfs_inode *ino,
-		       const struct plan *pl, uint32_t fresh_flags, bool written)
+		       const struct plan *pl, uint32_t fresh_flags)
 {
 	for (size_t i = 0; i < pl->n; i++) {
 		const struct seg *s = &pl->v[i];
 		int rc;
 
-		if (s->unwritten && written) /* same pages: nothing to unref */
-			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage, 0,
-					  NULL, NULL);
-		else if (!s->fresh)
+		if (!s->fresh)
 			continue;
-		else if ((rc = pages_ref_new(t, s->dpage, s->count)) == 0)
+		rc = pages_ref_new(t, s->dpage, s->count);
+		if (rc == 0)
 			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage,
 					  fresh_flags, unref_cb, t);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Zero N whole device pages from DPAGE. */
+static int zero_pages(struct kmfs_fs *fs, uint64_t dpage, uint64_t n)
+{
+	char *at = pool_page(&fs->pool, dpage);
+
+	if (n == 0)
+		return 0;
+	if (media_writes_by_fd(&fs->pool.media))
+		return media_zero(&fs->pool.media, pool_off(&fs->pool, at), n * PG);
+	pool_memset_persist(&fs->pool, at, 0, n * PG);
+	return 0;
+}
+
+/*
+ * Make the unwritten pages a write stored in (PL, in place) written, in its
+ * transaction. Each run is cut out of its extent, after making room for the
+ * pieces. When the metadata has no room for that, the whole extent becomes
+ * written instead, its pages outside the write zeroed first (they read as
+ * zeroes until the commit, and may hold a crashed write's bytes): a write
+ * into space fallocate reserved never fails for want of metadata.
+ */
+static int plan_mark_written(struct kmfs_fs *fs, struct txn *t,
+			     struct kmfs_inode *ino, const struct plan *pl)
+{
+	uint64_t first = pl->n ? pl->v[0].fpage : 0;
+	uint64_t last = pl->n ? pl->v[pl->n - 1].fpage + pl->v[pl->n - 1].count : 0;
+
+	for (size_t i = 0; i < pl->n; i++) {
+		const struct seg *s = &pl->v[i];
+		struct kmfs_extent e;
+		int rc;
+
+		/* a whole extent made written below may hold later runs too */
+		if (!s->unwritten || emap_lookup(&fs->pool, ino, s->fpage, &e) != 0 ||
+		    !(e.flags & KMFS_EXT_UNWRITTEN))
+			continue;
+		rc = emap_make_room(t, ino, s->fpage, 2);
+		if (rc == 0) /* same pages: nothing to unref */
+			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage, 0,
+					  NULL, NULL);
+		else if (rc == -ENOSPC &&
+			 (rc = emap_set_flags(t, ino, s->fpage, 0, &e)) == 0) {
+			uint64_t end = e.fpage + e.count;
+
+			if (e.fpage < first)
+				rc = zero_pages(fs, e.dpage,
+						(end < first ? end : first) - e.fpage);
+			if (rc == 0 && end > last) {
+				uint64_t from = e.fpage > last ? e.fpage : last;
+
+				rc = zero_pages(fs, e.dpage + (from - e.fpage), end - from);
+			}
+		}
 		if (rc < 0)
 			return rc;
 	}
@@ -741,7 +795,9 @@ ssize_t data_write(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	rc = txn_begin(&t);
 	if (rc < 0)
 		goto out_undo;
-	rc = plan_commit(&t, ino, &pl, 0, true);
+	rc = plan_mark_written(fs, &t, ino, &pl);
+	if (rc == 0)
+		rc = plan_commit(&t, ino, &pl, 0);
 	if (rc == 0 && end > ino->size) {
 		rc = TXADD(ino, size);
 		if (rc == 0)
@@ -898,7 +954,7 @@ static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t si
 	rc = zero_planned(fs, &pl, seg, size % PG, PG, true, snapshot, &pz);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
-		rc = plan_commit(&t, ino, &pl, 0, false);
+		rc = plan_commit(&t, ino, &pl, 0);
 	if (rc == 0 && size < ino->size) {
 		uint64_t keep = (size + PG - 1) / PG;
 		rc = emap_replace(&t, ino, keep, MAX_FPAGE - keep, EMAP_HOLE, 0,
@@ -970,7 +1026,7 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 				  &pz[1]);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
-		rc = plan_commit(&t, ino, &pl, 0, false);
+		rc = plan_commit(&t, ino, &pl, 0);
 	if (rc == 0 && full_b > full_a)
 		rc = emap_replace(&t, ino, full_a, full_b - full_a, EMAP_HOLE, 0,
 				  unref_cb, &t);
@@ -1045,7 +1101,7 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	rc = plan_commit(&t, ino, &pl, fresh_flags, false);
+	rc = plan_commit(&t, ino, &pl, fresh_flags);
 	if (rc == 0 && !keep_size && end > ino->size) {
 		rc = TXADD(ino, size);
 		if (rc == 0)

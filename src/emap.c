@@ -353,6 +353,105 @@ tail:
 	return rc < 0 ? rc : 0;
 }
 
+/* Move leaf LI into a new object with room for CAP extents. */
+static int leaf_grow(struct emap_ctx *c, uint32_t li, uint32_t cap)
+{
+	const struct kmfs_emap_leaf *l = leaf_at(c->p, c->idx, li);
+	uint64_t off = tx_alloc(leaf_size(cap), KMFS_T_EMAP_LEAF, false);
+	struct kmfs_emap_leaf *nl;
+	int rc;
+
+	if (!off)
+		return -ENOSPC;
+	nl = pool_ptr(c->p, off);
+	nl->cap = cap;
+	nl->pad = 0;
+	nl->n = l->n;
+	memcpy(nl->ext, l->ext, l->n * sizeof(l->ext[0]));
+	rc = tx_free(c->idx->ent[li].leaf_off);
+	if (rc == 0)
+		rc = tx_add(&c->idx->ent[li], sizeof(c->idx->ent[li]));
+	if (rc == 0)
+		c->idx->ent[li].leaf_off = off;
+	return rc;
+}
+
+int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		   uint32_t extra)
+{
+	struct emap_ctx c = { .t = t, .p = t->pages->pool, .ino = ino };
+	struct kmfs_extent v[KMFS_LEAF_MAX];
+	const struct kmfs_emap_leaf *l;
+	uint32_t li, cap, half;
+	int rc;
+
+	c.idx = pool_ptr(c.p, ino->data_off);
+	if (!c.idx)
+		return 0;
+	li = leaf_for(c.idx, fpage);
+	l = leaf_at(c.p, c.idx, li);
+	if (l->n + extra <= l->cap)
+		return 0;
+	if (l->n + extra <= KMFS_LEAF_MAX) {
+		for (cap = l->cap ? l->cap : 1; cap < l->n + extra; cap *= 2)
+			;
+		return leaf_grow(&c, li, cap < KMFS_LEAF_MAX ? cap : KMFS_LEAF_MAX);
+	}
+	/* split in halves, each with room: the index first, whose growth
+	 * changes nothing it holds, then the new leaf, then the old one */
+	if (c.idx->nleaves == c.idx->cap) {
+		uint64_t off = tx_realloc(ino->data_off, index_size(c.idx->cap * 2),
+					  KMFS_T_EMAP_INDEX);
+		if (!off)
+			return -ENOSPC;
+		rc = TXADD(ino, data_off);
+		if (rc < 0)
+			return rc;
+		ino->data_off = off;
+		c.idx = pool_ptr(c.p, off);
+		c.idx->cap *= 2;
+		l = leaf_at(c.p, c.idx, li);
+	}
+	uint64_t noff = tx_alloc(leaf_size(KMFS_LEAF_MAX), KMFS_T_EMAP_LEAF, false);
+	struct kmfs_emap_leaf *nl;
+
+	if (!noff)
+		return -ENOSPC;
+	half = l->n / 2;
+	memcpy(v, l->ext, l->n * sizeof(v[0]));
+	nl = pool_ptr(c.p, noff);
+	nl->cap = KMFS_LEAF_MAX;
+	nl->pad = 0;
+	nl->n = l->n - half;
+	memcpy(nl->ext, v + half, nl->n * sizeof(v[0]));
+	rc = leaf_write(&c, li, v, half);
+	if (rc == 0)
+		rc = index_insert(&c, li + 1, v[half].fpage, noff);
+	return rc;
+}
+
+int emap_set_flags(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		   uint32_t flags, struct kmfs_extent *out)
+{
+	const struct kmfs_pool *p = t->pages->pool;
+	struct kmfs_emap_index *idx = pool_ptr(p, ino->data_off);
+	struct kmfs_emap_leaf *l;
+	int i, rc;
+
+	if (!idx)
+		return -ENOENT;
+	l = leaf_at(p, idx, leaf_for(idx, fpage));
+	i = ext_for(l, fpage);
+	if (i < 0 || l->ext[i].fpage + l->ext[i].count <= fpage)
+		return -ENOENT;
+	rc = tx_add(&l->ext[i].flags, sizeof(l->ext[i].flags));
+	if (rc < 0)
+		return rc;
+	l->ext[i].flags = flags;
+	*out = l->ext[i];
+	return 0;
+}
+
 int emap_replace(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 		 uint64_t count, uint64_t dpage, uint32_t flags,
 		 emap_removed_fn removed, void *arg)

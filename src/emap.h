@@ -41,6 +41,24 @@ int emap_replace(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 		 uint64_t count, uint64_t dpage, uint32_t flags,
 		 emap_removed_fn removed, void *arg);
 
+/*
+ * emap_make_room -- make the leaf that holds FPAGE able to take EXTRA more
+ * extents without an allocation (growing or splitting it now), so that an
+ * emap_replace inside one extent of it that adds at most EXTRA cannot fail
+ * for metadata space. Returns 0, or -ENOSPC with the map as it was.
+ * Caller is inside a transaction.
+ */
+int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		   uint32_t extra);
+
+/*
+ * emap_set_flags -- give the whole extent holding FPAGE the extent FLAGS,
+ * in place (no allocation); *OUT receives it as it now is. -ENOENT when
+ * FPAGE is not mapped. Caller is inside a transaction.
+ */
+int emap_set_flags(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		   uint32_t flags, struct kmfs_extent *out);
+
 /* emap_walk -- every extent in file order */
 int emap_walk(const struct kmfs_pool *p, const struct kmfs_inode *ino,
 	      emap_walk_fn fn, void *arg);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/statvfs.h>
 
+#include "check.h"
 #include "emap.h"
 #include "helpers.h"
 
@@ -24,6 +25,15 @@ int __wrap_tx_add(const void *ptr, size_t len)
 	if ((fail_add_at && ptr == fail_add_at) || (fail_add_len && len == fail_add_len))
 		return -ENOMEM;
 	return __real_tx_add(ptr, len);
+}
+
+/* with no_metadata set, every metadata allocation fails, as in a pool
+ * whose metadata space is full */
+uint64_t __real_tx_alloc(size_t size, unsigned type, bool zero);
+static bool no_metadata;
+uint64_t __wrap_tx_alloc(size_t size, unsigned type, bool zero)
+{
+	return no_metadata ? 0 : __real_tx_alloc(size, type, zero);
 }
 
 static void do_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off,
@@ -348,6 +358,72 @@ static void test_data_clone_keeps_unwritten_pages(void **state)
 	assert_int_equal(fs_read(fs, src, 0, 4096, reply, &r), 0);
 	for (size_t i = 0; i < 4096; i++)
 		assert_int_equal(out[i], 0);
+}
+
+/*
+ * A write into space fallocate reserved never fails for want of metadata
+ * (posix_fallocate's promise): when the extent cannot be split, the whole
+ * extent becomes written, its other pages zeroed first. And with room, a
+ * leaf that fills up is split before a conversion needs it.
+ */
+static void test_data_write_into_fallocated_space_needs_no_metadata(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t ino = new_file(fs, "reserved");
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	unsigned char x = 0x42;
+	struct ext_list l;
+
+	assert_int_equal(fs_fallocate(fs, ino, 0, 0, 64 * 4096), 0);
+	msize = 64 * 4096;
+	do_write(fs, ino, 10 * 4096 + 5, &x, 1);
+	do_write(fs, ino, 20 * 4096 + 5, &x, 1); /* the leaf grows: 5 extents */
+	l = extents_of(fs, ino);
+	assert_int_equal(l.n, 5);
+	for (uint32_t k = 0; k < l.v[4].count; k++)
+		leave_crash_residue(fs, l.v[4].dpage + k);
+	for (uint32_t k = 0; k < l.v[2].count; k++)
+		leave_crash_residue(fs, l.v[2].dpage + k);
+
+	no_metadata = true;
+	/* the leaf (room for 8) takes one split more: [21, 30) stays unwritten */
+	do_write(fs, ino, 30 * 4096 + 100, &x, 1);
+	/* then none: the whole extent [31, 64) becomes written */
+	do_write(fs, ino, 40 * 4096, &x, 1);
+	do_write(fs, ino, 50 * 4096, &x, 1); /* written already: in place */
+	/* a write across two unwritten extents: both the same way */
+	static unsigned char two[12 * 4096];
+	memset(two, 0x37, sizeof(two));
+	do_write(fs, ino, 4 * 4096 + 7, two, sizeof(two));
+	no_metadata = false;
+	verify(fs, ino);
+	l = extents_of(fs, ino);
+	assert_int_equal(l.n, 7);
+	for (int i = 0; i < l.n; i++)
+		assert_int_equal(l.v[i].flags, i == 4 ? KMFS_EXT_UNWRITTEN : 0);
+	assert_int_equal(l.v[4].fpage, 21);
+	assert_int_equal(l.v[6].fpage, 31);
+	assert_int_equal(l.v[6].count, 33);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_DATA), 0);
+	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_HOLE), 21 * 4096);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+
+	/* 175 conversions in one file: leaves split ahead of them */
+	uint64_t many = new_file(fs, "many");
+	assert_int_equal(fs_fallocate(fs, many, 0, 0, 700 * 4096), 0);
+	msize = 700 * 4096;
+	for (uint64_t pg = 1; pg < 700; pg += 4)
+		do_write(fs, many, pg * 4096 + 3, &x, 1);
+	verify(fs, many);
+	assert_int_equal(fs_lseek(fs, many, 0, SEEK_DATA), 4096);
+	assert_int_equal(fs_lseek(fs, many, 4096, SEEK_HOLE), 2 * 4096);
+	assert_int_equal(fs_lseek(fs, many, 2 * 4096, SEEK_DATA), 5 * 4096);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(tpool_remount(*state), 0);
+	verify(&((struct tpool *)*state)->fs, many);
 }
 
 /* ---- two files against byte models, with clones and crash residue ---- */
@@ -1018,6 +1094,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_fallocated_range_is_unwritten,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_clone_keeps_unwritten_pages,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_write_into_fallocated_space_needs_no_metadata,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_two_files_with_clones_match_models,
 			tpool_setup_default, tpool_teardown),
