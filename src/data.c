@@ -203,13 +203,19 @@ static int zero_pages(struct kmfs_fs *fs, uint64_t dpage, uint64_t n)
 	return 0;
 }
 
+/* the most pages of an extent outside a write that the write zeroes to
+ * make the whole extent written when metadata is full (4 MiB: ~1 ms, under
+ * the transaction lock) */
+#define WHOLE_EXTENT_ZERO_MAX 1024
+
 /*
  * Make the unwritten pages a write stored in (PL, in place) written, in its
- * transaction. Each run is cut out of its extent, after making room for the
- * pieces. When the metadata has no room for that, the whole extent becomes
+ * transaction. Each run is cut out of its extent, after making room in its
+ * leaf. When the metadata has no room for that, the whole extent becomes
  * written instead, its pages outside the write zeroed first (they read as
- * zeroes until the commit, and may hold a crashed write's bytes): a write
- * into space fallocate reserved never fails for want of metadata.
+ * zeroes until the commit, and may hold a crashed write's bytes), if they
+ * are few: so a write into space fallocate reserved fails for want of
+ * metadata only when its extent reaches far beyond it.
  */
 static int plan_mark_written(struct kmfs_fs *fs, struct txn *t,
 			     struct kmfs_inode *ino, const struct plan *pl)
@@ -227,21 +233,20 @@ static int plan_mark_written(struct kmfs_fs *fs, struct txn *t,
 		    !(e.flags & KMFS_EXT_UNWRITTEN))
 			continue;
 		rc = emap_make_room(t, ino, s->fpage, 2);
-		if (rc == 0) /* same pages: nothing to unref */
-			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage, 0,
-					  NULL, NULL);
-		else if (rc == -ENOSPC &&
-			 (rc = emap_set_flags(t, ino, s->fpage, 0, &e)) == 0) {
+		if (rc == 0) {
+			rc = emap_convert(t, ino, s->fpage, s->count, 0);
+		} else if (rc == -ENOSPC) {
 			uint64_t end = e.fpage + e.count;
+			uint64_t before = e.fpage < first ? (end < first ? end : first) - e.fpage : 0;
+			uint64_t from = e.fpage > last ? e.fpage : last;
+			uint64_t after = end > last ? end - from : 0;
 
-			if (e.fpage < first)
-				rc = zero_pages(fs, e.dpage,
-						(end < first ? end : first) - e.fpage);
-			if (rc == 0 && end > last) {
-				uint64_t from = e.fpage > last ? e.fpage : last;
-
-				rc = zero_pages(fs, e.dpage + (from - e.fpage), end - from);
-			}
+			if (before + after <= WHOLE_EXTENT_ZERO_MAX)
+				rc = zero_pages(fs, e.dpage, before);
+			if (rc == 0)
+				rc = zero_pages(fs, e.dpage + (from - e.fpage), after);
+			if (rc == 0)
+				rc = emap_set_flags(t, ino, s->fpage, 0, &e);
 		}
 		if (rc < 0)
 			return rc;

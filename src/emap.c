@@ -400,16 +400,24 @@ int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 	/* split in halves, each with room: the index first, whose growth
 	 * changes nothing it holds, then the new leaf, then the old one */
 	if (c.idx->nleaves == c.idx->cap) {
-		uint64_t off = tx_realloc(ino->data_off, index_size(c.idx->cap * 2),
-					  KMFS_T_EMAP_INDEX);
+		/* by hand, not tx_realloc: only a failed allocation may say
+		 * ENOSPC, for the caller goes on with the transaction then */
+		uint64_t off = tx_alloc(index_size(c.idx->cap * 2),
+					KMFS_T_EMAP_INDEX, true);
+		struct kmfs_emap_index *nidx;
+
 		if (!off)
 			return -ENOSPC;
-		rc = TXADD(ino, data_off);
+		nidx = pool_ptr(c.p, off);
+		memcpy(nidx, c.idx, index_size(c.idx->nleaves));
+		nidx->cap = c.idx->cap * 2;
+		rc = tx_free(ino->data_off);
+		if (rc == 0)
+			rc = TXADD(ino, data_off);
 		if (rc < 0)
-			return rc;
+			return rc == -ENOSPC ? -EIO : rc;
 		ino->data_off = off;
-		c.idx = pool_ptr(c.p, off);
-		c.idx->cap *= 2;
+		c.idx = nidx;
 		l = leaf_at(c.p, c.idx, li);
 	}
 	uint64_t noff = tx_alloc(leaf_size(KMFS_LEAF_MAX), KMFS_T_EMAP_LEAF, false);
@@ -428,6 +436,60 @@ int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 	if (rc == 0)
 		rc = index_insert(&c, li + 1, v[half].fpage, noff);
 	return rc;
+}
+
+int emap_convert(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		 uint64_t count, uint32_t flags)
+{
+	struct emap_ctx c = { .t = t, .p = t->pages->pool, .ino = ino };
+	struct kmfs_extent v[KMFS_LEAF_MAX + 2];
+	const struct kmfs_emap_leaf *l;
+	uint32_t li, n = 0;
+	int i;
+
+	c.idx = pool_ptr(c.p, ino->data_off);
+	if (!c.idx)
+		return -ENOENT;
+	li = leaf_for(c.idx, fpage);
+	l = leaf_at(c.p, c.idx, li);
+	i = ext_for(l, fpage);
+	if (i < 0 || l->ext[i].fpage + l->ext[i].count < fpage + count)
+		return -ENOENT;
+	for (uint32_t k = 0; k < l->n; k++) {
+		struct kmfs_extent e = l->ext[k], piece = e;
+
+		if (k != (uint32_t)i) {
+			v[n++] = e;
+			continue;
+		}
+		/* E cut in up to three: before, the run (with FLAGS), after */
+		if (fpage > e.fpage) {
+			piece.count = (uint32_t)(fpage - e.fpage);
+			v[n++] = piece;
+		}
+		piece.fpage = fpage;
+		piece.dpage = e.dpage + (fpage - e.fpage);
+		piece.count = (uint32_t)count;
+		piece.flags = flags;
+		v[n++] = piece;
+		if (e.fpage + e.count > fpage + count) {
+			piece.fpage = fpage + count;
+			piece.dpage = e.dpage + (fpage + count - e.fpage);
+			piece.count = (uint32_t)(e.fpage + e.count - (fpage + count));
+			piece.flags = e.flags;
+			v[n++] = piece;
+		}
+	}
+	/* and joined with any neighbour it now matches */
+	uint32_t m = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		if (m > 0 && joins(t->pages, &v[m - 1], &v[k]))
+			v[m - 1].count += v[k].count;
+		else
+			v[m++] = v[k];
+	}
+	int rc = leaf_store(&c, li, v, m);
+	return rc < 0 ? rc : 0;
 }
 
 int emap_set_flags(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,

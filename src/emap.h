@@ -52,6 +52,16 @@ int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 		   uint32_t extra);
 
 /*
+ * emap_convert -- give file pages [fpage, fpage+count), which one extent
+ * holds, the extent FLAGS: that extent is cut in up to three in its own
+ * leaf, and joined with neighbours that match. Allocates only when the
+ * leaf lacks the room (emap_make_room with 2 first: then never).
+ * Caller is inside a transaction.
+ */
+int emap_convert(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
+		 uint64_t count, uint32_t flags);
+
+/*
  * emap_set_flags -- give the whole extent holding FPAGE the extent FLAGS,
  * in place (no allocation); *OUT receives it as it now is. -ENOENT when
  * FPAGE is not mapped. Caller is inside a transaction.

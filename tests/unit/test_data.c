@@ -407,6 +407,19 @@ static void test_data_write_into_fallocated_space_needs_no_metadata(void **state
 	assert_int_equal(l.v[6].count, 33);
 	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_DATA), 0);
 	assert_int_equal(fs_lseek(fs, ino, 0, SEEK_HOLE), 21 * 4096);
+	/* an extent that reaches far beyond the write is not zeroed whole
+	 * under the transaction lock: ENOSPC, nothing changed */
+	uint64_t big = new_file(fs, "big");
+	struct membuf mb = { &x };
+	struct data_src one = { src_copy, &mb, NULL, NULL };
+	assert_int_equal(fs_fallocate(fs, big, 0, 0, 2000 * 4096), 0);
+	mb.p = &x;
+	assert_int_equal(fs_write(fs, big, 5 * 4096, 1, &one, false), 1);
+	no_metadata = true;
+	mb.p = &x;
+	assert_int_equal(fs_write(fs, big, 1000 * 4096, 1, &one, false), -ENOSPC);
+	no_metadata = false;
+	assert_int_equal(fs_lseek(fs, big, 6 * 4096, SEEK_DATA), -ENXIO);
 	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
 	assert_int_equal(cr.errors, 0);
 
