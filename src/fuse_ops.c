@@ -593,7 +593,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 	 * page clean: a short one must say what was lost, and why (a full
 	 * filesystem, or a store that failed part way) */
 	if (fi->writepage && n >= 0 && (size_t)n < fuse_buf_size(in))
-		n = short_err ? short_err : -ENOSPC;
+		n = !short_err ? -ENOSPC
+		    : short_err == -EAGAIN || short_err == -EINTR ? -EIO : short_err;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
