@@ -1091,17 +1091,9 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
 	for (size_t i = 0; i < pl.n; i++) {
-		if (!pl.v[i].fresh)
-			continue;
-		char *page = pool_page(&fs->pool, pl.v[i].dpage);
-		if (media_writes_by_fd(&fs->pool.media)) {
-			rc = media_zero(&fs->pool.media, pool_off(&fs->pool, page),
-					pl.v[i].count * PG);
-			if (rc < 0)
-				return plan_abandon(&t, &pl, rc);
-		} else {
-			pool_memset_persist(&fs->pool, page, 0, pl.v[i].count * PG);
-		}
+		rc = pl.v[i].fresh ? zero_pages(fs, pl.v[i].dpage, pl.v[i].count) : 0;
+		if (rc < 0)
+			return plan_abandon(&t, &pl, rc);
 	}
 	rc = txn_begin(&t);
 	if (rc < 0)

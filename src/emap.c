@@ -108,26 +108,46 @@ static size_t index_size(uint32_t cap)
 	return sizeof(struct kmfs_emap_index) + cap * sizeof(struct kmfs_emap_ent);
 }
 
+/*
+ * Move the index to an object with twice the room. Only a failed
+ * allocation says ENOSPC (the map is then as it was), for emap_make_room's
+ * caller goes on with the transaction after one.
+ */
+static int index_grow(struct emap_ctx *c)
+{
+	uint64_t off = tx_alloc(index_size(c->idx->cap * 2), KMFS_T_EMAP_INDEX, true);
+	struct kmfs_emap_index *nidx;
+	int rc;
+
+	if (!off)
+		return -ENOSPC;
+	nidx = pool_ptr(c->p, off);
+	memcpy(nidx, c->idx, index_size(c->idx->nleaves));
+	nidx->cap = c->idx->cap * 2;
+	rc = tx_free(c->ino->data_off);
+	if (rc == 0)
+		rc = TXADD(c->ino, data_off);
+	if (rc < 0)
+		return rc == -ENOSPC ? -EIO : rc;
+	c->ino->data_off = off;
+	c->idx = nidx;
+	return 0;
+}
+
 /* Make room for one more index entry at position AT. */
 static int index_insert(struct emap_ctx *c, uint32_t at, uint64_t key,
 			uint64_t leaf_off)
 {
-	struct kmfs_emap_index *idx = c->idx;
+	struct kmfs_emap_index *idx;
 	int rc;
 
-	if (idx->nleaves == idx->cap) {
-		uint32_t cap = idx->cap * 2;
-		uint64_t off = tx_realloc(c->ino->data_off, index_size(cap),
-					  KMFS_T_EMAP_INDEX);
-		if (!off)
-			return -ENOSPC;
-		rc = TXADD(c->ino, data_off);
+	if (c->idx->nleaves == c->idx->cap) {
+		rc = index_grow(c);
 		if (rc < 0)
 			return rc;
-		c->ino->data_off = off;
-		c->idx = idx = pool_ptr(c->p, off);
-		idx->cap = cap;
+		idx = c->idx;
 	} else {
+		idx = c->idx;
 		rc = tx_add(idx, index_size(idx->nleaves + 1));
 		if (rc < 0)
 			return rc;
@@ -155,6 +175,43 @@ static int index_remove(struct emap_ctx *c, uint32_t at)
 	return 0;
 }
 
+/*
+ * Move leaf LI, as it is, into a new object with room for N extents (its
+ * capacity doubled as often as that takes, at most KMFS_LEAF_MAX). Only a
+ * failed allocation says ENOSPC, with the map as it was.
+ */
+static int leaf_grow(struct emap_ctx *c, uint32_t li, uint32_t n,
+		     struct kmfs_emap_leaf **out)
+{
+	const struct kmfs_emap_leaf *l = leaf_at(c->p, c->idx, li);
+	uint32_t cap = l->cap ? l->cap : 1;
+	struct kmfs_emap_leaf *nl;
+	uint64_t off;
+	int rc;
+
+	while (cap < n)
+		cap *= 2;
+	if (cap > KMFS_LEAF_MAX)
+		cap = KMFS_LEAF_MAX;
+	off = tx_alloc(leaf_size(cap), KMFS_T_EMAP_LEAF, false);
+	if (!off)
+		return -ENOSPC;
+	nl = pool_ptr(c->p, off);
+	nl->cap = cap;
+	nl->pad = 0;
+	nl->n = l->n;
+	memcpy(nl->ext, l->ext, l->n * sizeof(l->ext[0]));
+	rc = tx_free(c->idx->ent[li].leaf_off);
+	if (rc == 0)
+		rc = tx_add(&c->idx->ent[li], sizeof(c->idx->ent[li]));
+	if (rc < 0)
+		return rc == -ENOSPC ? -EIO : rc;
+	c->idx->ent[li].leaf_off = off;
+	if (out)
+		*out = nl;
+	return 0;
+}
+
 /* Write N extents into a leaf object at index position LI, growing it. */
 static int leaf_write(struct emap_ctx *c, uint32_t li,
 		      const struct kmfs_extent *v, uint32_t n)
@@ -163,24 +220,10 @@ static int leaf_write(struct emap_ctx *c, uint32_t li,
 	int rc;
 
 	if (n > l->cap) {
-		uint32_t cap = l->cap ? l->cap : 1;
-		uint64_t off;
-		while (cap < n)
-			cap *= 2;
-		if (cap > KMFS_LEAF_MAX)
-			cap = KMFS_LEAF_MAX;
-		off = tx_alloc(leaf_size(cap), KMFS_T_EMAP_LEAF, false);
-		if (!off)
-			return -ENOSPC;
-		rc = tx_free(c->idx->ent[li].leaf_off);
-		if (rc == 0)
-			rc = tx_add(&c->idx->ent[li], sizeof(c->idx->ent[li]));
+		/* a new object: nothing in it to snapshot */
+		rc = leaf_grow(c, li, n, &l);
 		if (rc < 0)
 			return rc;
-		c->idx->ent[li].leaf_off = off;
-		l = pool_ptr(c->p, off);
-		l->cap = cap;
-		l->pad = 0;
 	} else {
 		uint32_t span = n > l->n ? n : l->n;
 		rc = tx_add(l, leaf_size(span));
@@ -190,6 +233,32 @@ static int leaf_write(struct emap_ctx *c, uint32_t li,
 	memcpy(l->ext, v, n * sizeof(*v));
 	l->n = n;
 	return 0;
+}
+
+/*
+ * Store N extents (KMFS_LEAF_MAX < N <= 2 * KMFS_LEAF_MAX) as leaf LI and a
+ * new leaf after it, keyed by its first page, each with half. The new leaf
+ * is allocated first: when that fails, ENOSPC with the map as it was.
+ */
+static int leaf_split(struct emap_ctx *c, uint32_t li,
+		      const struct kmfs_extent *v, uint32_t n)
+{
+	uint32_t half = n / 2;
+	uint64_t off = tx_alloc(leaf_size(KMFS_LEAF_MAX), KMFS_T_EMAP_LEAF, false);
+	struct kmfs_emap_leaf *nl;
+	int rc;
+
+	if (!off)
+		return -ENOSPC;
+	nl = pool_ptr(c->p, off);
+	nl->cap = KMFS_LEAF_MAX;
+	nl->pad = 0;
+	nl->n = n - half;
+	memcpy(nl->ext, v + half, (n - half) * sizeof(*v));
+	rc = leaf_write(c, li, v, half);
+	if (rc == 0)
+		rc = index_insert(c, li + 1, v[half].fpage, off);
+	return rc;
 }
 
 /*
@@ -212,21 +281,7 @@ static int leaf_store(struct emap_ctx *c, uint32_t li,
 		rc = leaf_write(c, li, v, n);
 		return rc < 0 ? rc : 1;
 	}
-	/* split: the upper half moves to a new leaf keyed by its first page */
-	uint32_t half = n / 2;
-	uint64_t off = tx_alloc(leaf_size(KMFS_LEAF_MAX), KMFS_T_EMAP_LEAF, false);
-	struct kmfs_emap_leaf *nl;
-
-	if (!off)
-		return -ENOSPC;
-	nl = pool_ptr(c->p, off);
-	nl->cap = KMFS_LEAF_MAX;
-	nl->pad = 0;
-	nl->n = n - half;
-	memcpy(nl->ext, v + half, (n - half) * sizeof(*v));
-	rc = leaf_write(c, li, v, half);
-	if (rc == 0)
-		rc = index_insert(c, li + 1, v[half].fpage, off);
+	rc = leaf_split(c, li, v, n);
 	return rc < 0 ? rc : 2;
 }
 
@@ -353,36 +408,13 @@ tail:
 	return rc < 0 ? rc : 0;
 }
 
-/* Move leaf LI into a new object with room for CAP extents. */
-static int leaf_grow(struct emap_ctx *c, uint32_t li, uint32_t cap)
-{
-	const struct kmfs_emap_leaf *l = leaf_at(c->p, c->idx, li);
-	uint64_t off = tx_alloc(leaf_size(cap), KMFS_T_EMAP_LEAF, false);
-	struct kmfs_emap_leaf *nl;
-	int rc;
-
-	if (!off)
-		return -ENOSPC;
-	nl = pool_ptr(c->p, off);
-	nl->cap = cap;
-	nl->pad = 0;
-	nl->n = l->n;
-	memcpy(nl->ext, l->ext, l->n * sizeof(l->ext[0]));
-	rc = tx_free(c->idx->ent[li].leaf_off);
-	if (rc == 0)
-		rc = tx_add(&c->idx->ent[li], sizeof(c->idx->ent[li]));
-	if (rc == 0)
-		c->idx->ent[li].leaf_off = off;
-	return rc;
-}
-
 int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 		   uint32_t extra)
 {
 	struct emap_ctx c = { .t = t, .p = t->pages->pool, .ino = ino };
 	struct kmfs_extent v[KMFS_LEAF_MAX];
 	const struct kmfs_emap_leaf *l;
-	uint32_t li, cap, half;
+	uint32_t li;
 	int rc;
 
 	c.idx = pool_ptr(c.p, ino->data_off);
@@ -392,50 +424,16 @@ int emap_make_room(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,
 	l = leaf_at(c.p, c.idx, li);
 	if (l->n + extra <= l->cap)
 		return 0;
-	if (l->n + extra <= KMFS_LEAF_MAX) {
-		for (cap = l->cap ? l->cap : 1; cap < l->n + extra; cap *= 2)
-			;
-		return leaf_grow(&c, li, cap < KMFS_LEAF_MAX ? cap : KMFS_LEAF_MAX);
-	}
-	/* split in halves, each with room: the index first, whose growth
-	 * changes nothing it holds, then the new leaf, then the old one */
-	if (c.idx->nleaves == c.idx->cap) {
-		/* by hand, not tx_realloc: only a failed allocation may say
-		 * ENOSPC, for the caller goes on with the transaction then */
-		uint64_t off = tx_alloc(index_size(c.idx->cap * 2),
-					KMFS_T_EMAP_INDEX, true);
-		struct kmfs_emap_index *nidx;
-
-		if (!off)
-			return -ENOSPC;
-		nidx = pool_ptr(c.p, off);
-		memcpy(nidx, c.idx, index_size(c.idx->nleaves));
-		nidx->cap = c.idx->cap * 2;
-		rc = tx_free(ino->data_off);
-		if (rc == 0)
-			rc = TXADD(ino, data_off);
-		if (rc < 0)
-			return rc == -ENOSPC ? -EIO : rc;
-		ino->data_off = off;
-		c.idx = nidx;
-		l = leaf_at(c.p, c.idx, li);
-	}
-	uint64_t noff = tx_alloc(leaf_size(KMFS_LEAF_MAX), KMFS_T_EMAP_LEAF, false);
-	struct kmfs_emap_leaf *nl;
-
-	if (!noff)
-		return -ENOSPC;
-	half = l->n / 2;
+	if (l->n + extra <= KMFS_LEAF_MAX)
+		return leaf_grow(&c, li, l->n + extra, NULL);
+	/* split in halves, each with room; the index first, so that the
+	 * split's insert cannot fail for room (its growth changes nothing
+	 * it holds) */
+	if (c.idx->nleaves == c.idx->cap && (rc = index_grow(&c)) < 0)
+		return rc;
+	l = leaf_at(c.p, c.idx, li);
 	memcpy(v, l->ext, l->n * sizeof(v[0]));
-	nl = pool_ptr(c.p, noff);
-	nl->cap = KMFS_LEAF_MAX;
-	nl->pad = 0;
-	nl->n = l->n - half;
-	memcpy(nl->ext, v + half, nl->n * sizeof(v[0]));
-	rc = leaf_write(&c, li, v, half);
-	if (rc == 0)
-		rc = index_insert(&c, li + 1, v[half].fpage, noff);
-	return rc;
+	return leaf_split(&c, li, v, l->n);
 }
 
 int emap_convert(struct txn *t, struct kmfs_inode *ino, uint64_t fpage,

@@ -12,7 +12,7 @@
 #include "pool.h"
 #include "txn.h"
 
-/* the pool of this thread's open transaction, for tx_free/tx_realloc */
+/* the pool of this thread's open transaction, for tx_alloc/tx_free */
 static __thread struct kmfs_pool *tx_pool;
 
 int run_list_add(struct run_list *l, uint64_t start, uint64_t count)
@@ -134,22 +134,4 @@ int tx_free(uint64_t off)
 	rc = pmemobj_tx_xfree(pmemobj_oid(pool_ptr(tx_pool, off)),
 			      POBJ_XFREE_NO_ABORT);
 	return rc ? -rc : 0;
-}
-
-/* tx_realloc -- move an object to a new size; the tail is zeroed */
-uint64_t tx_realloc(uint64_t off, size_t size, unsigned type)
-{
-	void *old = pool_ptr(tx_pool, off);
-	size_t old_size = old ? pmemobj_alloc_usable_size(pmemobj_oid(old)) : 0;
-	uint64_t noff = tx_alloc(size, type, true);
-
-	if (!noff)
-		return 0;
-	if (old) {
-		memcpy(pool_ptr(tx_pool, noff), old,
-		       old_size < size ? old_size : size);
-		if (tx_free(off) < 0)
-			return 0;
-	}
-	return noff;
 }

@@ -62,6 +62,5 @@ int tx_add(const void *ptr, size_t len);
 #define TXADD(p, f) tx_add(&(p)->f, sizeof((p)->f))
 uint64_t tx_alloc(size_t size, unsigned type, bool zero); /* 0 on ENOSPC */
 int tx_free(uint64_t off);
-uint64_t tx_realloc(uint64_t off, size_t size, unsigned type); /* 0 on ENOSPC */
 
 #endif

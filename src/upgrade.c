@@ -22,30 +22,9 @@
 #include "txn.h"
 #include "upgrade.h"
 
-static int set_key(struct kmfs_pool *p, struct pages *pg)
-{
-	struct kmfs_super *sb = p->sb;
-	uint8_t key[sizeof(sb->dir_key)];
-	struct txn t;
-	int rc = pool_new_dir_key(key, p->media.path);
-
-	if (rc < 0)
-		return rc;
-	txn_init(&t, pg);
-	rc = txn_begin(&t);
-	if (rc < 0)
-		return rc;
-	rc = tx_add(sb, sizeof(*sb));
-	if (rc == 0) {
-		memcpy(sb->dir_key, key, sizeof(key));
-		sb->major = KMFS_VERSION_MAJOR;
-		sb->minor = KMFS_VERSION_MINOR;
-	}
-	return txn_end(&t, rc);
-}
-
-/* a keyed pool of an older format: only the version changes */
-static int set_version(struct kmfs_pool *p, struct pages *pg)
+/* this format's version, with directory key KEY when not NULL, in one
+ * transaction */
+static int set_version(struct kmfs_pool *p, struct pages *pg, const uint8_t *key)
 {
 	struct kmfs_super *sb = p->sb;
 	struct txn t;
@@ -55,12 +34,22 @@ static int set_version(struct kmfs_pool *p, struct pages *pg)
 	rc = txn_begin(&t);
 	if (rc < 0)
 		return rc;
-	rc = tx_add(&sb->major, sizeof(sb->major) + sizeof(sb->minor));
+	rc = tx_add(sb, sizeof(*sb));
 	if (rc == 0) {
+		if (key)
+			memcpy(sb->dir_key, key, sizeof(sb->dir_key));
 		sb->major = KMFS_VERSION_MAJOR;
 		sb->minor = KMFS_VERSION_MINOR;
 	}
 	return txn_end(&t, rc);
+}
+
+static int set_key(struct kmfs_pool *p, struct pages *pg)
+{
+	uint8_t key[sizeof(p->sb->dir_key)];
+	int rc = pool_new_dir_key(key, p->media.path);
+
+	return rc < 0 ? rc : set_version(p, pg, key);
 }
 
 /* the directories whose table is not keyed; the heap is walked before any
@@ -109,7 +98,7 @@ int pool_upgrade(struct kmfs_pool *p, struct upgrade_result *r)
 		r->keyed = true;
 		r->versioned = true; /* the key came with this format's version */
 	} else if (p->sb->major < KMFS_VERSION_MAJOR) {
-		rc = set_version(p, &pg);
+		rc = set_version(p, &pg, NULL);
 		if (rc < 0) {
 			log_err("cannot write the format version: %s", strerror(-rc));
 			goto out;
