@@ -367,6 +367,14 @@ int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st)
 	return 0;
 }
 
+struct timespec fs_birth_time(struct kmfs_fs *fs, uint64_t ino)
+{
+	const struct kmfs_inode *i = ino_ptr(fs, ino);
+
+	return (struct timespec){ .tv_sec = (time_t)i->btime.sec,
+				  .tv_nsec = (long)i->btime.nsec };
+}
+
 static struct kmfs_time ts_to_kt(struct timespec ts)
 {
 	struct kmfs_time t = { .sec = ts.tv_sec, .nsec = (uint32_t)ts.tv_nsec };

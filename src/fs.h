@@ -117,6 +117,8 @@ int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	      uint64_t *out_off);
 void fs_forget(struct kmfs_fs *fs, uint64_t ino, uint64_t n);
 int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st);
+/* when the inode was created (statx's STATX_BTIME); it never changes */
+struct timespec fs_birth_time(struct kmfs_fs *fs, uint64_t ino);
 
 #define FS_SET_MODE  (1 << 0)
 #define FS_SET_UID   (1 << 1)

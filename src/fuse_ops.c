@@ -260,10 +260,13 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int rc = fs_getattr(FS(req), ino, &st);
 
-	if (rc < 0)
+	if (rc < 0) {
 		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+		return;
+	}
+	if (wire_statx())
+		wire_statx_btime(fs_birth_time(FS(req), ino));
+	fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,

@@ -21,6 +21,13 @@
  * 6.1+) and would answer it ENOSYS. The request is a CREATE in all but its
  * opcode (the same arguments, the name "/", the same reply), so a read turns
  * it into one and marks the thread; the create handler asks wire_tmpfile().
+ *
+ * Nor does it know FUSE_STATX (Linux 6.6+), the only request that carries a
+ * file's birth time: answered ENOSYS, the kernel would never ask again, and
+ * statx(2) would have no STATX_BTIME. Its arguments begin as GETATTR's (the
+ * flags and the handle), so a read turns it into a GETATTR; the getattr
+ * handler adds the birth time (wire_statx_btime), and the reply is rewritten
+ * into FUSE_STATX's form on its way out.
  */
 #include "wire.h"
 
@@ -33,6 +40,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +56,9 @@ static atomic_bool kernel_offers_v2;
 static atomic_bool killpriv_v2;
 static __thread bool req_kills_suidgid;
 static __thread bool req_is_tmpfile;
+static __thread uint64_t statx_unique; /* the STATX being handled, 0: none */
+static __thread struct timespec statx_btime;
+static __thread bool statx_btime_set;
 static atomic_bool kernel_offers_uring;
 static atomic_bool rings_serve; /* INIT took io_uring */
 static atomic_bool direct_io_wanted; /* set before the session starts */
@@ -76,6 +88,51 @@ static __thread void *reply_capture_ctx;
 /* FUSE_DIRECT_IO_ALLOW_MMAP (bit 36, so bit 4 of flags2): not in Debian 12's
  * header either */
 #define FLAGS2_DIRECT_IO_ALLOW_MMAP (1u << 4)
+
+/* FUSE_STATX (protocol 7.39) and its structures, as in the kernel's
+ * include/uapi/linux/fuse.h: not in Debian 12's header either */
+#define OPCODE_STATX 52
+struct statx_time {
+	int64_t sec;
+	uint32_t nsec;
+	int32_t reserved;
+};
+struct statx_attr {
+	uint32_t mask;
+	uint32_t blksize;
+	uint64_t attributes;
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint16_t mode;
+	uint16_t spare0;
+	uint64_t ino;
+	uint64_t size;
+	uint64_t blocks;
+	uint64_t attributes_mask;
+	struct statx_time atime, btime, ctime, mtime;
+	uint32_t rdev_major, rdev_minor;
+	uint32_t dev_major, dev_minor;
+	uint64_t spare2[14];
+};
+struct statx_out {
+	uint64_t attr_valid;
+	uint32_t attr_valid_nsec;
+	uint32_t flags;
+	uint64_t spare[2];
+	struct statx_attr stat;
+};
+_Static_assert(sizeof(struct statx_attr) == 256, "fuse_statx is 256 bytes");
+_Static_assert(sizeof(struct statx_out) == 288, "fuse_statx_out is 288 bytes");
+/* FUSE_STATX's first fields are GETATTR's */
+_Static_assert(offsetof(struct fuse_getattr_in, fh) == 8 &&
+	       sizeof(struct fuse_getattr_in) == 16, "getattr_in as statx_in");
+#ifndef STATX_BASIC_STATS
+#define STATX_BASIC_STATS 0x7ffu
+#endif
+#ifndef STATX_BTIME
+#define STATX_BTIME 0x800u
+#endif
 
 /* The kill flag a request carries, by opcode; false when it has none. */
 static bool request_kill_flag(const struct fuse_in_header *h, const void *arg,
@@ -115,11 +172,17 @@ void wire_inspect(void *buf, size_t n, bool ring)
 	atomic_fetch_add_explicit(&requests[ring], 1, memory_order_relaxed);
 	req_kills_suidgid = false;
 	req_is_tmpfile = false;
+	statx_unique = 0;
+	statx_btime_set = false;
 	if (n < sizeof(*h))
 		return;
 	if (h->opcode == FUSE_TMPFILE) {
 		h->opcode = FUSE_CREATE;
 		req_is_tmpfile = true;
+	}
+	if (h->opcode == OPCODE_STATX && n >= sizeof(*h) + sizeof(struct fuse_getattr_in)) {
+		h->opcode = FUSE_GETATTR;
+		statx_unique = h->unique;
 	}
 	if (h->opcode == FUSE_INIT) {
 		const struct fuse_init_in *in = (const void *)arg;
@@ -257,14 +320,72 @@ static bool amend_init_reply(struct iovec *iov, int count)
 	return false;
 }
 
+static struct statx_time statx_time_of(uint64_t sec, uint32_t nsec)
+{
+	return (struct statx_time){ .sec = (int64_t)sec, .nsec = nsec };
+}
+
+/*
+ * The GETATTR reply in IOV that answers a STATX, in FUSE_STATX's form: the
+ * same attributes and timeout, and the birth time the handler gave. Fills
+ * HDR and OUT and points IOV at them; false (IOV untouched) when it is not
+ * such a reply or carries an error.
+ */
+static bool statx_reply(struct iovec *iov, int count, struct fuse_out_header *hdr,
+			struct statx_out *out)
+{
+	const struct fuse_out_header *h = iov[0].iov_base;
+	const struct fuse_attr_out *ao;
+	const struct fuse_attr *a;
+
+	if (!statx_unique || iov[0].iov_len < sizeof(*h) || h->unique != statx_unique)
+		return false;
+	statx_unique = 0;
+	if (h->error != 0 || count != 2 || iov[1].iov_len < sizeof(*ao))
+		return false;
+	ao = iov[1].iov_base;
+	a = &ao->attr;
+	memset(out, 0, sizeof(*out));
+	out->attr_valid = ao->attr_valid;
+	out->attr_valid_nsec = ao->attr_valid_nsec;
+	out->stat = (struct statx_attr){
+		.mask = STATX_BASIC_STATS | (statx_btime_set ? STATX_BTIME : 0),
+		.blksize = a->blksize,
+		.nlink = a->nlink,
+		.uid = a->uid,
+		.gid = a->gid,
+		.mode = (uint16_t)a->mode,
+		.ino = a->ino,
+		.size = a->size,
+		.blocks = a->blocks,
+		.atime = statx_time_of(a->atime, a->atimensec),
+		.mtime = statx_time_of(a->mtime, a->mtimensec),
+		.ctime = statx_time_of(a->ctime, a->ctimensec),
+		.rdev_major = major(a->rdev),
+		.rdev_minor = minor(a->rdev),
+	};
+	if (statx_btime_set)
+		out->stat.btime = statx_time_of((uint64_t)statx_btime.tv_sec,
+						(uint32_t)statx_btime.tv_nsec);
+	*hdr = *h;
+	hdr->len = sizeof(*hdr) + sizeof(*out);
+	iov[0] = (struct iovec){ hdr, sizeof(*hdr) };
+	iov[1] = (struct iovec){ out, sizeof(*out) };
+	return true;
+}
+
 static ssize_t wire_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	const struct fuse_out_header *h = iov[0].iov_base;
 	uint64_t init = atomic_load(&init_unique);
 	bool uring_yes = false;
+	struct fuse_out_header statx_hdr;
+	struct statx_out statx;
 	ssize_t n;
 
 	(void)userdata;
+	if (statx_reply(iov, count, &statx_hdr, &statx))
+		h = iov[0].iov_base;
 	if (reply_capture && h->unique != 0 &&
 	    (n = reply_capture(reply_capture_ctx, iov, count)) != 0)
 		return n;
@@ -371,4 +492,15 @@ bool wire_kill_suidgid(void)
 bool wire_tmpfile(void)
 {
 	return req_is_tmpfile;
+}
+
+bool wire_statx(void)
+{
+	return statx_unique != 0;
+}
+
+void wire_statx_btime(struct timespec btime)
+{
+	statx_btime = btime;
+	statx_btime_set = true;
 }

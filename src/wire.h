@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 struct iovec;
 
@@ -41,6 +42,14 @@ bool wire_kill_suidgid(void);
  * inode gets no name (FUSE_TMPFILE, which libfuse 3.14 does not know).
  */
 bool wire_tmpfile(void);
+
+/*
+ * Whether the GETATTR this thread is handling was a STATX (FUSE_STATX,
+ * which libfuse 3.14 does not know): the handler then gives the birth time
+ * with wire_statx_btime before it replies, and the reply goes out as STATX's.
+ */
+bool wire_statx(void);
+void wire_statx_btime(struct timespec btime);
 
 /*
  * Note what the request in BUF (N bytes, fuse_in_header first) asks of the

@@ -126,6 +126,27 @@ check_eq "$(stat_field f atime) $(stat_field f mtime)" "1000000000.987654321 200
 probe utimens f -1 500000000 0 0 >/dev/null
 check_eq "$(stat_field f atime)" -1.500000000 "pre-1970 timestamp"
 
+# -- birth time (statx STATX_BTIME; FUSE_STATX, which kmemfs answers itself):
+# set at creation, within the creation's time, and never moved by a change
+t0=$(date +%s.%N)
+printf born >bt
+t1=$(date +%s.%N)
+born=$(stat -c %.9W bt)
+check "awk -v b=$born -v a=$t0 -v c=$t1 'BEGIN { exit !(b >= a - 0.01 && b <= c + 0.01) }'" \
+	"a new file's birth time is when it was created ($t0 <= $born <= $t1)"
+sleep 0.05
+printf more >>bt
+chmod 600 bt
+probe utimens bt 1000 0 2000 0 >/dev/null
+ln bt bt.link
+check_eq "$(stat -c %.9W bt)" "$born" "writes, chmod, utimens and link leave the birth time"
+mkdir btd
+mkfifo btd/fifo
+ln -s bt btd/sym
+for n in btd btd/fifo btd/sym; do
+	check "[ \"\$(stat -c %W $n)\" -gt 0 ]" "$n has a birth time"
+done
+
 # -- access and change times of reads and fallocate: a read moves an access
 # time older than the last change (relatime), but not through O_NOATIME; a
 # fallocate that keeps the size changes mtime too, as any fallocate

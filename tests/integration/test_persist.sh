@@ -49,12 +49,16 @@ probe utimens tree/a/size4096 $future 123456789 1000000000 1 >/dev/null
 sync
 
 before=$(manifest "$MNT/tree")
+births=$(cd "$MNT/tree" && find . -print0 | sort -z | xargs -0 stat -c '%n %.9W')
 root_ino=$(stat_field "$MNT" ino)
 check "[ \$(echo \"\$before\" | wc -l) -gt 330 ]" "manifest covers the tree ($(echo "$before" | wc -l) lines)"
 cd /
 fs_remount || abort_test "unmount and mount again"
 check_eq "$(manifest "$MNT/tree")" "$before" "every byte and attribute survives a remount"
 check_eq "$(stat_field "$MNT/tree/a/size4096" atime)" "$future.123456789" "atime survives a remount"
+check_eq "$(cd "$MNT/tree" && find . -print0 | sort -z | xargs -0 stat -c '%n %.9W')" "$births" \
+	"every birth time survives a remount"
+check "! echo \"\$births\" | grep -q ' 0\\.0*\$'" "every entry has a birth time"
 check_eq "$(stat_field "$MNT" ino)" "$root_ino" "root inode number is stable"
 check_eq "$(probe pread "$MNT/tree/sparse" 268435400 10)" at-the-end "data at the end of a sparse file"
 check_eq "$(probe seek "$MNT/tree/punched" hole 0)" 4096 "a punched hole is still a hole"
