@@ -171,19 +171,21 @@ static int unref_cb(void *arg, uint64_t dpage, uint64_t count)
 
 /* Map the plan's new pages with extent flags FRESH_FLAGS; caller is
  * inside the transaction. */
+static int commit_seg(struct txn *t, struct kmfs_inode *ino,
+		      const struct seg *s, uint32_t flags)
+{
+	int rc = pages_ref_new(t, s->dpage, s->count);
+
+	return rc < 0 ? rc : emap_replace(t, ino, s->fpage, s->count, s->dpage,
+					  flags, unref_cb, t);
+}
+
 static int plan_commit(struct txn *t, struct kmfs_inode *ino,
 		       const struct plan *pl, uint32_t fresh_flags)
 {
 	for (size_t i = 0; i < pl->n; i++) {
-		const struct seg *s = &pl->v[i];
-		int rc;
+		int rc = pl->v[i].fresh ? commit_seg(t, ino, &pl->v[i], fresh_flags) : 0;
 
-		if (!s->fresh)
-			continue;
-		rc = pages_ref_new(t, s->dpage, s->count);
-		if (rc == 0)
-			rc = emap_replace(t, ino, s->fpage, s->count, s->dpage,
-					  fresh_flags, unref_cb, t);
 		if (rc < 0)
 			return rc;
 	}
@@ -926,6 +928,61 @@ static void unzero(struct kmfs_fs *fs, const struct pre_zeroed *pz)
 	pool_persist(&fs->pool, pz->page + pz->from, pz->to - pz->from);
 }
 
+/* the partial end pages of a punched or zeroed range [off, end) */
+struct edges {
+	uint64_t off, end;
+	ssize_t first_seg, last_seg; /* plan_zero's segments, or -1 */
+	size_t first_to;             /* the range's end in the first page */
+	bool first_partial, last_partial;
+	struct pre_zeroed pz[2];
+};
+
+/*
+ * Plan the zeroing of the partial first page of [off, end), and of the
+ * partial last page unless it is the same page (a range that starts on a
+ * page boundary has no first). Both are planned before either is zeroed: a
+ * PAGES_ERECLAIM from the second must not leave the first zeroed while the
+ * locks are let go.
+ */
+static int plan_edges(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *ino,
+		      uint64_t off, uint64_t end, struct plan *pl, struct edges *ed)
+{
+	int rc = 0;
+
+	ed->off = off;
+	ed->end = end;
+	ed->first_seg = ed->last_seg = -1;
+	ed->first_to = PG;
+	ed->first_partial = off % PG != 0;
+	ed->last_partial = end % PG && (off % PG == 0 || end / PG != off / PG);
+	ed->pz[0].page = ed->pz[1].page = NULL;
+	if (ed->first_partial) {
+		if (end / PG == off / PG)
+			ed->first_to = end % PG;
+		rc = plan_zero(fs, t, ino, off / PG, pl, &ed->first_seg);
+	}
+	if (rc == 0 && ed->last_partial)
+		rc = plan_zero(fs, t, ino, end / PG, pl, &ed->last_seg);
+	return rc;
+}
+
+/* zero_planned for both end pages */
+static int zero_edges(struct kmfs_fs *fs, const struct plan *pl,
+		      struct edges *ed, bool in_tx, bool snapshot)
+{
+	int rc = zero_planned(fs, pl, ed->first_seg, ed->off % PG, ed->first_to,
+			      in_tx, snapshot, &ed->pz[0]);
+
+	return rc < 0 ? rc : zero_planned(fs, pl, ed->last_seg, 0, ed->end % PG,
+					  in_tx, snapshot, &ed->pz[1]);
+}
+
+static void unzero_edges(struct kmfs_fs *fs, const struct edges *ed)
+{
+	unzero(fs, &ed->pz[0]);
+	unzero(fs, &ed->pz[1]);
+}
+
 static int truncate_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t size,
 			 data_and_then_fn and_then, void *arg, bool snapshot,
 			 bool *no_room)
@@ -984,51 +1041,27 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		      uint64_t len, bool snapshot, bool *no_room)
 {
 	uint64_t end = off + len, full_a, full_b;
-	struct pre_zeroed pz[2];
+	struct edges ed;
 	struct plan pl = {0};
 	struct txn t;
-	int rc = 0;
+	int rc;
 
 	*no_room = false;
-	pz[0].page = pz[1].page = NULL;
 	if (end < off || end / PG > MAX_FPAGE)
 		end = MAX_FPAGE * PG;
 	full_a = (off + PG - 1) / PG;
 	full_b = end / PG;
 	txn_init(&t, &fs->pages);
-	/* the partial first page, and the partial last page unless it is the
-	 * same page (a punch that starts on a page boundary has no first).
-	 * Both are planned before either is zeroed: a PAGES_ERECLAIM from the
-	 * second must not leave the first zeroed while the locks are let go. */
-	ssize_t first_seg = -1, last_seg = -1;
-	size_t first_to = PG;
-	bool last_partial = end % PG && (off % PG == 0 || end / PG != off / PG);
-
-	if (off % PG) {
-		if (end / PG == off / PG)
-			first_to = end % PG;
-		rc = plan_zero(fs, &t, ino, off / PG, &pl, &first_seg);
-	}
-	if (rc == 0 && last_partial)
-		rc = plan_zero(fs, &t, ino, end / PG, &pl, &last_seg);
+	rc = plan_edges(fs, &t, ino, off, end, &pl, &ed);
 	if (rc == 0)
-		rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, false,
-				  snapshot, &pz[0]);
-	if (rc == 0)
-		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, false,
-				  snapshot, &pz[1]);
+		rc = zero_edges(fs, &pl, &ed, false, snapshot);
 	if (rc == 0)
 		rc = txn_begin(&t);
 	if (rc < 0) {
-		unzero(fs, &pz[0]);
-		unzero(fs, &pz[1]);
+		unzero_edges(fs, &ed);
 		return plan_abandon(&t, &pl, rc);
 	}
-	rc = zero_planned(fs, &pl, first_seg, off % PG, first_to, true, snapshot,
-			  &pz[0]);
-	if (rc == 0)
-		rc = zero_planned(fs, &pl, last_seg, 0, end % PG, true, snapshot,
-				  &pz[1]);
+	rc = zero_edges(fs, &pl, &ed, true, snapshot);
 	*no_room = rc == -ENOMEM;
 	if (rc == 0)
 		rc = plan_commit(&t, ino, &pl, 0);
@@ -1039,10 +1072,8 @@ static int punch_once(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		rc = touch(fs, ino, true);
 	free(pl.v);
 	rc = txn_end(&t, rc);
-	if (rc < 0) {
-		unzero(fs, &pz[0]);
-		unzero(fs, &pz[1]);
-	}
+	if (rc < 0)
+		unzero_edges(fs, &ed);
 	return rc;
 }
 
@@ -1071,6 +1102,44 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	return no_room ? punch_once(fs, ino, off, len, false, &no_room) : rc;
 }
 
+/* The start of an fallocate of [off, end): the file's pages past its size
+ * must read as zeroes once it grows over them. */
+static int fallocate_start(struct kmfs_fs *fs, struct kmfs_inode *ino,
+			   uint64_t off, uint64_t end, int keep_size, struct txn *t)
+{
+	if (end < off || (end + PG - 1) / PG > MAX_FPAGE)
+		return -EFBIG;
+	if (!keep_size && end > ino->size)
+		zero_past_size(fs, ino);
+	txn_init(t, &fs->pages);
+	return 0;
+}
+
+/* Zero the new pages of the plan from its segment FROM on. */
+static int zero_fresh(struct kmfs_fs *fs, const struct plan *pl, size_t from)
+{
+	int rc = 0;
+
+	for (size_t i = from; rc == 0 && i < pl->n; i++)
+		rc = pl->v[i].fresh ? zero_pages(fs, pl->v[i].dpage, pl->v[i].count) : 0;
+	return rc;
+}
+
+/* The end of an fallocate, in its transaction: without KEEP_SIZE the file
+ * grows to END; the change times move either way. */
+static int grow_to(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t end,
+		   int keep_size)
+{
+	int rc = 0;
+
+	if (!keep_size && end > ino->size) {
+		rc = TXADD(ino, size);
+		if (rc == 0)
+			ino->size = end;
+	}
+	return rc < 0 ? rc : touch(fs, ino, true);
+}
+
 int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		  uint64_t len, int keep_size)
 {
@@ -1081,46 +1150,133 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 	struct txn t;
 	int rc;
 
-	if (end < off || (end + PG - 1) / PG > MAX_FPAGE)
-		return -EFBIG;
-	if (!keep_size && end > ino->size)
-		zero_past_size(fs, ino);
-	txn_init(&t, &fs->pages);
+	rc = fallocate_start(fs, ino, off, end, keep_size, &t);
+	if (rc < 0)
+		return rc;
 	rc = plan_range(fs, &t, ino, off / PG, (end + PG - 1) / PG, true, false,
 			&pl);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
-	for (size_t i = 0; i < pl.n; i++) {
-		rc = pl.v[i].fresh ? zero_pages(fs, pl.v[i].dpage, pl.v[i].count) : 0;
-		if (rc < 0)
-			return plan_abandon(&t, &pl, rc);
-	}
-	rc = txn_begin(&t);
+	rc = zero_fresh(fs, &pl, 0);
+	if (rc == 0)
+		rc = txn_begin(&t);
 	if (rc < 0)
 		return plan_abandon(&t, &pl, rc);
 	rc = plan_commit(&t, ino, &pl, fresh_flags);
-	if (rc == 0 && !keep_size && end > ino->size) {
-		rc = TXADD(ino, size);
-		if (rc == 0)
-			ino->size = end;
-	}
 	if (rc == 0)
-		rc = touch(fs, ino, true);
+		rc = grow_to(fs, ino, end, keep_size);
 	free(pl.v);
 	return txn_end(&t, rc);
 }
 
+/* Plan a new zeroed page for file page FPAGE when it is a hole. */
+static int plan_hole_page(struct kmfs_fs *fs, struct txn *t,
+			  const struct kmfs_inode *ino, uint64_t fpage,
+			  struct plan *pl)
+{
+	struct kmfs_extent e;
+
+	if (emap_lookup(&fs->pool, ino, fpage, &e) == 0)
+		return 0;
+	return plan_new(t, pl, fpage, 1, EMAP_HOLE);
+}
+
 /*
- * Not one transaction: a crash between the two leaves the whole pages a
- * hole, which reads as zeroes too, only not allocated. On a format 3 pool
- * they come back unwritten, so a zeroed range costs no page writes.
+ * FALLOC_FL_ZERO_RANGE on a format 3 pool, in one transaction. Whole pages
+ * the file owns alone become unwritten where they are: no page is written,
+ * moved or allocated for them. Holes and shared pages get new zeroed pages,
+ * unwritten. The partial end pages are zeroed inside the range as a punch
+ * zeroes them (a hole there gets a new zeroed page). So the call changes
+ * everything or nothing: with no room in the metadata to cut an extent, or
+ * no free pages for the holes and shared pages, it fails with ENOSPC and
+ * the file as it was.
+ */
+static int zero_range_once(struct kmfs_fs *fs, struct kmfs_inode *ino,
+			   uint64_t off, uint64_t len, int keep_size,
+			   bool snapshot, bool *no_room)
+{
+	uint64_t end = off + len;
+	uint64_t full_a = (off + PG - 1) / PG, full_b = end / PG;
+	struct edges ed;
+	struct plan pl = {0};
+	struct txn t;
+	int rc;
+
+	*no_room = false;
+	rc = fallocate_start(fs, ino, off, end, keep_size, &t);
+	if (rc < 0)
+		return rc;
+	/* the end pages' segments come first in the plan, below EDGES */
+	rc = plan_edges(fs, &t, ino, off, end, &pl, &ed);
+	size_t edges = pl.n;
+	if (rc == 0 && full_b > full_a)
+		rc = plan_range(fs, &t, ino, full_a, full_b, true, true, &pl);
+	if (rc == 0 && ed.first_partial)
+		rc = plan_hole_page(fs, &t, ino, off / PG, &pl);
+	if (rc == 0 && ed.last_partial)
+		rc = plan_hole_page(fs, &t, ino, end / PG, &pl);
+	/* every new page past the edges' copies is wholly inside the range
+	 * or a hole's: zeroes, whatever page it replaces */
+	if (rc == 0)
+		rc = zero_fresh(fs, &pl, edges);
+	if (rc == 0)
+		rc = zero_edges(fs, &pl, &ed, false, snapshot);
+	if (rc == 0)
+		rc = txn_begin(&t);
+	if (rc < 0) {
+		unzero_edges(fs, &ed);
+		return plan_abandon(&t, &pl, rc);
+	}
+	rc = zero_edges(fs, &pl, &ed, true, snapshot);
+	*no_room = rc == -ENOMEM;
+	/* an edge's copy keeps the old page's bytes around the range: written */
+	for (size_t i = 0; rc == 0 && i < pl.n; i++) {
+		const struct seg *s = &pl.v[i];
+
+		if (s->fresh)
+			rc = commit_seg(&t, ino, s, i < edges ? 0 : KMFS_EXT_UNWRITTEN);
+	}
+	/* whole pages this file owns: unwritten in place (an unwritten one is
+	 * already); each run is cut out of its extent in that extent's leaf */
+	for (size_t i = edges; rc == 0 && i < pl.n; i++) {
+		const struct seg *s = &pl.v[i];
+
+		if (s->fresh || s->unwritten)
+			continue;
+		rc = emap_make_room(&t, ino, s->fpage, 2);
+		if (rc == 0)
+			rc = emap_convert(&t, ino, s->fpage, s->count,
+					  KMFS_EXT_UNWRITTEN);
+	}
+	if (rc == 0)
+		rc = grow_to(fs, ino, end, keep_size);
+	free(pl.v);
+	rc = txn_end(&t, rc);
+	if (rc < 0)
+		unzero_edges(fs, &ed);
+	return rc;
+}
+
+/*
+ * On a format 2.x pool (no unwritten extents) a punch, then an allocation,
+ * not one transaction: a crash or ENOSPC between the two leaves the whole
+ * pages a hole, which reads as zeroes too, only not allocated. On format 3,
+ * one transaction (zero_range_once); without room in the undo log for an
+ * end page's snapshot, made again with that page zeroed first, as a punch.
  */
 int data_zero_range(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		    uint64_t len, int keep_size)
 {
-	int rc = data_punch(fs, ino, off, len);
+	bool no_room;
+	int rc;
 
-	return rc < 0 ? rc : data_allocate(fs, ino, off, len, keep_size);
+	if (!pool_has_unwritten(&fs->pool)) {
+		rc = data_punch(fs, ino, off, len);
+		return rc < 0 ? rc : data_allocate(fs, ino, off, len, keep_size);
+	}
+	rc = zero_range_once(fs, ino, off, len, keep_size, true, &no_room);
+	return no_room ? zero_range_once(fs, ino, off, len, keep_size, false,
+					 &no_room) : rc;
 }
 
 /* emap_lookup for data: unwritten extents count as holes */

@@ -73,7 +73,8 @@ int data_punch(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		  uint64_t len, int keep_size);
 /* data_zero_range -- fallocate(FALLOC_FL_ZERO_RANGE): the range reads as
- * zeroes and is allocated; a punch, then an allocation */
+ * zeroes and is allocated, all or nothing on a format 3 pool (pages the file
+ * owns become unwritten in place); on 2.x a punch, then an allocation */
 int data_zero_range(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		    uint64_t len, int keep_size);
 /* data_seek -- SEEK_DATA / SEEK_HOLE */

@@ -677,6 +677,85 @@ static void expect_bytes(struct kmfs_fs *fs, uint64_t ino, uint64_t off, size_t 
 }
 
 /*
+ * FALLOC_FL_ZERO_RANGE: whole pages the file owns become unwritten where
+ * they are (no page allocated or moved, the partial end pages zeroed in
+ * place); pages a clone shares get new ones, the clone untouched; and when
+ * the holes need more pages than are free, ENOSPC changes nothing.
+ */
+static void test_data_zero_range_in_place_and_all_or_nothing(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[64 * 4096];
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	struct statvfs before, after;
+	uint64_t f = new_file(fs, "f"), g, h;
+	struct ext_list l;
+
+	memset(buf, 0x11, sizeof(buf));
+	do_write(fs, f, 0, buf, sizeof(buf));
+	l = extents_of(fs, f);
+	assert_int_equal(l.n, 1);
+	uint64_t d = l.v[0].dpage;
+	assert_int_equal(fs_statfs(fs, &before), 0);
+	assert_int_equal(fs_fallocate(fs, f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				      5 * 4096 + 100, 35 * 4096 - 93), 0);
+	memset(model + 5 * 4096 + 100, 0, 35 * 4096 - 93);
+	verify(fs, f);
+	assert_int_equal(fs_statfs(fs, &after), 0);
+	assert_int_equal(after.f_bfree, before.f_bfree);
+	l = extents_of(fs, f);
+	assert_int_equal(l.n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(l.v[i].dpage, d + l.v[i].fpage);
+	assert_int_equal(l.v[1].fpage, 6);
+	assert_int_equal(l.v[1].count, 34);
+	assert_int_equal(l.v[0].flags | l.v[2].flags, 0);
+	assert_int_equal(l.v[1].flags, KMFS_EXT_UNWRITTEN);
+	assert_int_equal(fs_lseek(fs, f, 0, SEEK_HOLE), 6 * 4096);
+	assert_int_equal(fs_lseek(fs, f, 6 * 4096, SEEK_DATA), 40 * 4096);
+	/* a write into it sees no old byte around it */
+	do_write(fs, f, 20 * 4096 + 9, buf, 3);
+	verify(fs, f);
+
+	/* a clone's pages are left alone: the zeroed file gets new pages */
+	assert_int_equal(fs_mknod(fs, FS_ROOT_INO, "g", S_IFREG | 0644, 0, &root, &g), 0);
+	g = fs_ino(fs, g);
+	assert_int_equal(fs_clone(fs, f, 0, g, 0, 64 * 4096, true), 64 * 4096);
+	assert_int_equal(fs_fallocate(fs, g, FALLOC_FL_ZERO_RANGE, 0, 70 * 4096), 0);
+	expect_bytes(fs, g, 0, 70 * 4096, 0);
+	verify(fs, f);
+	l = extents_of(fs, g);
+	for (int i = 0; i < l.n && i < 16; i++) {
+		assert_int_equal(l.v[i].flags, KMFS_EXT_UNWRITTEN);
+		assert_true(l.v[i].dpage + l.v[i].count <= d || l.v[i].dpage >= d + 64);
+	}
+
+	/* holes that need more pages than are free: ENOSPC, nothing changed
+	 * (the owned pages in the range keep their bytes) */
+	h = new_file(fs, "h");
+	memset(buf, 0x22, 8 * 4096);
+	do_write(fs, h, 0, buf, 8 * 4096);
+	fill_but(fs, "fill", 4);
+	assert_int_equal(fs_fallocate(fs, h, FALLOC_FL_ZERO_RANGE, 100, 20 * 4096),
+			 -ENOSPC);
+	verify(fs, h);
+	l = extents_of(fs, h);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.v[0].flags, 0);
+	/* two pages of holes fit */
+	assert_int_equal(fs_fallocate(fs, h, FALLOC_FL_ZERO_RANGE, 100, 10 * 4096 - 100), 0);
+	memset(model + 100, 0, 8 * 4096 - 100);
+	msize = 10 * 4096;
+	verify(fs, h);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "fill"), 0);
+	assert_int_equal(tpool_remount(*state), 0);
+	verify(&((struct tpool *)*state)->fs, h);
+}
+
+/*
  * Short writes that do not start on a page or in a hole: one from inside a
  * page the file owns, past its size, gets 3 new pages; a copy-on-write one
  * into a clone gets 2. Each stores whole pages from its start, keeps the
@@ -1083,6 +1162,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_new_pages_hold_no_stale_bytes,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_punch_partial_pages_zeroes_exactly,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_zero_range_in_place_and_all_or_nothing,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
