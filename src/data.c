@@ -10,8 +10,9 @@
  *   3. commit: one transaction maps the new pages, drops the references
  *      of the pages they replace and updates size and times.
  * A crash before 3 leaves the old file; new pages are unreferenced and
- * free again at the next mount. A truncate or punch that zeroes part of a
- * page the file keeps does it in step 3, under an undo snapshot, so that
+ * free again at the next mount. A truncate, punch or range zeroing that
+ * zeroes part of a page the file keeps does it in step 3, under an undo
+ * snapshot, so that
  * failing there leaves the bytes too (when the pool's metadata is too
  * full for the snapshot, the bytes are zeroed before and put back on a
  * failure, but not after a crash: see data_truncate).
@@ -169,8 +170,7 @@ static int unref_cb(void *arg, uint64_t dpage, uint64_t count)
 	return pages_unref(arg, dpage, count);
 }
 
-/* Map the plan's new pages with extent flags FRESH_FLAGS; caller is
- * inside the transaction. */
+/* Map new segment S with extent FLAGS, inside the transaction. */
 static int commit_seg(struct txn *t, struct kmfs_inode *ino,
 		      const struct seg *s, uint32_t flags)
 {
@@ -180,6 +180,8 @@ static int commit_seg(struct txn *t, struct kmfs_inode *ino,
 					  flags, unref_cb, t);
 }
 
+/* Map the plan's new pages with extent flags FRESH_FLAGS; caller is
+ * inside the transaction. */
 static int plan_commit(struct txn *t, struct kmfs_inode *ino,
 		       const struct plan *pl, uint32_t fresh_flags)
 {
@@ -1181,6 +1183,21 @@ static int plan_hole_page(struct kmfs_fs *fs, struct txn *t,
 	return plan_new(t, pl, fpage, 1, EMAP_HOLE);
 }
 
+/* Make room in the leaf of the extent that holds S's pages for the pieces
+ * that cutting S out of it adds: none when S is the whole extent, one when
+ * S reaches one of its ends (emap_convert then allocates nothing). */
+static int make_room_to_cut(struct txn *t, struct kmfs_fs *fs,
+			    struct kmfs_inode *ino, const struct seg *s)
+{
+	struct kmfs_extent e;
+	int rc = emap_lookup(&fs->pool, ino, s->fpage, &e);
+
+	if (rc != 0)
+		return rc < 0 ? rc : -EIO;
+	uint32_t extra = (e.fpage < s->fpage) + (s->fpage + s->count < e.fpage + e.count);
+	return extra ? emap_make_room(t, ino, s->fpage, extra) : 0;
+}
+
 /*
  * FALLOC_FL_ZERO_RANGE on a format 3 pool, in one transaction. Whole pages
  * the file owns alone become unwritten where they are: no page is written,
@@ -1243,7 +1260,7 @@ static int zero_range_once(struct kmfs_fs *fs, struct kmfs_inode *ino,
 
 		if (s->fresh || s->unwritten)
 			continue;
-		rc = emap_make_room(&t, ino, s->fpage, 2);
+		rc = make_room_to_cut(&t, fs, ino, s);
 		if (rc == 0)
 			rc = emap_convert(&t, ino, s->fpage, s->count,
 					  KMFS_EXT_UNWRITTEN);

@@ -1367,6 +1367,8 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 		return -EROFS;
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		return -EOPNOTSUPP;
+	if (len == 0) /* as the VFS, which sends none */
+		return -EINVAL;
 	/* as the VFS: a punch keeps the size, and is no zeroing */
 	if ((mode & FALLOC_FL_PUNCH_HOLE) &&
 	    (mode & ~FALLOC_FL_PUNCH_HOLE) != FALLOC_FL_KEEP_SIZE)

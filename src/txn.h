@@ -12,8 +12,8 @@
  * and durability but no isolation, and shared page reference counts make
  * any two transactions potentially overlap. Transactions hold only
  * metadata updates; file data is copied and persisted before txn_begin,
- * except the bytes a truncate or punch zeroes inside a page the file keeps,
- * which are snapshotted (tx_add) so that a failed call changes nothing.
+ * except the bytes a truncate, punch or range zeroing zeroes inside a page
+ * the file keeps, which are snapshotted (tx_add) so that a failed call changes nothing.
  */
 #ifndef KMEMFS_TXN_H
 #define KMEMFS_TXN_H

@@ -756,6 +756,51 @@ static void test_data_zero_range_in_place_and_all_or_nothing(void **state)
 }
 
 /*
+ * On a pool whose metadata is full, zeroing a range needs no room when it
+ * cuts no extent (a whole written extent becomes unwritten in place), and
+ * one that would cut an extent in a full leaf fails with ENOSPC, nothing
+ * changed.
+ */
+static void test_data_zero_range_with_full_metadata(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t ino = new_file(fs, "z");
+	struct check_opts co = { .quiet = true };
+	struct check_result cr;
+	static unsigned char buf[64 * 4096];
+
+	memset(buf, 0x37, sizeof(buf));
+	do_write(fs, ino, 0, buf, sizeof(buf));
+	/* punches grow the leaf only as far as they need: 4 extents, room for 4 */
+	for (uint64_t pg = 2; pg <= 6; pg += 2) {
+		assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_PUNCH_HOLE |
+					      FALLOC_FL_KEEP_SIZE, pg * 4096, 4096), 0);
+		memset(model + pg * 4096, 0, 4096);
+	}
+	const struct kmfs_inode *ip = fs_inode(fs, fs_ino_off(fs, ino));
+	const struct kmfs_emap_index *idx = pool_ptr(&fs->pool, ip->data_off);
+	const struct kmfs_emap_leaf *leaf = pool_ptr(&fs->pool, idx->ent[0].leaf_off);
+	assert_int_equal(idx->nleaves, 1);
+	assert_int_equal(leaf->n, 4);
+	assert_int_equal(leaf->cap, 4);
+	no_metadata = true;
+	/* a cut inside an extent, or at one end of it: no room */
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE, 10 * 4096, 4096),
+			 -ENOSPC);
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE, 7 * 4096, 4096),
+			 -ENOSPC);
+	verify(fs, ino);
+	/* the whole extent [5, 6): no cut, so no room needed */
+	assert_int_equal(fs_fallocate(fs, ino, FALLOC_FL_ZERO_RANGE, 5 * 4096, 4096), 0);
+	memset(model + 5 * 4096, 0, 4096);
+	no_metadata = false;
+	verify(fs, ino);
+	assert_int_equal(fs_lseek(fs, ino, 4 * 4096, SEEK_DATA), 7 * 4096);
+	assert_int_equal(check_pool(&fs->pool, &co, &cr), 0);
+	assert_int_equal(cr.errors, 0);
+}
+
+/*
  * Short writes that do not start on a page or in a hole: one from inside a
  * page the file owns, past its size, gets 3 new pages; a copy-on-write one
  * into a clone gets 2. Each stores whole pages from its start, keeps the
@@ -1164,6 +1209,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_punch_partial_pages_zeroes_exactly,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_zero_range_in_place_and_all_or_nothing,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_zero_range_with_full_metadata,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_seek_data_and_hole,
 			tpool_setup_default, tpool_teardown),
