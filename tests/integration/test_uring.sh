@@ -3,8 +3,8 @@
 # kernel offering it, every request after INIT comes through the rings, and
 # what only the ring path does is right: requests rebuilt from header +
 # payload (1 MiB writes, unaligned sizes, names, xattrs), replies captured
-# whole (1 MiB reads, a big readdir), O_TMPFILE and the setuid kill that
-# wire.c reads off a request, clone ioctls racing on one CPU, kill -9 with
+# whole (1 MiB reads, a big readdir), what wire.c reads off a request or
+# rewrites (the setuid kill, O_TMPFILE, STATX), clone ioctls racing on one CPU, kill -9 with
 # requests in the rings, SIGTERM likewise. And without -o uring, or without
 # the offer, none is.
 . "$(dirname "$0")/lib.sh" "$@"
@@ -55,6 +55,9 @@ echo suid >suid
 chmod 04777 suid
 as_user 1000 probe pwrite suid 0 X >/dev/null
 check_eq "$(stat_field suid mode)" 100777 "a write by another user clears setuid (the kill flag read off the ring)"
+t0=$(date +%s)
+touch born
+check "[ \"\$(stat -c %W born)\" -ge $((t0 - 1)) ]" "a birth time (FUSE_STATX answered as a GETATTR, the reply rewritten)"
 
 n1=$(requests_ring)
 d1=$(requests_dev)
