@@ -122,8 +122,14 @@ struct statx_out {
 	uint64_t spare[2];
 	struct statx_attr stat;
 };
-_Static_assert(sizeof(struct statx_attr) == 256, "fuse_statx is 256 bytes");
-_Static_assert(sizeof(struct statx_out) == 288, "fuse_statx_out is 288 bytes");
+_Static_assert(sizeof(struct statx_attr) == 256 &&
+	       offsetof(struct statx_attr, ino) == 32 &&
+	       offsetof(struct statx_attr, btime) == 80 &&
+	       offsetof(struct statx_attr, rdev_major) == 128,
+	       "struct fuse_statx as the kernel's");
+_Static_assert(sizeof(struct statx_out) == 288 &&
+	       offsetof(struct statx_out, stat) == 32,
+	       "struct fuse_statx_out as the kernel's");
 /* FUSE_STATX's first fields are GETATTR's */
 _Static_assert(offsetof(struct fuse_getattr_in, fh) == 8 &&
 	       sizeof(struct fuse_getattr_in) == 16, "getattr_in as statx_in");

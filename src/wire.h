@@ -47,6 +47,8 @@ bool wire_tmpfile(void);
  * Whether the GETATTR this thread is handling was a STATX (FUSE_STATX,
  * which libfuse 3.14 does not know): the handler then gives the birth time
  * with wire_statx_btime before it replies, and the reply goes out as STATX's.
+ * So getattr must reply on the thread that read the request, as every
+ * handler does now.
  */
 bool wire_statx(void);
 void wire_statx_btime(struct timespec btime);

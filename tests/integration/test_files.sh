@@ -133,7 +133,7 @@ printf born >bt
 t1=$(date +%s.%N)
 born=$(stat -c %.9W bt)
 check "awk -v b=$born -v a=$t0 -v c=$t1 'BEGIN { exit !(b >= a - 0.01 && b <= c + 0.01) }'" \
-	"a new file's birth time is when it was created ($t0 <= $born <= $t1)"
+	"a new file's birth time is when it was created, within 10 ms ($t0, $born, $t1)"
 sleep 0.05
 printf more >>bt
 chmod 600 bt
