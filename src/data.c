@@ -1129,8 +1129,8 @@ static int zero_fresh(struct kmfs_fs *fs, const struct plan *pl, size_t from)
 
 /* The end of an fallocate, in its transaction: without KEEP_SIZE the file
  * grows to END; the change times move either way. */
-static int grow_to(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t end,
-		   int keep_size)
+static int fallocate_finish(struct kmfs_fs *fs, struct kmfs_inode *ino,
+			    uint64_t end, int keep_size)
 {
 	int rc = 0;
 
@@ -1166,7 +1166,7 @@ int data_allocate(struct kmfs_fs *fs, struct kmfs_inode *ino, uint64_t off,
 		return plan_abandon(&t, &pl, rc);
 	rc = plan_commit(&t, ino, &pl, fresh_flags);
 	if (rc == 0)
-		rc = grow_to(fs, ino, end, keep_size);
+		rc = fallocate_finish(fs, ino, end, keep_size);
 	free(pl.v);
 	return txn_end(&t, rc);
 }
@@ -1266,7 +1266,7 @@ static int zero_range_once(struct kmfs_fs *fs, struct kmfs_inode *ino,
 					  KMFS_EXT_UNWRITTEN);
 	}
 	if (rc == 0)
-		rc = grow_to(fs, ino, end, keep_size);
+		rc = fallocate_finish(fs, ino, end, keep_size);
 	free(pl.v);
 	rc = txn_end(&t, rc);
 	if (rc < 0)
