@@ -874,6 +874,12 @@ static void check_inode(struct checker *c, struct obj *o)
 	mode_t fmt = ino->mode & S_IFMT;
 
 	c->r->inodes++;
+	if (ino->attr_flags & ~KMFS_AF_ALL) {
+		report(c, "inode %#llx: attribute flags %#x, of which %#x are unknown",
+		       (unsigned long long)o->off, ino->attr_flags,
+		       ino->attr_flags & ~KMFS_AF_ALL);
+		fix_u32(c, &ino->attr_flags, ino->attr_flags & KMFS_AF_ALL);
+	}
 	/* a flipped type bit must not have the data dropped as a broken map
 	 * of another type: what the inode holds tells its type */
 	uint32_t held = held_type(c, ino);

@@ -140,13 +140,28 @@ struct kmfs_inode {
 	uint64_t xattr_off;   /* kmfs_xattrs or 0 */
 	uint64_t parent_off;  /* dir: parent directory inode (for "..") */
 	uint32_t flags;       /* KMFS_IF_* */
-	uint32_t pad;
+	uint32_t attr_flags;  /* KMFS_AF_*: what chattr set */
 	uint64_t reserved[2];
 };
 
 /* pages of the file past its size may hold bytes of a write that did not
  * commit (data.c, zero_past_size) */
 #define KMFS_IF_PAST_SIZE 1u
+
+/*
+ * Attribute flags (chattr, FS_IOC_GETFLAGS), kept as the kernel's FS_*_FL
+ * values (fuse_ops.c asserts they are): the set tmpfs keeps. Zero in pools
+ * made before them, where the field was padding, so any pool takes them;
+ * a kmemfs older than them ignores the field.
+ */
+#define KMFS_AF_IMMUTABLE 0x10u /* no change at all, no new name */
+#define KMFS_AF_APPEND    0x20u /* data only appended; no rename, unlink */
+#define KMFS_AF_NODUMP    0x40u /* dump(8) skips it: stored only */
+#define KMFS_AF_NOATIME   0x80u /* reads leave the access time */
+#define KMFS_AF_ALL (KMFS_AF_IMMUTABLE | KMFS_AF_APPEND | KMFS_AF_NODUMP | \
+		     KMFS_AF_NOATIME)
+/* what a new inode takes from its directory, as on tmpfs and ext4 */
+#define KMFS_AF_INHERITED (KMFS_AF_NODUMP | KMFS_AF_NOATIME)
 
 /*
  * Directory entry. All entries of a directory form one singly linked list

@@ -51,6 +51,73 @@ static uint8_t dtype(mode_t mode)
 	return (uint8_t)IFTODT(mode);
 }
 
+/* ---- attribute flags: the refusals the kernel leaves to us ---------------
+ * FUSE keeps no S_IMMUTABLE or S_APPEND on its inodes, so every check the
+ * VFS makes on them for a local filesystem is made here, with its errno. */
+
+static bool immutable(const struct kmfs_inode *ino)
+{
+	return ino->attr_flags & KMFS_AF_IMMUTABLE;
+}
+
+static bool append_only(const struct kmfs_inode *ino)
+{
+	return ino->attr_flags & KMFS_AF_APPEND;
+}
+
+/* IS_IMMUTABLE || IS_APPEND: no attribute, xattr, link or name of INO changes */
+static int attrs_locked(const struct kmfs_inode *ino)
+{
+	return immutable(ino) || append_only(ino) ? -EPERM : 0;
+}
+
+/* may_delete: a name leaves no immutable or append-only directory, and none
+ * that names an immutable or append-only inode goes */
+static int may_remove(const struct kmfs_inode *dir, const struct kmfs_inode *victim)
+{
+	int rc = attrs_locked(dir);
+
+	return rc < 0 ? rc : attrs_locked(victim);
+}
+
+/* may_create: an immutable directory takes no new name; a name it has
+ * already is EEXIST first, as the lookup before the check finds it */
+static int may_add(struct kmfs_fs *fs, const struct kmfs_inode *dir,
+		   const char *name)
+{
+	struct dir_entry de;
+
+	if (!immutable(dir))
+		return 0;
+	return dir_lookup(&fs->pool, dir, name, strlen(name), &de) == 0 ? -EEXIST
+									: -EPERM;
+}
+
+/* may a write, allocation or clone change INO's data? IN_PLACE: bytes it
+ * holds, or its size down (vfs_fallocate's and the remap's rules) */
+static int may_change_data(const struct kmfs_inode *ino, bool in_place)
+{
+	return immutable(ino) || (in_place && append_only(ino)) ? -EPERM : 0;
+}
+
+/* notify_change: owner, mode and times set to a value need an inode that
+ * is neither immutable nor append-only, a touch to now one that is not
+ * immutable; a truncate needs both flags off (vfs_truncate, may_open). The
+ * setuid/setgid clearing of a write is refused on an immutable file, whose
+ * write the kernel refuses first, and done on an append-only one. */
+static int may_setattr(const struct kmfs_inode *ino, int to_set)
+{
+	bool time_set = ((to_set & FS_SET_ATIME) && !(to_set & FS_SET_ATIME_NOW)) ||
+			((to_set & FS_SET_MTIME) && !(to_set & FS_SET_MTIME_NOW));
+
+	if ((to_set & (FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_SIZE)) || time_set)
+		return attrs_locked(ino);
+	if ((to_set & (FS_SET_ATIME_NOW | FS_SET_MTIME_NOW | FS_KILL_SUIDGID)) &&
+	    immutable(ino))
+		return -EPERM;
+	return 0;
+}
+
 /* ---- vnodes: volatile per-inode state -------------------------------- */
 
 static struct vnode **vslot(struct kmfs_fs *fs, uint64_t off)
@@ -472,6 +539,9 @@ static int setattr_once(struct kmfs_fs *fs, uint64_t ino_nr,
 	if (fs->readonly)
 		return -EROFS;
 	pthread_rwlock_wrlock(&fs->ns_lock);
+	rc = may_setattr(ino, to_set);
+	if (rc < 0)
+		goto out;
 	if (to_set & FS_SET_SIZE) {
 		if (S_ISDIR(ino->mode))
 			rc = -EISDIR;
@@ -508,6 +578,61 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 		rc = setattr_once(fs, ino_nr, attr, to_set, out);
 	while (again_after_reclaim(fs, &rc, &round));
 	return (int)rc;
+}
+
+uint32_t fs_attr_flags(struct kmfs_fs *fs, uint64_t ino_nr)
+{
+	uint32_t flags;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	flags = ino_ptr(fs, ino_nr)->attr_flags;
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return flags;
+}
+
+int fs_set_attr_flags(struct kmfs_fs *fs, uint64_t ino_nr, uint32_t flags,
+		      bool may_lock)
+{
+	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
+	struct txn t;
+	int rc;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (flags & ~KMFS_AF_ALL)
+		return -EOPNOTSUPP;
+	pthread_rwlock_wrlock(&fs->ns_lock);
+	/* fileattr_set_prepare: CAP_LINUX_IMMUTABLE for either lock */
+	if (((flags ^ ino->attr_flags) & (KMFS_AF_IMMUTABLE | KMFS_AF_APPEND)) &&
+	    !may_lock) {
+		rc = -EPERM;
+		goto out;
+	}
+	txn_init(&t, &fs->pages);
+	rc = txn_begin(&t);
+	if (rc < 0)
+		goto out;
+	rc = TXADD(ino, attr_flags);
+	if (rc == 0)
+		rc = TXADD(ino, ctime);
+	if (rc == 0) {
+		ino->attr_flags = flags;
+		ino->ctime = pool_now();
+	}
+	rc = txn_end(&t, rc);
+out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_may_change_data(struct kmfs_fs *fs, uint64_t ino_nr, bool in_place)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	rc = may_change_data(ino_ptr(fs, ino_nr), in_place);
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
 }
 
 bool fs_sgid_outsider(struct kmfs_fs *fs, uint64_t ino_nr,
@@ -548,6 +673,9 @@ int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
 	return rc < 0 ? rc : 1;
 }
 
+static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
+			const void *value, size_t size, int flags, bool kill);
+
 int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino_nr)
 {
 	int rc;
@@ -556,7 +684,7 @@ int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino_nr)
 	 * exclusive lock */
 	if (fs_getxattr(fs, ino_nr, "security.capability", NULL, 0) == -ENODATA)
 		return 0;
-	rc = fs_removexattr(fs, ino_nr, "security.capability");
+	rc = xattr_change(fs, ino_nr, "security.capability", NULL, 0, 0, true);
 	if (rc == -ENODATA)
 		return 0;
 	return rc < 0 ? rc : 1;
@@ -686,6 +814,7 @@ static int new_inode(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *dir,
 	ino->rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? rdev : 0;
 	ino->nlink = S_ISDIR(mode) ? 2 : 1;
 	ino->atime = ino->mtime = ino->ctime = ino->btime = now;
+	ino->attr_flags = dir->attr_flags & KMFS_AF_INHERITED;
 	rc = TXADD(sb, next_generation);
 	if (rc < 0)
 		return rc;
@@ -710,6 +839,9 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	rc = ns_enter(fs, dir_ino, name, &dir);
 	if (rc < 0)
 		return rc;
+	rc = may_add(fs, dir, name);
+	if (rc < 0)
+		goto out;
 	if (S_ISDIR(mode) && dir->nlink >= LINK_MAX_COUNT) {
 		rc = -EMLINK;
 		goto out;
@@ -800,6 +932,10 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 		rc = -ENOTDIR;
 		goto out;
 	}
+	if (immutable(dir)) {
+		rc = -EPERM;
+		goto out;
+	}
 	txn_init(&t, &fs->pages);
 	rc = txn_begin(&t);
 	if (rc < 0)
@@ -851,6 +987,11 @@ int fs_link(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t dir_ino,
 	rc = ns_enter(fs, dir_ino, name, &dir);
 	if (rc < 0)
 		return rc;
+	rc = may_add(fs, dir, name);
+	if (rc == 0)
+		rc = attrs_locked(ino); /* vfs_link */
+	if (rc < 0)
+		goto out;
 	if (S_ISDIR(ino->mode)) {
 		rc = -EPERM;
 		goto out;
@@ -940,6 +1081,9 @@ static int remove_entry(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	if (rc < 0)
 		goto out;
 	victim = fs_inode(fs, de.ino_off);
+	rc = may_remove(dir, victim);
+	if (rc < 0)
+		goto out;
 	if (want_dir && !S_ISDIR(victim->mode))
 		rc = -ENOTDIR;
 	else if (!want_dir && S_ISDIR(victim->mode))
@@ -1090,6 +1234,12 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		rc = -EINVAL;
 		goto out;
 	}
+	/* the name leaves DIR; a name it replaces leaves NDIR, else NDIR gains one */
+	rc = may_remove(dir, src);
+	if (rc == 0)
+		rc = dst ? may_remove(ndir, dst) : may_add(fs, ndir, newname);
+	if (rc < 0)
+		goto out;
 	/* a directory that changes parent adds a link to its new one, as a
 	 * mkdir there would, unless it replaces or is swapped for a directory */
 	if (dir != ndir) {
@@ -1183,7 +1333,7 @@ static bool touch_atime(struct kmfs_fs *fs, struct kmfs_inode *ino)
 	bool fresh;
 	int rc;
 
-	if (fs->readonly)
+	if (fs->readonly || (ino->attr_flags & KMFS_AF_NOATIME))
 		return false;
 	/* readers of one file share its vnode lock, and overwrites store the
 	 * other times under it: the stripe orders all of them */
@@ -1246,8 +1396,18 @@ int fs_open(struct kmfs_fs *fs, uint64_t ino, int flags)
 	struct kmfs_inode *node = ino_ptr(fs, ino);
 	struct vnode *v;
 
-	if (fs->readonly && ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)))
+	bool writes = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+
+	if (fs->readonly && writes)
 		return -EROFS;
+	/* may_open: append-only takes writers with O_APPEND, and no O_TRUNC */
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	int locked = (immutable(node) && writes) ||
+		     (append_only(node) && writes &&
+		      (!(flags & O_APPEND) || (flags & O_TRUNC)));
+	pthread_rwlock_unlock(&fs->ns_lock);
+	if (locked)
+		return -EPERM;
 	/* the kernel hands O_TRUNC to open (atomic_o_trunc); an empty file is
 	 * truncated too, as POSIX updates mtime and ctime either way */
 	if ((flags & O_TRUNC) && S_ISREG(inode_mode(node))) {
@@ -1307,6 +1467,7 @@ static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,
 			  bool take_back)
 {
 	uint64_t ioff = fs_ino_off(fs, ino_nr);
+	bool append_only_file;
 	struct vnode *v;
 	ssize_t rc;
 
@@ -1316,19 +1477,27 @@ static ssize_t write_once(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off,
 	if (!v)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&fs->ns_lock);
+	struct kmfs_inode *ino = fs_inode(fs, ioff);
+	/* an append-only file's size is read under the exclusive lock, where
+	 * no other write moves it */
+	append_only_file = append_only(ino);
 	/* overwrites in place share the inode lock with each other and reads */
-	rc = -EAGAIN;
-	if (!append) {
+	rc = may_change_data(ino, false);
+	if (rc == 0)
+		rc = -EAGAIN;
+	if (rc == -EAGAIN && !append && !append_only_file) {
 		pthread_rwlock_rdlock(&v->lock);
-		rc = data_overwrite(fs, fs_inode(fs, ioff), off, size, src);
+		rc = data_overwrite(fs, ino, off, size, src);
 		pthread_rwlock_unlock(&v->lock);
 	}
 	if (rc == -EAGAIN) {
 		pthread_rwlock_wrlock(&v->lock);
 		if (append)
-			off = fs_inode(fs, ioff)->size;
-		rc = data_write(fs, fs_inode(fs, ioff), off, size, src,
-				take_back);
+			off = ino->size;
+		/* no byte an append-only file holds changes, even through a
+		 * descriptor whose O_APPEND was taken off */
+		rc = append_only_file && off < ino->size ? -EPERM
+			: data_write(fs, ino, off, size, src, take_back);
 		pthread_rwlock_unlock(&v->lock);
 	}
 	pthread_rwlock_unlock(&fs->ns_lock);
@@ -1381,7 +1550,11 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&fs->ns_lock);
 	pthread_rwlock_wrlock(&v->lock);
-	if (mode & FALLOC_FL_PUNCH_HOLE)
+	/* append-only files take only an allocation */
+	rc = may_change_data(ino, mode & ~FALLOC_FL_KEEP_SIZE);
+	if (rc < 0)
+		;
+	else if (mode & FALLOC_FL_PUNCH_HOLE)
 		rc = data_punch(fs, ino, off, len);
 	else if (mode & FALLOC_FL_ZERO_RANGE)
 		rc = data_zero_range(fs, ino, off, len, mode & FALLOC_FL_KEEP_SIZE);
@@ -1552,8 +1725,10 @@ int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 
 /* ---- extended attributes ---------------------------------------------------- */
 
-int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
-		const void *value, size_t size, int flags)
+/* KILL: the removal of security.capability before a write, which the
+ * kernel makes on an append-only file too (cap_inode_killpriv) */
+static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
+			const void *value, size_t size, int flags, bool kill)
 {
 	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
 	bool kill_sgid = flags & FS_XATTR_KILL_SGID;
@@ -1567,7 +1742,10 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 	flags &= ~FS_XATTR_KILL_SGID;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	txn_init(&t, &fs->pages);
-	rc = txn_begin(&t);
+	/* xattr_permission */
+	rc = !kill ? attrs_locked(ino) : may_change_data(ino, false);
+	if (rc == 0)
+		rc = txn_begin(&t);
 	if (rc == 0) {
 		if (acl_is_acl_name(name))
 			rc = acl_set(&t, ino, name, value, size, flags, kill_sgid);
@@ -1581,6 +1759,12 @@ int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 	}
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
+}
+
+int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
+		const void *value, size_t size, int flags)
+{
+	return xattr_change(fs, ino_nr, name, value, size, flags, false);
 }
 
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
@@ -1657,6 +1841,8 @@ static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 		rc = -EISDIR;
 	else if (!S_ISREG(src->mode) || !S_ISREG(dst->mode))
 		rc = -EINVAL;
+	else if (may_change_data(dst, true) < 0)
+		rc = -EPERM;
 	else
 		rc = data_clone(fs, src, soff, dst, doff, len, must_share);
 	pthread_rwlock_unlock(&vd->lock);

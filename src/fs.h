@@ -137,6 +137,19 @@ struct timespec fs_birth_time(struct kmfs_fs *fs, uint64_t ino);
 int fs_setattr(struct kmfs_fs *fs, uint64_t ino, const struct stat *attr,
 	       int to_set, struct stat *out);
 
+/* chattr's flags (KMFS_AF_*) of INO */
+uint32_t fs_attr_flags(struct kmfs_fs *fs, uint64_t ino);
+/* set them, one transaction, the change time too; MAY_LOCK: the caller may
+ * set or clear immutable and append-only (CAP_LINUX_IMMUTABLE). EOPNOTSUPP
+ * for a flag kmemfs does not keep. */
+int fs_set_attr_flags(struct kmfs_fs *fs, uint64_t ino, uint32_t flags,
+		      bool may_lock);
+/* 0, or -EPERM when INO's flags forbid a write (an immutable file) or, when
+ * IN_PLACE, a change of the bytes it holds (append-only too): for the
+ * caller to ask before clearing privileges for a change that cannot happen.
+ * fs_write, fs_fallocate and fs_clone check it again under their locks. */
+int fs_may_change_data(struct kmfs_fs *fs, uint64_t ino, bool in_place);
+
 int fs_mknod(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	     mode_t mode, dev_t rdev, const struct fs_cred *cr,
 	     uint64_t *out_off);

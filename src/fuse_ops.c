@@ -584,6 +584,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	/* on an immutable file the kills are refused (EPERM), as the
+	 * kernel's write checks come before them */
 	n = wire_kill_suidgid() ? kill_suidgid(req, ino) : 0;
 	/* the kernel's file_remove_privs drops security.capability before a
 	 * page-cache write, but not before a direct one */
@@ -835,8 +837,10 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	int rc = kill_suidgid_for_caller(req, ino);
+	int rc = fs_may_change_data(FS(req), ino, mode & ~FALLOC_FL_KEEP_SIZE);
 
+	if (rc == 0)
+		rc = kill_suidgid_for_caller(req, ino);
 	if (rc == 0)
 		rc = fs_fallocate(FS(req), ino, mode, (uint64_t)off, (uint64_t)len);
 	fuse_reply_err(req, -rc);
@@ -869,7 +873,9 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	n = kill_suidgid_for_caller(req, ino_out);
+	n = fs_may_change_data(FS(req), ino_out, true);
+	if (n == 0)
+		n = kill_suidgid_for_caller(req, ino_out);
 	if (n == 0)
 		n = fs_clone(FS(req), ino_in, (uint64_t)off_in, ino_out,
 			     (uint64_t)off_out, len, false);
@@ -955,6 +961,74 @@ static int clone_source(fuse_req_t req, int64_t fd, fuse_ino_t *ino)
 	return sfd;
 }
 
+/* chattr's flags are the kernel's FS_*_FL, as kept on the media */
+_Static_assert(KMFS_AF_IMMUTABLE == FS_IMMUTABLE_FL &&
+	       KMFS_AF_APPEND == FS_APPEND_FL && KMFS_AF_NODUMP == FS_NODUMP_FL &&
+	       KMFS_AF_NOATIME == FS_NOATIME_FL, "attribute flags are FS_*_FL");
+
+/* the same flags as FS_IOC_FSGETXATTR spells them (xfs_io's chattr) */
+static const struct { uint32_t flag, xflag; } xflag_map[] = {
+	{ KMFS_AF_IMMUTABLE, FS_XFLAG_IMMUTABLE },
+	{ KMFS_AF_APPEND, FS_XFLAG_APPEND },
+	{ KMFS_AF_NODUMP, FS_XFLAG_NODUMP },
+	{ KMFS_AF_NOATIME, FS_XFLAG_NOATIME },
+};
+
+static uint32_t flags_to_xflags(uint32_t flags)
+{
+	uint32_t x = 0;
+
+	for (size_t i = 0; i < sizeof(xflag_map) / sizeof(xflag_map[0]); i++)
+		if (flags & xflag_map[i].flag)
+			x |= xflag_map[i].xflag;
+	return x;
+}
+
+/* -EOPNOTSUPP for an xflag or a field kmemfs does not keep */
+static int64_t xflags_to_flags(const struct fsxattr *fa)
+{
+	uint32_t x = fa->fsx_xflags, flags = 0;
+
+	for (size_t i = 0; i < sizeof(xflag_map) / sizeof(xflag_map[0]); i++)
+		if (x & xflag_map[i].xflag) {
+			flags |= xflag_map[i].flag;
+			x &= ~xflag_map[i].xflag;
+		}
+	if (x || fa->fsx_extsize || fa->fsx_projid || fa->fsx_cowextsize)
+		return -EOPNOTSUPP;
+	return flags;
+}
+
+/*
+ * FS_IOC_SETFLAGS and FS_IOC_FSSETXATTR reach us from the kernel's
+ * vfs_fileattr_set, which has checked that the caller owns the file and
+ * may change immutable and append-only (CAP_LINUX_IMMUTABLE). Checked
+ * again: nothing is taken on trust that only the kernel's path ensures.
+ */
+static int set_attr_flags(fuse_req_t req, fuse_ino_t ino, int64_t flags)
+{
+	if (flags < 0)
+		return (int)flags;
+	if (!caller_owns(req, ino))
+		return -EPERM;
+	int rc = fs_set_attr_flags(FS(req), ino, (uint32_t)flags,
+				   caller_capable(req, CAP_LINUX_IMMUTABLE));
+	/* the kernel keeps the attributes it cached across the ioctl: the
+	 * change time moved */
+	if (rc == 0)
+		fuse_lowlevel_notify_inval_inode(FS(req)->session, ino, -1, 0);
+	return rc;
+}
+
+/* an ioctl that returns nothing but its result */
+static void reply_ioctl_result(fuse_req_t req, int rc)
+{
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		     void *arg, struct fuse_file_info *fi, unsigned flags,
 		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
@@ -985,7 +1059,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		 * privileges come off as the kernel's file_remove_privs takes
 		 * (setuid/setgid unless the caller has CAP_FSETID, security.capability
 		 * always) */
-		rc = held < 0 ? held : 0;
+		rc = held < 0 ? held : fs_may_change_data(fs, ino, true);
 		if (rc == 0)
 			rc = kill_suidgid_unless_capable(req, ino);
 		if (rc == 0)
@@ -1048,6 +1122,46 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		ks.meta_bytes_total = sv.f_files * 512;
 		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
 		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));
+		return;
+	}
+	case FS_IOC_GETFLAGS: { /* the kernel's fileattr_get asks with an int */
+		int flags = (int)fs_attr_flags(fs, ino);
+
+		if (out_bufsz < sizeof(flags))
+			fuse_reply_err(req, EINVAL);
+		else
+			fuse_reply_ioctl(req, 0, &flags, sizeof(flags));
+		return;
+	}
+	case FS_IOC_SETFLAGS: {
+		int flags;
+		int rc = -EINVAL;
+
+		if (in_bufsz >= sizeof(flags)) {
+			memcpy(&flags, in_buf, sizeof(flags));
+			rc = set_attr_flags(req, ino, (int64_t)(uint32_t)flags);
+		}
+		reply_ioctl_result(req, rc);
+		return;
+	}
+	case FS_IOC_FSGETXATTR: {
+		struct fsxattr fa = { .fsx_xflags = flags_to_xflags(fs_attr_flags(fs, ino)) };
+
+		if (out_bufsz < sizeof(fa))
+			fuse_reply_err(req, EINVAL);
+		else
+			fuse_reply_ioctl(req, 0, &fa, sizeof(fa));
+		return;
+	}
+	case FS_IOC_FSSETXATTR: {
+		struct fsxattr fa;
+		int rc = -EINVAL;
+
+		if (in_bufsz >= sizeof(fa)) {
+			memcpy(&fa, in_buf, sizeof(fa));
+			rc = set_attr_flags(req, ino, xflags_to_flags(&fa));
+		}
+		reply_ioctl_result(req, rc);
 		return;
 	}
 	default:

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/falloc.h>
+#include <linux/fs.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,99 @@ static int op_falloc(char **a)
 		return errno;
 	if (fallocate(fd, mode, num(a[2]), num(a[3])))
 		rc = errno;
+	close(fd);
+	return rc;
+}
+
+/* getflags PATH: the attribute flags (FS_IOC_GETFLAGS), in hex */
+static int op_getflags(char **a)
+{
+	int fd = open(a[0], O_RDONLY | O_NONBLOCK), flags, rc = 0;
+
+	if (fd < 0)
+		return errno;
+	if (ioctl(fd, FS_IOC_GETFLAGS, &flags))
+		rc = errno;
+	else
+		printf("%#x\n", (unsigned)flags);
+	close(fd);
+	return rc;
+}
+
+/* setflags PATH HEX: FS_IOC_SETFLAGS on a read-only descriptor, as chattr */
+static int op_setflags(char **a)
+{
+	int flags = (int)strtoul(a[1], NULL, 16), rc = 0;
+	int fd = open(a[0], O_RDONLY | O_NONBLOCK);
+
+	if (fd < 0)
+		return errno;
+	if (ioctl(fd, FS_IOC_SETFLAGS, &flags))
+		rc = errno;
+	close(fd);
+	return rc;
+}
+
+/* fsxflags PATH [HEX]: FS_IOC_FSGETXATTR's xflags in hex, or set them
+ * through FS_IOC_FSSETXATTR (xfs_io's chattr) */
+static int op_fsxflags(char **a)
+{
+	int fd = open(a[0], O_RDONLY | O_NONBLOCK), rc = 0;
+	struct fsxattr fa;
+
+	if (fd < 0)
+		return errno;
+	if (ioctl(fd, FS_IOC_FSGETXATTR, &fa))
+		rc = errno;
+	else if (!a[1])
+		printf("%#x\n", fa.fsx_xflags);
+	else {
+		fa.fsx_xflags = (unsigned)strtoul(a[1], NULL, 16);
+		if (ioctl(fd, FS_IOC_FSSETXATTR, &fa))
+			rc = errno;
+	}
+	close(fd);
+	return rc;
+}
+
+/*
+ * heldchange PATH HEX write|punch|alloc OFFSET LEN: through a descriptor
+ * opened O_RDWR|O_APPEND before the flags HEX are set on the file, try a
+ * change: a write of LEN bytes at OFFSET with O_APPEND taken off first (as
+ * fcntl may on a kernel that does not know the file is append-only), or a
+ * fallocate. Prints nothing; the errno is the first step's that failed.
+ * The flags are cleared again at the end.
+ */
+static int op_heldchange(char **a)
+{
+	int flags = (int)strtoul(a[1], NULL, 16), rc = 0, none = 0;
+	long long off = num(a[3]), len = num(a[4]);
+	int fd = open(a[0], O_RDWR | O_APPEND);
+
+	if (fd < 0)
+		return errno;
+	if (ioctl(fd, FS_IOC_SETFLAGS, &flags)) {
+		rc = fail("setting the flags: %s", strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if (!strcmp(a[2], "write")) {
+		char *buf = calloc(1, (size_t)len + 1);
+
+		if (fcntl(fd, F_SETFL, 0) || pwrite(fd, buf, (size_t)len, off) < 0)
+			rc = errno;
+		free(buf);
+	} else if (!strcmp(a[2], "punch")) {
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len))
+			rc = errno;
+	} else if (!strcmp(a[2], "alloc")) {
+		if (fallocate(fd, 0, off, len))
+			rc = errno;
+	} else {
+		rc = fail("unknown change %s", a[2]);
+	}
+	if (ioctl(fd, FS_IOC_SETFLAGS, &none) && rc == 0)
+		rc = fail("clearing the flags: %s", strerror(errno));
 	close(fd);
 	return rc;
 }
@@ -1119,6 +1213,11 @@ static const struct op ops[] = {
 	{ "truncate", 2, op_truncate, "PATH LEN" },
 	{ "seek", 3, op_seek, "PATH data|hole OFFSET" },
 	{ "falloc", 4, op_falloc, "PATH 0|keep|punch|zero|zerokeep OFFSET LEN" },
+	{ "getflags", 1, op_getflags, "PATH (FS_IOC_GETFLAGS, hex)" },
+	{ "setflags", 2, op_setflags, "PATH HEX (FS_IOC_SETFLAGS)" },
+	{ "fsxflags", 1, op_fsxflags, "PATH [HEX] (FS_IOC_FS[GS]ETXATTR's xflags)" },
+	{ "heldchange", 5, op_heldchange,
+	  "PATH HEX write|punch|alloc OFFSET LEN (through a descriptor opened before the flags)" },
 	{ "cfr", 5, op_cfr, "SRC OFF_IN DST OFF_OUT LEN [noatime]" },
 	{ "kclone", 2, op_kclone, "SRC DST (kmemfs's clone ioctl)" },
 	{ "utimens", 5, op_utimens, "PATH ASEC ANSEC|now|omit MSEC MNSEC|now|omit [nofollow]" },

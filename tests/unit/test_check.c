@@ -571,6 +571,24 @@ static void test_check_extent_flags(void **state)
 	assert_int_equal(fi->blocks, blocks);
 }
 
+/* an attribute flag no kmemfs defines: reported, and only it cleared */
+static void test_check_attr_flags(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	struct kmfs_inode *fi = fs_inode(fs, populate(fs));
+	struct check_result r;
+
+	fi->attr_flags = KMFS_AF_IMMUTABLE | KMFS_AF_NODUMP;
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+	fi->attr_flags |= 0x4000;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_int_equal(fi->attr_flags, KMFS_AF_IMMUTABLE | KMFS_AF_NODUMP | 0x4000);
+	r = run(&fs->pool, true);
+	assert_int_equal(r.fixed, 1);
+	assert_int_equal(fi->attr_flags, KMFS_AF_IMMUTABLE | KMFS_AF_NODUMP);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+}
+
 /* a bucket of one directory that points into another's list */
 static void test_check_foreign_bucket(void **state)
 {
@@ -774,6 +792,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_crosslinked_data_is_not_a_type,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_cut_off_top_walked_once,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_attr_flags,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_size_fix_stays_in_range,
 			tpool_setup_default, tpool_teardown),

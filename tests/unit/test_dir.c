@@ -2,6 +2,8 @@
 /* test_dir -- directories: lookup, create, unlink, rename, readdir cookies. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 
 #include "helpers.h"
 #include "check.h"
@@ -244,6 +246,91 @@ static void test_dir_names_and_errors(void **state)
 	assert_int_equal(fs_unlink(fs, d, "inner"), 0);
 	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "d"), 0);
 	assert_int_equal(fs_lookup(fs, FS_ROOT_INO, "d", &off), -ENOENT);
+}
+
+/* chattr's immutable and append-only refuse, with EPERM, every change the
+ * kernel refuses on a local filesystem; new inodes inherit nodump and
+ * noatime; setting the locks takes MAY_LOCK */
+static void test_dir_attr_flags_refuse_changes(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	const uint32_t locks = KMFS_AF_IMMUTABLE | KMFS_AF_APPEND;
+	struct stat a = { .st_mode = 0600 }, out;
+	uint64_t f, g, d, off;
+
+	f = mk(fs, FS_ROOT_INO, "f");
+	g = mk(fs, FS_ROOT_INO, "g");
+	assert_int_equal(write_mem(fs, f, 0, "abcd", 4, false), 4);
+	assert_int_equal(fs_set_attr_flags(fs, f, KMFS_AF_IMMUTABLE, false), -EPERM);
+	assert_int_equal(fs_set_attr_flags(fs, f, 0x4, true), -EOPNOTSUPP);
+	assert_int_equal(fs_attr_flags(fs, f), 0);
+
+	/* immutable */
+	assert_int_equal(fs_set_attr_flags(fs, f, KMFS_AF_IMMUTABLE, true), 0);
+	assert_int_equal(fs_attr_flags(fs, f), KMFS_AF_IMMUTABLE);
+	assert_int_equal(write_mem(fs, f, 4, "e", 1, false), -EPERM);
+	assert_int_equal(write_mem(fs, f, 0, "e", 1, true), -EPERM);
+	assert_int_equal(fs_fallocate(fs, f, 0, 0, 8192), -EPERM);
+	assert_int_equal(fs_clone(fs, g, 0, f, 0, 4096, false), -EPERM);
+	assert_int_equal(fs_open(fs, f, O_WRONLY), -EPERM);
+	assert_int_equal(fs_open(fs, f, O_RDONLY | O_TRUNC), -EPERM);
+	assert_int_equal(fs_open(fs, f, O_RDONLY), 0);
+	fs_release(fs, f);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MODE, &out), -EPERM);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_SIZE, &out), -EPERM);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MTIME | FS_SET_MTIME_NOW, &out), -EPERM);
+	assert_int_equal(fs_setxattr(fs, f, "user.k", "v", 1, 0), -EPERM);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "f"), -EPERM);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "f", FS_ROOT_INO, "h", 0, &root), -EPERM);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "g", FS_ROOT_INO, "f", 0, &root), -EPERM);
+	assert_int_equal(fs_link(fs, f, FS_ROOT_INO, "h", &off), -EPERM);
+	assert_int_equal(fs_inode(fs, f)->size, 4);
+	assert_int_equal(fs_inode(fs, f)->mode & 07777, 0644);
+
+	/* append-only: bytes are added, never changed */
+	assert_int_equal(fs_set_attr_flags(fs, f, KMFS_AF_APPEND, true), 0);
+	assert_int_equal(write_mem(fs, f, 0, "X", 1, false), -EPERM);
+	assert_int_equal(write_mem(fs, f, 4, "e", 1, false), 1);
+	assert_int_equal(write_mem(fs, f, 0, "f", 1, true), 1);
+	assert_int_equal(fs_inode(fs, f)->size, 6);
+	assert_int_equal(fs_fallocate(fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				      0, 4096), -EPERM);
+	assert_int_equal(fs_fallocate(fs, f, FALLOC_FL_KEEP_SIZE, 0, 8192), 0);
+	assert_int_equal(fs_clone(fs, g, 0, f, 6, 1, false), -EPERM);
+	assert_int_equal(fs_open(fs, f, O_WRONLY), -EPERM);
+	assert_int_equal(fs_open(fs, f, O_WRONLY | O_APPEND | O_TRUNC), -EPERM);
+	assert_int_equal(fs_open(fs, f, O_WRONLY | O_APPEND), 0);
+	fs_release(fs, f);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MTIME | FS_SET_MTIME_NOW, &out), 0);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MTIME, &out), -EPERM);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "f"), -EPERM);
+	assert_int_equal(fs_set_attr_flags(fs, f, 0, false), -EPERM);
+	assert_int_equal(fs_set_attr_flags(fs, f, 0, true), 0);
+	assert_int_equal(write_mem(fs, f, 0, "A", 1, false), 1);
+
+	/* directories: immutable takes no name and loses none; append-only
+	 * takes names and loses none */
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "d", 0755, &root, &d), 0);
+	mk(fs, d, "old");
+	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_IMMUTABLE, true), 0);
+	assert_int_equal(fs_mknod(fs, d, "new", S_IFREG | 0644, 0, &root, &off), -EPERM);
+	assert_int_equal(fs_mknod(fs, d, "old", S_IFREG | 0644, 0, &root, &off), -EEXIST);
+	assert_int_equal(fs_tmpfile(fs, d, 0644, true, &root, &off), -EPERM);
+	assert_int_equal(fs_unlink(fs, d, "old"), -EPERM);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "g", d, "g", 0, &root), -EPERM);
+	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_APPEND, true), 0);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "g", d, "g", 0, &root), 0);
+	assert_int_equal(fs_unlink(fs, d, "g"), -EPERM);
+	assert_int_equal(fs_rename(fs, d, "old", d, "g", 0, &root), -EPERM);
+	assert_int_equal(fs_rename(fs, d, "old", d, "g", FS_RENAME_EXCHANGE, &root), -EPERM);
+
+	/* nodump and noatime pass to new inodes; the locks do not */
+	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_ALL, true), 0);
+	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_ALL & ~locks, true), 0);
+	off = mk(fs, d, "child");
+	assert_int_equal(fs_attr_flags(fs, off), KMFS_AF_NODUMP | KMFS_AF_NOATIME);
+	assert_int_equal(fs_set_attr_flags(fs, d, 0, true), 0);
+	assert_int_equal(fs_unlink(fs, d, "child"), 0);
 }
 
 /* a directory full of subdirectories takes no more, by mkdir or by rename */
@@ -956,6 +1043,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_table_without_room_to_resize,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_readdirplus_counts_lookups,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_attr_flags_refuse_changes,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
 			setup_3g, tpool_teardown),
