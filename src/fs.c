@@ -107,8 +107,11 @@ static int may_change_data(const struct kmfs_inode *ino, bool in_place)
  * write the kernel refuses first, and done on an append-only one. */
 static int may_setattr(const struct kmfs_inode *ino, int to_set)
 {
-	bool time_set = ((to_set & FS_SET_ATIME) && !(to_set & FS_SET_ATIME_NOW)) ||
-			((to_set & FS_SET_MTIME) && !(to_set & FS_SET_MTIME_NOW));
+	int times = to_set & (FS_SET_ATIME | FS_SET_MTIME | FS_SET_ATIME_NOW | FS_SET_MTIME_NOW);
+	/* only both times to now is utimensat's touch (ATTR_TOUCH); a lone
+	 * now, as touch -a or -m sends, sets a time (ATTR_TIMES_SET) */
+	bool touch = (to_set & FS_SET_ATIME_NOW) && (to_set & FS_SET_MTIME_NOW);
+	bool time_set = times && !touch;
 
 	if ((to_set & (FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_SIZE)) || time_set)
 		return attrs_locked(ino);
@@ -580,6 +583,11 @@ int fs_setattr(struct kmfs_fs *fs, uint64_t ino_nr, const struct stat *attr,
 	return (int)rc;
 }
 
+uint64_t fs_generation(struct kmfs_fs *fs, uint64_t ino_nr)
+{
+	return ino_ptr(fs, ino_nr)->generation; /* set at creation, never changed */
+}
+
 uint32_t fs_attr_flags(struct kmfs_fs *fs, uint64_t ino_nr)
 {
 	uint32_t flags;
@@ -621,6 +629,17 @@ int fs_set_attr_flags(struct kmfs_fs *fs, uint64_t ino_nr, uint32_t flags,
 	}
 	rc = txn_end(&t, rc);
 out:
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
+int fs_may_write(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t off, bool append)
+{
+	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
+	int rc;
+
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	rc = may_change_data(ino, !append && off < ino->size);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
 }
@@ -673,9 +692,6 @@ int fs_kill_suidgid(struct kmfs_fs *fs, uint64_t ino_nr,
 	return rc < 0 ? rc : 1;
 }
 
-static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
-			const void *value, size_t size, int flags, bool kill);
-
 int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino_nr)
 {
 	int rc;
@@ -684,7 +700,7 @@ int fs_kill_capability(struct kmfs_fs *fs, uint64_t ino_nr)
 	 * exclusive lock */
 	if (fs_getxattr(fs, ino_nr, "security.capability", NULL, 0) == -ENODATA)
 		return 0;
-	rc = xattr_change(fs, ino_nr, "security.capability", NULL, 0, 0, true);
+	rc = fs_removexattr(fs, ino_nr, "security.capability");
 	if (rc == -ENODATA)
 		return 0;
 	return rc < 0 ? rc : 1;
@@ -1213,13 +1229,25 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 			rc = -EINVAL;
 			goto out;
 		}
-	} else if (dst) {
-		if (flags & FS_RENAME_NOREPLACE) {
-			rc = -EEXIST;
-			goto out;
-		}
-		if (se.ino_off == de.ino_off)
-			goto out; /* both names link one inode: nothing to do */
+	} else if (dst && (flags & FS_RENAME_NOREPLACE)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (!(flags & FS_RENAME_EXCHANGE) && S_ISDIR(src->mode) &&
+	    is_ancestor(fs, se.ino_off, ndir_off)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (dst && !(flags & FS_RENAME_EXCHANGE) && se.ino_off == de.ino_off)
+		goto out; /* both names link one inode: nothing to do */
+	/* vfs_rename's may_delete and may_create, before the types: the name
+	 * leaves DIR; a name it replaces leaves NDIR, else NDIR gains one */
+	rc = may_remove(dir, src);
+	if (rc == 0)
+		rc = dst ? may_remove(ndir, dst) : may_add(fs, ndir, newname);
+	if (rc < 0)
+		goto out;
+	if (dst && !(flags & FS_RENAME_EXCHANGE)) {
 		if (S_ISDIR(src->mode) && !S_ISDIR(dst->mode))
 			rc = -ENOTDIR;
 		else if (!S_ISDIR(src->mode) && S_ISDIR(dst->mode))
@@ -1229,17 +1257,6 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		if (rc < 0)
 			goto out;
 	}
-	if (!(flags & FS_RENAME_EXCHANGE) && S_ISDIR(src->mode) &&
-	    is_ancestor(fs, se.ino_off, ndir_off)) {
-		rc = -EINVAL;
-		goto out;
-	}
-	/* the name leaves DIR; a name it replaces leaves NDIR, else NDIR gains one */
-	rc = may_remove(dir, src);
-	if (rc == 0)
-		rc = dst ? may_remove(ndir, dst) : may_add(fs, ndir, newname);
-	if (rc < 0)
-		goto out;
 	/* a directory that changes parent adds a link to its new one, as a
 	 * mkdir there would, unless it replaces or is swapped for a directory */
 	if (dir != ndir) {
@@ -1725,10 +1742,14 @@ int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 
 /* ---- extended attributes ---------------------------------------------------- */
 
-/* KILL: the removal of security.capability before a write, which the
- * kernel makes on an append-only file too (cap_inode_killpriv) */
+/*
+ * xattr_permission's refusal, but for the removal of security.capability
+ * from an append-only file: the kernel removes it before any write
+ * (cap_inode_killpriv), and that reaches us as the same REMOVEXATTR a
+ * caller sends, which only a privileged one may.
+ */
 static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
-			const void *value, size_t size, int flags, bool kill)
+			const void *value, size_t size, int flags)
 {
 	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
 	bool kill_sgid = flags & FS_XATTR_KILL_SGID;
@@ -1742,8 +1763,8 @@ static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 	flags &= ~FS_XATTR_KILL_SGID;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	txn_init(&t, &fs->pages);
-	/* xattr_permission */
-	rc = !kill ? attrs_locked(ino) : may_change_data(ino, false);
+	rc = !value && !strcmp(name, "security.capability")
+		? may_change_data(ino, false) : attrs_locked(ino);
 	if (rc == 0)
 		rc = txn_begin(&t);
 	if (rc == 0) {
@@ -1764,7 +1785,7 @@ static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 		const void *value, size_t size, int flags)
 {
-	return xattr_change(fs, ino_nr, name, value, size, flags, false);
+	return xattr_change(fs, ino_nr, name, value, size, flags);
 }
 
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,

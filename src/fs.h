@@ -137,6 +137,8 @@ struct timespec fs_birth_time(struct kmfs_fs *fs, uint64_t ino);
 int fs_setattr(struct kmfs_fs *fs, uint64_t ino, const struct stat *attr,
 	       int to_set, struct stat *out);
 
+/* INO's generation: a number no other inode of the pool had (lsattr -v) */
+uint64_t fs_generation(struct kmfs_fs *fs, uint64_t ino);
 /* chattr's flags (KMFS_AF_*) of INO */
 uint32_t fs_attr_flags(struct kmfs_fs *fs, uint64_t ino);
 /* set them, one transaction, the change time too; MAY_LOCK: the caller may
@@ -149,6 +151,8 @@ int fs_set_attr_flags(struct kmfs_fs *fs, uint64_t ino, uint32_t flags,
  * caller to ask before clearing privileges for a change that cannot happen.
  * fs_write, fs_fallocate and fs_clone check it again under their locks. */
 int fs_may_change_data(struct kmfs_fs *fs, uint64_t ino, bool in_place);
+/* the same for a write at OFF (APPEND: at the end, whatever OFF says) */
+int fs_may_write(struct kmfs_fs *fs, uint64_t ino, uint64_t off, bool append);
 
 int fs_mknod(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	     mode_t mode, dev_t rdev, const struct fs_cred *cr,

@@ -584,9 +584,11 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	/* on an immutable file the kills are refused (EPERM), as the
-	 * kernel's write checks come before them */
-	n = wire_kill_suidgid() ? kill_suidgid(req, ino) : 0;
+	/* the refusals of chattr's flags come before the privileges go, as
+	 * the kernel's write checks come before file_remove_privs */
+	n = fs_may_write(FS(req), ino, (uint64_t)off, fi->flags & O_APPEND);
+	if (n == 0 && wire_kill_suidgid())
+		n = kill_suidgid(req, ino);
 	/* the kernel's file_remove_privs drops security.capability before a
 	 * page-cache write, but not before a direct one */
 	if (n == 0 && (fi->fh & FH_DIRECT) && !fi->writepage)
@@ -1142,6 +1144,15 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			rc = set_attr_flags(req, ino, (int64_t)(uint32_t)flags);
 		}
 		reply_ioctl_result(req, rc);
+		return;
+	}
+	case FS_IOC_GETVERSION: { /* an int, as ext4 writes (lsattr -v reads one) */
+		int gen = (int)fs_generation(fs, ino);
+
+		if (out_bufsz < sizeof(gen))
+			fuse_reply_err(req, EINVAL);
+		else
+			fuse_reply_ioctl(req, 0, &gen, sizeof(gen));
 		return;
 	}
 	case FS_IOC_FSGETXATTR: {

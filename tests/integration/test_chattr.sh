@@ -32,6 +32,8 @@ expect_errno EPERM "immutable: utimensat to a time" probe utimens f 1 0 2 0
 expect_errno EPERM "immutable: utimensat to now (touch)" probe utimens f 0 now 0 now
 expect_errno EPERM "immutable: setxattr" probe setxattr f user.n v
 expect_errno EPERM "immutable: removexattr" probe removexattr f user.k
+check "! setfacl -m u:1000:r f 2>'$WORK/err' && grep -q 'Operation not permitted' '$WORK/err'" \
+	"immutable: setfacl says Operation not permitted"
 expect_errno EPERM "immutable: unlink" probe unlink f
 expect_errno EPERM "immutable: rename" probe rename2 f g none
 expect_errno EPERM "immutable: renamed over" probe rename2 other f none
@@ -56,6 +58,7 @@ check_eq "$(cat f)" DATA "the write landed"
 
 # -- an append-only file
 printf 'one\n' >a
+setfattr -n user.k -v v a
 check_cmd "chattr +a" chattr +a a
 check_eq "$(letters a)" a "lsattr shows a"
 check_cmd "append-only: >> appends" sh -c 'echo two >>a'
@@ -68,11 +71,16 @@ expect_errno EPERM "append-only: truncate" probe truncate a 0
 expect_errno EPERM "append-only: chmod" probe chmod a 0600
 expect_errno EPERM "append-only: utimensat to a time" probe utimens a 1 0 2 0
 expect_errno OK "append-only: utimensat to now (touch)" probe utimens a 0 now 0 now
+expect_errno EPERM "append-only: utimensat of one time to now (touch -a)" probe utimens a 0 now 0 omit
+expect_errno EPERM "append-only: chown" probe chown a 1000 1000
 expect_errno EPERM "append-only: setxattr" probe setxattr a user.n v
+expect_errno EPERM "append-only: removexattr" probe removexattr a user.k
 expect_errno EPERM "append-only: unlink" probe unlink a
 expect_errno EPERM "append-only: rename" probe rename2 a g none
 expect_errno EPERM "append-only: hard link" probe link a h
-# with O_APPEND taken off (tmpfs refuses that fcntl; kmemfs refuses the write)
+# through descriptors opened before the flag, one with O_APPEND taken off
+# (tmpfs refuses that fcntl; kmemfs refuses the write)
+chattr -a a
 expect_errno EPERM "append-only: an overwrite through an earlier descriptor" probe heldchange a 0x20 write 0 3
 expect_errno EPERM "append-only: a punch through an earlier descriptor" probe heldchange a 0x20 punch 0 4096
 expect_errno OK "append-only: an allocation through an earlier descriptor" probe heldchange a 0x20 alloc 0 8192
@@ -80,7 +88,7 @@ chattr +a a
 check_eq "$(head -c 8 a)" "one
 two" "the append-only file's bytes are as written"
 chattr -a a
-# an append by a user without CAP_FSETID clears setuid, as on any file
+# an append by a user without CAP_FSETID clears setuid, as tmpfs does
 printf 'x' >su
 chmod 4777 su
 chattr +a su
@@ -142,13 +150,19 @@ probe read at2 >/dev/null
 check_eq "$(stat_field at1 atime)" 1000.000000000 "noatime: a read leaves the access time"
 check "[ \"\$(stat_field at2 atime | cut -d. -f1)\" -gt 1000 ]" "without it the same read moves it"
 mkdir inh
-chattr +A +d +i inh
-chattr -i inh
-chattr +i inh
-chattr -i inh
+chattr +A +d +a inh
 touch inh/file
 mkdir inh/sub
-check_eq "$(letters inh/file) $(letters inh/sub)" "dA dA" "new inodes take nodump and noatime, not immutable"
+check_eq "$(letters inh/file) $(letters inh/sub)" "dA dA" "new inodes take nodump and noatime, not append-only"
+chattr -a inh
+
+# -- lsattr -v: each inode's generation, which no other inode had
+if on_kmemfs; then
+	gen_f=$(lsattr -vd f 2>&1 | awk '{print $1}')
+	gen_a=$(lsattr -vd a 2>&1 | awk '{print $1}')
+	check "[[ '$gen_f' =~ ^[0-9]+$ && '$gen_a' =~ ^[0-9]+$ && '$gen_f' != '$gen_a' ]]" \
+		"lsattr -v shows two files' generations, different ($gen_f, $gen_a)"
+fi
 
 # -- the flags survive a remount, and still bind
 chattr +i f

@@ -254,7 +254,6 @@ static void test_dir_names_and_errors(void **state)
 static void test_dir_attr_flags_refuse_changes(void **state)
 {
 	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
-	const uint32_t locks = KMFS_AF_IMMUTABLE | KMFS_AF_APPEND;
 	struct stat a = { .st_mode = 0600 }, out;
 	uint64_t f, g, d, off;
 
@@ -301,8 +300,21 @@ static void test_dir_attr_flags_refuse_changes(void **state)
 	assert_int_equal(fs_open(fs, f, O_WRONLY | O_APPEND | O_TRUNC), -EPERM);
 	assert_int_equal(fs_open(fs, f, O_WRONLY | O_APPEND), 0);
 	fs_release(fs, f);
-	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MTIME | FS_SET_MTIME_NOW, &out), 0);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_ATIME | FS_SET_ATIME_NOW |
+				    FS_SET_MTIME | FS_SET_MTIME_NOW, &out), 0);
+	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MTIME | FS_SET_MTIME_NOW, &out), -EPERM);
 	assert_int_equal(fs_setattr(fs, f, &a, FS_SET_MTIME, &out), -EPERM);
+	assert_int_equal(fs_may_write(fs, f, 0, false), -EPERM);
+	assert_int_equal(fs_may_write(fs, f, 0, true), 0);
+	assert_int_equal(fs_may_write(fs, f, 6, false), 0);
+	/* the kernel's own removal of security.capability before a write
+	 * goes through; any other xattr change does not */
+	assert_int_equal(fs_set_attr_flags(fs, f, 0, true), 0);
+	assert_int_equal(fs_setxattr(fs, f, "security.capability", "c", 1, 0), 0);
+	assert_int_equal(fs_setxattr(fs, f, "user.k", "v", 1, 0), 0);
+	assert_int_equal(fs_set_attr_flags(fs, f, KMFS_AF_APPEND, true), 0);
+	assert_int_equal(fs_removexattr(fs, f, "user.k"), -EPERM);
+	assert_int_equal(fs_kill_capability(fs, f), 1);
 	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "f"), -EPERM);
 	assert_int_equal(fs_set_attr_flags(fs, f, 0, false), -EPERM);
 	assert_int_equal(fs_set_attr_flags(fs, f, 0, true), 0);
@@ -324,9 +336,14 @@ static void test_dir_attr_flags_refuse_changes(void **state)
 	assert_int_equal(fs_rename(fs, d, "old", d, "g", 0, &root), -EPERM);
 	assert_int_equal(fs_rename(fs, d, "old", d, "g", FS_RENAME_EXCHANGE, &root), -EPERM);
 
-	/* nodump and noatime pass to new inodes; the locks do not */
-	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_ALL, true), 0);
-	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_ALL & ~locks, true), 0);
+	/* a rename onto a full directory in it: EPERM before ENOTEMPTY */
+	assert_int_equal(fs_mkdir(fs, d, "full", 0755, &root, &off), 0);
+	mk(fs, off, "inside");
+	assert_int_equal(fs_mkdir(fs, FS_ROOT_INO, "e", 0755, &root, &off), 0);
+	assert_int_equal(fs_rename(fs, FS_ROOT_INO, "e", d, "full", 0, &root), -EPERM);
+
+	/* nodump and noatime pass to new inodes; append-only does not */
+	assert_int_equal(fs_set_attr_flags(fs, d, KMFS_AF_ALL & ~KMFS_AF_IMMUTABLE, true), 0);
 	off = mk(fs, d, "child");
 	assert_int_equal(fs_attr_flags(fs, off), KMFS_AF_NODUMP | KMFS_AF_NOATIME);
 	assert_int_equal(fs_set_attr_flags(fs, d, 0, true), 0);
