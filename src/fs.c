@@ -1569,14 +1569,16 @@ static int fallocate_once(struct kmfs_fs *fs, uint64_t ino_nr, int mode,
 	pthread_rwlock_wrlock(&v->lock);
 	/* append-only files take only an allocation */
 	rc = may_change_data(ino, mode & ~FALLOC_FL_KEEP_SIZE);
-	if (rc < 0)
-		;
-	else if (mode & FALLOC_FL_PUNCH_HOLE)
-		rc = data_punch(fs, ino, off, len);
-	else if (mode & FALLOC_FL_ZERO_RANGE)
-		rc = data_zero_range(fs, ino, off, len, mode & FALLOC_FL_KEEP_SIZE);
-	else
-		rc = data_allocate(fs, ino, off, len, mode & FALLOC_FL_KEEP_SIZE);
+	if (rc == 0) {
+		if (mode & FALLOC_FL_PUNCH_HOLE)
+			rc = data_punch(fs, ino, off, len);
+		else if (mode & FALLOC_FL_ZERO_RANGE)
+			rc = data_zero_range(fs, ino, off, len,
+					     mode & FALLOC_FL_KEEP_SIZE);
+		else
+			rc = data_allocate(fs, ino, off, len,
+					   mode & FALLOC_FL_KEEP_SIZE);
+	}
 	pthread_rwlock_unlock(&v->lock);
 	pthread_rwlock_unlock(&fs->ns_lock);
 	vput(fs, v);
@@ -1742,14 +1744,8 @@ int fs_statfs(struct kmfs_fs *fs, struct statvfs *st)
 
 /* ---- extended attributes ---------------------------------------------------- */
 
-/*
- * xattr_permission's refusal, but for the removal of security.capability
- * from an append-only file: the kernel removes it before any write
- * (cap_inode_killpriv), and that reaches us as the same REMOVEXATTR a
- * caller sends, which only a privileged one may.
- */
-static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
-			const void *value, size_t size, int flags)
+int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
+		const void *value, size_t size, int flags)
 {
 	struct kmfs_inode *ino = ino_ptr(fs, ino_nr);
 	bool kill_sgid = flags & FS_XATTR_KILL_SGID;
@@ -1763,6 +1759,10 @@ static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 	flags &= ~FS_XATTR_KILL_SGID;
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	txn_init(&t, &fs->pages);
+	/* xattr_permission's refusal, but for the removal of
+	 * security.capability from an append-only file: the kernel removes it
+	 * before any write (cap_inode_killpriv), and that reaches us as the
+	 * same REMOVEXATTR a caller sends, which only a privileged one may */
 	rc = !value && !strcmp(name, "security.capability")
 		? may_change_data(ino, false) : attrs_locked(ino);
 	if (rc == 0)
@@ -1780,12 +1780,6 @@ static int xattr_change(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
 	}
 	pthread_rwlock_unlock(&fs->ns_lock);
 	return rc;
-}
-
-int fs_setxattr(struct kmfs_fs *fs, uint64_t ino_nr, const char *name,
-		const void *value, size_t size, int flags)
-{
-	return xattr_change(fs, ino_nr, name, value, size, flags);
 }
 
 ssize_t fs_getxattr(struct kmfs_fs *fs, uint64_t ino, const char *name,
@@ -1862,9 +1856,9 @@ static ssize_t clone_once(struct kmfs_fs *fs, uint64_t src_ino, uint64_t soff,
 		rc = -EISDIR;
 	else if (!S_ISREG(src->mode) || !S_ISREG(dst->mode))
 		rc = -EINVAL;
-	else if (may_change_data(dst, true) < 0)
-		rc = -EPERM;
 	else
+		rc = may_change_data(dst, true); /* its bytes would change in place */
+	if (rc == 0)
 		rc = data_clone(fs, src, soff, dst, doff, len, must_share);
 	pthread_rwlock_unlock(&vd->lock);
 	if (so != dof)

@@ -1022,6 +1022,17 @@ static int set_attr_flags(fuse_req_t req, fuse_ino_t ino, int64_t flags)
 	return rc;
 }
 
+/* an ioctl that returns VALUE of SIZE bytes, into a caller's buffer of
+ * OUT_BUFSZ */
+static void reply_ioctl_value(fuse_req_t req, const void *value, size_t size,
+			      size_t out_bufsz)
+{
+	if (out_bufsz < size)
+		fuse_reply_err(req, EINVAL);
+	else
+		fuse_reply_ioctl(req, 0, value, size);
+}
+
 /* an ioctl that returns nothing but its result */
 static void reply_ioctl_result(fuse_req_t req, int rc)
 {
@@ -1096,10 +1107,6 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		struct pages_stats ps;
 		struct statvfs sv;
 
-		if (out_bufsz < sizeof(ks)) {
-			fuse_reply_err(req, EINVAL);
-			return;
-		}
 		pages_stats(&fs->pages, &ps);
 		fs_statfs(fs, &sv);
 		memset(&ks, 0, sizeof(ks));
@@ -1123,16 +1130,13 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		ks.requests_polled = wire_requests_polled();
 		ks.meta_bytes_total = sv.f_files * 512;
 		ks.meta_bytes_used = (sv.f_files - sv.f_ffree) * 512;
-		fuse_reply_ioctl(req, 0, &ks, sizeof(ks));
+		reply_ioctl_value(req, &ks, sizeof(ks), out_bufsz);
 		return;
 	}
 	case FS_IOC_GETFLAGS: { /* the kernel's fileattr_get asks with an int */
 		int flags = (int)fs_attr_flags(fs, ino);
 
-		if (out_bufsz < sizeof(flags))
-			fuse_reply_err(req, EINVAL);
-		else
-			fuse_reply_ioctl(req, 0, &flags, sizeof(flags));
+		reply_ioctl_value(req, &flags, sizeof(flags), out_bufsz);
 		return;
 	}
 	case FS_IOC_SETFLAGS: {
@@ -1149,19 +1153,13 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 	case FS_IOC_GETVERSION: { /* an int, as ext4 writes (lsattr -v reads one) */
 		int gen = (int)fs_generation(fs, ino);
 
-		if (out_bufsz < sizeof(gen))
-			fuse_reply_err(req, EINVAL);
-		else
-			fuse_reply_ioctl(req, 0, &gen, sizeof(gen));
+		reply_ioctl_value(req, &gen, sizeof(gen), out_bufsz);
 		return;
 	}
 	case FS_IOC_FSGETXATTR: {
 		struct fsxattr fa = { .fsx_xflags = flags_to_xflags(fs_attr_flags(fs, ino)) };
 
-		if (out_bufsz < sizeof(fa))
-			fuse_reply_err(req, EINVAL);
-		else
-			fuse_reply_ioctl(req, 0, &fa, sizeof(fa));
+		reply_ioctl_value(req, &fa, sizeof(fa), out_bufsz);
 		return;
 	}
 	case FS_IOC_FSSETXATTR: {
