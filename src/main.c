@@ -484,9 +484,15 @@ static bool pool_is_mounted(const char *path)
 	if (stat(path, &want) != 0 || !(f = fopen("/proc/self/mountinfo", "r")))
 		return false;
 	while (!found && fgets(line, sizeof(line), f)) {
-		const char *sep = strstr(line, " - fuse.kmemfs kmemfs:");
+		const char *sep = strstr(line, " - fuse.kmemfs ");
 
-		if (!sep || sscanf(sep + strlen(" - fuse.kmemfs kmemfs:"), "%4095s", src) != 1)
+		if (!sep)
+			continue;
+		sep += strlen(" - fuse.kmemfs ");
+		/* kmemfs:SOURCE, or the user's own fsname (a path, if any) */
+		if (strncmp(sep, "kmemfs:", 7) == 0)
+			sep += 7;
+		if (sscanf(sep, "%4095s", src) != 1)
 			continue;
 		unescape_mountinfo(src);
 		found = stat(src, &got) == 0 && got.st_dev == want.st_dev &&
@@ -689,9 +695,15 @@ int main(int argc, char **argv)
 	} else {
 		snprintf(abs_source, sizeof(abs_source), "%s", o.source);
 	}
-	snprintf(fsname, sizeof(fsname), "-ofsname=kmemfs:%s,subtype=kmemfs,"
-		 "default_permissions", abs_source);
-	fuse_opt_add_arg(&args, fsname);
+	/* kmemfs:SOURCE names the mount unless the user's -o fsname= does
+	 * (the last one given wins); subtype and permission checks are fixed */
+	snprintf(fsname, sizeof(fsname), "-ofsname=kmemfs:%s", abs_source);
+	if (fuse_opt_insert_arg(&args, 1, fsname) != 0 ||
+	    fuse_opt_add_arg(&args, "-osubtype=kmemfs,default_permissions") != 0) {
+		log_err("out of memory");
+		free(fs);
+		goto out_args;
+	}
 	se = fuse_session_new(&args, &kmemfs_ops, sizeof(kmemfs_ops), fs);
 	if (!se) {
 		log_err("%s", fuse_told("cannot start a FUSE session"));

@@ -157,6 +157,16 @@ cp "$WORK/r.bin" "$MNT/r.bin"
 dd if="$MNT/r.bin" iflag=nocache count=0 status=none
 check "cmp -s '$WORK/r.bin' '$MNT/r.bin'" "-o max_read=65536 mounts, and reads come back whole"
 fs_umount
+# the user's fsname names the mount (xfstests finds its device so); a
+# second daemon on the pool is still refused at once
+fs_mount "fsname=$POOL" || abort_test "mount with fsname=$POOL"
+check_eq "$(findmnt -n -o SOURCE "$MNT")" "$POOL" "-o fsname= names the mount"
+check_eq "$(findmnt -n -o FSTYPE "$MNT")" fuse.kmemfs "... and the type stays fuse.kmemfs"
+t0=$(date +%s%N)
+expect_refusal "a second daemon on a pool mounted under its own fsname" "$K" "$POOL" "$WORK/mnt2"
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "[ $ms -lt 3000 ]" "... refused at once ($ms ms)"
+fs_umount
 
 # a handshake that fails after kmemfs went to the background (badinit.so makes
 # libfuse refuse the kernel's INIT): the command waits for it and fails
