@@ -522,7 +522,9 @@ static void wait_for_pool(const char *path)
 		}
 		if (errno != EWOULDBLOCK || pool_is_mounted(path))
 			break;
-		if (i == 0)
+		/* a daemon that was just unmounted lets go within about
+		 * 0.2 s: only a longer wait is worth a word */
+		if (i == 10)
 			log_info("%s: held by a program that is not a mounted kmemfs "
 				 "(one still closing it?): waiting up to 10 s", path);
 		usleep(100 * 1000);

@@ -221,6 +221,7 @@ for i in 1 2 3; do
 	[ $rc -eq 0 ] && is_mounted || break
 done
 check "[ $rc -eq 0 ] && is_mounted" "an immediate remount after umount(8) succeeds, 3 times (exit $rc: $(head -c 150 "$WORK/out"))"
+check "[ ! -s '$WORK/out' ]" "... and says nothing about the short wait: $(head -c 150 "$WORK/out")"
 fs_umount
 if [ -x "$FSCK" ]; then
 	run_tool "$WORK/out" "$FSCK" -n "$POOL"
