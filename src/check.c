@@ -300,6 +300,7 @@ static uint64_t lost_found(struct checker *c, struct txn *t)
 	lf->parent_off = sb->root_off;
 	lf->atime = lf->mtime = lf->ctime = lf->btime = now;
 	lf->generation = sb->next_generation++;
+	lf->handle_tag = pool_inode_tag(p, off, lf->generation);
 	if (dir_init(t, lf) < 0 || dir_add(t, root, name, strlen(name), off, DT_DIR) < 0)
 		return 0;
 	root->nlink++;
@@ -597,6 +598,7 @@ static void enqueue(struct checker *c, uint64_t off)
 }
 
 static void fix_u32(struct checker *c, uint32_t *field, uint32_t value);
+static void fix_u64(struct checker *c, uint64_t *field, uint64_t value);
 
 /* Does an entry of the run from RUN_HEAD up to E (at OFF) have E's name?
  * Equal names hash alike, so a second one is in the same run. */
@@ -880,6 +882,14 @@ static void check_inode(struct checker *c, struct obj *o)
 		       ino->attr_flags & ~KMFS_AF_ALL);
 		fix_u32(c, &ino->attr_flags, ino->attr_flags & KMFS_AF_ALL);
 	}
+	/* 0: made before tags; the next writable mount gives it one */
+	uint64_t tag = pool_inode_tag(c->p, o->off, ino->generation);
+	if (ino->handle_tag && ino->handle_tag != tag) {
+		report(c, "inode %#llx: handle tag %#llx is not its own: file "
+		       "handles would not find it", (unsigned long long)o->off,
+		       (unsigned long long)ino->handle_tag);
+		fix_u64(c, &ino->handle_tag, tag);
+	}
 	/* a flipped type bit must not have the data dropped as a broken map
 	 * of another type: what the inode holds tells its type */
 	uint32_t held = held_type(c, ino);
@@ -1010,6 +1020,15 @@ static void walk_tree(struct checker *c)
 }
 
 static void fix_u32(struct checker *c, uint32_t *field, uint32_t value)
+{
+	if (!c->o->repair)
+		return;
+	*field = value;
+	pool_persist(c->p, field, sizeof(*field));
+	c->r->fixed++;
+}
+
+static void fix_u64(struct checker *c, uint64_t *field, uint64_t value)
 {
 	if (!c->o->repair)
 		return;

@@ -141,7 +141,11 @@ struct kmfs_inode {
 	uint64_t parent_off;  /* dir: parent directory inode (for "..") */
 	uint32_t flags;       /* KMFS_IF_* */
 	uint32_t attr_flags;  /* KMFS_AF_*: what chattr set */
-	uint64_t reserved[2];
+	/* keyed hash of this inode's offset and generation (pool_inode_tag):
+	 * a file handle's inode number is trusted only if it matches. 0 in
+	 * inodes made before it, until the next writable mount sets it */
+	uint64_t handle_tag;
+	uint64_t reserved;
 };
 
 /* pages of the file past its size may hold bytes of a write that did not

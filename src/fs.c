@@ -250,8 +250,17 @@ static int vlookup(struct kmfs_fs *fs, uint64_t off)
 /*
  * Count the inodes (df -i) and the directories not keyed (format 1) and,
  * on a writable mount, free those that were unlinked while open when the
- * daemon stopped.
+ * daemon stopped, and tag those made before handle tags (once per pool:
+ * one aligned 8-byte store each, whole or not there after a crash).
  */
+static void tag_inode(struct kmfs_fs *fs, uint64_t off)
+{
+	struct kmfs_inode *ino = fs_inode(fs, off);
+
+	ino->handle_tag = pool_inode_tag(&fs->pool, off, ino->generation);
+	pool_persist(&fs->pool, &ino->handle_tag, sizeof(ino->handle_tag));
+}
+
 static void scan_inodes(struct kmfs_fs *fs)
 {
 	PMEMoid oid = pmemobj_first(fs->pool.pop);
@@ -268,6 +277,8 @@ static void scan_inodes(struct kmfs_fs *fs)
 
 			if (dir_unkeyed(&fs->pool, ino))
 				fs->unkeyed_dirs++;
+			if (!ino->handle_tag && !fs->readonly)
+				tag_inode(fs, oid.off);
 			/* counted, so that inode_destroy's uncount balances */
 			atomic_fetch_add(&fs->nr_inodes, 1);
 			if (orphan && !fs->readonly && inode_destroy(fs, oid.off) == 0)
@@ -782,6 +793,26 @@ int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	return rc;
 }
 
+int fs_lookup_handle(struct kmfs_fs *fs, uint64_t ino_nr, uint64_t *out_off)
+{
+	uint64_t off = fs_ino_off(fs, ino_nr);
+	const struct kmfs_inode *ino;
+	int rc = -ESTALE;
+
+	if (!pool_may_hold_inode(&fs->pool, off))
+		return rc;
+	pthread_rwlock_rdlock(&fs->ns_lock);
+	ino = fs_inode(fs, off);
+	/* a removed inode is stale, even while it waits for its last close */
+	if (ino->nlink && ino->handle_tag &&
+	    ino->handle_tag == pool_inode_tag(&fs->pool, off, ino->generation))
+		rc = vlookup(fs, off);
+	if (rc == 0)
+		*out_off = off;
+	pthread_rwlock_unlock(&fs->ns_lock);
+	return rc;
+}
+
 void fs_forget(struct kmfs_fs *fs, uint64_t ino, uint64_t n)
 {
 	struct vnode *v = vget(fs, fs_ino_off(fs, ino));
@@ -835,6 +866,7 @@ static int new_inode(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *dir,
 	if (rc < 0)
 		return rc;
 	ino->generation = sb->next_generation++;
+	ino->handle_tag = pool_inode_tag(&fs->pool, *off, ino->generation);
 	return acl_inherit(t, dir, ino, cr->umask);
 }
 

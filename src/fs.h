@@ -115,6 +115,12 @@ void fs_stat(struct kmfs_fs *fs, uint64_t off, struct stat *st);
 /* namespace; *out_off receives the inode, which gains one lookup */
 int fs_lookup(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	      uint64_t *out_off);
+/*
+ * fs_lookup_handle -- the inode a file handle names (open_by_handle_at,
+ * NFS): INO comes from outside, and is taken only if it is a live inode
+ * carrying its tag (pool_inode_tag), else -ESTALE. Gains one lookup.
+ */
+int fs_lookup_handle(struct kmfs_fs *fs, uint64_t ino, uint64_t *out_off);
 void fs_forget(struct kmfs_fs *fs, uint64_t ino, uint64_t n);
 int fs_getattr(struct kmfs_fs *fs, uint64_t ino, struct stat *st);
 /* when the inode was created (statx's STATX_BTIME); it never changes */

@@ -211,6 +211,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_DONT_MASK;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	/* file handles (open_by_handle_at, NFS) outlive the kernel's inode:
+	 * it then asks for the inode by number, as a LOOKUP of "." */
+	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
+		conn->want |= FUSE_CAP_EXPORT_SUPPORT;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* every READDIR with attributes, not the first only (AUTO): `ls -l`,
 	 * `du` or `rm -rf` of 100k files then sends no LOOKUP per name (1.2
@@ -230,7 +234,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	uint64_t off = 0;
-	int rc = fs_lookup(FS(req), parent, name, &off);
+	/* "." comes only from a file handle, whose inode number is untrusted */
+	int rc = strcmp(name, ".") == 0 ? fs_lookup_handle(FS(req), parent, &off)
+					: fs_lookup(FS(req), parent, name, &off);
 
 	if (rc == -ENOENT) {
 		/* a negative entry: the kernel may remember the miss */

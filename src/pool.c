@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "pool.h"
 #include "log.h"
 
@@ -419,6 +421,24 @@ static int format_arenas(PMEMobjpool *pop, struct kmfs_super *sb,
 	return page ? 0 : -ENOSPC;
 }
 
+/*
+ * The directory names' key serves here too. The message holds NUL bytes
+ * past its first 8 (the tail below), where a name's message (dir.c: seed,
+ * then the name) never does, so no hash a listing shows is ever a tag.
+ */
+static uint64_t inode_tag(const uint8_t key[16], uint64_t off, uint64_t gen)
+{
+	unsigned char msg[20] = { 0 }, out[crypto_shorthash_siphash24_BYTES];
+	uint64_t h;
+
+	memcpy(msg, &off, 8);
+	memcpy(msg + 8, &gen, 8);
+	memcpy(msg + 16, "\0tag", 4);
+	crypto_shorthash_siphash24(out, msg, sizeof(msg), key);
+	memcpy(&h, out, sizeof(h));
+	return h ? h : 1;
+}
+
 static int format_root(PMEMobjpool *pop, struct kmfs_super *sb)
 {
 	PMEMoid ino_oid, tab_oid;
@@ -445,6 +465,7 @@ static int format_root(PMEMobjpool *pop, struct kmfs_super *sb)
 	ino->gid = getgid();
 	ino->atime = ino->mtime = ino->ctime = ino->btime = pool_now();
 	ino->generation = 1;
+	ino->handle_tag = inode_tag(sb->dir_key, ino_oid.off, ino->generation);
 	ino->data_off = tab_oid.off;
 	ino->parent_off = ino_oid.off;
 	sb->root_off = ino_oid.off;
@@ -484,6 +505,30 @@ static uint64_t free_space_for(const char *path)
 	if (statvfs(dirname(dir), &sv) != 0)
 		return UINT64_MAX; /* cannot tell: let the creation say */
 	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+uint64_t pool_inode_tag(const struct kmfs_pool *p, uint64_t off, uint64_t gen)
+{
+	return pool_has_dir_key(p) ? inode_tag(p->sb->dir_key, off, gen) : 0;
+}
+
+bool pool_may_hold_inode(const struct kmfs_pool *p, uint64_t off)
+{
+	const struct kmfs_super *sb = p->sb;
+
+	if (off < 4096 || off % 8 ||
+	    off > p->size - sizeof(struct kmfs_inode))
+		return false;
+	for (uint32_t i = 0; i < sb->narenas && i < KMFS_MAX_ARENAS; i++) {
+		uint64_t start = sb->arenas[i].data_off;
+		uint64_t end = start + sb->arenas[i].nunits * KMFS_UNIT_SIZE;
+
+		if (off + sizeof(struct kmfs_inode) > start && off < end)
+			return false;
+	}
+	/* not pool_obj_ok: libpmemobj follows an object's header to its
+	 * chunk's, and wild bytes there send it anywhere; the tag suffices */
+	return true;
 }
 
 int pool_new_dir_key(uint8_t key[16], const char *path)

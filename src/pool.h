@@ -94,6 +94,21 @@ static inline bool pool_has_unwritten(const struct kmfs_pool *p)
 	return p->sb->major >= 3;
 }
 
+/*
+ * pool_inode_tag -- the keyed hash of an inode at OFF with generation GEN,
+ * kept in its handle_tag. A file handle names an inode by its offset, and
+ * a handle can come from anyone (an NFS client): only an inode whose tag
+ * matches is used (fs_lookup_handle), and without the pool's key nobody
+ * can forge one in bytes a user controls (a name, an xattr). Never 0;
+ * 0 when the pool has no key (format 1), where no handle is trusted.
+ */
+uint64_t pool_inode_tag(const struct kmfs_pool *p, uint64_t off, uint64_t gen);
+
+/* pool_may_hold_inode -- could an inode lie at OFF: inside the pool,
+ * aligned, outside every data arena (whose pages may be lent away); only
+ * its tag can say whether one does */
+bool pool_may_hold_inode(const struct kmfs_pool *p, uint64_t off);
+
 /* pool_new_dir_key -- random bytes for a dir_key, with no fallback: a
  * guessable key would let users collide names. Says why on failure. */
 int pool_new_dir_key(uint8_t key[16], const char *path);

@@ -348,6 +348,68 @@ static int op_falloc(char **a)
 	return rc;
 }
 
+/* handle PATH: name_to_handle_at's file handle: TYPE:HEXBYTES */
+static int op_handle(char **a)
+{
+	union {
+		struct file_handle fh;
+		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} h;
+	int mount_id;
+
+	h.fh.handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(AT_FDCWD, a[0], &h.fh, &mount_id, 0))
+		return errno;
+	printf("%d:", h.fh.handle_type);
+	for (unsigned i = 0; i < h.fh.handle_bytes; i++)
+		printf("%02x", (unsigned char)h.fh.f_handle[i]);
+	printf("\n");
+	return 0;
+}
+
+/* openhandle MOUNTDIR TYPE:HEXBYTES: open_by_handle_at (read-only), then
+ * the inode number and the first line of the file */
+static int op_openhandle(char **a)
+{
+	union {
+		struct file_handle fh;
+		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} h;
+	const char *hex = strchr(a[1], ':');
+	char line[256] = "";
+	int mfd, fd, rc = 0;
+	struct stat st;
+	ssize_t n;
+
+	if (!hex)
+		return fail("handle %s: no TYPE:", a[1]);
+	h.fh.handle_type = atoi(a[1]);
+	h.fh.handle_bytes = 0;
+	for (hex++; hex[0] && hex[1] && h.fh.handle_bytes < MAX_HANDLE_SZ; hex += 2)
+		if (sscanf(hex, "%2hhx", (unsigned char *)&h.fh.f_handle[h.fh.handle_bytes++]) != 1)
+			return fail("handle %s: bad hex", a[1]);
+	mfd = open(a[0], O_RDONLY | O_DIRECTORY);
+	if (mfd < 0)
+		return errno;
+	fd = open_by_handle_at(mfd, &h.fh, O_RDONLY);
+	if (fd < 0) {
+		rc = errno;
+		close(mfd);
+		return rc;
+	}
+	if (fstat(fd, &st))
+		rc = errno;
+	else if ((n = pread(fd, line, sizeof(line) - 1, 0)) < 0)
+		rc = S_ISDIR(st.st_mode) ? 0 : errno;
+	if (rc == 0) {
+		line[strcspn(line, "\n")] = 0;
+		printf("ino=%llu %s\n", (unsigned long long)st.st_ino, line);
+	}
+	close(fd);
+	close(mfd);
+	return rc;
+}
+
 /* getflags PATH: the attribute flags (FS_IOC_GETFLAGS), in hex */
 static int op_getflags(char **a)
 {
@@ -1214,6 +1276,9 @@ static const struct op ops[] = {
 	{ "seek", 3, op_seek, "PATH data|hole OFFSET" },
 	{ "falloc", 4, op_falloc, "PATH 0|keep|punch|zero|zerokeep OFFSET LEN" },
 	{ "getflags", 1, op_getflags, "PATH (FS_IOC_GETFLAGS, hex)" },
+	{ "handle", 1, op_handle, "PATH (name_to_handle_at: TYPE:HEX)" },
+	{ "openhandle", 2, op_openhandle,
+	  "MOUNTDIR TYPE:HEX (open_by_handle_at: ino=N FIRSTLINE)" },
 	{ "setflags", 2, op_setflags, "PATH HEX (FS_IOC_SETFLAGS)" },
 	{ "fsxflags", 1, op_fsxflags, "PATH [HEX] (FS_IOC_FS[GS]ETXATTR's xflags)" },
 	{ "heldchange", 5, op_heldchange,

@@ -75,6 +75,39 @@ before2=$(manifest "$MNT/tree")
 fs_remount || abort_test "second remount"
 check_eq "$(manifest "$MNT/tree")" "$before2" "changes after a remount survive another remount"
 
+# file handles (open_by_handle_at, as NFS uses them) outlive the mount
+# that made them; a removed file's is stale; made-up ones name nothing
+mkdir -p "$MNT/handles/d"
+echo handled >"$MNT/handles/f"
+echo gone >"$MNT/handles/gone"
+h_file=$(probe handle "$MNT/handles/f")
+h_dir=$(probe handle "$MNT/handles/d")
+h_gone=$(probe handle "$MNT/handles/gone")
+ino_file=$(stat -c %i "$MNT/handles/f")
+check_eq "$(probe openhandle "$MNT" "$h_file")" "ino=$ino_file handled" "a file handle opens its file"
+rm "$MNT/handles/gone"
+fs_remount || abort_test "remount for the handles"
+check_eq "$(probe openhandle "$MNT" "$h_file")" "ino=$ino_file handled" \
+	"... and again after a remount (the kernel asks kmemfs for the inode by number)"
+check_eq "$(probe openhandle "$MNT" "$h_dir")" "ino=$(stat -c %i "$MNT/handles/d") " \
+	"a directory's handle opens it after a remount"
+expect_errno ESTALE "the handle of a removed file is stale after a remount" \
+	probe openhandle "$MNT" "$h_gone"
+# FUSE's handle: the node id's high and low 32 bits, then the generation,
+# each little-endian
+le32() { printf %08x "$((16#${1:6:2}${1:4:2}${1:2:2}${1:0:2}))"; }
+to_le32() { local v; v=$(printf %08x "$1"); echo "${v:6:2}${v:4:2}${v:2:2}${v:0:2}"; }
+type=${h_file%%:*} hex=${h_file#*:}
+lo=$((16#$(le32 "${hex:8:8}"))) gen=$((16#$(le32 "${hex:16:8}")))
+for forged in "${hex:0:8}$(to_le32 $((lo + 16)))${hex:16:8}" \
+	"${hex:0:8}$(to_le32 $((lo - 256)))${hex:16:8}" \
+	"${hex:0:16}$(to_le32 $((gen + 1)))" \
+	"00000000$(to_le32 4096)$(to_le32 1)" "ffffffff$(to_le32 4294967040)$(to_le32 1)"; do
+	expect_errno ESTALE "a made-up handle names nothing ($forged)" probe openhandle "$MNT" "$type:$forged"
+done
+check_eq "$(cat "$MNT/handles/f")" handled "the mount still serves after the made-up handles"
+rm -r "$MNT/handles"
+
 # read-only
 fs_remount ro || abort_test "mount read-only"
 check_eq "$(manifest "$MNT/tree")" "$before2" "a read-only mount shows the same tree"

@@ -86,14 +86,16 @@ static inline int tpool_remount(struct tpool *t)
 static inline void tpool_make_format1(struct tpool *t)
 {
 	struct kmfs_fs *fs = &t->fs;
-	struct kmfs_dirtable *tab =
-		pool_ptr(&fs->pool, fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO))->data_off);
+	struct kmfs_inode *root = fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO));
+	struct kmfs_dirtable *tab = pool_ptr(&fs->pool, root->data_off);
 
 	assert_int_equal(tab->count, 0);
 	tab->hash_kind = KMFS_HASH_FNV;
 	fs->pool.sb->major = 1;
 	fs->pool.sb->minor = 1;
 	memset(fs->pool.sb->dir_key, 0, sizeof(fs->pool.sb->dir_key));
+	root->handle_tag = 0; /* the field was padding then */
+	pool_persist(&fs->pool, root, sizeof(*root));
 	pool_persist(&fs->pool, tab, sizeof(*tab));
 	pool_persist(&fs->pool, fs->pool.sb, sizeof(*fs->pool.sb));
 	assert_int_equal(tpool_remount(t), 0);

@@ -589,6 +589,29 @@ static void test_check_attr_flags(void **state)
 	assert_int_equal(run(&fs->pool, false).errors, 0);
 }
 
+/* an inode's handle tag that is not its own is mended; 0 (an inode from
+ * before tags) is not an error */
+static void test_check_handle_tag(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	uint64_t off = populate(fs);
+	struct kmfs_inode *fi = fs_inode(fs, off);
+	uint64_t tag = fi->handle_tag;
+	struct check_result r;
+
+	assert_int_not_equal(tag, 0);
+	assert_int_equal(tag, pool_inode_tag(&fs->pool, off, fi->generation));
+	fi->handle_tag = 0;
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+	fi->handle_tag = tag ^ 0x100;
+	assert_int_equal(run(&fs->pool, false).errors, 1);
+	assert_int_equal(fi->handle_tag, tag ^ 0x100);
+	r = run(&fs->pool, true);
+	assert_int_equal(r.fixed, 1);
+	assert_int_equal(fi->handle_tag, tag);
+	assert_int_equal(run(&fs->pool, false).errors, 0);
+}
+
 /* a bucket of one directory that points into another's list */
 static void test_check_foreign_bucket(void **state)
 {
@@ -794,6 +817,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_cut_off_top_walked_once,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_attr_flags,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_handle_tag,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_size_fix_stays_in_range,
 			tpool_setup_default, tpool_teardown),

@@ -177,6 +177,78 @@ static void test_dir_million_entries_stay_indexed(void **state)
 	assert_int_equal(fs_rmdir(fs, FS_ROOT_INO, "big"), 0);
 }
 
+/* A file handle's inode number is used only when it names a live inode
+ * with its tag: not another object, not the data, not an inode whose tag
+ * was made for another place; inodes from before tags get one at the next
+ * writable mount; a format-1 pool (no key) trusts no handle */
+static void test_dir_handles_name_live_inodes_only(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_fs *fs = &t->fs;
+	struct fs_opts ro = { .readonly = true }, rw = { .lend = true };
+	uint64_t f = mk(fs, FS_ROOT_INO, "f"), g = mk(fs, FS_ROOT_INO, "g");
+	uint64_t u = mk(fs, FS_ROOT_INO, "u"), off = 0;
+	struct kmfs_inode *gi = fs_inode(fs, g);
+	uint64_t bad[] = {
+		0, 3, 4096, f + 8, f - 16, fs->pool.size - 8, UINT64_MAX - 7,
+		fs_inode(fs, fs_ino_off(fs, FS_ROOT_INO))->data_off, /* its table */
+		fs->pool.sb->arenas[0].data_off + 8192,               /* file data */
+		fs->pool.sb->arenas[0].data_off + 16,
+	};
+
+	assert_int_equal(fs_lookup_handle(fs, f, &off), 0);
+	assert_int_equal(off, f);
+	fs_forget(fs, f, 1);
+	assert_int_equal(fs_lookup_handle(fs, FS_ROOT_INO, &off), 0);
+	assert_int_equal(off, fs_ino_off(fs, FS_ROOT_INO));
+	fs_forget(fs, FS_ROOT_INO, 1);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(fs_lookup_handle(fs, bad[i], &off), -ESTALE);
+
+	/* a tag made for another place, as a copy of an inode's bytes has */
+	uint64_t tag = gi->handle_tag;
+	gi->handle_tag = pool_inode_tag(&fs->pool, f, gi->generation);
+	assert_int_equal(fs_lookup_handle(fs, g, &off), -ESTALE);
+	gi->handle_tag = tag;
+	assert_int_equal(fs_lookup_handle(fs, g, &off), 0);
+	fs_forget(fs, g, 1);
+
+	/* removed, though still open */
+	assert_int_equal(fs_open(fs, u, O_RDONLY), 0);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "u"), 0);
+	assert_int_equal(fs_lookup_handle(fs, u, &off), -ESTALE);
+	fs_release(fs, u);
+	fs_forget(fs, u, 1);
+	fs_forget(fs, f, 1);
+	fs_forget(fs, g, 1);
+
+	/* an inode from before tags: none until a writable mount gives it */
+	gi = fs_inode(fs, g);
+	gi->handle_tag = 0;
+	pool_persist(&fs->pool, &gi->handle_tag, sizeof(gi->handle_tag));
+	assert_int_equal(fs_lookup_handle(fs, g, &off), -ESTALE);
+	fs_unmount(fs);
+	assert_int_equal(fs_mount(fs, t->path, &ro), 0);
+	assert_int_equal(fs_lookup_handle(fs, g, &off), -ESTALE);
+	fs_unmount(fs);
+	assert_int_equal(fs_mount(fs, t->path, &rw), 0);
+	assert_int_equal(fs_lookup_handle(fs, g, &off), 0);
+	assert_int_equal(fs_inode(fs, g)->handle_tag,
+			 pool_inode_tag(&fs->pool, g, fs_inode(fs, g)->generation));
+	fs_forget(fs, g, 1);
+	assert_int_equal(fs_lookup_handle(fs, f, &off), 0);
+	fs_forget(fs, f, 1);
+
+	/* no key, no trust */
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "f"), 0);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "g"), 0);
+	tpool_make_format1(t);
+	f = mk(fs, FS_ROOT_INO, "f1");
+	assert_int_equal(fs_inode(fs, f)->handle_tag, 0);
+	assert_int_equal(fs_lookup_handle(fs, f, &off), -ESTALE);
+	fs_forget(fs, f, 1);
+}
+
 static int setup_3g(void **state)
 {
 	return tpool_setup(state, 3ull << 30, true);
@@ -1062,6 +1134,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dir_readdirplus_counts_lookups,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_attr_flags_refuse_changes,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_dir_handles_name_live_inodes_only,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_dir_million_entries_stay_indexed,
 			setup_3g, tpool_teardown),

@@ -71,6 +71,7 @@ static void test_format_field_offsets(void **state)
 	PIN_OFF(struct kmfs_inode, parent_off, 128);
 	PIN_OFF(struct kmfs_inode, flags, 136);
 	PIN_OFF(struct kmfs_inode, attr_flags, 140);
+	PIN_OFF(struct kmfs_inode, handle_tag, 144);
 	PIN_OFF(struct kmfs_dirent, next_off, 0);
 	PIN_OFF(struct kmfs_dirent, cookie, 24);
 	PIN_OFF(struct kmfs_dirent, namelen, 32);
