@@ -865,6 +865,15 @@ static PMEMobjpool *open_pmemobj(const char *path, bool private)
 	return pop;
 }
 
+/* exit statuses of the heap probe's child */
+enum {
+	PROBE_SOUND = 0,
+	PROBE_DAMAGED = 1,     /* pmemobj_check found damage */
+	PROBE_CANNOT = 2,      /* pmemobj_check could not run */
+	PROBE_LOOPS = 3,       /* the object list does not end */
+	PROBE_SB_ASTRAY = 4,   /* a superblock pointer names no such object */
+};
+
 /* objects walked so far by walk_ends, watched by walk_watchdog */
 static _Atomic uint64_t walked;
 static clockid_t walker_clock;
@@ -897,10 +906,45 @@ static void *walk_watchdog(void *arg)
 			last = now;
 			since = cpu;
 		} else if (cpu - since > 2.0) {
-			_exit(3);
+			_exit(PROBE_LOOPS);
 		}
 	}
 	return NULL;
+}
+
+/*
+ * Does every object the superblock points at exist, with its type? SB
+ * may be damaged, and libpmemobj, asked about an offset where no object
+ * starts, follows whatever bytes lie there (a crash, or a division by
+ * zero): so the walk looks for each pointer among the objects it meets,
+ * and only pointers found are ever given to libpmemobj (pool_obj_ok).
+ */
+struct sb_pointers {
+	uint64_t off[3 + KMFS_MAX_ARENAS];
+	unsigned type[3 + KMFS_MAX_ARENAS];
+	unsigned n, met;
+};
+
+static void sb_pointers_init(struct sb_pointers *s, const struct kmfs_super *sb)
+{
+	s->n = s->met = 0;
+	if (!sb)
+		return;
+	s->off[s->n] = sb->root_off, s->type[s->n++] = KMFS_T_INODE;
+	s->off[s->n] = sb->refs_off, s->type[s->n++] = KMFS_T_REFS;
+	s->off[s->n] = sb->units_off, s->type[s->n++] = KMFS_T_UNITS;
+	for (uint32_t i = 0; i < sb->narenas && i < KMFS_MAX_ARENAS; i++)
+		s->off[s->n] = sb->arenas[i].obj_off, s->type[s->n++] = KMFS_T_ARENA;
+}
+
+static void sb_pointers_meet(struct sb_pointers *s, PMEMoid oid)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->off[i] == oid.off && s->type[i] != 0) {
+			if (pmemobj_type_num(oid) == s->type[i])
+				s->met++;
+			s->type[i] = 0; /* met (or not its type): done */
+		}
 }
 
 /*
@@ -909,10 +953,13 @@ static void *walk_watchdog(void *arg)
  * pmemobj_next loop for ever; here that ends the child. A devdax device
  * cannot be mapped privately: there the child opens it as the caller is
  * about to (libpmemobj notes the open and finishes interrupted
- * transactions).
+ * transactions). Returns PROBE_SB_ASTRAY if a superblock pointer names
+ * no object of its type (a pool that is not kmemfs's is left to the
+ * parent's checks, which name it).
  */
-static void walk_ends(const char *path)
+static int walk_ends(const char *path)
 {
+	struct sb_pointers sbp;
 	pthread_t t;
 	PMEMobjpool *pop = open_pmemobj(path, true);
 
@@ -921,9 +968,17 @@ static void walk_ends(const char *path)
 		pop = open_pmemobj(path, false);
 	if (!pop || pthread_getcpuclockid(pthread_self(), &walker_clock) != 0 ||
 	    pthread_create(&t, NULL, walk_watchdog, NULL) != 0)
-		return; /* pmemobj_open in the parent will say why */
-	for (PMEMoid oid = pmemobj_first(pop); !OID_IS_NULL(oid); oid = pmemobj_next(oid))
+		return PROBE_SOUND; /* pmemobj_open in the parent will say why */
+	const struct kmfs_super *sb = pmemobj_root_size(pop) >= sizeof(*sb) ?
+		pmemobj_direct(pmemobj_root(pop, 0)) : NULL;
+	bool ours = sb && sb->magic == KMFS_MAGIC;
+
+	sb_pointers_init(&sbp, ours ? sb : NULL);
+	for (PMEMoid oid = pmemobj_first(pop); !OID_IS_NULL(oid); oid = pmemobj_next(oid)) {
 		log_progress("reading libpmemobj's heap", atomic_fetch_add(&walked, 1), 0);
+		sb_pointers_meet(&sbp, oid);
+	}
+	return sbp.met == sbp.n ? PROBE_SOUND : PROBE_SB_ASTRAY;
 }
 
 /*
@@ -982,10 +1037,9 @@ static int probe_heap(const char *path, uint64_t size)
 		sigaddset(&xcpu, SIGXCPU);
 		sigprocmask(SIG_UNBLOCK, &xcpu, NULL);
 		int r = check_bounded(path, size);
-		if (r == 1)
-			walk_ends(path);
+		int status = r == 1 ? walk_ends(path) : r == 0 ? PROBE_DAMAGED : PROBE_CANNOT;
 		log_progress_end();
-		_exit(r == 1 ? 0 : r == 0 ? 1 : 2);
+		_exit(status);
 	}
 	/* libfuse's signal handlers (a re-check after mounting) do not
 	 * restart the wait: a SIGTERM must not leave the child running */
@@ -994,13 +1048,19 @@ static int probe_heap(const char *path, uint64_t size)
 		;
 	if (w < 0)
 		return 0;
-	if (WIFSIGNALED(status) || (WIFEXITED(status) && (WEXITSTATUS(status) == 1 ||
-							 WEXITSTATUS(status) == 3))) {
+	if (WIFEXITED(status) && WEXITSTATUS(status) == PROBE_SB_ASTRAY) {
+		log_err("%s: corrupt superblock: it points at objects that are not there",
+			path);
+		return -EUCLEAN;
+	}
+	if (WIFSIGNALED(status) || (WIFEXITED(status) &&
+				    (WEXITSTATUS(status) == PROBE_DAMAGED ||
+				     WEXITSTATUS(status) == PROBE_LOOPS))) {
 		bool sig = WIFSIGNALED(status);
 		log_err("%s: corrupt pool: libpmemobj's metadata is damaged%s",
 			path, sig && WTERMSIG(status) == SIGXCPU ? " (its check does not end)" :
 			sig ? " (its check crashed)" :
-			WEXITSTATUS(status) == 3 ? " (its object list loops)" : "");
+			WEXITSTATUS(status) == PROBE_LOOPS ? " (its object list loops)" : "");
 		return -EUCLEAN;
 	}
 	return 0; /* consistent, or an error pmemobj_open will name */

@@ -696,6 +696,50 @@ static void test_check_unit_phase_refused(void **state)
 	mount_fresh(t);
 }
 
+/* a superblock pointer moved off its object (into the data, the heap,
+ * libpmemobj's own header, onto another object) is refused with a
+ * message: asked about such an offset, libpmemobj crashes or divides by
+ * zero (both seen with the root inode 1 MiB further on) */
+static void test_check_superblock_pointers_astray_refused(void **state)
+{
+	struct tpool *t = *state;
+	struct kmfs_pool p;
+	off_t at[4];
+	uint64_t good[4];
+	int fd;
+
+	fs_unmount(&t->fs);
+	memset(&t->fs, 0, sizeof(t->fs));
+	assert_int_equal(pool_open(t->path, &p), 0);
+	uint64_t *ptr[4] = { &p.sb->root_off, &p.sb->refs_off, &p.sb->units_off,
+			     &p.sb->arenas[0].obj_off };
+	for (int i = 0; i < 4; i++) {
+		at[i] = (char *)ptr[i] - p.base; /* file offset = pool offset */
+		good[i] = *ptr[i];
+	}
+	const uint64_t bad[] = {
+		4096, 8192, good[0] + (1u << 20), good[0] - (1u << 20), good[0] + 16,
+		good[0] - 64, p.sb->arenas[0].data_off + (64u << 20),
+		p.sb->arenas[0].data_off, good[1], good[0], good[3] + 4096,
+	};
+	pool_close(&p);
+	fd = open(t->path, O_RDWR);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 4; i++) {
+		for (size_t j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			if (bad[j] == good[i])
+				continue;
+			assert_int_equal(pwrite(fd, &bad[j], 8, at[i]), 8);
+			assert_int_equal(pool_open(t->path, &p), -EUCLEAN);
+		}
+		assert_int_equal(pwrite(fd, &good[i], 8, at[i]), 8);
+		assert_int_equal(pool_open(t->path, &p), 0);
+		pool_close(&p);
+	}
+	close(fd);
+	mount_fresh(t);
+}
+
 /* a data pointer naming another inode's live object is stale, not a
  * flipped type bit: the other inode keeps its data or entries */
 static void test_check_crosslinked_data_is_not_a_type(void **state)
@@ -819,6 +863,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_attr_flags,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_handle_tag,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_check_superblock_pointers_astray_refused,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_check_size_fix_stays_in_range,
 			tpool_setup_default, tpool_teardown),
