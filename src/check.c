@@ -300,7 +300,7 @@ static uint64_t lost_found(struct checker *c, struct txn *t)
 	lf->parent_off = sb->root_off;
 	lf->atime = lf->mtime = lf->ctime = lf->btime = now;
 	lf->generation = sb->next_generation++;
-	lf->handle_tag = pool_inode_tag(p, off, lf->generation);
+	/* its handle tag comes at the next writable mount (fs.c, tag_inode) */
 	if (dir_init(t, lf) < 0 || dir_add(t, root, name, strlen(name), off, DT_DIR) < 0)
 		return 0;
 	root->nlink++;
@@ -1187,6 +1187,13 @@ static void check_leaks(struct checker *c)
 			       c->o->repair ? " (freed)" : "");
 		if (c->o->repair) {
 			PMEMoid oid = pmemobj_oid(pool_ptr(c->p, o->off));
+			/* an inode whose type was damaged may be among them:
+			 * freed bytes must hold no handle tag (pool.h) */
+			if (o->size >= offsetof(struct kmfs_inode, handle_tag) + 8) {
+				struct kmfs_inode *ino = pool_ptr(c->p, o->off);
+				ino->handle_tag = 0;
+				pool_persist(c->p, &ino->handle_tag, 8);
+			}
 			pmemobj_free(&oid);
 			c->r->fixed++;
 		}

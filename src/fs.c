@@ -155,6 +155,25 @@ static struct vnode *vget(struct kmfs_fs *fs, uint64_t off)
 	return v;
 }
 
+/*
+ * Give inode OFF its handle tag (pool_inode_tag): after the transaction
+ * that made it committed, never inside it, because the bytes of an
+ * allocation that aborts, or that a crash undoes, stay in free space, and
+ * a handle must never find them. One aligned 8-byte store: after a crash
+ * it is there or 0, and a 0 gets its tag at the next writable mount. A
+ * pool with no key (format 1) keeps 0.
+ */
+static void tag_inode(struct kmfs_fs *fs, uint64_t off)
+{
+	struct kmfs_inode *ino = fs_inode(fs, off);
+	uint64_t tag = pool_inode_tag(&fs->pool, off, ino->generation);
+
+	if (tag && ino->handle_tag != tag) {
+		ino->handle_tag = tag;
+		pool_persist(&fs->pool, &ino->handle_tag, sizeof(ino->handle_tag));
+	}
+}
+
 /* Free an unlinked inode and everything it owns. */
 static int inode_destroy(struct kmfs_fs *fs, uint64_t off)
 {
@@ -174,8 +193,13 @@ static int inode_destroy(struct kmfs_fs *fs, uint64_t off)
 		rc = tx_free(ino->data_off);
 	if (rc == 0)
 		rc = xattr_destroy(&t, ino);
+	/* freed bytes keep what they held: no handle may find them */
 	if (rc == 0)
+		rc = TXADD(ino, handle_tag);
+	if (rc == 0) {
+		ino->handle_tag = 0;
 		rc = tx_free(off);
+	}
 	rc = txn_end(&t, rc);
 	if (rc < 0)
 		log_err("cannot free inode %llu: %s", (unsigned long long)off,
@@ -250,17 +274,9 @@ static int vlookup(struct kmfs_fs *fs, uint64_t off)
 /*
  * Count the inodes (df -i) and the directories not keyed (format 1) and,
  * on a writable mount, free those that were unlinked while open when the
- * daemon stopped, and tag those made before handle tags (once per pool:
- * one aligned 8-byte store each, whole or not there after a crash).
+ * daemon stopped, and tag those made before handle tags or left untagged
+ * by a crash (tag_inode).
  */
-static void tag_inode(struct kmfs_fs *fs, uint64_t off)
-{
-	struct kmfs_inode *ino = fs_inode(fs, off);
-
-	ino->handle_tag = pool_inode_tag(&fs->pool, off, ino->generation);
-	pool_persist(&fs->pool, &ino->handle_tag, sizeof(ino->handle_tag));
-}
-
 static void scan_inodes(struct kmfs_fs *fs)
 {
 	PMEMoid oid = pmemobj_first(fs->pool.pop);
@@ -277,7 +293,7 @@ static void scan_inodes(struct kmfs_fs *fs)
 
 			if (dir_unkeyed(&fs->pool, ino))
 				fs->unkeyed_dirs++;
-			if (!ino->handle_tag && !fs->readonly)
+			if (!fs->readonly)
 				tag_inode(fs, oid.off);
 			/* counted, so that inode_destroy's uncount balances */
 			atomic_fetch_add(&fs->nr_inodes, 1);
@@ -866,7 +882,8 @@ static int new_inode(struct kmfs_fs *fs, struct txn *t, struct kmfs_inode *dir,
 	if (rc < 0)
 		return rc;
 	ino->generation = sb->next_generation++;
-	ino->handle_tag = pool_inode_tag(&fs->pool, *off, ino->generation);
+	/* no handle_tag yet: tag_inode gives it once the transaction has
+	 * committed, since an aborted one leaves these bytes in free space */
 	return acl_inherit(t, dir, ino, cr->umask);
 }
 
@@ -924,8 +941,10 @@ static int create_node(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 		rc = dir_touch(dir, now);
 out_end:
 	rc = txn_end(&t, rc);
-	if (rc == 0)
+	if (rc == 0) {
 		atomic_fetch_add(&fs->nr_inodes, 1);
+		tag_inode(fs, off);
+	}
 	if (rc == 0)
 		rc = vlookup(fs, off);
 	if (rc == 0)
@@ -996,6 +1015,7 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 	if (rc < 0)
 		goto out;
 	atomic_fetch_add(&fs->nr_inodes, 1);
+	tag_inode(fs, off);
 	rc = vlookup_linkable(fs, off, linkable);
 	if (rc < 0)
 		inode_destroy(fs, off); /* no reference can be kept: never used */
@@ -1355,8 +1375,10 @@ int fs_rename(struct kmfs_fs *fs, uint64_t dir_ino, const char *name,
 	if (rc == 0 && ndir != dir)
 		rc = dir_touch(ndir, now);
 	rc = txn_end(&t, rc);
-	if (rc == 0 && (flags & FS_RENAME_WHITEOUT))
+	if (rc == 0 && (flags & FS_RENAME_WHITEOUT)) {
 		atomic_fetch_add(&fs->nr_inodes, 1);
+		tag_inode(fs, wo_off);
+	}
 out:
 	if (pin)
 		vput(fs, pin);

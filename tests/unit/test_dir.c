@@ -12,14 +12,21 @@
 
 
 /* tx_alloc is linked wrapped (-Wl,--wrap=tx_alloc): with no_tables set,
- * a bucket table cannot be had, as when libpmemobj has no run for its size */
+ * a bucket table cannot be had, as when libpmemobj has no run for its size;
+ * with no_targets, nor can a symlink's target; last_inode is the inode
+ * most recently allocated */
 uint64_t __real_tx_alloc(size_t size, unsigned type, bool zero);
-static bool no_tables;
+static bool no_tables, no_targets;
+static uint64_t last_inode;
 uint64_t __wrap_tx_alloc(size_t size, unsigned type, bool zero)
 {
-	if (no_tables && type == KMFS_T_DIRTABLE)
+	if ((no_tables && type == KMFS_T_DIRTABLE) ||
+	    (no_targets && type == KMFS_T_SYMLINK))
 		return 0;
-	return __real_tx_alloc(size, type, zero);
+	uint64_t off = __real_tx_alloc(size, type, zero);
+	if (type == KMFS_T_INODE)
+		last_inode = off;
+	return off;
 }
 
 static uint64_t mk(struct kmfs_fs *fs, uint64_t dir, const char *name)
@@ -213,12 +220,22 @@ static void test_dir_handles_name_live_inodes_only(void **state)
 	assert_int_equal(fs_lookup_handle(fs, g, &off), 0);
 	fs_forget(fs, g, 1);
 
-	/* removed, though still open */
+	/* removed, though still open; then freed, and its first bytes taken
+	 * by an object that leaves the rest (as a short symlink target does) */
 	assert_int_equal(fs_open(fs, u, O_RDONLY), 0);
 	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "u"), 0);
 	assert_int_equal(fs_lookup_handle(fs, u, &off), -ESTALE);
 	fs_release(fs, u);
 	fs_forget(fs, u, 1);
+	fs_inode(fs, u)->nlink = 1;
+	assert_int_equal(fs_lookup_handle(fs, u, &off), -ESTALE);
+
+	/* a create that aborts leaves its inode's bytes in free space */
+	no_targets = true;
+	assert_int_equal(fs_symlink(fs, FS_ROOT_INO, "s", "target", &root, &off), -ENOSPC);
+	no_targets = false;
+	assert_int_equal(fs_inode(fs, last_inode)->nlink, 1);
+	assert_int_equal(fs_lookup_handle(fs, last_inode, &off), -ESTALE);
 	fs_forget(fs, f, 1);
 	fs_forget(fs, g, 1);
 
