@@ -201,12 +201,62 @@ static int inode_destroy(struct kmfs_fs *fs, uint64_t off)
 		rc = tx_free(off);
 	}
 	rc = txn_end(&t, rc);
-	if (rc < 0)
-		log_err("cannot free inode %llu: %s", (unsigned long long)off,
-			strerror(-rc));
-	else
+	if (rc == 0)
 		atomic_fetch_sub(&fs->nr_inodes, 1);
 	return rc;
+}
+
+/* Keep OFF, an unlinked inode that could not be freed, for retry_frees.
+ * Without memory for it, the next mount frees it (scan_inodes). */
+static void retry_later(struct kmfs_fs *fs, uint64_t off)
+{
+	pthread_mutex_lock(&fs->retry_lock);
+	if (fs->nretry == fs->retry_cap) {
+		size_t cap = fs->retry_cap ? 2 * fs->retry_cap : 16;
+		uint64_t *v = realloc(fs->retry_free, cap * sizeof(*v));
+		if (v) {
+			fs->retry_free = v;
+			fs->retry_cap = cap;
+		}
+	}
+	if (fs->nretry < fs->retry_cap)
+		fs->retry_free[fs->nretry++] = off;
+	pthread_mutex_unlock(&fs->retry_lock);
+}
+
+/* Free the inodes retry_later kept: a freed inode has made room. */
+static void retry_frees(struct kmfs_fs *fs)
+{
+	uint64_t *v;
+	size_t n;
+
+	pthread_mutex_lock(&fs->retry_lock);
+	v = fs->retry_free;
+	n = fs->nretry;
+	fs->retry_free = NULL;
+	fs->nretry = fs->retry_cap = 0;
+	pthread_mutex_unlock(&fs->retry_lock);
+	if (!n)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (inode_destroy(fs, v[i]) < 0)
+			retry_later(fs, v[i]);
+	free(v);
+}
+
+/* Free unlinked inode OFF, which nothing refers to any more; if the pool
+ * has no room for that now, after the next inode that frees. */
+static void free_unlinked(struct kmfs_fs *fs, uint64_t off)
+{
+	int rc = inode_destroy(fs, off);
+
+	if (rc < 0) {
+		log_err("cannot free inode %llu yet (%s): trying again after "
+			"the next file freed", (unsigned long long)off, strerror(-rc));
+		retry_later(fs, off);
+	} else {
+		retry_frees(fs);
+	}
 }
 
 /*
@@ -240,7 +290,7 @@ static void vput_counts(struct kmfs_fs *fs, struct vnode *v, uint64_t nlookup,
 	pthread_rwlock_destroy(&v->lock);
 	free(v);
 	if (unlinked && !fs->readonly)
-		inode_destroy(fs, off);
+		free_unlinked(fs, off);
 }
 
 static void vput(struct kmfs_fs *fs, struct vnode *v)
@@ -297,8 +347,14 @@ static void scan_inodes(struct kmfs_fs *fs)
 				tag_inode(fs, oid.off);
 			/* counted, so that inode_destroy's uncount balances */
 			atomic_fetch_add(&fs->nr_inodes, 1);
-			if (orphan && !fs->readonly && inode_destroy(fs, oid.off) == 0)
-				freed++;
+			if (orphan && !fs->readonly) {
+				int rc = inode_destroy(fs, oid.off);
+				if (rc == 0)
+					freed++;
+				else
+					log_err("cannot free inode %llu: %s",
+						(unsigned long long)oid.off, strerror(-rc));
+			}
 		}
 		oid = next;
 	}
@@ -333,6 +389,7 @@ static void locks_destroy(struct kmfs_fs *fs)
 {
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->vlock);
+	pthread_mutex_destroy(&fs->retry_lock);
 	for (int i = 0; i < FS_TIMES_LOCKS; i++)
 		pthread_mutex_destroy(&fs->times_lock[i]);
 }
@@ -374,6 +431,7 @@ int fs_mount(struct kmfs_fs *fs, const char *path, const struct fs_opts *o)
 	fs->vtab_size = VTAB_SIZE;
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->vlock, NULL);
+	pthread_mutex_init(&fs->retry_lock, NULL);
 	for (int i = 0; i < FS_TIMES_LOCKS; i++)
 		pthread_mutex_init(&fs->times_lock[i], NULL);
 	fs->readonly = o->readonly;
@@ -407,6 +465,11 @@ void fs_unmount(struct kmfs_fs *fs)
 			vput_counts(fs, v, v->nlookup, v->nopen, 1);
 		}
 	}
+	/* what still finds no room is freed by the next mount */
+	retry_frees(fs);
+	free(fs->retry_free);
+	fs->retry_free = NULL;
+	fs->nretry = fs->retry_cap = 0;
 	if (!fs->readonly)
 		set_mounted(fs, false);
 	free(fs->vtab);
@@ -1018,7 +1081,7 @@ int fs_tmpfile(struct kmfs_fs *fs, uint64_t dir_ino, mode_t mode,
 	tag_inode(fs, off);
 	rc = vlookup_linkable(fs, off, linkable);
 	if (rc < 0)
-		inode_destroy(fs, off); /* no reference can be kept: never used */
+		free_unlinked(fs, off); /* no reference can be kept: never used */
 	else
 		*out_off = off;
 out:

@@ -88,6 +88,11 @@ struct kmfs_fs {
 	/* the kernel never looks the root up nor forgets it: pinned for the
 	 * mount, so its vnode does not come and go with each GETATTR */
 	struct vnode *root_pin;
+	/* unlinked inodes that could not be freed (a full pool: the undo log
+	 * found no room), tried again each time another inode is freed */
+	pthread_mutex_t retry_lock;
+	uint64_t *retry_free;
+	size_t nretry, retry_cap;
 };
 
 /*

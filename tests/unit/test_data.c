@@ -1199,6 +1199,35 @@ static void test_data_relatime_takes_any_times(void **state)
 					  INT64_MAX - 1), INT64_MAX);
 }
 
+/* an unlinked file whose freeing fails (a full undo log: seen with a
+ * full pool) is freed once another file is, not left until a remount */
+static void test_data_unlinked_file_freed_after_a_failed_free(void **state)
+{
+	struct kmfs_fs *fs = &((struct tpool *)*state)->fs;
+	static unsigned char buf[1 << 20];
+	struct statvfs before, held, after;
+	uint64_t a, b;
+
+	assert_int_equal(fs_statfs(fs, &before), 0);
+	a = new_file(fs, "a");
+	b = new_file(fs, "b");
+	memset(buf, 0xab, sizeof(buf));
+	do_write(fs, a, 0, buf, sizeof(buf));
+	do_write(fs, b, 0, buf, 4096);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "a"), 0);
+	fail_add_at = &fs_inode(fs, fs_ino_off(fs, a))->handle_tag;
+	fs_forget(fs, a, 1); /* its last reference: the free fails */
+	fail_add_at = NULL;
+	assert_int_equal(fs_statfs(fs, &held), 0);
+	assert_int_equal(before.f_files - before.f_ffree + 2, held.f_files - held.f_ffree);
+	assert_true(held.f_bfree + sizeof(buf) / 4096 <= before.f_bfree);
+	assert_int_equal(fs_unlink(fs, FS_ROOT_INO, "b"), 0);
+	fs_forget(fs, b, 1); /* b is freed, and a after it */
+	assert_int_equal(fs_statfs(fs, &after), 0);
+	assert_int_equal(after.f_files - after.f_ffree, before.f_files - before.f_ffree);
+	assert_int_equal(after.f_bfree, before.f_bfree);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1241,6 +1270,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_two_files_with_clones_match_models,
 			tpool_setup_default, tpool_teardown),
 		cmocka_unit_test_setup_teardown(test_data_relatime_takes_any_times,
+			tpool_setup_default, tpool_teardown),
+		cmocka_unit_test_setup_teardown(test_data_unlinked_file_freed_after_a_failed_free,
 			tpool_setup_default, tpool_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
