@@ -552,6 +552,9 @@ static bool map_ok(struct checker *c, uint64_t ioff, struct kmfs_inode *ino,
 	return true;
 }
 
+static void fix_u32(struct checker *c, uint32_t *field, uint32_t value);
+static void fix_u64(struct checker *c, uint64_t *field, uint64_t value);
+
 static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 {
 	uint64_t blocks = 0, end = 0;
@@ -565,22 +568,14 @@ static void check_file(struct checker *c, uint64_t ioff, struct kmfs_inode *ino)
 		report(c, "inode %#llx: size %llu is past the largest file%s",
 		       (unsigned long long)ioff, (unsigned long long)ino->size,
 		       c->o->repair ? " (set to the end of its data)" : "");
-		if (c->o->repair) {
-			ino->size = end < KMFS_FILE_PAGES_MAX ? end * KMFS_PAGE_SIZE :
-				    KMFS_FILE_SIZE_MAX;
-			pool_persist(c->p, &ino->size, sizeof(ino->size));
-			c->r->fixed++;
-		}
+		fix_u64(c, &ino->size, end < KMFS_FILE_PAGES_MAX ?
+			end * KMFS_PAGE_SIZE : KMFS_FILE_SIZE_MAX);
 	}
 	if (blocks != ino->blocks) {
 		report(c, "inode %#llx: block count %llu, extents map %llu%s",
 		       (unsigned long long)ioff, (unsigned long long)ino->blocks,
 		       (unsigned long long)blocks, c->o->repair ? " (fixed)" : "");
-		if (c->o->repair) {
-			ino->blocks = blocks;
-			pool_persist(c->p, &ino->blocks, sizeof(ino->blocks));
-			c->r->fixed++;
-		}
+		fix_u64(c, &ino->blocks, blocks);
 	}
 }
 
@@ -597,8 +592,6 @@ static void enqueue(struct checker *c, uint64_t off)
 	c->queue[c->qtail++] = off;
 }
 
-static void fix_u32(struct checker *c, uint32_t *field, uint32_t value);
-static void fix_u64(struct checker *c, uint64_t *field, uint64_t value);
 
 /* Does an entry of the run from RUN_HEAD up to E (at OFF) have E's name?
  * Equal names hash alike, so a second one is in the same run. */

@@ -236,8 +236,6 @@ static void retry_frees(struct kmfs_fs *fs)
 	fs->retry_free = NULL;
 	fs->nretry = fs->retry_cap = 0;
 	pthread_mutex_unlock(&fs->retry_lock);
-	if (!n)
-		return;
 	for (size_t i = 0; i < n; i++)
 		if (inode_destroy(fs, v[i]) < 0)
 			retry_later(fs, v[i]);
@@ -343,7 +341,9 @@ static void scan_inodes(struct kmfs_fs *fs)
 
 			if (dir_unkeyed(&fs->pool, ino))
 				fs->unkeyed_dirs++;
-			if (!fs->readonly)
+			/* the mount's check refused any other tag than 0 or
+			 * the inode's own */
+			if (!fs->readonly && !ino->handle_tag)
 				tag_inode(fs, oid.off);
 			/* counted, so that inode_destroy's uncount balances */
 			atomic_fetch_add(&fs->nr_inodes, 1);
